@@ -1,0 +1,3 @@
+from vidlatent.cli import main
+
+main(prog_name="vidlatent")

@@ -1,0 +1,94 @@
+"""Atomic outputs: a command's result appears whole or not at all.
+
+Every output is first written under a temporary name in the target's own folder (so the final
+rename stays on one file system) and renamed over the target only when writing succeeded.
+A failure, an exception or Ctrl-C removes the temporary file or folder instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from vidlatent.errors import OutputError, UsageError
+
+STDIO = "-"
+
+
+@contextlib.contextmanager
+def atomic_output(target: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
+
+    Args:
+        target: the final path of a file, or of a folder when ``directory`` is true.
+        directory: create a temporary folder instead of a file. An existing target folder is
+            replaced as a whole.
+
+    The temporary name keeps the target's suffix, so tools that pick a format from the
+    extension (ffmpeg) see the right one.
+    """
+    target = Path(target)
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {target}: folder {parent} does not exist; create it first")
+    prefix = f".{target.name}."
+    try:
+        if directory:
+            temporary = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=f".partial{target.suffix}", dir=parent)
+            os.close(fd)
+            temporary = Path(name)
+    except OSError as error:
+        raise OutputError(f"cannot write {target}: {error.strerror}; choose a writable folder") from error
+    try:
+        yield temporary
+        if directory:
+            _replace_directory(temporary, target)
+        else:
+            # mkstemp makes owner-only files; give the output ordinary permissions.
+            os.chmod(temporary, 0o666 & ~_current_umask())
+            os.replace(temporary, target)
+    except BaseException:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+        raise
+
+
+def _replace_directory(temporary: Path, target: Path) -> None:
+    os.chmod(temporary, 0o777 & ~_current_umask())
+    if target.exists():
+        if not target.is_dir():
+            raise OutputError(f"cannot write folder {target}: a file of that name exists; remove it or pick another name")
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.replace(target, retired / target.name)
+        os.replace(temporary, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(temporary, target)
+
+
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def refuse_overwriting_inputs(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Raise UsageError when ``output`` names the same file (or folder) as one of ``inputs``."""
+    if str(output) == STDIO:
+        return
+    out = Path(output)
+    for source in inputs:
+        if str(source) == STDIO:
+            continue
+        src = Path(source)
+        same = out.exists() and src.exists() and os.path.samefile(out, src)
+        if same or out.resolve() == src.resolve():
+            raise UsageError(f"output {output} is the input {source}; write to another path (-o)")

@@ -1,0 +1,89 @@
+"""The command line: a lazy click group and the mapping from errors to exit codes.
+
+Each subcommand lives in ``vidlatent/commands/<name>.py`` and is imported only when it runs
+(or when its help is asked for), so ``vidlatent --help`` and shell completion never import
+torch. Library errors become one line on stderr; tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from vidlatent import __version__
+from vidlatent.errors import VidlatentError
+
+# name -> module under vidlatent.commands; the module defines `command`.
+COMMANDS = {
+    "encode": "encode",
+    "decode": "decode",
+    "inspect": "inspect",
+}
+EXIT_INTERRUPTED = 130
+
+
+class CommandFailed(click.ClickException):
+    """A VidlatentError on its way out: one line on stderr and the error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"vidlatent: error: {self.format_message()}", err=True)
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = COMMANDS.get(name)
+        if module is None:
+            return None
+        return importlib.import_module(f"vidlatent.commands.{module}").command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(os.environ.get("VIDLATENT_DEBUG")) or "--debug" in sys.argv or ctx.params.get("debug", False)
+        try:
+            return super().invoke(ctx)
+        except VidlatentError as error:
+            if debug:
+                traceback.print_exc()
+            raise CommandFailed(str(error), error.exit_code) from error
+        except (KeyboardInterrupt, click.Abort):
+            click.echo("vidlatent: interrupted; no output was written", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader of our stdout went away (e.g. `| head`); nothing more can be said there.
+            sys.stderr.write("vidlatent: error: output pipe closed by the reader\n")
+            raise click.exceptions.Exit(1) from None
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except Exception as error:
+            if debug:
+                raise
+            raise CommandFailed(f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)", 1) from error
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="vidlatent")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors (also VIDLATENT_DEBUG=1).")
+def main(debug: bool) -> None:
+    """Generate and edit video with latent video diffusion models (Stable Video Diffusion).
+
+    Commands chain through .safetensors latent files, on disk or piped with `-`:
+
+    \b
+        vidlatent encode clip.mp4 --model tiny-random -o - | vidlatent decode - -o again.mp4
+
+    Try any command offline with --model tiny-random (a miniature random model: its output is
+    noise by design).
+    """

@@ -1,0 +1,71 @@
+"""vidlatent encode: a video into a latent clip."""
+
+from __future__ import annotations
+
+import click
+
+from vidlatent.commands._shared import (
+    Reporter, State, common_options, default_output, model_options, output_option, pass_state, require_binary_stdout,
+)
+
+
+def frame_selection_options(function):  # type: ignore[no-untyped-def]
+    """--start/--frames/--stride/--fps/--size: which frames of a video to read, at what size."""
+    for option in reversed(
+        [
+            click.option("--start", type=int, default=0, show_default=True, help="First frame to read (0-based)."),
+            click.option("--frames", type=int, help="Read at most this many frames."),
+            click.option("--stride", type=int, default=1, show_default=True, help="Keep every Nth frame."),
+            click.option("--fps", type=float, help="Resample to this frame rate instead of --stride."),
+            click.option("--size", metavar="WxH", help="Resize to this size (multiples of 64). Default: keep the aspect ratio at the model's native area."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  vidlatent encode clip.mp4 -o clip.safetensors
+  vidlatent encode clip.mp4 --model tiny-random --frames 14 -o - | vidlatent decode - -o back.mp4
+"""
+)
+@click.argument("video", type=click.Path(dir_okay=True, allow_dash=False))
+@output_option("Latent file to write (.safetensors), or - for stdout. Default: VIDEO's name with .safetensors.")
+@frame_selection_options
+@click.option("--chunk", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per VAE call; bounds the memory.")
+@model_options
+@common_options
+@pass_state
+def command(state: State, video: str, output: str | None, start: int, frames: int | None, stride: int,
+            fps: float | None, size: str | None, chunk: int, load, model_given: bool) -> None:  # type: ignore[no-untyped-def]
+    """Encode VIDEO (mp4, webm, mov, avi, gif, or a folder of images) into a latent clip.
+
+    Frames stream through the model's VAE CHUNK at a time, so memory does not grow with the
+    video's length. Only the VAE is loaded.
+    """
+    from vidlatent import media
+    from vidlatent.atomic import refuse_overwriting_inputs
+    from vidlatent.latentfile import is_latent_path, write
+    from vidlatent.errors import UsageError
+    from vidlatent.models import load_vae
+    from vidlatent.video import encode_video, plan_encode
+
+    report = Reporter(state)
+    output = output or default_output(video, ".safetensors")
+    if not is_latent_path(output):
+        raise UsageError(f"-o {output}: encode writes a latent file; name it *.safetensors or - for stdout")
+    require_binary_stdout(output)
+    refuse_overwriting_inputs(output, [video])
+    selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
+    explicit_size = media.parse_size(size) if size else None
+    selection.validate()
+    media.probe(video)  # an unreadable video fails before the model loads
+
+    model = load_vae(load, note=report.note)
+    plan = plan_encode(video, native_area=model.native_area, selection=selection, size=explicit_size)
+    with report.progress("encoding", plan.frames) as progress:
+        clip = encode_video(plan, model, chunk=chunk, progress=progress)
+    write(clip, output)
+    report.note(f"wrote {clip.frames} latent frames ({plan.size[0]}x{plan.size[1]} px, {clip.fps:g} fps) to {output}")

@@ -1,0 +1,40 @@
+"""What is in a latent clip: the library behind ``inspect``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vidlatent.latentfile import LatentClip
+
+
+def describe(clip: LatentClip) -> dict[str, Any]:
+    """A JSON-ready summary: metadata, shape, dtype, per-channel statistics and history."""
+    import torch
+
+    latents = clip.latents.float()  # (F, C, h, w)
+    per_channel = latents.transpose(0, 1).flatten(1)  # (C, F*h*w)
+    return {
+        "kind": clip.kind,
+        "model": clip.model,
+        "latent_space": clip.latent_space,
+        "frames": clip.frames,
+        "shape": list(clip.latents.shape),
+        "dtype": str(clip.latents.dtype).removeprefix("torch."),
+        "fps": clip.fps,
+        "duration_s": round(clip.frames / clip.fps, 6),
+        "width": clip.width,
+        "height": clip.height,
+        "seed": clip.seed,
+        "channels": [
+            {
+                "channel": index,
+                "mean": float(values.mean()),
+                "std": float(values.std()) if values.numel() > 1 else 0.0,
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+            for index, values in enumerate(per_channel)
+        ],
+        "history": list(clip.history),
+        "torch": torch.__version__,
+    }

@@ -1,0 +1,266 @@
+"""The latent file: vidlatent's versioned, on-disk contract (see docs/latent-format.md).
+
+A latent file is a safetensors file with one tensor ``latents`` of shape (F, C, H/8, W/8),
+scaled as diffusers' ``output_type="latent"`` leaves it (already multiplied by the VAE's
+scaling factor), and string metadata that says what the numbers mean. This module is the
+only one that reads or writes it; everything it rejects raises LatentFileError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vidlatent import __version__
+from vidlatent.atomic import STDIO, atomic_output
+from vidlatent.errors import IncompatibleLatentsError, LatentFileError
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT_NAME = "vidlatent.latents"
+FORMAT_VERSION = 1
+TENSOR_NAME = "latents"
+KINDS = ("clip", "direction")
+REQUIRED_KEYS = ("format", "format_version", "kind", "model", "latent_space", "fps", "height", "width", "history")
+
+
+@dataclass(frozen=True)
+class LatentSpace:
+    """What VAE and scaling a clip's numbers belong to.
+
+    ``fingerprint`` is a few numbers computed from the VAE's weights (see
+    vidlatent.codec.latent_space_of), compared with a tolerance so that the fp16, bf16 and fp32
+    copies of one VAE agree while two different VAEs of the same shape do not.
+    """
+
+    vae: str
+    channels: int
+    scaling_factor: float
+    fingerprint: tuple[float, ...]
+
+    FINGERPRINT_TOLERANCE = 0.05
+    _PATTERN = re.compile(r"^(?P<vae>\w+)/c(?P<channels>\d+)/s(?P<scale>[0-9.eE+-]+)/fp:(?P<fp>[0-9.eE+,-]+)$")
+
+    def __str__(self) -> str:
+        numbers = ",".join(f"{value:+.4f}" for value in self.fingerprint)
+        return f"{self.vae}/c{self.channels}/s{self.scaling_factor:g}/fp:{numbers}"
+
+    @classmethod
+    def parse(cls, text: str) -> LatentSpace:
+        match = cls._PATTERN.match(text)
+        if not match:
+            raise LatentFileError(f"latent_space {text!r} is not of the form VAE/cN/sSCALE/fp:A,B,C,D")
+        return cls(
+            vae=match["vae"],
+            channels=int(match["channels"]),
+            scaling_factor=float(match["scale"]),
+            fingerprint=tuple(float(value) for value in match["fp"].split(",")),
+        )
+
+    def matches(self, other: LatentSpace) -> bool:
+        return (
+            self.vae == other.vae
+            and self.channels == other.channels
+            and math.isclose(self.scaling_factor, other.scaling_factor, rel_tol=1e-6)
+            and len(self.fingerprint) == len(other.fingerprint)
+            and all(abs(a - b) <= self.FINGERPRINT_TOLERANCE for a, b in zip(self.fingerprint, other.fingerprint))
+        )
+
+
+@dataclass(frozen=True)
+class LatentClip:
+    """A latent video clip and what its numbers mean.
+
+    Args:
+        latents: (F, C, h, w) tensor, scaled by the VAE's scaling factor.
+        model: the model id or folder that made it.
+        latent_space: LatentSpace string of the VAE the numbers belong to.
+        fps: frames per second to play it at.
+        height, width: pixel size the latents decode to.
+        seed: the seed that generated it, where known.
+        history: every command that produced or changed it, oldest first.
+        kind: "clip", or "direction" for an edit direction.
+    """
+
+    latents: torch.Tensor
+    model: str
+    latent_space: str
+    fps: float
+    height: int
+    width: int
+    seed: int | None = None
+    history: tuple[dict[str, Any], ...] = ()
+    kind: str = "clip"
+
+    @property
+    def frames(self) -> int:
+        return int(self.latents.shape[0])
+
+    def with_step(self, command: str, arguments: dict[str, Any], **changes: Any) -> LatentClip:
+        """A copy with ``changes`` applied and ``command`` appended to the history."""
+        step = {"command": command, "arguments": _jsonable(arguments), "vidlatent": __version__}
+        return dataclasses.replace(self, history=(*self.history, step), **changes)
+
+    def require_space(self, expected: str, *, what: str = "this model") -> None:
+        """Raise IncompatibleLatentsError unless the clip belongs to ``expected``."""
+        if not LatentSpace.parse(self.latent_space).matches(LatentSpace.parse(expected)):
+            raise IncompatibleLatentsError(
+                f"the clip's latents belong to another VAE than {what} "
+                f"(clip: {self.latent_space} from {self.model}; expected {expected}); "
+                f"use --model {self.model} or re-encode the video with this model"
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    # Paths, tuples and other simple objects become plain JSON values in the history.
+    return json.loads(json.dumps(value, default=str))
+
+
+def to_bytes(clip: LatentClip) -> bytes:
+    """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes."""
+    from safetensors.torch import save
+
+    _validate_tensor(clip.latents, "clip")
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "kind": clip.kind,
+        "model": clip.model,
+        "latent_space": clip.latent_space,
+        "fps": repr(float(clip.fps)),
+        "height": str(int(clip.height)),
+        "width": str(int(clip.width)),
+        "seed": "" if clip.seed is None else str(int(clip.seed)),
+        "vidlatent_version": __version__,
+        "history": json.dumps(list(clip.history), sort_keys=True),
+    }
+    data = save({TENSOR_NAME: clip.latents.detach().cpu().contiguous()}, metadata=metadata)
+    return _with_sorted_header(data)
+
+
+def _with_sorted_header(data: bytes) -> bytes:
+    # safetensors writes its metadata map in a random order on each run; the header (an 8-byte
+    # little-endian length, then that many bytes of JSON) is re-written with sorted keys so
+    # that the same clip gives byte-identical files. The length stays the same: same pairs.
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    ordered = json.dumps(dict(sorted(header.items())), separators=(",", ":"), ensure_ascii=False).encode()
+    if len(ordered) > length:
+        return data
+    return data[:8] + ordered.ljust(length, b" ") + data[8 + length :]
+
+
+def from_bytes(data: bytes, *, source: str = "latent file") -> LatentClip:
+    """Parse and validate latent-file bytes; raise LatentFileError naming ``source`` on any fault."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if len(data) < 8:
+        raise LatentFileError(f"{source}: not a latent file (only {len(data)} bytes); expected a .safetensors file")
+    try:
+        tensors = load(data)
+    except SafetensorError as error:
+        raise LatentFileError(f"{source}: not a readable safetensors file ({error}); was it truncated or is it another format?") from error
+    length = int.from_bytes(data[:8], "little")
+    metadata = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+    return _clip_from(tensors, metadata, source)
+
+
+def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> LatentClip:
+    if metadata.get("format") != FORMAT_NAME:
+        raise LatentFileError(
+            f"{source}: a safetensors file but not a vidlatent latent file (format is {metadata.get('format')!r}, expected {FORMAT_NAME!r})"
+        )
+    version = metadata.get("format_version", "")
+    if version != str(FORMAT_VERSION):
+        raise LatentFileError(
+            f"{source}: latent format version {version!r} is not supported by vidlatent {__version__} "
+            f"(it reads version {FORMAT_VERSION}); upgrade vidlatent"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in metadata]
+    if missing:
+        raise LatentFileError(f"{source}: metadata lacks {', '.join(missing)}; the file is damaged or was not written by vidlatent")
+    if TENSOR_NAME not in tensors:
+        raise LatentFileError(f"{source}: no tensor named {TENSOR_NAME!r} (found {', '.join(sorted(tensors)) or 'none'})")
+    latents = tensors[TENSOR_NAME]
+    _validate_tensor(latents, source)
+    if metadata["kind"] not in KINDS:
+        raise LatentFileError(f"{source}: kind {metadata['kind']!r} is not one of {', '.join(KINDS)}")
+    LatentSpace.parse(metadata["latent_space"])
+    try:
+        fps = float(metadata["fps"])
+        height, width = int(metadata["height"]), int(metadata["width"])
+        seed = int(metadata["seed"]) if metadata.get("seed") else None
+        history = json.loads(metadata["history"])
+    except ValueError as error:
+        raise LatentFileError(f"{source}: malformed metadata ({error})") from error
+    if not (math.isfinite(fps) and fps > 0 and height > 0 and width > 0):
+        raise LatentFileError(f"{source}: fps, height and width must be positive (fps={fps}, {width}x{height})")
+    if not isinstance(history, list):
+        raise LatentFileError(f"{source}: history must be a JSON list")
+    return LatentClip(
+        latents=latents,
+        model=metadata["model"],
+        latent_space=metadata["latent_space"],
+        fps=fps,
+        height=height,
+        width=width,
+        seed=seed,
+        history=tuple(history),
+        kind=metadata["kind"],
+    )
+
+
+def _validate_tensor(latents: torch.Tensor, source: str) -> None:
+    import torch
+
+    if latents.ndim != 4:
+        raise LatentFileError(f"{source}: latents have shape {tuple(latents.shape)}; expected 4 dimensions (frames, channels, height/8, width/8)")
+    if not latents.is_floating_point():
+        raise LatentFileError(f"{source}: latents are {latents.dtype}; expected a floating-point tensor")
+    if latents.shape[0] < 1:
+        raise LatentFileError(f"{source}: the clip has no frames")
+    if not bool(torch.isfinite(latents).all()):
+        raise LatentFileError(f"{source}: latents contain NaN or infinite values; regenerate the clip")
+
+
+def read(path: str | os.PathLike[str]) -> LatentClip:
+    """Read and validate a latent file; ``-`` reads the bytes from standard input."""
+    if str(path) == STDIO:
+        if sys.stdin.isatty():
+            raise LatentFileError("-: standard input is a terminal; pipe a latent file in (… -o - | vidlatent …)")
+        return from_bytes(sys.stdin.buffer.read(), source="stdin")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError as error:
+        raise LatentFileError(f"{path}: no such file") from error
+    except IsADirectoryError as error:
+        raise LatentFileError(f"{path}: is a folder; expected a .safetensors latent file") from error
+    except OSError as error:
+        raise LatentFileError(f"{path}: cannot be read ({error.strerror})") from error
+    return from_bytes(data, source=str(path))
+
+
+def write(clip: LatentClip, path: str | os.PathLike[str]) -> None:
+    """Write ``clip`` atomically to ``path``; ``-`` writes the bytes to standard output."""
+    data = to_bytes(clip)
+    if str(path) == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def is_latent_path(path: str | os.PathLike[str]) -> bool:
+    """True for ``-`` and paths ending in .safetensors: where a command writes latents."""
+    return str(path) == STDIO or str(path).lower().endswith(".safetensors")

@@ -1,0 +1,560 @@
+"""Video and image IO: read frames, load images, resize, write videos.
+
+Frames are numpy arrays of shape (H, W, 3), dtype uint8, RGB. Videos are decoded and encoded
+by the ffmpeg that ships with imageio-ffmpeg (never a system ffmpeg), images by Pillow. This
+module does not import torch.
+
+Size policy. Stable Video Diffusion needs widths and heights that are multiples of 64, so an
+explicit ``--size`` must be one (``parse_size``). Without one, ``fit_size`` keeps the input's
+aspect ratio, scales it to about the model's native pixel area (1024x576 for SVD) and rounds
+each side to the nearest multiple of 64. Frames are brought to a size by scaling them until
+they *cover* it and center-cropping the excess (``resize_frame``, ``resize_image``): the
+picture is never stretched, and Pillow's LANCZOS filter antialiases when shrinking.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vidlatent.atomic import atomic_output
+from vidlatent.errors import MediaError, OutputError, UsageError
+
+SUPPORTED_VIDEO_READ = (".mp4", ".webm", ".mov", ".avi", ".gif", ".mkv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_WRITE_SUFFIXES = (".mp4", ".webm", ".gif")
+
+DEFAULT_FOLDER_FPS = 7.0  # SVD's training frame rate; a folder of images has no rate of its own
+SIZE_MULTIPLE = 64
+
+# Per output suffix: encoder, ffmpeg muxer and pixel format passed to imageio_ffmpeg.write_frames.
+_ENCODERS = {
+    ".mp4": ("libx264", "mp4", "yuv420p"),
+    ".webm": ("libvpx-vp9", "webm", "yuv420p"),
+    ".gif": ("gif", "gif", "pal8"),
+}
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which source frames to keep: ``start``, then every ``stride``-th (or resampled to ``fps``), at most ``frames``."""
+
+    start: int = 0
+    frames: int | None = None
+    stride: int = 1
+    fps: float | None = None
+
+    def validate(self) -> None:
+        """Raise UsageError when a value cannot be used."""
+        if self.start < 0:
+            raise UsageError(f"--start {self.start}: must be 0 or more (a source frame index)")
+        if self.frames is not None and self.frames < 1:
+            raise UsageError(f"--frames {self.frames}: must be 1 or more")
+        if self.stride < 1:
+            raise UsageError(f"--stride {self.stride}: must be 1 or more")
+        if self.fps is not None and not self.fps > 0:
+            raise UsageError(f"--fps {self.fps}: must be more than 0")
+        if self.fps is not None and self.stride != 1:
+            raise UsageError(f"--fps {self.fps} and --stride {self.stride}: give one or the other, not both")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A source's frame size, rate and length, before any selection (fps 0.0: unknown)."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None
+
+
+def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo:
+    """Describe a video file or a folder of images.
+
+    Args:
+        path: a video file (see SUPPORTED_VIDEO_READ) or a folder of images.
+        folder_fps: the frame rate to report for a folder of images.
+
+    The frame count of a video is exact: ffmpeg decodes the whole file once to count it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = _folder_images(path)
+        width, height = load_image(files[0]).size
+        return VideoInfo(width, height, float(folder_fps), len(files))
+    _check_video_file(path)
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = _next_or_media_error(reader, path)
+    finally:
+        reader.close()
+    try:
+        frame_count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except RuntimeError:
+        frame_count = None  # decodable header but no countable stream: report it as unknown
+    width, height = meta["size"]
+    return VideoInfo(int(width), int(height), float(meta["fps"]), frame_count)
+
+
+def selected_fps(info: VideoInfo, selection: FrameSelection) -> float:
+    """The frame rate of the selected frames: ``selection.fps``, else the source rate over the stride.
+
+    Args:
+        info: the source, from probe().
+        selection: the frames kept.
+    """
+    if selection.fps is not None:
+        return float(selection.fps)
+    return info.fps / selection.stride
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    selection: FrameSelection = FrameSelection(),
+    size: tuple[int, int] | None = None,
+    *,
+    folder_fps: float = DEFAULT_FOLDER_FPS,
+) -> Iterator[np.ndarray]:
+    """Stream the selected frames of a video or folder of images, one (H, W, 3) uint8 RGB array at a time.
+
+    Args:
+        path: a video file (see SUPPORTED_VIDEO_READ) or a folder of images, read in natural
+            order (frame2 before frame10).
+        selection: which frames to keep; validated first.
+        size: (width, height) to bring every frame to with resize_frame; None keeps the source size.
+        folder_fps: the source frame rate of a folder, used when ``selection.fps`` resamples it.
+
+    The source is decoded lazily and reading stops once ``selection.frames`` frames were
+    yielded, or when the consumer closes the generator. With ``selection.fps`` each output
+    time takes the nearest source frame, so a rate above the source's repeats frames.
+    Raises MediaError when the source is missing, unreadable or has no frame in the selection.
+    """
+    selection.validate()
+    path = Path(path)
+    if path.is_dir():
+        source: Generator[np.ndarray, None, None] = _folder_frames(path, same_size=size is None)
+        source_fps = float(folder_fps)
+    else:
+        _check_video_file(path)
+        import imageio_ffmpeg
+
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = _next_or_media_error(reader, path)
+        source = _video_frames(reader, path, meta["size"])
+        source_fps = float(meta["fps"])
+    if selection.fps is not None and source_fps <= 0:
+        source.close()
+        raise MediaError(f"{path}: the video's frame rate is unknown, so --fps cannot resample it; use --stride")
+
+    yielded = 0
+    seen = 0
+    try:
+        for index, frame in enumerate(source):
+            seen = index + 1
+            for _ in range(_copies(index, selection, source_fps)):
+                yield frame if size is None else resize_frame(frame, size)
+                yielded += 1
+                if selection.frames is not None and yielded >= selection.frames:
+                    return  # closing `source` in finally stops ffmpeg before the end of the file
+    finally:
+        source.close()
+    if yielded == 0 and seen == 0:
+        raise MediaError(f"{path}: the source has no frames; check the file is a complete video")
+    if yielded == 0:
+        raise MediaError(
+            f"{path}: no frames selected: the source has {seen} frame(s) and the selection starts at "
+            f"frame {selection.start}; choose a smaller --start"
+        )
+
+
+def _copies(index: int, selection: FrameSelection, source_fps: float) -> int:
+    """How many times source frame ``index`` appears in the selection (0 = skipped)."""
+    offset = index - selection.start
+    if offset < 0:
+        return 0
+    if selection.fps is None:
+        return 1 if offset % selection.stride == 0 else 0
+    # Output frame k shows time k / fps after the start; it takes the source frame nearest to
+    # that time, i.e. offset round(k * ratio). Count the k whose rounding lands on this offset.
+    ratio = source_fps / selection.fps
+    first = math.ceil((offset - 0.5) / ratio - 1e-9)  # smallest k with k * ratio + 0.5 >= offset
+    end = math.ceil((offset + 0.5) / ratio - 1e-9)  # smallest k with k * ratio + 0.5 >= offset + 1
+    return max(0, end - max(first, 0))
+
+
+def _video_frames(reader: Any, path: Path, size: tuple[int, int]) -> Generator[np.ndarray, None, None]:
+    width, height = size
+    try:
+        for data in reader:
+            # Copy out of the read-only bytes so callers get ordinary writable arrays.
+            yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3).copy()  # (H, W, 3) uint8
+    except (OSError, RuntimeError) as error:
+        raise MediaError(f"{path}: decoding failed ({_ffmpeg_reason(error)}); check the file is complete") from error
+    finally:
+        reader.close()
+
+
+def _folder_frames(folder: Path, same_size: bool) -> Generator[np.ndarray, None, None]:
+    """Decode the folder's images in order; with ``same_size``, all must match the first one."""
+    first_size = None
+    for file in _folder_images(folder):
+        image = load_image(file)
+        if first_size is None:
+            first_size = image.size
+        elif same_size and image.size != first_size:
+            raise MediaError(
+                f"{file}: {image.size[0]}x{image.size[1]} differs from the folder's first image "
+                f"({first_size[0]}x{first_size[1]}); give --size to resize all frames to one size"
+            )
+        yield np.asarray(image)  # (H, W, 3) uint8
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    files = [
+        entry
+        for entry in folder.iterdir()
+        if entry.suffix.lower() in IMAGE_SUFFIXES and not entry.name.startswith(".") and entry.is_file()
+    ]
+    if not files:
+        raise MediaError(f"{folder}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)}); put frames in it")
+    return sorted(files, key=_natural_key)
+
+
+def _natural_key(path: Path) -> tuple[list[str | int], str]:
+    # re.split with a group alternates text and digits, so same-position parts compare alike.
+    parts = re.split(r"(\d+)", path.name.casefold())
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)], path.name
+
+
+def _check_video_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(f"{path}: no such file; check the path")
+    if not path.is_file():
+        raise MediaError(f"{path}: not a regular file; give a video file or a folder of images")
+    if path.suffix.lower() not in SUPPORTED_VIDEO_READ:
+        raise MediaError(
+            f"{path}: '{path.suffix}' is not a video type this tool reads; "
+            f"use one of {', '.join(SUPPORTED_VIDEO_READ)} or a folder of images"
+        )
+
+
+def _next_or_media_error(reader: Any, path: Path) -> dict[str, Any]:
+    """The metadata read_frames yields first, or MediaError when ffmpeg cannot open the file."""
+    try:
+        return next(reader)
+    except (OSError, RuntimeError, ValueError, IndexError, StopIteration) as error:
+        reader.close()
+        raise MediaError(f"{path}: not a readable video ({_ffmpeg_reason(error)}); check the file") from error
+
+
+def _ffmpeg_reason(error: BaseException) -> str:
+    text = str(error)
+    if "does not contain any stream" in text:
+        return "no video stream"  # ffmpeg's last line would only say "Invalid argument"
+    # ffmpeg's stderr ends with its conclusion, e.g. "...: Invalid data found when processing input".
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1].rsplit(": ", 1)[-1] if lines else type(error).__name__
+
+
+def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
+    """Load an image as an 8-bit RGB Pillow image, upright and without transparency.
+
+    Args:
+        source: a path, or the contents of an image file (e.g. read from stdin).
+
+    EXIF orientation is applied; alpha and palette transparency are composited onto white;
+    16-bit grayscale is scaled (not clipped) to 8 bits; other modes go through Pillow's convert.
+    Raises MediaError for a missing file or data that is not an image.
+    """
+    name = "the image data" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes) and not Path(source).exists():
+        raise MediaError(f"{name}: no such file; check the path")
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise MediaError(f"{name}: not a file; give an image file")
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+            opened.load()  # decode now so truncated files fail here, inside the try
+            image = ImageOps.exif_transpose(opened)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        # Pillow's "cannot identify image file <path>" would repeat the name.
+        reason = "unknown format" if isinstance(error, UnidentifiedImageError) else str(error)
+        raise MediaError(f"{name}: not a readable image ({reason}); give a PNG, JPEG, WebP, BMP or TIFF file") from error
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image).astype(np.float64)  # (H, W)
+        # Pillow's own convert clips 16-bit values at 255; scale the 16-bit range instead.
+        # Mode "I" also holds 8-bit data, which is left as is.
+        if image.mode != "I" or values.max() > 255:
+            values = values / 257.0
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)  # (H, W) uint8
+        return Image.fromarray(gray).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WIDTHxHEIGHT`` (e.g. "1024x576") into (width, height).
+
+    Args:
+        text: the option value.
+
+    Raises UsageError unless both sides are positive multiples of 64.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise UsageError(f"--size {text}: expected WIDTHxHEIGHT, e.g. 1024x576")
+    width, height = int(match[1]), int(match[2])
+    if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+        raise UsageError(
+            f"--size {text}: width and height must be positive multiples of {SIZE_MULTIPLE} "
+            f"(SVD's requirement), e.g. 1024x576"
+        )
+    return width, height
+
+
+def fit_size(width: int, height: int, native_area: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+    """The default output size for a (width, height) input.
+
+    Args:
+        width: input width in pixels.
+        height: input height in pixels.
+        native_area: the model's native pixel count, e.g. 1024 * 576.
+        multiple: each side is a multiple of this.
+
+    Keeps the aspect ratio, scales to about ``native_area`` pixels and rounds each side to the
+    nearest multiple (halves round up), at least one multiple. So fit_size(1024, 576, 1024*576)
+    is (1024, 576), fit_size(576, 576, 1024*576) is (768, 768) and fit_size(1024, 576, 64*64)
+    is (64, 64): the minimum wins over the aspect ratio.
+    """
+    if min(width, height, native_area, multiple) <= 0:
+        raise ValueError(f"fit_size needs positive values, got {width}, {height}, {native_area}, {multiple}")
+    scale = math.sqrt(native_area / (width * height))
+
+    def side(length: int) -> int:
+        return max(multiple, math.floor(length * scale / multiple + 0.5) * multiple)
+
+    return side(width), side(height)
+
+
+def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bring a (H, W, 3) uint8 frame to ``size`` by cover-scaling and center-cropping (LANCZOS).
+
+    Args:
+        frame: (H, W, 3) uint8 RGB.
+        size: (width, height) of the result, which is (height, width, 3) uint8.
+
+    Returns ``frame`` itself when it already has that size.
+    """
+    _check_frame(frame)
+    if (frame.shape[1], frame.shape[0]) == tuple(size):
+        return frame
+    return np.array(resize_image(Image.fromarray(frame), size))  # (size[1], size[0], 3) uint8
+
+
+def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Bring a Pillow image to ``size`` by cover-scaling and center-cropping (LANCZOS).
+
+    Args:
+        image: any Pillow image.
+        size: (width, height) of the result.
+
+    Returns ``image`` itself when it already has that size.
+    """
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ValueError(f"size must be positive, got {width}x{height}")
+    if image.size == (width, height):
+        return image
+    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        shape = getattr(frame, "shape", None)
+        dtype = getattr(frame, "dtype", type(frame).__name__)
+        raise ValueError(f"a frame must be a (H, W, 3) uint8 array, got shape {shape} of {dtype}")
+
+
+def output_kind(path: str | os.PathLike[str]) -> str:
+    """Whether ``path`` names a video file ("video") or a folder of PNG frames ("folder").
+
+    Args:
+        path: the output path; an existing folder or a name without suffix is a folder.
+
+    Raises UsageError for any other suffix.
+    """
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_WRITE_SUFFIXES:
+        return "video"
+    if path.is_dir() or not path.suffix:
+        return "folder"
+    raise UsageError(
+        f"{path}: cannot write '{path.suffix}' output; use {', '.join(VIDEO_WRITE_SUFFIXES)} "
+        f"or a name without suffix for a folder of PNG frames"
+    )
+
+
+class _Abort(BaseException):
+    """Thrown into write_frames: a BaseException makes it kill ffmpeg instead of waiting for it."""
+
+
+class VideoWriter:
+    """Streams frames to an output chosen by the path's suffix, atomically.
+
+    .mp4 is H.264 (libx264, yuv420p, odd sizes padded to even; plays in browsers), .webm is
+    VP9, .gif uses ffmpeg's gif encoder with a palette computed for the clip, and a path
+    without a video suffix becomes a folder of PNGs named frame_00000.png, frame_00001.png, ...
+    Everything is written under a temporary name that replaces ``path`` only on close();
+    an exception inside ``with VideoWriter(...)`` (or Ctrl-C) leaves nothing behind.
+
+    Args:
+        path: the output file or folder.
+        fps: frames per second, more than 0.
+        quality: 1 (smallest) to 10 (best) for .mp4 and .webm, imageio's scale (6 is x264
+            CRF 20, VP9 CRF 25); ignored for .gif and PNGs.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, quality: int = 6) -> None:
+        if not fps > 0:
+            raise UsageError(f"--fps {fps}: must be more than 0")
+        if not 1 <= quality <= 10:
+            raise UsageError(f"--quality {quality}: must be from 1 (smallest file) to 10 (best)")
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.quality = quality
+        self.kind = output_kind(self.path)
+        self.frames_written = 0
+        self.size: tuple[int, int] | None = None  # (width, height), fixed by the first frame
+        self._encoder: Any = None  # the imageio_ffmpeg.write_frames generator, once started
+        self._atomic = atomic_output(self.path, directory=self.kind == "folder")
+        self._temporary: Path = self._atomic.__enter__()
+        self._open = True
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame; every frame must have the first frame's size.
+
+        Args:
+            frame: (H, W, 3) uint8 RGB.
+        """
+        if not self._open:
+            raise ValueError(f"{self.path}: the writer is closed")
+        _check_frame(frame)
+        size = (frame.shape[1], frame.shape[0])
+        if self.size is None:
+            self.size = size
+        elif size != self.size:
+            raise ValueError(f"frame {self.frames_written} is {size[0]}x{size[1]}, the video is {self.size[0]}x{self.size[1]}")
+        if self.kind == "folder":
+            self._write_png(frame)
+        else:
+            self._send(np.ascontiguousarray(frame))
+        self.frames_written += 1
+
+    def _write_png(self, frame: np.ndarray) -> None:
+        target = self._temporary / f"frame_{self.frames_written:05d}.png"
+        try:
+            Image.fromarray(frame).save(target)
+        except OSError as error:
+            self._abort()
+            raise OutputError(f"cannot write {self.path}: {error}; check the free space and permissions") from error
+
+    def _send(self, frame: np.ndarray) -> None:
+        try:
+            if self._encoder is None:
+                self._encoder = self._start_encoder()
+            self._encoder.send(frame)
+        except OSError as error:
+            self._abort()
+            raise OutputError(f"cannot write {self.path}: ffmpeg stopped ({_ffmpeg_reason(error)})") from error
+
+    def _start_encoder(self) -> Any:
+        import imageio_ffmpeg
+
+        suffix = self.path.suffix.lower()
+        codec, muxer, pix_fmt = _ENCODERS[suffix]
+        quality: int | None = self.quality
+        output_params = ["-f", muxer]
+        if suffix == ".mp4":
+            # libx264 with yuv420p needs even sizes: pad by one black pixel rather than rescale.
+            output_params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-movflags", "+faststart"]
+        elif suffix == ".webm":
+            # write_frames maps quality to -qscale:v, which libvpx ignores; use constant quality.
+            quality = None
+            crf = round((1 - self.quality / 10) * 63)
+            output_params += ["-crf", str(crf), "-b:v", "0", "-row-mt", "1", "-cpu-used", "4"]
+        else:
+            # One palette made from the whole clip looks far better than ffmpeg's fixed one.
+            quality = None
+            output_params += ["-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-loop", "0"]
+        encoder = imageio_ffmpeg.write_frames(
+            str(self._temporary),
+            self.size,
+            fps=self.fps,
+            codec=codec,
+            pix_fmt_out=pix_fmt,
+            quality=quality,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=output_params,
+        )
+        encoder.send(None)  # run the generator to its first yield, where it waits for frames
+        return encoder
+
+    def close(self) -> None:
+        """Finish the output and move it onto ``path``; raises OutputError when nothing was written."""
+        if not self._open:
+            return
+        try:
+            if self.frames_written == 0:
+                raise OutputError(f"cannot write {self.path}: no frames were given")
+            if self._encoder is not None:
+                self._encoder.close()  # waits for ffmpeg to encode the rest and write the file
+                if self._temporary.stat().st_size == 0:
+                    raise OutputError(f"cannot write {self.path}: ffmpeg wrote nothing (see its message above)")
+        except BaseException:
+            # Also on Ctrl-C while ffmpeg finishes: __exit__ does not run for errors raised in it.
+            self._abort()
+            raise
+        self._open = False
+        try:
+            self._atomic.__exit__(None, None, None)
+        except OSError as error:
+            raise OutputError(f"cannot write {self.path}: {error.strerror}; check the folder's permissions") from error
+
+    def _abort(self) -> None:
+        """Stop ffmpeg and delete the temporary output."""
+        if not self._open:
+            return
+        self._open = False
+        if self._encoder is not None:
+            try:
+                self._encoder.throw(_Abort())
+            except (_Abort, StopIteration, OSError):
+                pass
+        self._atomic.__exit__(_Abort, _Abort(), None)  # an exception makes atomic_output delete
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()

@@ -1,0 +1,120 @@
+"""Videos to latent clips and back: the library behind ``encode`` and ``decode``.
+
+Frames stream from the reader through the VAE and into the writer chunk by chunk; no
+function here holds a whole video of pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vidlatent import codec, media
+from vidlatent.latentfile import LatentClip
+from vidlatent.models import LoadedModel
+
+Progress = Callable[[int], None]
+
+
+def _no_progress(_: int) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """What ``encode_video`` will read, decided before any model is loaded."""
+
+    source: str
+    info: media.VideoInfo
+    selection: media.FrameSelection
+    size: tuple[int, int]  # (width, height), multiples of 64
+    fps: float
+    frames: int | None  # expected number of frames, where the source's length is known
+
+
+def plan_encode(
+    source: str | os.PathLike[str],
+    *,
+    native_area: int,
+    selection: media.FrameSelection = media.FrameSelection(),
+    size: tuple[int, int] | None = None,
+) -> EncodePlan:
+    """Probe ``source`` and settle the frame selection and the pixel size.
+
+    Args:
+        source: a video file or a folder of images.
+        native_area: the model's native pixel area, for the default size policy.
+        selection: which frames to keep.
+        size: (width, height) to resize to; default keeps the aspect ratio at the native area.
+    """
+    selection.validate()
+    info = media.probe(source)
+    chosen = size or media.fit_size(info.width, info.height, native_area)
+    frames = None
+    if info.frame_count is not None and selection.fps is None:
+        available = max(0, math.ceil((info.frame_count - selection.start) / selection.stride))
+        frames = available if selection.frames is None else min(available, selection.frames)
+    return EncodePlan(
+        source=str(source), info=info, selection=selection, size=chosen, fps=media.selected_fps(info, selection), frames=frames
+    )
+
+
+def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progress: Progress = _no_progress) -> LatentClip:
+    """Encode the frames ``plan`` selects into a latent clip with ``model``'s VAE."""
+    frames = media.iter_frames(plan.source, plan.selection, size=plan.size)
+    latents = codec.encode_frames(frames, model.vae, device=model.execution_device, chunk=chunk, progress=progress)
+    width, height = plan.size
+    clip = LatentClip(
+        latents=latents,
+        model=model.model_id,
+        latent_space=model.latent_space,
+        fps=plan.fps,
+        height=height,
+        width=width,
+    )
+    selection = plan.selection
+    return clip.with_step(
+        "encode",
+        {
+            "source": os.path.abspath(plan.source),
+            "start": selection.start,
+            "frames": selection.frames,
+            "stride": selection.stride,
+            "fps": selection.fps,
+            "size": f"{width}x{height}",
+            "model": model.model_id,
+        },
+    )
+
+
+def decode_clip(
+    clip: LatentClip,
+    model: LoadedModel,
+    output: str | os.PathLike[str],
+    *,
+    chunk: int = 8,
+    fps: float | None = None,
+    progress: Progress = _no_progress,
+) -> int:
+    """Decode ``clip`` with ``model``'s VAE and stream the frames into ``output``.
+
+    Args:
+        clip: the latent clip; refused unless it belongs to the model's latent space.
+        model: a loaded model with a VAE.
+        output: .mp4, .webm, .gif, or a folder for PNG frames; written atomically.
+        chunk: latent frames per decoder call.
+        fps: frame rate of the output; default the clip's.
+
+    Returns:
+        The number of frames written.
+    """
+    clip.require_space(model.latent_space, what=f"--model {model.model_id}")
+    writer: Any
+    with media.VideoWriter(output, fps=fps or clip.fps) as writer:
+        for frame in codec.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=chunk):
+            writer.write(frame)
+            progress(writer.frames_written)
+    return writer.frames_written
