@@ -33,8 +33,7 @@ def atomic_output(target: str | os.PathLike[str], *, directory: bool = False) ->
     """
     target = Path(target)
     parent = target.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {target}: folder {parent} does not exist; create it first")
+    _require_folder(target)
     prefix = f".{target.name}."
     try:
         if directory:
@@ -80,10 +79,24 @@ def _current_umask() -> int:
     return umask
 
 
-def refuse_overwriting_inputs(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
-    """Raise UsageError when ``output`` names the same file (or folder) as one of ``inputs``."""
+def _require_folder(target: Path) -> None:
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {target}: folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {target}: folder {parent} is not writable; choose another -o")
+
+
+def check_output(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Fail early, before any work: ``output``'s folder must be writable and it must not be an input.
+
+    Raises:
+        OutputError: the folder is missing or not writable.
+        UsageError: ``output`` names the same file (or folder) as one of ``inputs``.
+    """
     if str(output) == STDIO:
         return
+    _require_folder(Path(output))
     out = Path(output)
     for source in inputs:
         if str(source) == STDIO:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from vidlatent import __version__
+from vidlatent.commands._shared import State
 from vidlatent.errors import VidlatentError
 
 # name -> module under vidlatent.commands; the module defines `command`.
@@ -51,11 +52,13 @@ class LazyGroup(click.Group):
         return importlib.import_module(f"vidlatent.commands.{module}").command
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(os.environ.get("VIDLATENT_DEBUG")) or "--debug" in sys.argv or ctx.params.get("debug", False)
+        # Subcommands share this State object; their own --debug flag sets it too.
+        state = ctx.ensure_object(State)
+        state.debug = state.debug or bool(ctx.params.get("debug")) or bool(os.environ.get("VIDLATENT_DEBUG"))
         try:
             return super().invoke(ctx)
         except VidlatentError as error:
-            if debug:
+            if state.debug:
                 traceback.print_exc()
             raise CommandFailed(str(error), error.exit_code) from error
         except (KeyboardInterrupt, click.Abort):
@@ -68,7 +71,7 @@ class LazyGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit):
             raise
         except Exception as error:
-            if debug:
+            if state.debug:
                 raise
             raise CommandFailed(f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)", 1) from error
 

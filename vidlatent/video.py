@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidlatent import codec, media
+from vidlatent.errors import MediaError
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
 
@@ -25,48 +26,54 @@ def _no_progress(_: int) -> None:
 
 @dataclass(frozen=True)
 class EncodePlan:
-    """What ``encode_video`` will read, decided before any model is loaded."""
+    """What ``encode_video`` will read, decided (and validated) before any model is loaded."""
 
     source: str
     info: media.VideoInfo
     selection: media.FrameSelection
-    size: tuple[int, int]  # (width, height), multiples of 64
+    size: tuple[int, int] | None  # (width, height); None: fit to the model's native area
     fps: float
     frames: int | None  # expected number of frames, where the source's length is known
+
+    def size_for(self, native_area: int) -> tuple[int, int]:
+        """The pixel size to encode at: the one asked for, else the aspect ratio kept at ``native_area``."""
+        return self.size or media.fit_size(self.info.width, self.info.height, native_area)
 
 
 def plan_encode(
     source: str | os.PathLike[str],
     *,
-    native_area: int,
     selection: media.FrameSelection = media.FrameSelection(),
     size: tuple[int, int] | None = None,
 ) -> EncodePlan:
-    """Probe ``source`` and settle the frame selection and the pixel size.
+    """Probe ``source`` and check the frame selection, so bad input fails before a model loads.
 
     Args:
         source: a video file or a folder of images.
-        native_area: the model's native pixel area, for the default size policy.
         selection: which frames to keep.
-        size: (width, height) to resize to; default keeps the aspect ratio at the native area.
+        size: (width, height) to resize to; None keeps the aspect ratio at the model's native area.
     """
     selection.validate()
     info = media.probe(source)
-    chosen = size or media.fit_size(info.width, info.height, native_area)
     frames = None
     if info.frame_count is not None and selection.fps is None:
         available = max(0, math.ceil((info.frame_count - selection.start) / selection.stride))
         frames = available if selection.frames is None else min(available, selection.frames)
+        if frames == 0:
+            raise MediaError(
+                f"{source}: no frames selected: the source has {info.frame_count} frame(s) and the selection "
+                f"starts at frame {selection.start}; choose a smaller --start"
+            )
     return EncodePlan(
-        source=str(source), info=info, selection=selection, size=chosen, fps=media.selected_fps(info, selection), frames=frames
+        source=str(source), info=info, selection=selection, size=size, fps=media.selected_fps(info, selection), frames=frames
     )
 
 
 def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progress: Progress = _no_progress) -> LatentClip:
     """Encode the frames ``plan`` selects into a latent clip with ``model``'s VAE."""
-    frames = media.iter_frames(plan.source, plan.selection, size=plan.size)
+    width, height = plan.size_for(model.native_area)
+    frames = media.iter_frames(plan.source, plan.selection, size=(width, height))
     latents = codec.encode_frames(frames, model.vae, device=model.execution_device, chunk=chunk, progress=progress)
-    width, height = plan.size
     clip = LatentClip(
         latents=latents,
         model=model.model_id,

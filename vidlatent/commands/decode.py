@@ -31,14 +31,14 @@ def command(state: State, clip: str, output: str | None, chunk: int, fps: float 
     import dataclasses
 
     from vidlatent import latentfile, media
-    from vidlatent.atomic import refuse_overwriting_inputs
+    from vidlatent.atomic import check_output
     from vidlatent.models import load_vae
     from vidlatent.video import decode_clip
 
     report = Reporter(state)
     output = output or default_output(clip, ".mp4")
     media.output_kind(output)
-    refuse_overwriting_inputs(output, [clip])
+    check_output(output, [clip])
     latent_clip = latentfile.read(clip)
     if not model_given:
         load = dataclasses.replace(load, model=latent_clip.model)

@@ -46,7 +46,7 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
     video's length. Only the VAE is loaded.
     """
     from vidlatent import media
-    from vidlatent.atomic import refuse_overwriting_inputs
+    from vidlatent.atomic import check_output
     from vidlatent.latentfile import is_latent_path, write
     from vidlatent.errors import UsageError
     from vidlatent.models import load_vae
@@ -57,15 +57,11 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
     if not is_latent_path(output):
         raise UsageError(f"-o {output}: encode writes a latent file; name it *.safetensors or - for stdout")
     require_binary_stdout(output)
-    refuse_overwriting_inputs(output, [video])
+    check_output(output, [video])
     selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
-    explicit_size = media.parse_size(size) if size else None
-    selection.validate()
-    media.probe(video)  # an unreadable video fails before the model loads
-
+    plan = plan_encode(video, selection=selection, size=media.parse_size(size) if size else None)
     model = load_vae(load, note=report.note)
-    plan = plan_encode(video, native_area=model.native_area, selection=selection, size=explicit_size)
     with report.progress("encoding", plan.frames) as progress:
         clip = encode_video(plan, model, chunk=chunk, progress=progress)
     write(clip, output)
-    report.note(f"wrote {clip.frames} latent frames ({plan.size[0]}x{plan.size[1]} px, {clip.fps:g} fps) to {output}")
+    report.note(f"wrote {clip.frames} latent frames ({clip.width}x{clip.height} px, {clip.fps:g} fps) to {output}")

@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated, offline environment and the tiny-random model folder.
+
+Every test session builds tiny-random afresh in a temporary cache (a few seconds) and never
+touches the network: HF_HUB_OFFLINE is set and HF_HOME points at an empty folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="vidlatent-tests-"))
+os.environ["VIDLATENT_CACHE"] = str(_SESSION_HOME / "cache")
+os.environ["HF_HOME"] = str(_SESSION_HOME / "hf")
+os.environ["HF_HUB_OFFLINE"] = "1"
+for _name in ("VIDLATENT_MODEL", "VIDLATENT_DEVICE", "VIDLATENT_DTYPE", "VIDLATENT_OFFLOAD", "VIDLATENT_DEBUG"):
+    os.environ.pop(_name, None)
+
+
+def data_file(name: str) -> Path:
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"shared test data {path} is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The tiny-random diffusers folder, built once per session."""
+    from vidlatent.tiny import tiny_random_path
+
+    return tiny_random_path()
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny model of the same shapes but other random weights: an incompatible VAE."""
+    import vidlatent.tiny as tiny
+
+    folder = tmp_path_factory.mktemp("other") / "other-tiny"
+    original = tiny.SEED
+    tiny.SEED = 1
+    try:
+        tiny.save_tiny_random(folder)
+    finally:
+        tiny.SEED = original
+    return folder
+
+
+@pytest.fixture
+def vidlatent_cmd() -> list[str]:
+    """The command line that runs the installed CLI in a subprocess."""
+    return [sys.executable, "-m", "vidlatent"]
