@@ -24,6 +24,8 @@ COMMANDS = {
     "encode": "encode",
     "decode": "decode",
     "inspect": "inspect",
+    "generate": "generate",
+    "extend": "extend",
 }
 EXIT_INTERRUPTED = 130
 

@@ -35,6 +35,7 @@ VIDEO_WRITE_SUFFIXES = (".mp4", ".webm", ".gif")
 
 DEFAULT_FOLDER_FPS = 7.0  # SVD's training frame rate; a folder of images has no rate of its own
 SIZE_MULTIPLE = 64
+FRAME_NAME = re.compile(r"frame_\d{5,}\.png")  # the files of a PNG-frames output
 
 # Per output suffix: encoder, ffmpeg muxer and pixel format passed to imageio_ffmpeg.write_frames.
 _ENCODERS = {
@@ -88,7 +89,7 @@ def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FP
     """
     path = Path(path)
     if path.is_dir():
-        files = _folder_images(path)
+        files = folder_images(path)
         width, height = load_image(files[0]).size
         return VideoInfo(width, height, float(folder_fps), len(files))
     _check_video_file(path)
@@ -208,7 +209,7 @@ def _video_frames(reader: Any, path: Path, size: tuple[int, int]) -> Generator[n
 def _folder_frames(folder: Path, same_size: bool) -> Generator[np.ndarray, None, None]:
     """Decode the folder's images in order; with ``same_size``, all must match the first one."""
     first_size = None
-    for file in _folder_images(folder):
+    for file in folder_images(folder):
         image = load_image(file)
         if first_size is None:
             first_size = image.size
@@ -220,7 +221,8 @@ def _folder_frames(folder: Path, same_size: bool) -> Generator[np.ndarray, None,
         yield np.asarray(image)  # (H, W, 3) uint8
 
 
-def _folder_images(folder: Path) -> list[Path]:
+def folder_images(folder: Path) -> list[Path]:
+    """The images in ``folder`` (no hidden files), in natural order: frame2 before frame10."""
     files = [
         entry
         for entry in folder.iterdir()
@@ -404,11 +406,21 @@ def output_kind(path: str | os.PathLike[str]) -> str:
     if path.suffix.lower() in VIDEO_WRITE_SUFFIXES:
         return "video"
     if path.is_dir() or not path.suffix:
+        _require_frames_folder(path)
         return "folder"
     raise UsageError(
         f"{path}: cannot write '{path.suffix}' output; use {', '.join(VIDEO_WRITE_SUFFIXES)} "
         f"or a name without suffix for a folder of PNG frames"
     )
+
+
+def _require_frames_folder(path: Path) -> None:
+    # A frames folder is replaced whole; never a folder that holds anything else.
+    if path.is_dir() and any(not FRAME_NAME.fullmatch(entry.name) for entry in path.iterdir()):
+        raise UsageError(
+            f"{path}: the folder holds other files, and a frames output replaces its folder whole; "
+            "give a new or empty folder, or a video name such as out.mp4"
+        )
 
 
 class _Abort(BaseException):
@@ -468,7 +480,7 @@ class VideoWriter:
         self.frames_written += 1
 
     def _write_png(self, frame: np.ndarray) -> None:
-        target = self._temporary / f"frame_{self.frames_written:05d}.png"
+        target = self._temporary / f"frame_{self.frames_written:05d}.png"  # matches FRAME_NAME
         try:
             Image.fromarray(frame).save(target)
         except OSError as error:

@@ -129,3 +129,53 @@ class Reporter:
         ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda done: bar.update(task, completed=done)
+
+
+def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """SVD's knobs, handed to the command as one ``knobs`` (a vidlatent.generation.Knobs).
+
+    Left out, each takes the pipeline's own default (shown in brackets).
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, frames: int | None, steps: int | None, cond_fps: int | None, motion: int | None,
+                noise_aug: float | None, min_guidance: float | None, max_guidance: float | None, **kwargs: Any) -> Any:
+        from vidlatent.generation import Knobs
+
+        knobs = Knobs(frames=frames, steps=steps, fps=cond_fps, motion=motion, noise_aug=noise_aug,
+                      min_guidance=min_guidance, max_guidance=max_guidance)
+        knobs.validate()
+        return function(*args, knobs=knobs, **kwargs)
+
+    options = [
+        click.option("--frames", type=int, help="Frames to generate [the model's: 14 for SVD, 25 for SVD-XT]."),
+        click.option("--steps", type=int, help="Denoising steps [25]."),
+        click.option("--fps", "cond_fps", type=int, help="Frame rate the model is conditioned on, and the clip's [7]."),
+        click.option("--motion", type=int, help="Motion bucket id, 1-255: higher means more motion [127]."),
+        click.option("--noise-aug", type=float, help="Noise added to the conditioning image; more frees the motion [0.02]."),
+        click.option("--min-guidance", type=float, help="Guidance at the first frame; it rises linearly over frames [1.0]."),
+        click.option("--max-guidance", type=float, help="Guidance at the last frame [3.0]."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def seed_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--seed", type=click.IntRange(0, 2**63 - 1),
+        help='Seed of torch.Generator("cpu"): the same on every device. Default: a random seed, printed and recorded.',
+    )(function)
+
+
+def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--low-vram and its parts; they only change memory use and speed, never the result."""
+    options = [
+        click.option("--low-vram", is_flag=True,
+                     help="All of: --offload model, --forward-chunking, --decode-chunk 2 (SVD-XT in under 8 GB)."),
+        click.option("--forward-chunking", is_flag=True, help="Run the UNet's feed-forward layers in chunks: less memory, slower."),
+        click.option("--decode-chunk", type=click.IntRange(min=1), help="Frames per VAE decode call [the model's frame count: 14 for SVD, 25 for SVD-XT]."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function

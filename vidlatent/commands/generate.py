@@ -1,0 +1,188 @@
+"""vidlatent generate: image(s) to video with Stable Video Diffusion."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from vidlatent.atomic import STDIO
+from vidlatent.commands._shared import (
+    Reporter, State, common_options, low_memory_options, model_options, output_option, pass_state,
+    require_binary_stdout, sampling_options, seed_option,
+)
+from vidlatent.errors import UsageError
+
+LATENT_SUFFIX = ".safetensors"
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  vidlatent generate photo.png
+  vidlatent generate photo.png --model tiny-random --frames 6 --seed 1 -o clip.mp4
+  vidlatent generate photo.png --seed 7 -o - | vidlatent extend - -o - | vidlatent decode - -o long.mp4
+  vidlatent generate shots/ --num-videos 2 -o out/{stem}-{index}.mp4
+"""
+)
+@click.argument("images", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@output_option(
+    "What to write: a video (.mp4, .webm, .gif, or a folder for PNG frames), a latent file (.safetensors), "
+    "or - for latents on stdout. With several outputs: a folder, or a pattern with {stem} and {index}. "
+    "Default: IMAGE's name with .mp4."
+)
+@click.option("--latent-out", metavar="PATH", help="Also write the latents here (a pattern or folder with several outputs).")
+@sampling_options
+@seed_option
+@click.option("--num-videos", type=click.IntRange(min=1), default=1, show_default=True, help="Videos per image; video i uses seed+i.")
+@click.option("--size", metavar="WxH", help="Pixel size, multiples of 64. Default: the image's aspect ratio at the model's native area.")
+@low_memory_options
+@model_options
+@common_options
+@pass_state
+def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, knobs, seed: int | None,  # type: ignore[no-untyped-def]
+            num_videos: int, size: str | None, low_vram: bool, forward_chunking: bool, decode_chunk: int | None,
+            load, model_given: bool) -> None:
+    """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on stdin).
+
+    Unset knobs take the diffusers pipeline's own defaults, and --seed N hands
+    torch.Generator("cpu").manual_seed(N) to the pipeline: the latents equal, bit for bit, those
+    of a diffusers script that does the same. Without --seed a random seed is drawn, printed on
+    stderr and recorded in the latent file.
+    """
+    from vidlatent import latentfile, media
+    from vidlatent.generation import file_sha256, generate, random_seed
+    from vidlatent.models import load_pipeline
+    from vidlatent.video import decode_clip
+
+    report = Reporter(state)
+    sources = expand_images(images)
+    explicit_size = media.parse_size(size) if size else None
+    outputs = plan_outputs(sources, num_videos, output, ".mp4")
+    latent_outputs = plan_outputs(sources, num_videos, latent_out, LATENT_SUFFIX) if latent_out else None
+    # Read every image now: a bad one fails in a blink, before the model loads.
+    image_bytes = {source: read_image_bytes(source) for source in sources}
+    for data in image_bytes.values():
+        media.load_image(data)
+    for path in [p for row in outputs + (latent_outputs or []) for p in row]:
+        prepare_output(path, sources)
+
+    if low_vram:
+        load = dataclasses.replace(load, offload="model")
+        forward_chunking = True
+        decode_chunk = decode_chunk or 2
+    base_seed = random_seed() if seed is None else seed
+    if seed is None:
+        report.note(f"seed {base_seed} (pass --seed {base_seed} to repeat this run)")
+    model = load_pipeline(load, note=report.note)
+    if forward_chunking:
+        model.pipeline.unet.enable_forward_chunking()
+
+    steps = knobs.resolved(model.pipeline).steps
+    for source_index, source in enumerate(sources):
+        data = image_bytes[source]
+        image = media.load_image(data)
+        for index in range(num_videos):
+            video_seed = base_seed + index
+            with report.progress(f"generating {Path(source).name if source != STDIO else 'stdin'}", steps) as progress:
+                clip = generate(model, image, knobs=knobs, seed=video_seed, size=explicit_size,
+                                source=source if source == STDIO else str(Path(source).resolve()),
+                                image_sha256=file_sha256(data), progress=progress)
+            target = outputs[source_index][index]
+            if latent_outputs:
+                latentfile.write(clip, latent_outputs[source_index][index])
+            if latentfile.is_latent_path(target):
+                latentfile.write(clip, target)
+            else:
+                with report.progress("decoding", clip.frames) as progress:
+                    decode_clip(clip, model, target, chunk=decode_chunk or clip.frames, progress=progress)
+            report.note(f"wrote {target} ({clip.frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
+
+
+def prepare_output(path: str, sources: list[str]) -> None:
+    """Check an output before any work: a known kind, a writable folder (made if missing), not an input."""
+    from vidlatent import latentfile, media
+    from vidlatent.atomic import check_output
+
+    if latentfile.is_latent_path(path):
+        require_binary_stdout(path)
+    else:
+        media.output_kind(path)
+    if path != STDIO:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    check_output(path, sources)
+
+
+def read_image_bytes(source: str) -> bytes:
+    """The bytes of an image file, or of standard input for ``-``."""
+    from vidlatent.errors import MediaError
+
+    if source == STDIO:
+        if sys.stdin.isatty():
+            raise UsageError("-: standard input is a terminal; pipe an image in (cat photo.png | vidlatent generate - -o …)")
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except FileNotFoundError as error:
+        raise MediaError(f"{source}: no such image") from error
+    except OSError as error:
+        raise MediaError(f"{source}: cannot be read ({error.strerror})") from error
+
+
+def expand_images(arguments: tuple[str, ...]) -> list[str]:
+    """Image arguments as a list of files: folders become their images, in natural order."""
+    from vidlatent.media import folder_images
+
+    sources: list[str] = []
+    for argument in arguments:
+        if argument != STDIO and Path(argument).is_dir():
+            sources.extend(str(image) for image in folder_images(Path(argument)))
+        else:
+            sources.append(argument)
+    if sources.count(STDIO) > 1:
+        raise UsageError("- (stdin) can be given only once")
+    return sources
+
+
+def plan_outputs(sources: list[str], count: int, output: str | None, suffix: str) -> list[list[str]]:
+    """The output path of video ``index`` of each source: ``result[source][index]``.
+
+    Args:
+        sources: the input images.
+        count: videos per image.
+        output: -o as given: None (next to each input), a path (one output), a folder, or a
+            pattern with {stem} (input name without suffix), {index} and {name} ({stem}, plus
+            -{index} when there are several videos per image).
+        suffix: the suffix of derived names.
+    """
+    several = len(sources) * count > 1
+    planned: list[list[str]] = []
+    for source in sources:
+        stem = "stdin" if source == STDIO else Path(source).stem
+        row = []
+        for index in range(count):
+            name = stem if count == 1 else f"{stem}-{index}"
+            if output is None:
+                if source == STDIO:
+                    raise UsageError("reading the image from stdin, there is no name to derive an output from; give -o PATH")
+                row.append(str(Path(source).with_name(name + suffix)))
+            elif "{" in output:
+                try:
+                    row.append(output.format(stem=stem, index=index, name=name))
+                except (KeyError, IndexError, ValueError) as error:
+                    raise UsageError(f"-o {output}: a pattern may use {{stem}}, {{index}} and {{name}} only ({error})") from error
+            elif not several:
+                row.append(output)
+            elif output == STDIO or Path(output).suffix:
+                raise UsageError(
+                    f"-o {output}: there are {len(sources) * count} outputs; give a folder or a pattern such as out/{{stem}}-{{index}}{suffix}"
+                )
+            else:
+                row.append(str(Path(output) / (name + suffix)))
+        planned.append(row)
+    flat = [path for row in planned for path in row]
+    if len(set(flat)) != len(flat):
+        raise UsageError(f"-o {output}: several outputs would get the same name; use a pattern with {{index}} or {{stem}}")
+    return planned
