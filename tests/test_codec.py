@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import data_file  # tests/ has no __init__.py: pytest puts tests/ on sys.path
+from tests.conftest import data_file
 from vidlatent import codec, media
 from vidlatent.models import LoadOptions, load_vae
 

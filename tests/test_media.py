@@ -527,12 +527,20 @@ def test_writer_without_frames_leaves_nothing(tmp_path: Path) -> None:
 def test_writer_replaces_existing_outputs(tmp_path: Path) -> None:
     video = tmp_path / "clip.mp4"
     video.write_text("old")
-    folder = make_folder(tmp_path / "frames", ["old1.png", "old2.png", "old3.png"])
+    folder = make_folder(tmp_path / "frames", ["frame_00000.png", "frame_00001.png", "frame_00002.png"])
     for target in (video, folder):
         with VideoWriter(target, fps=5.0) as writer:
             writer.write(ramp_frame(64, 64))
         assert probe(target, folder_fps=5.0).frame_count == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "frames"]
+
+
+def test_writer_never_replaces_a_folder_of_other_files(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "photos", ["holiday.png", "frame_00000.png"])
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="holds other files"):
+        VideoWriter(folder, fps=5.0)
+    assert sorted(p.name for p in folder.iterdir()) == ["frame_00000.png", "holiday.png", "notes.txt"]
 
 
 def test_module_does_not_import_torch() -> None:

@@ -404,6 +404,27 @@ def test_another_pipeline_class_is_refused(tiny_model, tmp_path):
     assert "\n" not in message
 
 
+def test_load_vae_refuses_another_pipelines_vae(tiny_model, tmp_path):
+    from diffusers import AutoencoderKL
+
+    folder = copy_model(tiny_model, tmp_path)
+    shutil.rmtree(folder / "vae")
+    torch.manual_seed(0)
+    AutoencoderKL(
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        sample_size=64,
+    ).save_pretrained(folder / "vae")
+    index = json.loads((folder / "model_index.json").read_text())
+    index.update(_class_name="StableDiffusionPipeline", vae=["diffusers", "AutoencoderKL"])
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError, match="not a Stable Video Diffusion model"):
+        load_vae(LoadOptions(model=str(folder)))
+
+
 def test_unreadable_model_index_is_refused(tiny_model, tmp_path):
     folder = copy_model(tiny_model, tmp_path)
     (folder / "model_index.json").write_text("{not json")

@@ -221,7 +221,8 @@ def _quiet_libraries() -> None:
     # latent bytes and stderr belongs to our own progress, so they are silenced.
     import diffusers.utils.logging as diffusers_logging
 
-    diffusers_logging.set_verbosity_error()
+    # Errors too: diffusers logs failures it then raises, and those become our one-line errors.
+    diffusers_logging.set_verbosity(diffusers_logging.CRITICAL)
     diffusers_logging.disable_progress_bar()
     try:
         import transformers.utils.logging as transformers_logging
@@ -250,6 +251,7 @@ def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
     """Load only the VAE of ``options.model`` (for encode and decode)."""
     device, dtype, _ = _placement(options, ("vae",), note)
     folder = model_folder(options.model, ("vae",), fp16=dtype == _fp16())
+    _check_pipeline_class(folder, options.model)
     _quiet_libraries()
     from diffusers import AutoencoderKLTemporalDecoder
 

@@ -64,8 +64,8 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     latent_outputs = plan_outputs(sources, num_videos, latent_out, LATENT_SUFFIX) if latent_out else None
     # Read every image now: a bad one fails in a blink, before the model loads.
     image_bytes = {source: read_image_bytes(source) for source in sources}
-    for data in image_bytes.values():
-        media.load_image(data)
+    for source, data in image_bytes.items():
+        media.load_image(data if source == STDIO else source)
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, sources)
 
