@@ -10,7 +10,6 @@ remote code runs. Commands ask only for the components they need.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

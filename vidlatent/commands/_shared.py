@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import click
 
+from vidlatent import __version__
 from vidlatent.atomic import STDIO
 from vidlatent.errors import UsageError
 from vidlatent.models import DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, LoadOptions
@@ -26,6 +29,7 @@ class State:
 
     quiet: bool = False
     debug: bool = False
+    json: bool = False
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)
@@ -40,7 +44,11 @@ def _set_state(field: str) -> Callable[[click.Context, click.Parameter, Any], No
 
 
 def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--quiet and --debug, accepted after any subcommand."""
+    """--json, --quiet and --debug, accepted after any subcommand."""
+    function = click.option(
+        "--json", is_flag=True, expose_value=False, callback=_set_state("json"),
+        help="Print one JSON object describing the result (docs/json.md): on stdout, or on stderr when stdout carries latents.",
+    )(function)
     function = click.option(
         "--debug", is_flag=True, expose_value=False, callback=_set_state("debug"), help="Show tracebacks of errors."
     )(function)
@@ -97,10 +105,18 @@ def require_binary_stdout(output: str) -> None:
 
 
 class Reporter:
-    """Notes and progress bars on stderr (stdout carries data only); silent with --quiet."""
+    """Notes, progress bars and the --json summary; stdout carries data only.
 
-    def __init__(self, state: State) -> None:
+    Notes and progress go to stderr and --quiet silences them. Phases timed with ``timed``
+    end up in the summary's ``timings``.
+    """
+
+    def __init__(self, state: State, command: str = "") -> None:
         self.quiet = state.quiet
+        self.json = state.json
+        self.command = command
+        self.timings: dict[str, float] = {}
+        self._started = time.perf_counter()
         self._console: Any = None
 
     @property
@@ -110,6 +126,31 @@ class Reporter:
 
             self._console = Console(stderr=True, highlight=False)
         return self._console
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the time spent in the block to ``timings[phase + "_s"]``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            key = f"{phase}_s"
+            self.timings[key] = round(self.timings.get(key, 0.0) + time.perf_counter() - started, 4)
+
+    def summary(self, outputs: list[dict[str, Any]], *, stdout_busy: bool, **fields: Any) -> None:
+        """With --json, print the one summary object (docs/json.md) once the work is done.
+
+        Args:
+            outputs: one entry per file written (see ``output_entry``).
+            stdout_busy: stdout carries latent bytes, so the summary goes to stderr.
+            fields: command-specific fields (model, seed, ...).
+        """
+        if not self.json:
+            return
+        timings = dict(self.timings, total_s=round(time.perf_counter() - self._started, 4))
+        payload = {"command": self.command, "vidlatent": __version__, **fields, "outputs": outputs, "timings": timings}
+        text = json.dumps(payload, sort_keys=False)
+        click.echo(text, err=stdout_busy)
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -168,14 +209,148 @@ def seed_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
+@dataclass(frozen=True)
+class LowMemory:
+    """The memory switches of a sampling command, with --low-vram already expanded."""
+
+    offload_model: bool = False
+    forward_chunking: bool = False
+    decode_chunk: int | None = None
+
+
 def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--low-vram and its parts; they only change memory use and speed, never the result."""
+    """--low-vram and its parts, handed to the command as one ``memory: LowMemory``.
+
+    They change memory use and speed, never the result.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, low_vram: bool, forward_chunking: bool, decode_chunk: int | None, **kwargs: Any) -> Any:
+        memory = LowMemory(
+            offload_model=low_vram,
+            forward_chunking=forward_chunking or low_vram,
+            decode_chunk=decode_chunk or (2 if low_vram else None),
+        )
+        return function(*args, memory=memory, **kwargs)
+
     options = [
         click.option("--low-vram", is_flag=True,
                      help="All of: --offload model, --forward-chunking, --decode-chunk 2 (SVD-XT in under 8 GB)."),
         click.option("--forward-chunking", is_flag=True, help="Run the UNet's feed-forward layers in chunks: less memory, slower."),
-        click.option("--decode-chunk", type=click.IntRange(min=1), help="Frames per VAE decode call [the model's frame count: 14 for SVD, 25 for SVD-XT]."),
+        click.option("--decode-chunk", type=click.IntRange(min=1),
+                     help="Frames per VAE decode call [the model's frame count: 14 for SVD, 25 for SVD-XT]."),
     ]
     for option in reversed(options):
-        function = option(function)
-    return function
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter) -> Any:
+    """Load the full pipeline for a sampling command, with its memory switches applied."""
+    import dataclasses
+
+    from vidlatent.models import load_pipeline
+
+    if memory.offload_model:
+        load = dataclasses.replace(load, offload="model")
+    with report.timed("load"):
+        model = load_pipeline(load, note=report.note)
+    if memory.forward_chunking:
+        model.pipeline.unet.enable_forward_chunking()
+    return model
+
+
+def announce_seed(report: Reporter, seed: int) -> None:
+    report.note(f"seed {seed} (pass --seed {seed} to repeat this run)")
+
+
+def write_clip(clip: Any, target: str, model: Any, memory: LowMemory, report: Reporter) -> dict[str, Any]:
+    """Write ``clip`` to ``target``: latents as they are, or decoded to a video; returns its summary entry."""
+    from vidlatent import latentfile
+    from vidlatent.video import decode_clip
+
+    if latentfile.is_latent_path(target):
+        latentfile.write(clip, target)
+    else:
+        chunk = memory.decode_chunk or int(model.pipeline.unet.config.num_frames)
+        with report.timed("decode"), report.progress("decoding", clip.frames) as progress:
+            decode_clip(clip, model, target, chunk=chunk, progress=progress)
+    return output_entry(target, clip)
+
+
+def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str, Any]:
+    """One ``outputs`` entry of the --json summary: what was written where.
+
+    Args:
+        path: the output path, or - for stdout.
+        clip: the LatentClip written (or decoded).
+        frames: frames written, where they differ from the clip's (a video at another fps).
+    """
+    from vidlatent.latentfile import is_latent_path
+
+    kind = "latents" if is_latent_path(path) else ("video" if Path(path).suffix else "frames")
+    return {
+        "path": path if path == STDIO else str(Path(path).resolve()),
+        "kind": kind,
+        "frames": clip.frames if frames is None else frames,
+        "width": clip.width,
+        "height": clip.height,
+        "fps": clip.fps,
+        "seed": clip.seed,
+        "model": clip.model,
+    }
+
+
+def prepare_output(path: str, inputs: list[str]) -> None:
+    """Check an output before any work: latents (not onto a terminal) or a video kind, a
+    writable folder (made if missing), and not one of the inputs."""
+    from vidlatent import latentfile, media
+    from vidlatent.atomic import check_output
+
+    if latentfile.is_latent_path(path):
+        require_binary_stdout(path)
+    else:
+        media.output_kind(path)
+    if path != STDIO:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    check_output(path, inputs)
+
+
+@dataclass
+class ClipInput:
+    """A command's CLIP argument: a latent file (or - for stdin), or a video to encode first.
+
+    ``open`` reads and checks it cheaply, before any model loads; ``latents`` gives the clip,
+    encoding the video with the loaded model's VAE when needed.
+    """
+
+    path: str
+    clip: Any = None  # LatentClip, for a latent file
+    plan: Any = None  # vidlatent.video.EncodePlan, for a video
+
+    @classmethod
+    def open(cls, path: str) -> ClipInput:
+        from vidlatent import latentfile, media
+        from vidlatent.video import plan_encode
+
+        is_video = path != STDIO and (Path(path).suffix.lower() in media.SUPPORTED_VIDEO_READ or Path(path).is_dir())
+        if is_video:
+            return cls(path=path, plan=plan_encode(path))
+        return cls(path=path, clip=latentfile.read(path))
+
+    def load_options(self, load: LoadOptions, model_given: bool) -> LoadOptions:
+        """Without --model, a latent clip is worked on by the model that made it."""
+        import dataclasses
+
+        if self.clip is not None and not model_given:
+            return dataclasses.replace(load, model=self.clip.model)
+        return load
+
+    def latents(self, model: Any, report: Reporter) -> Any:
+        """The LatentClip: as read, or the video encoded with ``model``'s VAE."""
+        if self.clip is None:
+            from vidlatent.video import encode_video
+
+            with report.timed("encode"), report.progress("encoding", self.plan.frames) as progress:
+                self.clip = encode_video(self.plan, model, progress=progress)
+        return self.clip

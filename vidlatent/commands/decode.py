@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from vidlatent.commands._shared import Reporter, State, common_options, default_output, model_options, output_option, pass_state
+from vidlatent.commands._shared import (
+    Reporter, State, common_options, default_output, model_options, output_entry, output_option, pass_state,
+)
 
 
 @click.command(
@@ -35,14 +37,17 @@ def command(state: State, clip: str, output: str | None, chunk: int, fps: float 
     from vidlatent.models import load_vae
     from vidlatent.video import decode_clip
 
-    report = Reporter(state)
+    report = Reporter(state, "decode")
     output = output or default_output(clip, ".mp4")
     media.output_kind(output)
     check_output(output, [clip])
     latent_clip = latentfile.read(clip)
     if not model_given:
         load = dataclasses.replace(load, model=latent_clip.model)
-    model = load_vae(load, note=report.note)
-    with report.progress("decoding", latent_clip.frames) as progress:
+    with report.timed("load"):
+        model = load_vae(load, note=report.note)
+    with report.timed("decode"), report.progress("decoding", latent_clip.frames) as progress:
         written = decode_clip(latent_clip, model, output, chunk=chunk, fps=fps, progress=progress)
+    entry = output_entry(output, latent_clip, frames=written) | {"fps": fps or latent_clip.fps}
+    report.summary([entry], stdout_busy=False, model=model.model_id)
     report.note(f"wrote {written} frames ({latent_clip.width}x{latent_clip.height} px) to {output}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, default_output, model_options, output_option, pass_state, require_binary_stdout,
+    Reporter, State, common_options, default_output, model_options, output_entry, output_option, pass_state,
+    require_binary_stdout,
 )
 
 
@@ -52,7 +53,7 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
     from vidlatent.models import load_vae
     from vidlatent.video import encode_video, plan_encode
 
-    report = Reporter(state)
+    report = Reporter(state, "encode")
     output = output or default_output(video, ".safetensors")
     if not is_latent_path(output):
         raise UsageError(f"-o {output}: encode writes a latent file; name it *.safetensors or - for stdout")
@@ -60,8 +61,10 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
     check_output(output, [video])
     selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
     plan = plan_encode(video, selection=selection, size=media.parse_size(size) if size else None)
-    model = load_vae(load, note=report.note)
-    with report.progress("encoding", plan.frames) as progress:
+    with report.timed("load"):
+        model = load_vae(load, note=report.note)
+    with report.timed("encode"), report.progress("encoding", plan.frames) as progress:
         clip = encode_video(plan, model, chunk=chunk, progress=progress)
     write(clip, output)
+    report.summary([output_entry(output, clip)], stdout_busy=output == "-", model=model.model_id)
     report.note(f"wrote {clip.frames} latent frames ({clip.width}x{clip.height} px, {clip.fps:g} fps) to {output}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, default_output, low_memory_options, model_options, output_option, pass_state,
-    require_binary_stdout, sampling_options, seed_option,
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, load_sampler,
+    low_memory_options, model_options, output_option, pass_state, prepare_output, sampling_options, seed_option,
+    write_clip,
 )
 
 
@@ -33,7 +32,7 @@ Examples:
 @common_options
 @pass_state
 def command(state: State, clip: str, output: str | None, times: int, overlap: int, drift_correction: bool, knobs,  # type: ignore[no-untyped-def]
-            seed: int | None, low_vram: bool, forward_chunking: bool, decode_chunk: int | None, load, model_given: bool) -> None:
+            seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Continue CLIP (a latent file, - for stdin, or a video, encoded first) TIMES times.
 
     Each new segment is generated conditioned on the clip's current last frame. Its first
@@ -44,51 +43,28 @@ def command(state: State, clip: str, output: str | None, times: int, overlap: in
     """
     from pathlib import Path
 
-    from vidlatent import latentfile, media
-    from vidlatent.atomic import STDIO, check_output
+    from vidlatent.atomic import STDIO
     from vidlatent.generation import ExtendOptions, extend
-    from vidlatent.models import load_pipeline
-    from vidlatent.video import decode_clip, encode_video, plan_encode
 
-    report = Reporter(state)
+    report = Reporter(state, "extend")
     options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
     options.validate(knobs.frames)
-    is_video = clip != STDIO and Path(clip).suffix.lower() in media.SUPPORTED_VIDEO_READ
     if output is None:
         output = str(Path(default_output(clip, ".safetensors")).with_name(f"{Path(clip).stem}-extended.safetensors"))
-    if latentfile.is_latent_path(output):
-        require_binary_stdout(output)
-    else:
-        media.output_kind(output)
-    check_output(output, [clip])
-    source = None if is_video else latentfile.read(clip)
-    plan = plan_encode(clip) if is_video else None
+    prepare_output(output, [clip])
+    source = ClipInput.open(clip)
 
-    if low_vram:
-        load = dataclasses.replace(load, offload="model")
-        forward_chunking = True
-        decode_chunk = decode_chunk or 2
-    if source is not None and not model_given:
-        load = dataclasses.replace(load, model=source.model)
-    model = load_pipeline(load, note=report.note)
-    if forward_chunking:
-        model.pipeline.unet.enable_forward_chunking()
-    if plan is not None:
-        with report.progress("encoding", plan.frames) as progress:
-            source = encode_video(plan, model, progress=progress)
-    base_seed = default_seed(source.seed) if seed is None else seed
+    model = load_sampler(source.load_options(load, model_given), memory, report)
+    start = source.latents(model, report)
+    base_seed = default_seed(start.seed) if seed is None else seed
     if seed is None:
-        report.note(f"seed {base_seed} (pass --seed {base_seed} to repeat this run)")
-
+        announce_seed(report, base_seed)
     steps = knobs.resolved(model.pipeline).steps
-    with report.progress("extending", steps * times) as progress:
-        result = extend(model, source, knobs=knobs, options=options, seed=base_seed, progress=progress)
-    if latentfile.is_latent_path(output):
-        latentfile.write(result, output)
-    else:
-        with report.progress("decoding", result.frames) as progress:
-            decode_clip(result, model, output, chunk=decode_chunk or model.pipeline.unet.config.num_frames, progress=progress)
-    report.note(f"wrote {output} ({source.frames} + {result.frames - source.frames} frames, seeds from {base_seed})")
+    with report.timed("extend"), report.progress("extending", steps * times) as progress:
+        result = extend(model, start, knobs=knobs, options=options, seed=base_seed, progress=progress)
+    entry = write_clip(result, output, model, memory, report)
+    report.note(f"wrote {output} ({start.frames} + {result.frames - start.frames} frames, seeds from {base_seed})")
+    report.summary([entry], stdout_busy=output == STDIO, model=model.model_id, seed=base_seed)
 
 
 def default_seed(clip_seed: int | None) -> int:

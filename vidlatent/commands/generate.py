@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, low_memory_options, model_options, output_option, pass_state,
-    require_binary_stdout, sampling_options, seed_option,
+    LowMemory, Reporter, State, announce_seed, common_options, load_sampler, low_memory_options, model_options,
+    output_entry, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
 )
 from vidlatent.errors import UsageError
 
@@ -43,8 +42,7 @@ Examples:
 @common_options
 @pass_state
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, knobs, seed: int | None,  # type: ignore[no-untyped-def]
-            num_videos: int, size: str | None, low_vram: bool, forward_chunking: bool, decode_chunk: int | None,
-            load, model_given: bool) -> None:
+            num_videos: int, size: str | None, memory: LowMemory, load, model_given: bool) -> None:
     """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on stdin).
 
     Unset knobs take the diffusers pipeline's own defaults, and --seed N hands
@@ -54,10 +52,8 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     """
     from vidlatent import latentfile, media
     from vidlatent.generation import file_sha256, generate, random_seed
-    from vidlatent.models import load_pipeline
-    from vidlatent.video import decode_clip
 
-    report = Reporter(state)
+    report = Reporter(state, "generate")
     sources = expand_images(images)
     explicit_size = media.parse_size(size) if size else None
     outputs = plan_outputs(sources, num_videos, output, ".mp4")
@@ -69,50 +65,29 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, sources)
 
-    if low_vram:
-        load = dataclasses.replace(load, offload="model")
-        forward_chunking = True
-        decode_chunk = decode_chunk or 2
     base_seed = random_seed() if seed is None else seed
     if seed is None:
-        report.note(f"seed {base_seed} (pass --seed {base_seed} to repeat this run)")
-    model = load_pipeline(load, note=report.note)
-    if forward_chunking:
-        model.pipeline.unet.enable_forward_chunking()
-
+        announce_seed(report, base_seed)
+    model = load_sampler(load, memory, report)
     steps = knobs.resolved(model.pipeline).steps
+    written: list[dict] = []  # type: ignore[type-arg]
     for source_index, source in enumerate(sources):
         data = image_bytes[source]
         image = media.load_image(data)
         for index in range(num_videos):
             video_seed = base_seed + index
-            with report.progress(f"generating {Path(source).name if source != STDIO else 'stdin'}", steps) as progress:
+            label = Path(source).name if source != STDIO else "stdin"
+            with report.timed("generate"), report.progress(f"generating {label}", steps) as progress:
                 clip = generate(model, image, knobs=knobs, seed=video_seed, size=explicit_size,
                                 source=source if source == STDIO else str(Path(source).resolve()),
                                 image_sha256=file_sha256(data), progress=progress)
-            target = outputs[source_index][index]
             if latent_outputs:
                 latentfile.write(clip, latent_outputs[source_index][index])
-            if latentfile.is_latent_path(target):
-                latentfile.write(clip, target)
-            else:
-                with report.progress("decoding", clip.frames) as progress:
-                    decode_clip(clip, model, target, chunk=decode_chunk or clip.frames, progress=progress)
+                written.append(output_entry(latent_outputs[source_index][index], clip))
+            target = outputs[source_index][index]
+            written.append(write_clip(clip, target, model, memory, report))
             report.note(f"wrote {target} ({clip.frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
-
-
-def prepare_output(path: str, sources: list[str]) -> None:
-    """Check an output before any work: a known kind, a writable folder (made if missing), not an input."""
-    from vidlatent import latentfile, media
-    from vidlatent.atomic import check_output
-
-    if latentfile.is_latent_path(path):
-        require_binary_stdout(path)
-    else:
-        media.output_kind(path)
-    if path != STDIO:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    check_output(path, sources)
+    report.summary(written, stdout_busy=STDIO in (entry["path"] for entry in written), model=model.model_id, seed=base_seed)
 
 
 def read_image_bytes(source: str) -> bytes:

@@ -17,17 +17,19 @@ Examples:
 """
 )
 @click.argument("clip", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table.")
 @common_options
 @pass_state
-def command(state: State, clip: str, as_json: bool) -> None:
-    """Show CLIP's metadata, shape, dtype, per-channel statistics and history."""
+def command(state: State, clip: str) -> None:
+    """Show CLIP's metadata, shape, dtype, per-channel statistics and history.
+
+    With --json, the same as one JSON object on stdout (docs/json.md).
+    """
     from vidlatent import latentfile
     from vidlatent.inspection import describe
 
     summary = describe(latentfile.read(clip))
     summary.pop("torch")
-    if as_json:
+    if state.json:
         click.echo(json.dumps(summary, indent=2))
         return
     _print_table(summary, Reporter(state))
