@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ import click
 from vidlatent import __version__
 from vidlatent.commands._shared import State
 from vidlatent.errors import VidlatentError
+from vidlatent.latentfile import LatentNote
 
 # name -> module under vidlatent.commands; the module defines `command`.
 COMMANDS = {
@@ -26,6 +28,8 @@ COMMANDS = {
     "inspect": "inspect",
     "generate": "generate",
     "extend": "extend",
+    "convert": "convert",
+    "env": "env",
 }
 EXIT_INTERRUPTED = 130
 
@@ -57,6 +61,7 @@ class LazyGroup(click.Group):
         # Subcommands share this State object; their own --debug flag sets it too.
         state = ctx.ensure_object(State)
         state.debug = state.debug or bool(ctx.params.get("debug")) or bool(os.environ.get("VIDLATENT_DEBUG"))
+        _print_notes_on_stderr(state)
         try:
             return super().invoke(ctx)
         except VidlatentError as error:
@@ -76,6 +81,19 @@ class LazyGroup(click.Group):
             if state.debug:
                 raise
             raise CommandFailed(f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)", 1) from error
+
+
+def _print_notes_on_stderr(state: State) -> None:
+    """Show the library's LatentNote warnings as one-line notes (silenced by --quiet)."""
+    show_other = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not issubclass(category, LatentNote):
+            show_other(message, category, *args, **kwargs)
+        elif not state.quiet:
+            click.echo(f"vidlatent: note: {message}", err=True)
+
+    warnings.showwarning = show
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

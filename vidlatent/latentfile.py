@@ -4,6 +4,10 @@ A latent file is a safetensors file with one tensor ``latents`` of shape (F, C, 
 scaled as diffusers' ``output_type="latent"`` leaves it (already multiplied by the VAE's
 scaling factor), and string metadata that says what the numbers mean. This module is the
 only one that reads or writes it; everything it rejects raises LatentFileError.
+
+ComfyUI's ``.latent`` files (a ``latent_tensor``, unscaled, and an empty
+``latent_format_version_0`` marker) are read wherever a latent file is, assuming the SVD
+latent space, and written for paths ending in ``.latent``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +33,17 @@ FORMAT_NAME = "vidlatent.latents"
 FORMAT_VERSION = 1
 TENSOR_NAME = "latents"
 KINDS = ("clip", "direction")
+COMFYUI_SUFFIX = ".latent"
+COMFYUI_TENSOR = "latent_tensor"
+COMFYUI_MARKER = "latent_format_version_0"
+COMFYUI_METADATA_KEY = "vidlatent"
+COMFYUI_DEFAULT_FPS = 7.0  # SVD's; a ComfyUI latent does not carry a frame rate
+# ComfyUI files do not say which VAE made them: the SVD VAE is assumed, with no fingerprint.
+ASSUMED_COMFYUI_SPACE = "AutoencoderKLTemporalDecoder/c4/s0.18215/fp:"
+
+
+class LatentNote(UserWarning):
+    """Something the user should know about their latents; the CLI prints it as a note."""
 REQUIRED_KEYS = ("format", "format_version", "kind", "model", "latent_space", "fps", "height", "width", "history")
 
 
@@ -36,8 +52,10 @@ class LatentSpace:
     """What VAE and scaling a clip's numbers belong to.
 
     ``fingerprint`` is a few numbers computed from the VAE's weights (see
-    vidlatent.codec.latent_space_of), compared with a tolerance so that the fp16, bf16 and fp32
-    copies of one VAE agree while two different VAEs of the same shape do not.
+    vidlatent.models.latent_space_of), compared with a tolerance so that the fp16, bf16 and
+    fp32 copies of one VAE agree while two different VAEs of the same shape do not. An empty
+    fingerprint means "not known" (a ComfyUI latent): then only class, channels and scaling
+    factor are compared.
     """
 
     vae: str
@@ -46,7 +64,7 @@ class LatentSpace:
     fingerprint: tuple[float, ...]
 
     FINGERPRINT_TOLERANCE = 0.05
-    _PATTERN = re.compile(r"^(?P<vae>\w+)/c(?P<channels>\d+)/s(?P<scale>[0-9.eE+-]+)/fp:(?P<fp>[0-9.eE+,-]+)$")
+    _PATTERN = re.compile(r"^(?P<vae>\w+)/c(?P<channels>\d+)/s(?P<scale>[0-9.eE+-]+)/fp:(?P<fp>[0-9.eE+,-]*)$")
 
     def __str__(self) -> str:
         numbers = ",".join(f"{value:+.4f}" for value in self.fingerprint)
@@ -61,7 +79,7 @@ class LatentSpace:
             vae=match["vae"],
             channels=int(match["channels"]),
             scaling_factor=float(match["scale"]),
-            fingerprint=tuple(float(value) for value in match["fp"].split(",")),
+            fingerprint=tuple(float(value) for value in match["fp"].split(",") if value),
         )
 
     def matches(self, other: LatentSpace) -> bool:
@@ -69,7 +87,7 @@ class LatentSpace:
             self.vae == other.vae
             and self.channels == other.channels
             and math.isclose(self.scaling_factor, other.scaling_factor, rel_tol=1e-6)
-            and len(self.fingerprint) == len(other.fingerprint)
+            and (not self.fingerprint or not other.fingerprint or len(self.fingerprint) == len(other.fingerprint))
             and all(abs(a - b) <= self.FINGERPRINT_TOLERANCE for a, b in zip(self.fingerprint, other.fingerprint))
         )
 
@@ -123,12 +141,8 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def to_bytes(clip: LatentClip) -> bytes:
-    """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes."""
-    from safetensors.torch import save
-
-    _validate_tensor(clip.latents, "clip")
-    metadata = {
+def _metadata(clip: LatentClip) -> dict[str, str]:
+    return {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "kind": clip.kind,
@@ -141,8 +155,35 @@ def to_bytes(clip: LatentClip) -> bytes:
         "vidlatent_version": __version__,
         "history": json.dumps(list(clip.history), sort_keys=True),
     }
-    data = save({TENSOR_NAME: clip.latents.detach().cpu().contiguous()}, metadata=metadata)
+
+
+def to_bytes(clip: LatentClip) -> bytes:
+    """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes."""
+    from safetensors.torch import save
+
+    _validate_tensor(clip.latents, "clip")
+    data = save({TENSOR_NAME: clip.latents.detach().cpu().contiguous()}, metadata=_metadata(clip))
     return _with_sorted_header(data)
+
+
+def to_comfyui_bytes(clip: LatentClip) -> bytes:
+    """Serialise ``clip`` as a ComfyUI ``.latent``: unscaled ``latent_tensor`` and the version marker.
+
+    ComfyUI multiplies by the scaling factor itself, so the latents are divided by it here.
+    vidlatent's own metadata rides along under the ``vidlatent`` key, so reading the file back
+    restores model, latent space, fps and history.
+    """
+    import torch
+    from safetensors.torch import save
+
+    _validate_tensor(clip.latents, "clip")
+    scale = LatentSpace.parse(clip.latent_space).scaling_factor
+    tensors = {
+        COMFYUI_TENSOR: (clip.latents.detach().cpu().float() / scale).contiguous(),  # (F, C, h, w), unscaled
+        COMFYUI_MARKER: torch.tensor([]),
+    }
+    metadata = {COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)}
+    return _with_sorted_header(save(tensors, metadata=metadata))
 
 
 def _with_sorted_header(data: bytes) -> bytes:
@@ -171,7 +212,41 @@ def from_bytes(data: bytes, *, source: str = "latent file") -> LatentClip:
         raise LatentFileError(f"{source}: not a readable safetensors file ({error}); was it truncated or is it another format?") from error
     length = int.from_bytes(data[:8], "little")
     metadata = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+    if metadata.get("format") != FORMAT_NAME and COMFYUI_TENSOR in tensors:
+        return _clip_from_comfyui(tensors, metadata, source)
     return _clip_from(tensors, metadata, source)
+
+
+def _clip_from_comfyui(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> LatentClip:
+    # With the version marker the tensor is unscaled; without it (ComfyUI's legacy files) it
+    # already holds scaled SD-style values, which ComfyUI itself divides by 0.18215 on load.
+    latent = tensors[COMFYUI_TENSOR]
+    _validate_tensor(latent, source)
+    embedded = metadata.get(COMFYUI_METADATA_KEY)
+    if embedded:
+        try:
+            ours = json.loads(embedded)
+        except ValueError as error:
+            raise LatentFileError(f"{source}: its vidlatent metadata is not JSON ({error})") from error
+    else:
+        from vidlatent.models import DEFAULT_MODEL
+
+        _, _, height, width = latent.shape
+        ours = {
+            "format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "kind": "clip", "model": DEFAULT_MODEL,
+            "latent_space": ASSUMED_COMFYUI_SPACE, "fps": repr(COMFYUI_DEFAULT_FPS),
+            "height": str(height * 8), "width": str(width * 8), "seed": "",
+            "history": json.dumps([{"command": "import", "arguments": {"format": "comfyui", "source": source}}]),
+        }
+        warnings.warn(
+            f"{source}: a ComfyUI latent, read as Stable Video Diffusion latents (SVD's VAE, scaling 0.18215, "
+            f"{COMFYUI_DEFAULT_FPS:g} fps); pass --model if another model made it",
+            LatentNote,
+            stacklevel=2,
+        )
+    scale = LatentSpace.parse(ours.get("latent_space", ASSUMED_COMFYUI_SPACE)).scaling_factor
+    scaled = latent.float() * scale if COMFYUI_MARKER in tensors else latent.float()
+    return _clip_from({TENSOR_NAME: scaled}, ours, source)
 
 
 def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> LatentClip:
@@ -250,9 +325,17 @@ def read(path: str | os.PathLike[str]) -> LatentClip:
     return from_bytes(data, source=str(path))
 
 
-def write(clip: LatentClip, path: str | os.PathLike[str]) -> None:
-    """Write ``clip`` atomically to ``path``; ``-`` writes the bytes to standard output."""
-    data = to_bytes(clip)
+def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | None = None) -> None:
+    """Write ``clip`` atomically to ``path``; ``-`` writes the bytes to standard output.
+
+    Args:
+        clip: the clip.
+        path: the target, or ``-``.
+        comfyui: write ComfyUI's ``.latent`` layout; default: when ``path`` ends in ``.latent``.
+    """
+    if comfyui is None:
+        comfyui = str(path).lower().endswith(COMFYUI_SUFFIX)
+    data = to_comfyui_bytes(clip) if comfyui else to_bytes(clip)
     if str(path) == STDIO:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -262,5 +345,5 @@ def write(clip: LatentClip, path: str | os.PathLike[str]) -> None:
 
 
 def is_latent_path(path: str | os.PathLike[str]) -> bool:
-    """True for ``-`` and paths ending in .safetensors: where a command writes latents."""
-    return str(path) == STDIO or str(path).lower().endswith(".safetensors")
+    """True for ``-`` and paths ending in .safetensors or .latent: where a command writes latents."""
+    return str(path) == STDIO or str(path).lower().endswith((".safetensors", COMFYUI_SUFFIX))

@@ -1,0 +1,69 @@
+"""What this installation has: versions, devices, and what ``auto`` would pick (``vidlatent env``)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from typing import Any
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _ffmpeg() -> dict[str, Any]:
+    import imageio_ffmpeg
+
+    return {"path": imageio_ffmpeg.get_ffmpeg_exe(), "version": imageio_ffmpeg.get_ffmpeg_version()}
+
+
+def _devices() -> list[dict[str, Any]]:
+    import torch
+
+    devices: list[dict[str, Any]] = [{"name": "cpu", "kind": "cpu"}]
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        properties = torch.cuda.get_device_properties(index)
+        free, total = torch.cuda.mem_get_info(index)
+        devices.append({"name": f"cuda:{index}", "kind": "cuda", "model": properties.name,
+                        "memory_total_gb": round(total / 2**30, 2), "memory_free_gb": round(free / 2**30, 2)})
+    if torch.backends.mps.is_available():
+        devices.append({"name": "mps", "kind": "mps"})
+    return devices
+
+
+def describe_environment() -> dict[str, Any]:
+    """Everything a bug report needs, as a JSON-ready dict."""
+    import os
+
+    import torch
+    from huggingface_hub import constants
+
+    from vidlatent import __version__
+    from vidlatent.models import PIPELINE_COMPONENTS, resolve_device, resolve_dtype, resolve_offload
+    from vidlatent.tiny import cache_root
+
+    device = resolve_device("auto")
+    return {
+        "vidlatent": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in ("torch", "diffusers", "transformers", "accelerate",
+                                                         "safetensors", "huggingface-hub", "imageio-ffmpeg", "click")},
+        "ffmpeg": _ffmpeg(),
+        "devices": _devices(),
+        "auto": {
+            "device": str(device),
+            "dtype": str(resolve_dtype("auto", device)).removeprefix("torch."),
+            "offload_generate": resolve_offload("auto", device, PIPELINE_COMPONENTS),
+            "offload_decode": resolve_offload("auto", device, ("vae",)),
+        },
+        "torch_threads": torch.get_num_threads(),
+        "cache": {"huggingface": str(constants.HF_HUB_CACHE), "hub_offline": bool(constants.HF_HUB_OFFLINE),
+                  "vidlatent": str(cache_root())},
+        "environment": {name: os.environ[name] for name in sorted(os.environ) if name.startswith(("VIDLATENT_", "HF_"))
+                        and "TOKEN" not in name},
+    }
