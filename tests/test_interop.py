@@ -12,7 +12,6 @@ from safetensors.torch import load, load_file, save_file
 from tests.conftest import data_file
 from vidlatent import latentfile
 from vidlatent.cli import main
-from vidlatent.latentfile import LatentClip
 
 SCALE = 0.18215
 

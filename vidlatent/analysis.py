@@ -406,11 +406,9 @@ def pca_shift(latents: torch.Tensor, components: Components, index: int, amount:
 
 def components_to_bytes(components: Components) -> bytes:
     """Serialise ``components`` as a components file (see docs/analyze.md)."""
-    from safetensors.torch import save
+    from vidlatent.latentfile import safetensors_bytes
 
-    from vidlatent.latentfile import _with_sorted_header  # one copy of the byte-stable header code
-
-    tensors = {name: getattr(components, name).detach().float().cpu().contiguous() for name in COMPONENT_TENSORS}
+    tensors = {name: getattr(components, name).float() for name in COMPONENT_TENSORS}
     metadata = {
         "format": COMPONENTS_FORMAT,
         "format_version": str(COMPONENTS_VERSION),
@@ -419,43 +417,23 @@ def components_to_bytes(components: Components) -> bytes:
         "clips": json.dumps(list(components.clips)),
         "vidlatent_version": __version__,
     }
-    return _with_sorted_header(save(tensors, metadata=metadata))
+    return safetensors_bytes(tensors, metadata)
 
 
 def save_components(components: Components, path: str | os.PathLike[str]) -> None:
     """Write a components file atomically."""
-    from vidlatent.atomic import atomic_output
+    from vidlatent.latentfile import write_bytes
 
-    data = components_to_bytes(components)
-    with atomic_output(path) as temporary:
-        temporary.write_bytes(data)
+    write_bytes(components_to_bytes(components), path)
 
 
 def load_components(path: str | os.PathLike[str]) -> Components:
     """Read and validate a components file; every fault raises LatentFileError naming ``path``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    from vidlatent.latentfile import LatentSpace
+    from vidlatent.latentfile import LatentSpace, parse_safetensors, read_bytes
 
     source = str(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError as error:
-        raise LatentFileError(f"{source}: no such file") from error
-    except IsADirectoryError as error:
-        raise LatentFileError(f"{source}: is a folder; expected a components .safetensors file") from error
-    except OSError as error:
-        raise LatentFileError(f"{source}: cannot be read ({error.strerror})") from error
-    try:
-        if len(data) < 8:
-            raise SafetensorError(f"only {len(data)} bytes")
-        tensors = load(data)
-        metadata = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
-    except (SafetensorError, ValueError) as error:
-        raise LatentFileError(f"{source}: not a readable safetensors file ({error}); expected a components file "
-                              "written by vidlatent analyze --save-components") from error
+    expected = "a components file written by vidlatent analyze --save-components"
+    tensors, metadata = parse_safetensors(read_bytes(path, expected=expected), source=source, expected=expected)
     if metadata.get("format") != COMPONENTS_FORMAT:
         raise LatentFileError(f"{source}: not a components file (format is {metadata.get('format')!r}, expected "
                               f"{COMPONENTS_FORMAT!r}); write one with vidlatent analyze --save-components")

@@ -28,8 +28,12 @@ COMMANDS = {
     "inspect": "inspect",
     "generate": "generate",
     "extend": "extend",
+    "interpolate": "interpolate",
+    "edit": "edit",
+    "direction": "direction",
     "convert": "convert",
     "env": "env",
+    "analyze": "analyze",
 }
 EXIT_INTERRUPTED = 130
 

@@ -6,14 +6,20 @@ Both call diffusers' StableVideoDiffusionPipeline itself with ``output_type="lat
 arguments and ``generator=torch.Generator("cpu").manual_seed(seed)``. ``extend`` adds two
 things through the pipeline's step callback, not a fork of it: overlap frames pinned to the
 previous segment (re-noised to the current sigma after every step), and drift correction.
+
+``regenerate`` (behind ``edit --strength`` and ``interpolate --refine``) starts the same
+pipeline part-way down its own sigma schedule, from a clip noised to that level, through the
+pipeline's ``sigmas=`` and ``latents=`` arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
+import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +135,8 @@ def sample(
     seed: int,
     progress: Progress = _no_progress,
     on_step: Callable[[Any, int, dict[str, Any]], dict[str, Any]] | None = None,
+    latents: torch.Tensor | None = None,
+    sigmas: list[float] | None = None,
 ) -> torch.Tensor:
     """One pipeline call; returns (F, C, h, w) float32 latents on the CPU.
 
@@ -139,8 +147,16 @@ def sample(
         seed: seeds ``torch.Generator("cpu")``.
         progress: called with the number of steps done.
         on_step: extra work after each step (pipeline, step, tensors) -> tensors to replace.
+        latents: (F, C, h, w) starting latents, handed to the pipeline, which multiplies them by
+            the scheduler's init_noise_sigma; None lets the pipeline draw them from the seed.
+        sigmas: a custom sigma schedule (ending in 0) instead of ``knobs.steps`` steps.
     """
     width, height = image.size
+    extra: dict[str, Any] = {}
+    if latents is not None:
+        extra["latents"] = latents[None].to(device=model.execution_device, dtype=model.dtype)  # (1, F, C, h, w)
+    if sigmas is not None:
+        extra["sigmas"] = sigmas
     result = model.pipeline(
         image,
         height=height,
@@ -149,6 +165,7 @@ def sample(
         output_type="latent",
         callback_on_step_end=_step_reporter(progress, on_step),
         **knobs.pipeline_kwargs(),
+        **extra,
     )
     return result.frames[0].float().cpu()  # (F, C, h, w)
 
@@ -220,34 +237,158 @@ class ExtendOptions:
             raise UsageError(f"--overlap {self.overlap}: the clip has only {clip_frames} frame(s)")
 
 
-def last_frame_image(latents: torch.Tensor, model: LoadedModel) -> Image.Image:
-    """Decode the clip's last latent frame to the RGB image the next segment is conditioned on."""
+def frame_image(latents: torch.Tensor, model: LoadedModel, index: int) -> Image.Image:
+    """Decode latent frame ``index`` of (F, C, h, w) ``latents`` to an RGB image to condition on."""
     from PIL import Image
 
-    frame = next(codec.decode_frames(latents[-1:], model.vae, device=model.execution_device, chunk=1))
-    return Image.fromarray(frame)
+    frame = latents[index].unsqueeze(0)  # (1, C, h, w)
+    return Image.fromarray(next(codec.decode_frames(frame, model.vae, device=model.execution_device, chunk=1)))
 
 
-def _pin_overlap(known: torch.Tensor, seed: int) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]]:
-    """A step callback that keeps the first frames on ``known`` (k, C, h, w), re-noised.
+def last_frame_image(latents: torch.Tensor, model: LoadedModel) -> Image.Image:
+    """Decode the clip's last latent frame to the RGB image the next segment is conditioned on."""
+    return frame_image(latents, model, -1)
+
+
+def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]]:
+    """A step callback that keeps the frames at ``indices`` on ``known`` (k, C, h, w), re-noised.
 
     After step i the latents sit at the scheduler's sigma[i + 1]; the pinned frames are set to
-    known + sigma[i + 1] * noise, so at the end (sigma 0) they equal ``known`` exactly and the
-    seam is continuous (the replacement idea used for inpainting).
+    known + sigma[i + 1] * noise (fresh noise each step, from a generator seeded by ``seed``),
+    so at the end (sigma 0) they equal ``known`` exactly and the frames around them continue
+    them (the replacement idea used for inpainting). ``extend`` pins its overlap this way,
+    ``interpolate --refine`` the original frames.
+
+    Args:
+        known: (k, C, h, w) latents to pin.
+        indices: the k frame positions, in the sampled clip, that they occupy.
+        seed: seeds the re-noising.
     """
     import torch
 
+    positions = list(indices)
+    if len(positions) != known.shape[0]:
+        raise ValueError(f"{known.shape[0]} known frames for {len(positions)} positions")
     noise_generator = torch.Generator("cpu").manual_seed((seed + 2**32) % MAX_SEED)
-    count = known.shape[0]
 
     def pin(pipeline: Any, step: int, tensors: dict[str, Any]) -> dict[str, Any]:
         latents = tensors["latents"]  # (B, F, C, h, w)
         sigma = float(pipeline.scheduler.sigmas[step + 1])
         noise = torch.randn(known.shape, generator=noise_generator)
-        latents[:, :count] = (known + sigma * noise).to(device=latents.device, dtype=latents.dtype)
+        latents[:, positions] = (known + sigma * noise).to(device=latents.device, dtype=latents.dtype)
         return {"latents": latents}
 
     return pin
+
+
+def _pin_overlap(known: torch.Tensor, seed: int) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]]:
+    """``pin_frames`` for extend's overlap: ``known`` occupies the first frames."""
+    return pin_frames(known, range(known.shape[0]), seed)
+
+
+def strength_steps(strength: float, steps: int) -> int:
+    """How many of ``steps`` denoising steps a strength in [0, 1] runs: round(strength * steps), halves up."""
+    if not 0 <= strength <= 1:
+        raise UsageError(f"strength {strength}: must be between 0 and 1")
+    return math.floor(strength * steps + 0.5)
+
+
+def strength_sigmas(model: LoadedModel, steps: int, strength: float) -> list[float]:
+    """The tail of the model's own ``steps``-step sigma schedule that ``strength`` runs.
+
+    The scheduler makes its usual schedule (sigma_0 > ... > sigma_steps = 0, Karras spacing for
+    SVD); strength S starts at index steps - round(S * steps) and keeps the rest, the final 0
+    included, so S = 1 is the whole schedule and S = 0 only the final 0.
+    """
+    scheduler = model.pipeline.scheduler
+    scheduler.set_timesteps(steps, device="cpu")
+    schedule = [float(sigma) for sigma in scheduler.sigmas]  # steps + 1 values, float32-exact
+    return schedule[steps - strength_steps(strength, steps) :]
+
+
+def initial_noise(model: LoadedModel, size: tuple[int, int], frames: int, seed: int) -> torch.Tensor:
+    """The unit noise ``generate`` with this seed starts from: (frames, C, h, w), model dtype.
+
+    The pipeline draws, from ``torch.Generator("cpu").manual_seed(seed)``, first the noise for
+    the conditioning image's augmentation (1, 3, H, W), float32, then the latents; this draws the
+    same two in the same order and returns the second, before the scheduler's scaling.
+    """
+    import torch
+
+    width, height = size
+    pipeline = model.pipeline
+    generator = cpu_generator(seed)
+    torch.randn((1, 3, height, width), generator=generator, dtype=torch.float32)
+    channels = int(pipeline.unet.config.in_channels) // 2
+    scale = int(pipeline.vae_scale_factor)
+    shape = (1, frames, channels, height // scale, width // scale)
+    return torch.randn(shape, generator=generator, dtype=model.dtype)[0]
+
+
+def regenerate(
+    model: LoadedModel,
+    image: Image.Image,
+    latents: torch.Tensor,
+    *,
+    strength: float,
+    knobs: Knobs = Knobs(),
+    seed: int,
+    noise: torch.Tensor | None = None,
+    progress: Progress = _no_progress,
+    on_step: Callable[[Any, int, dict[str, Any]], dict[str, Any]] | None = None,
+) -> torch.Tensor:
+    """Re-noise ``latents`` to the level ``strength`` picks and denoise them conditioned on ``image``.
+
+    With n = knobs.steps (the pipeline's default where unset) and k = round(strength * n), the
+    clip is noised to sigma_(n-k) of the model's own n-step schedule, x0 + sigma * noise, and the
+    last k steps of that schedule are run (SDEdit). So:
+
+    - k = 0 (strength 0, or small enough to round to no step): ``latents`` come back exactly,
+      and no model runs.
+    - k = n (strength 1): exactly ``generate``'s pipeline call, bit for bit. At the top of the
+      schedule SVD starts from pure noise of standard deviation sqrt(sigma_max^2 + 1) (~700);
+      the clip would be 1/700 of that, so strength 1 is defined as a fresh generation rather
+      than a version of it shifted by that sliver.
+    - otherwise: one pipeline call with ``sigmas=`` the tail of the schedule and
+      ``latents=`` the noised clip (divided by the scheduler's init_noise_sigma, which the
+      pipeline multiplies back).
+
+    The seed enters only through noise: the latent noise (``initial_noise``, the noise
+    ``generate`` would start from, unless ``noise`` is given) and the pipeline's augmentation
+    noise of the conditioning image.
+
+    Args:
+        model: a loaded pipeline.
+        image: the conditioning image at the clip's pixel size.
+        latents: (F, C, h, w) the clip, x0.
+        strength: 0 to 1.
+        knobs: sampling knobs; frames must be unset or F.
+        seed: seeds the noise.
+        noise: (F, C, h, w) unit noise to use instead of the seed's.
+        progress: called with the number of steps done (k in all).
+        on_step: extra work after each step, as for ``sample``.
+
+    Returns:
+        (F, C, h, w) float32 latents on the CPU.
+    """
+    frames = int(latents.shape[0])
+    if knobs.frames not in (None, frames):
+        raise UsageError(f"--frames {knobs.frames}: the clip has {frames} frames, and they are what is re-generated; leave --frames out")
+    knobs = dataclasses.replace(knobs, frames=frames)
+    steps = knobs.resolved(model.pipeline).steps
+    count = strength_steps(strength, steps)
+    if count == 0:
+        return latents.float().clone()
+    if count == steps:
+        return sample(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step, latents=noise)
+    sigmas = strength_sigmas(model, steps, strength)
+    if noise is None:
+        noise = initial_noise(model, image.size, frames, seed)
+    noised = latents.float() + sigmas[0] * noise.float()  # (F, C, h, w)
+    model.pipeline.scheduler.set_timesteps(sigmas=sigmas, device="cpu")
+    start = noised / float(model.pipeline.scheduler.init_noise_sigma)
+    return sample(model, image, knobs=dataclasses.replace(knobs, steps=None), seed=seed, progress=progress,
+                  on_step=on_step, latents=start, sigmas=sigmas)
 
 
 def extend(
@@ -288,7 +429,7 @@ def extend(
             knobs=knobs,
             seed=segment_seed,
             progress=segment_progress,
-            on_step=_pin_overlap(known, segment_seed) if options.overlap else None,
+            on_step=pin_frames(known, range(options.overlap), segment_seed) if options.overlap else None,
         )
         steps_done += effective.steps
         fresh = segment[options.overlap :]  # (frames - overlap, C, h, w)

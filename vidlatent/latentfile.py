@@ -157,13 +157,59 @@ def _metadata(clip: LatentClip) -> dict[str, str]:
     }
 
 
-def to_bytes(clip: LatentClip) -> bytes:
-    """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes."""
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """Serialise tensors and string metadata as safetensors; the same input always gives the same bytes."""
     from safetensors.torch import save
 
+    return _with_sorted_header(save({name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}, metadata=metadata))
+
+
+def parse_safetensors(data: bytes, *, source: str, expected: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of safetensors bytes; LatentFileError naming ``source`` and ``expected`` if unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if len(data) < 8:
+        raise LatentFileError(f"{source}: not {expected} (only {len(data)} bytes)")
+    try:
+        tensors = load(data)
+        metadata = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
+    except (SafetensorError, ValueError) as error:
+        raise LatentFileError(f"{source}: not a readable safetensors file ({error}); was it truncated, or is it not {expected}?") from error
+    return tensors, metadata
+
+
+def read_bytes(path: str | os.PathLike[str], *, expected: str = "a .safetensors latent file") -> bytes:
+    """The whole content of ``path``, or of standard input for ``-``; LatentFileError when unreadable."""
+    if str(path) == STDIO:
+        if sys.stdin.isatty():
+            raise LatentFileError("-: standard input is a terminal; pipe a latent file in (… -o - | vidlatent …)")
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError as error:
+        raise LatentFileError(f"{path}: no such file") from error
+    except IsADirectoryError as error:
+        raise LatentFileError(f"{path}: is a folder; expected {expected}") from error
+    except OSError as error:
+        raise LatentFileError(f"{path}: cannot be read ({error.strerror})") from error
+
+
+def write_bytes(data: bytes, path: str | os.PathLike[str]) -> None:
+    """Write ``data`` atomically to ``path``, or to standard output for ``-``."""
+    if str(path) == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def to_bytes(clip: LatentClip) -> bytes:
+    """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes."""
     _validate_tensor(clip.latents, "clip")
-    data = save({TENSOR_NAME: clip.latents.detach().cpu().contiguous()}, metadata=_metadata(clip))
-    return _with_sorted_header(data)
+    return safetensors_bytes({TENSOR_NAME: clip.latents}, _metadata(clip))
 
 
 def to_comfyui_bytes(clip: LatentClip) -> bytes:
@@ -174,16 +220,14 @@ def to_comfyui_bytes(clip: LatentClip) -> bytes:
     restores model, latent space, fps and history.
     """
     import torch
-    from safetensors.torch import save
 
     _validate_tensor(clip.latents, "clip")
     scale = LatentSpace.parse(clip.latent_space).scaling_factor
     tensors = {
-        COMFYUI_TENSOR: (clip.latents.detach().cpu().float() / scale).contiguous(),  # (F, C, h, w), unscaled
+        COMFYUI_TENSOR: clip.latents.float() / scale,  # (F, C, h, w), unscaled
         COMFYUI_MARKER: torch.tensor([]),
     }
-    metadata = {COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)}
-    return _with_sorted_header(save(tensors, metadata=metadata))
+    return safetensors_bytes(tensors, {COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)})
 
 
 def _with_sorted_header(data: bytes) -> bytes:
@@ -201,17 +245,7 @@ def _with_sorted_header(data: bytes) -> bytes:
 
 def from_bytes(data: bytes, *, source: str = "latent file") -> LatentClip:
     """Parse and validate latent-file bytes; raise LatentFileError naming ``source`` on any fault."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    if len(data) < 8:
-        raise LatentFileError(f"{source}: not a latent file (only {len(data)} bytes); expected a .safetensors file")
-    try:
-        tensors = load(data)
-    except SafetensorError as error:
-        raise LatentFileError(f"{source}: not a readable safetensors file ({error}); was it truncated or is it another format?") from error
-    length = int.from_bytes(data[:8], "little")
-    metadata = json.loads(data[8 : 8 + length]).get("__metadata__") or {}
+    tensors, metadata = parse_safetensors(data, source=source, expected="a latent file")
     if metadata.get("format") != FORMAT_NAME and COMFYUI_TENSOR in tensors:
         return _clip_from_comfyui(tensors, metadata, source)
     return _clip_from(tensors, metadata, source)
@@ -309,20 +343,7 @@ def _validate_tensor(latents: torch.Tensor, source: str) -> None:
 
 def read(path: str | os.PathLike[str]) -> LatentClip:
     """Read and validate a latent file; ``-`` reads the bytes from standard input."""
-    if str(path) == STDIO:
-        if sys.stdin.isatty():
-            raise LatentFileError("-: standard input is a terminal; pipe a latent file in (… -o - | vidlatent …)")
-        return from_bytes(sys.stdin.buffer.read(), source="stdin")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError as error:
-        raise LatentFileError(f"{path}: no such file") from error
-    except IsADirectoryError as error:
-        raise LatentFileError(f"{path}: is a folder; expected a .safetensors latent file") from error
-    except OSError as error:
-        raise LatentFileError(f"{path}: cannot be read ({error.strerror})") from error
-    return from_bytes(data, source=str(path))
+    return from_bytes(read_bytes(path), source="stdin" if str(path) == STDIO else str(path))
 
 
 def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | None = None) -> None:
@@ -335,13 +356,7 @@ def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | Non
     """
     if comfyui is None:
         comfyui = str(path).lower().endswith(COMFYUI_SUFFIX)
-    data = to_comfyui_bytes(clip) if comfyui else to_bytes(clip)
-    if str(path) == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    with atomic_output(path) as temporary:
-        temporary.write_bytes(data)
+    write_bytes(to_comfyui_bytes(clip) if comfyui else to_bytes(clip), path)
 
 
 def is_latent_path(path: str | os.PathLike[str]) -> bool:

@@ -1,0 +1,676 @@
+"""The measurements: each function runs one of the issue's comparisons and returns its rows.
+
+Row keys follow the goals: 1 startup, 2 generate overhead, 3 decode memory, 4 decode and
+encode speed, 5 latent file IO, 6 the GPU. The references are plain diffusers, torch and
+safetensors calls (``benchmarks/reference.py`` for the ones that run as their own process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import (
+    ChildFailed, Goal, Paired, Row, interleave, mebibytes, process_measure, progress, run_process, seconds, timed,
+)
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE / "reference.py"
+PIPE_WORKER = HERE / "pipe_worker.py"
+SEED = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and repetitions of one run. ``dry``: children that would import torch only parse
+    their arguments (the smoke mode, which must finish in seconds)."""
+
+    name: str
+    warmup: int
+    startup_reps: int
+    generate_size: tuple[int, int]  # (width, height) in pixels
+    generate_frames: int
+    generate_steps: int
+    generate_reps: int  # in-process
+    generate_process_reps: int
+    decode_size: tuple[int, int]
+    short_frames: int
+    long_frames: int
+    decode_chunk: int
+    memory_reps: int
+    speed_size: tuple[int, int]
+    speed_decode_frames: int
+    speed_encode_frames: int
+    speed_chunk: int
+    speed_reps: int
+    io_shape: tuple[int, int, int, int]  # (F, C, h, w)
+    io_reps: int
+    pipe_reps: int
+    gpu_size: tuple[int, int]
+    gpu_frames: int
+    gpu_steps: int
+    gpu_reps: int
+    dry: bool = False
+
+
+FULL = Config(
+    name="full", warmup=1, startup_reps=15,
+    generate_size=(128, 64), generate_frames=14, generate_steps=10, generate_reps=5, generate_process_reps=4,
+    decode_size=(128, 128), short_frames=50, long_frames=400, decode_chunk=8, memory_reps=1,
+    speed_size=(128, 128), speed_decode_frames=24, speed_encode_frames=32, speed_chunk=8, speed_reps=5,
+    # A 400-frame clip of SVD-XT's 1024x576 latents (59 MiB), e.g. a long extended clip.
+    io_shape=(400, 4, 72, 128), io_reps=7, pipe_reps=5,
+    gpu_size=(1024, 576), gpu_frames=25, gpu_steps=10, gpu_reps=3,
+)
+QUICK = Config(
+    name="quick", warmup=0, startup_reps=1,
+    generate_size=(64, 64), generate_frames=2, generate_steps=1, generate_reps=1, generate_process_reps=1,
+    decode_size=(64, 64), short_frames=2, long_frames=4, decode_chunk=2, memory_reps=1,
+    speed_size=(64, 64), speed_decode_frames=4, speed_encode_frames=4, speed_chunk=2, speed_reps=1,
+    io_shape=(4, 4, 8, 8), io_reps=1, pipe_reps=1,
+    gpu_size=(512, 320), gpu_frames=4, gpu_steps=2, gpu_reps=1,
+)
+SMOKE = dataclasses.replace(QUICK, name="smoke", dry=True)
+
+
+class Context:
+    """What every measurement shares: the config, a scratch folder, the tiny model, the commands."""
+
+    def __init__(self, config: Config, workdir: Path, env: dict[str, str]) -> None:
+        from vidlatent.tiny import tiny_random_path
+
+        self.config = config
+        self.workdir = workdir
+        self.env = env
+        self.python = sys.executable
+        self.folder = tiny_random_path()
+        self.vidlatent = vidlatent_command()
+        self._pipeline: Any = None
+        self._vae: Any = None
+
+    def pipeline(self) -> Any:
+        """The tiny pipeline, loaded once through vidlatent's loader (a LoadedModel)."""
+        if self._pipeline is None:
+            from vidlatent.models import LoadOptions, load_pipeline
+
+            self._pipeline = load_pipeline(LoadOptions(model=str(self.folder), device="cpu"))
+        return self._pipeline
+
+    def vae(self) -> Any:
+        """The tiny VAE alone, loaded once as ``vidlatent decode`` loads it (a LoadedModel)."""
+        if self._vae is None:
+            from vidlatent.models import LoadOptions, load_vae
+
+            self._vae = load_vae(LoadOptions(model=str(self.folder), device="cpu"))
+        return self._vae
+
+    def cli(self, *args: str) -> list[str]:
+        """A vidlatent command line; in dry mode it stops at parsing (``--help`` last)."""
+        return [*self.vidlatent, *args, *(["--help"] if self.config.dry else [])]
+
+    def script(self, script: Path, *args: str) -> list[str]:
+        """A helper script's command line; in dry mode it stops at parsing."""
+        return [self.python, str(script), *(["--dry-run"] if self.config.dry else []), *args]
+
+
+def vidlatent_command() -> list[str]:
+    """The installed ``vidlatent`` console script next to this Python, else ``python -m vidlatent``."""
+    script = Path(sys.executable).parent / "vidlatent"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("vidlatent")
+    return [found] if found else [sys.executable, "-m", "vidlatent"]
+
+
+def time_row(key: str, what: str, pair: Paired, goal: Goal | None, note: str = "") -> Row:
+    """A row comparing times: vidlatent's median over the reference's (lower is better)."""
+    return Row(key=key, what=what, value=seconds(pair.subject_median), baseline=seconds(pair.baseline_median),
+               ratio=pair.time_ratio(), goal=goal, pairs=pair.pair_ratios(), note=note)
+
+
+# --- 1. startup ------------------------------------------------------------------------------
+
+
+def startup(ctx: Context) -> list[Row]:
+    cfg = ctx.config
+    baseline = process_measure([ctx.python, "-c", "pass"], env=ctx.env)
+    runs: list[Any] = []
+    help_pair = interleave(process_measure([*ctx.vidlatent, "--help"], env=ctx.env), baseline,
+                           reps=cfg.startup_reps, warmup=cfg.warmup, label="vidlatent --help")
+    completion_env = dict(ctx.env, _VIDLATENT_COMPLETE="bash_complete", COMP_WORDS="vidlatent enc", COMP_CWORD="1")
+    completion_pair = interleave(process_measure(ctx.vidlatent, env=completion_env, runs=runs), baseline,
+                                 reps=cfg.startup_reps, warmup=cfg.warmup, label="completion")
+    answer = runs[-1].stdout.decode(errors="replace").split()
+    completion_note = f"The completion request answered {' '.join(answer)!r}."
+    if "encode" not in " ".join(answer):
+        completion_note += " It should have offered `encode`."
+    goal = Goal(3)
+    rows = [
+        time_row("1a", "`vidlatent --help` vs `python -c pass` (wall time of a fresh process)", help_pair, goal),
+        time_row("1b", "completion request `vidlatent enc<TAB>` vs `python -c pass`", completion_pair, goal,
+                 completion_note),
+    ]
+    if any(not goal.met(row.ratio or 0) for row in rows):
+        why = import_breakdown(ctx)
+        for row in rows:
+            row.note = " ".join(part for part in (row.note, why) if part)
+    return rows
+
+
+def import_breakdown(ctx: Context) -> str:
+    """Where ``vidlatent --help``'s start-up goes, from ``python -X importtime`` (one run)."""
+    if ctx.vidlatent[0] == ctx.python:
+        argv = [ctx.python, "-X", "importtime", *ctx.vidlatent[1:], "--help"]
+    else:
+        argv = [ctx.python, "-X", "importtime", ctx.vidlatent[0], "--help"]
+    try:
+        stderr = run_process(argv, env=ctx.env).stderr.decode(errors="replace")
+    except ChildFailed as error:
+        return f"(python -X importtime failed: {error})"
+    top: list[tuple[int, str]] = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = line.split("|", 2)
+        if not name.startswith(" ") or name.startswith("  "):
+            continue  # only imports made at the top level, each with its children included
+        top.append((int(cumulative), name.strip()))
+    def interpreter(name: str) -> bool:  # what `python -c pass` imports too
+        return name in ("site", "encodings") or name.startswith("_")
+
+    site = sum(us for us, name in top if interpreter(name))
+    ours = [(us, name) for us, name in top if not interpreter(name)]
+    total = sum(us for us, _ in ours)
+    heavy = [name for _, name in top if name.split(".")[0] in ("torch", "diffusers", "transformers", "numpy")]
+    largest = ", ".join(f"{name} {us / 1000:.0f} ms" for us, name in sorted(ours, reverse=True)[:6])
+    note = (
+        f"Why: `python -X importtime vidlatent --help` spends {total / 1000:.0f} ms importing modules on top of the "
+        f"interpreter's own start-up ({site / 1000:.0f} ms of site/encodings, which `python -c pass` pays too); "
+        f"the largest: {largest}."
+    )
+    if heavy:
+        note += f" It imports heavy modules it should not: {', '.join(heavy)}."
+    return note
+
+
+# --- 2. generate overhead --------------------------------------------------------------------
+
+
+def conditioning_image(size: tuple[int, int], path: Path) -> Path:
+    """A deterministic RGB image already at ``size`` (so neither side resizes it), saved as PNG."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    rng = np.random.default_rng(SEED)
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]  # (1, W, 1)
+    pixels = ramp + rng.normal(0, 24, (height, width, 3)).astype(np.float32)  # (H, W, 3)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(path)
+    return path
+
+
+def generate(ctx: Context) -> list[Row]:
+    import torch
+    from PIL import Image
+
+    from vidlatent import latentfile
+    from vidlatent.generation import Knobs
+    from vidlatent.generation import generate as vidlatent_generate
+
+    cfg = ctx.config
+    width, height = cfg.generate_size
+    frames, steps = cfg.generate_frames, cfg.generate_steps
+    image_path = conditioning_image(cfg.generate_size, ctx.workdir / "condition.png")
+    work = f"{width}x{height} px, {frames} frames, {steps} steps, tiny-random, seed {SEED}"
+
+    # Whole processes: the CLI against a diffusers script, each loading the folder afresh.
+    ours = ctx.workdir / "generate-vidlatent.safetensors"
+    theirs = ctx.workdir / "generate-reference.safetensors"
+    vid_argv = ctx.cli("generate", str(image_path), "--model", str(ctx.folder), "--frames", str(frames),
+                       "--steps", str(steps), "--seed", str(SEED), "--size", f"{width}x{height}", "-o", str(ours), "-q")
+    ref_argv = ctx.script(REFERENCE, "generate", str(ctx.folder), str(image_path), str(theirs), "--width", str(width),
+                          "--height", str(height), "--frames", str(frames), "--steps", str(steps), "--seed", str(SEED))
+    process_pair = interleave(process_measure(vid_argv, env=ctx.env), process_measure(ref_argv, env=ctx.env),
+                              reps=cfg.generate_process_reps, warmup=cfg.warmup, label="generate (process)")
+    if cfg.dry:
+        same = "not compared (smoke run)"
+    else:
+        from safetensors.torch import load_file
+
+        equal = torch.equal(latentfile.read(ours).latents, load_file(str(theirs))["latents"].float())
+        same = "bit-identical" if equal else "DIFFERENT (vidlatent must equal the diffusers call)"
+
+    # In-process: the library call against the pipeline call, on one loaded pipeline.
+    model = ctx.pipeline()
+    image = Image.open(image_path).convert("RGB")
+    knobs = Knobs(frames=frames, steps=steps)
+    outputs: dict[str, Any] = {}
+
+    def with_vidlatent() -> None:
+        outputs["vidlatent"] = vidlatent_generate(model, image, knobs=knobs, seed=SEED, size=(width, height)).latents
+
+    def with_diffusers() -> None:
+        outputs["reference"] = model.pipeline(
+            image, height=height, width=width, num_frames=frames, num_inference_steps=steps,
+            generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent",
+        ).frames[0]
+
+    library_pair = interleave(timed(with_vidlatent), timed(with_diffusers), reps=cfg.generate_reps,
+                              warmup=cfg.warmup, label="generate (in-process)")
+    library_same = torch.equal(outputs["vidlatent"], outputs["reference"].float().cpu())
+
+    def overhead(pair: Paired) -> str:
+        return f"{(pair.subject_median - pair.baseline_median) * 1000:+.0f} ms per run"
+
+    goal = Goal(1.03)
+    return [
+        time_row("2a", "`vidlatent generate -o x.safetensors` vs a diffusers script (whole processes)", process_pair, goal,
+                 f"Work: {work}; the script loads the folder with StableVideoDiffusionPipeline.from_pretrained, "
+                 f"calls it with output_type=\"latent\" and saves with safetensors. Difference of medians: "
+                 f"{overhead(process_pair)}. Latents: {same}."),
+        time_row("2b", "`vidlatent.generation.generate` vs `pipe(...)`, same loaded pipeline (in-process)", library_pair,
+                 goal, f"Work: {work}. Difference of medians: {overhead(library_pair)}. Latents: "
+                 f"{'bit-identical' if library_same else 'DIFFERENT'}."),
+    ]
+
+
+# --- 3. decode memory ------------------------------------------------------------------------
+
+
+def write_random_clip(ctx: Context, frames: int, size: tuple[int, int], path: Path) -> Path:
+    """A latent file of ``frames`` random frames in the tiny model's latent space."""
+    import torch
+
+    from vidlatent import latentfile
+
+    width, height = size
+    generator = torch.Generator().manual_seed(frames)
+    latents = torch.randn((frames, 4, height // 8, width // 8), generator=generator) * 0.5  # (F, C, h, w)
+    model = ctx.vae()
+    clip = latentfile.LatentClip(latents=latents, model=str(ctx.folder), latent_space=model.latent_space, fps=7.0,
+                                 height=height, width=width)
+    latentfile.write(clip, path)
+    return path
+
+
+def decode_memory(ctx: Context) -> list[Row]:
+    cfg = ctx.config
+    width, height = cfg.decode_size
+    chunk = cfg.decode_chunk
+    peaks: dict[tuple[str, int], list[int]] = {}
+    for frames in (cfg.short_frames, cfg.long_frames):
+        clip = write_random_clip(ctx, frames, cfg.decode_size, ctx.workdir / f"decode-{frames}.safetensors")
+        for rep in range(cfg.memory_reps):
+            commands = {
+                "vidlatent": ctx.cli("decode", str(clip), "-o", str(ctx.workdir / f"decode-{frames}.mp4"),
+                                     "--chunk", str(chunk), "--model", str(ctx.folder), "-q"),
+                "reference": ctx.script(REFERENCE, "decode-latents", str(ctx.folder), str(clip), "--chunk", str(chunk)),
+            }
+            for side in (("vidlatent", "reference") if rep % 2 == 0 else ("reference", "vidlatent")):
+                run = run_process(commands[side], env=ctx.env)
+                peaks.setdefault((side, frames), []).append(run.peak_rss)
+                progress(f"  decode {frames} frames, {side}: peak RSS {mebibytes(run.peak_rss)}, {seconds(run.seconds)}")
+
+    def peak(side: str, frames: int) -> float:
+        return statistics.median(peaks[(side, frames)])
+
+    short, long = cfg.short_frames, cfg.long_frames
+    frame_bytes = 3 * width * height * 4  # one decoded frame, float32
+    setup = (f"{width}x{height} px ({width // 8}x{height // 8} latents), chunk {chunk}, peak RSS of a fresh process "
+             f"(os.wait4), median of {cfg.memory_reps}")
+    ours = peak("vidlatent", long) / peak("vidlatent", short)
+    theirs = peak("reference", long) / peak("reference", short)
+    return [
+        Row("3a", f"`vidlatent decode` to mp4: peak RSS at {long} frames / at {short} frames",
+            value=f"{mebibytes(peak('vidlatent', long))} ({long} f)", baseline=f"{mebibytes(peak('vidlatent', short))} ({short} f)",
+            ratio=ours, goal=Goal(1.25),
+            note=f"{setup}. Frames stream from the decoder to ffmpeg one chunk at a time."),
+        Row("3b", f"diffusers `decode_latents`: peak RSS at {long} frames / at {short} frames (must grow)",
+            value=f"{mebibytes(peak('reference', long))} ({long} f)", baseline=f"{mebibytes(peak('reference', short))} ({short} f)",
+            ratio=theirs, goal=Goal(1.25, higher_is_better=True),
+            note=f"{setup}. decode_latents keeps every frame: {long} float32 frames are "
+                 f"{mebibytes(long * frame_bytes)}, and torch.cat briefly holds them twice."),
+        Row("3c", f"peak RSS at {long} frames: `vidlatent decode` / `decode_latents`",
+            value=mebibytes(peak("vidlatent", long)), baseline=mebibytes(peak("reference", long)),
+            ratio=peak("vidlatent", long) / peak("reference", long),
+            note="For scale; both processes import torch and diffusers and load the same VAE."),
+    ]
+
+
+# --- 4. decode and encode speed --------------------------------------------------------------
+
+
+def codec_speed(ctx: Context) -> list[Row]:
+    import numpy as np
+    import torch
+
+    from vidlatent import codec
+
+    cfg = ctx.config
+    width, height = cfg.speed_size
+    chunk = cfg.speed_chunk
+    model = ctx.vae()
+    vae, device = model.vae, model.execution_device
+    scale = vae.config.scaling_factor
+    latents = torch.randn((cfg.speed_decode_frames, 4, height // 8, width // 8), generator=torch.Generator().manual_seed(SEED)) * 0.5
+    rng = np.random.default_rng(SEED)
+    frames = list(rng.integers(0, 256, (cfg.speed_encode_frames, height, width, 3), dtype=np.uint8))  # (H, W, 3) each
+    pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (F, 3, H, W) in [-1, 1]
+
+    def decode_vidlatent() -> None:
+        for _ in codec.decode_frames(latents, vae, device=device, chunk=chunk):
+            pass
+
+    def decode_diffusers() -> None:
+        with torch.no_grad():
+            for start in range(0, latents.shape[0], chunk):
+                part = latents[start : start + chunk]
+                vae.decode(part / scale, num_frames=part.shape[0]).sample
+
+    def encode_vidlatent() -> None:
+        codec.encode_frames(iter(frames), vae, device=device, chunk=chunk)
+
+    def encode_diffusers() -> None:
+        with torch.no_grad():
+            torch.cat([vae.encode(pixels[start : start + chunk]).latent_dist.mode() * scale
+                       for start in range(0, pixels.shape[0], chunk)])
+
+    decode_pair = interleave(timed(decode_vidlatent), timed(decode_diffusers), reps=cfg.speed_reps, warmup=cfg.warmup,
+                             label="decode speed")
+    encode_pair = interleave(timed(encode_vidlatent), timed(encode_diffusers), reps=cfg.speed_reps, warmup=cfg.warmup,
+                             label="encode speed")
+    goal = Goal(1.0, higher_is_better=True)
+
+    def fps_row(key: str, what: str, pair: Paired, count: int, note: str) -> Row:
+        return Row(key, what, value=f"{count / pair.subject_median:.1f} fps", baseline=f"{count / pair.baseline_median:.1f} fps",
+                   ratio=pair.baseline_median / pair.subject_median, goal=goal,
+                   pairs=[b / s for s, b in zip(pair.subject, pair.baseline)], note=note)
+
+    setup = f"{width}x{height} px, chunk {chunk}, tiny-random VAE, in-process; ratio = vidlatent fps / reference fps (higher: vidlatent faster)"
+    return [
+        fps_row("4a", "decode: `codec.decode_frames` vs a `vae.decode(z / scale, num_frames=chunk)` loop",
+                decode_pair, cfg.speed_decode_frames,
+                f"{cfg.speed_decode_frames} frames, {setup}. vidlatent also converts each frame to uint8 RGB; the loop stops at the tensor."),
+        fps_row("4b", "encode: `codec.encode_frames` vs a `vae.encode(x).latent_dist.mode() * scale` loop",
+                encode_pair, cfg.speed_encode_frames,
+                f"{cfg.speed_encode_frames} frames, {setup}. vidlatent starts from uint8 frames; the loop gets the float tensor ready-made."),
+    ]
+
+
+# --- 5. latent file IO -----------------------------------------------------------------------
+
+
+def latent_io(ctx: Context) -> list[Row]:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from vidlatent import latentfile
+
+    cfg = ctx.config
+    latents = torch.randn(cfg.io_shape, generator=torch.Generator().manual_seed(SEED)) * 0.5  # (F, C, h, w)
+    clip = latentfile.LatentClip(latents=latents, model=str(ctx.folder), latent_space=ctx.vae().latent_space, fps=7.0,
+                                 height=cfg.io_shape[2] * 8, width=cfg.io_shape[3] * 8, seed=SEED)
+    ours, theirs, plain = (ctx.workdir / name for name in ("io.safetensors", "io.pt", "io-plain.safetensors"))
+
+    def vidlatent_round_trip() -> None:
+        latentfile.write(clip, ours)
+        assert latentfile.read(ours).latents.shape == latents.shape
+
+    def torch_round_trip() -> None:
+        torch.save({"latents": latents}, theirs)
+        assert torch.load(theirs)["latents"].shape == latents.shape
+
+    def safetensors_round_trip() -> None:
+        save_file({"latents": latents}, str(plain))
+        assert load_file(str(plain))["latents"].shape == latents.shape
+
+    pair = interleave(timed(vidlatent_round_trip), timed(torch_round_trip), reps=cfg.io_reps, warmup=cfg.warmup,
+                      label="save + load")
+    floor = interleave(timed(safetensors_round_trip), timed(torch_round_trip), reps=cfg.io_reps, warmup=cfg.warmup,
+                       label="safetensors save_file + load_file")
+    size = f"{'x'.join(map(str, cfg.io_shape))} float32 ({mebibytes(latents.numel() * 4)})"
+    goal = Goal(0.5)
+    rows = [
+        time_row("5a", "latent file save + load: `latentfile.write` + `read` vs `torch.save` + `torch.load`", pair, goal,
+                 f"A {size} clip, files in {ctx.workdir.parent}."),
+        time_row("5b", "the same bytes with plain `safetensors.torch.save_file` + `load_file` vs torch", floor, None,
+                 "What the format itself costs here: the floor for 5a."),
+    ]
+    if not cfg.dry and not goal.met(pair.time_ratio()):
+        rows[0].note += " " + io_breakdown(clip, ctx.workdir, reps=max(3, cfg.io_reps))
+
+    # Through a pipe, between two warm processes: vidlatent's `-o -` and `-` against torch's.
+    pipe = {form: [] for form in ("vidlatent", "torch", "raw")}  # type: dict[str, list[float]]
+    files = {"vidlatent": ours, "torch": theirs, "raw": ours}
+    for rep in range(cfg.warmup + cfg.pipe_reps):
+        for form in (("vidlatent", "torch", "raw") if rep % 2 == 0 else ("raw", "torch", "vidlatent")):
+            took = pipe_transfer(ctx, form, files[form])
+            if rep >= cfg.warmup:
+                pipe[form].append(took)
+        progress(f"  pipe {rep + 1}/{cfg.warmup + cfg.pipe_reps}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in pipe.items() if v))
+    pipe_pair = Paired(pipe["vidlatent"], pipe["torch"])
+    raw = statistics.median(pipe["raw"])
+    mib = ours.stat().st_size / 2**20
+    rows.append(time_row(
+        "5c", "pipe: `latentfile.write(clip, \"-\")` → `read(\"-\")` vs `torch.save(stdout)` → `torch.load(stdin)`",
+        pipe_pair, goal,
+        f"Two warm processes, timed from the writer's start to the reader's parsed clip. The bare bytes "
+        f"({mib:.0f} MiB, like `cat`) take {seconds(raw)} ({mib / raw:.0f} MiB/s): the pipe's ceiling.",
+    ))
+    return rows
+
+
+def pipe_transfer(ctx: Context, form: str, path: Path) -> float:
+    """Seconds to move one clip from a warm writer process to a warm reader through a pipe."""
+    from benchmarks.pipe_worker import DONE, READY
+
+    dry = ["--dry-run"] if ctx.config.dry else []
+    writer = subprocess.Popen([ctx.python, str(PIPE_WORKER), "write", form, str(path), *dry], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ctx.env)
+    reader = subprocess.Popen([ctx.python, str(PIPE_WORKER), "read", form, *dry], stdin=writer.stdout,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ctx.env)
+    assert writer.stdout and writer.stdin and writer.stderr and reader.stderr
+    writer.stdout.close()  # the reader holds the only read end now, so it sees the writer's EOF
+    try:
+        _await(writer.stderr, READY, "pipe writer")
+        _await(reader.stderr, READY, "pipe reader")
+        started = time.perf_counter()
+        writer.stdin.write(b"go\n")
+        writer.stdin.close()
+        _await(reader.stderr, DONE, "pipe reader")
+        took = time.perf_counter() - started
+    finally:
+        for child in (writer, reader):
+            if child.wait(timeout=120) != 0:
+                raise ChildFailed(f"pipe worker ({form}) exited {child.returncode}: {child.stderr.read().decode(errors='replace')[-500:]}")  # type: ignore[union-attr]
+    return took
+
+
+def _await(stream: Any, token: str, who: str) -> None:
+    seen = []
+    for line in iter(stream.readline, b""):
+        text = line.decode(errors="replace").strip()
+        if text == token:
+            return
+        seen.append(text)
+    raise ChildFailed(f"{who} ended before saying {token}: {' | '.join(seen[-5:])}")
+
+
+def io_breakdown(clip: Any, workdir: Path, *, reps: int) -> str:
+    """Why save + load takes the time it takes: each step of latentfile's write and read, timed alone."""
+    import torch
+    from safetensors.torch import load, save
+
+    from vidlatent import latentfile
+    from vidlatent.atomic import atomic_output
+
+    latents = clip.latents
+    target = workdir / "breakdown.safetensors"
+    data = latentfile.to_bytes(clip)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("finite check `torch.isfinite(x).all()` (once on write, once on read)", lambda: bool(torch.isfinite(latents).all())),
+        ("`safetensors.torch.save` to bytes (a copy of the tensor)", lambda: save({"latents": latents}, metadata={"a": "b"})),
+    ]
+    if hasattr(latentfile, "_with_sorted_header"):
+        steps.append(("`_with_sorted_header` (slices and joins the whole buffer: 2 more copies)",
+                      lambda: latentfile._with_sorted_header(data)))
+    steps += [
+        ("atomic file write (temp file, chmod, rename)", lambda: _atomic_write(atomic_output, target, data)),
+        ("file read into bytes", lambda: target.read_bytes()),
+        ("`safetensors.torch.load` from bytes (a copy into a tensor)", lambda: load(data)),
+        ("`latentfile.to_bytes` in all", lambda: latentfile.to_bytes(clip)),
+        ("`latentfile.from_bytes` in all", lambda: latentfile.from_bytes(data)),
+        ("`torch.save` to a file", lambda: torch.save({"latents": latents}, workdir / "breakdown.pt")),
+        ("`torch.load` from a file", lambda: torch.load(workdir / "breakdown.pt")),
+    ]
+    parts = []
+    for name, step in steps:
+        measure = timed(step)
+        measure()
+        parts.append(f"{name} {statistics.median(measure() for _ in range(reps)) * 1000:.1f} ms")
+    return "Why (each step alone, median of {}): {}.".format(reps, "; ".join(parts))
+
+
+def _atomic_write(atomic_output: Any, target: Path, data: bytes) -> None:
+    with atomic_output(target) as temporary:
+        temporary.write_bytes(data)
+
+
+# --- 6. the GPU ------------------------------------------------------------------------------
+
+
+GPU_ROWS = (
+    ("6a", "GPU: fp16 generate, SVD-XT shapes (random weights), `generate` vs `pipe(...)` in-process"),
+    ("6b", "GPU: peak VRAM with --low-vram (offload + forward chunking + decode chunk 2) / without"),
+    ("6c", "GPU: generate with the UNet under `torch.compile` / without"),
+)
+
+
+def gpu(ctx: Context) -> list[Row]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return [Row(key, what, status="skipped: no CUDA device") for key, what in GPU_ROWS]
+    try:
+        return gpu_rows(ctx)
+    except Exception as error:  # a GPU problem should not hide the CPU figures
+        return [Row(key, what, status=f"error: {type(error).__name__}: {error}"[:300]) for key, what in GPU_ROWS]
+
+
+def svd_xt_random(folder: Path) -> Path:
+    """A diffusers folder with SVD-XT's architecture and random fp16 weights (built on the GPU)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from vidlatent.tiny import SVD_SCHEDULER_CONFIG
+
+    if (folder / "model_index.json").is_file():
+        return folder
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        unet = UNetSpatioTemporalConditionModel(sample_size=96, num_frames=25)  # the class defaults are SVD's
+        vae = AutoencoderKLTemporalDecoder(  # SVD's VAE (the class defaults are a small one)
+            block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+            layers_per_block=2, latent_channels=4, sample_size=768,
+        )
+        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(  # ViT-H/14
+            hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+            patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu",
+        ))
+    pipeline = StableVideoDiffusionPipeline(
+        vae=vae, image_encoder=image_encoder, unet=unet, scheduler=EulerDiscreteScheduler.from_config(SVD_SCHEDULER_CONFIG),
+        feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+    ).to(torch.float16)
+    pipeline.save_pretrained(folder, safe_serialization=True)
+    del pipeline
+    torch.cuda.empty_cache()
+    return folder
+
+
+def gpu_rows(ctx: Context) -> list[Row]:
+    import torch
+    from PIL import Image
+
+    from vidlatent import codec
+    from vidlatent.generation import Knobs
+    from vidlatent.generation import generate as vidlatent_generate
+    from vidlatent.models import LoadOptions, load_pipeline
+
+    cfg = ctx.config
+    width, height = cfg.gpu_size
+    folder = svd_xt_random(ctx.workdir / "svd-xt-random")
+    image = Image.open(conditioning_image(cfg.gpu_size, ctx.workdir / "condition-gpu.png")).convert("RGB")
+    knobs = Knobs(frames=cfg.gpu_frames, steps=cfg.gpu_steps)
+    work = f"{width}x{height} px, {cfg.gpu_frames} frames, {cfg.gpu_steps} steps, fp16, {torch.cuda.get_device_name(0)}"
+
+    def run(model: Any, *, decode_chunk: int | None = None) -> None:
+        clip = vidlatent_generate(model, image, knobs=knobs, seed=SEED, size=(width, height))
+        if decode_chunk:
+            for _ in codec.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=decode_chunk):
+                pass
+        torch.cuda.synchronize()
+
+    model = load_pipeline(LoadOptions(model=str(folder), device="cuda", dtype="fp16", offload="none"))
+
+    def with_diffusers() -> None:
+        model.pipeline(image, height=height, width=width, num_frames=cfg.gpu_frames, num_inference_steps=cfg.gpu_steps,
+                       generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent")
+        torch.cuda.synchronize()
+
+    pair = interleave(timed(lambda: run(model)), timed(with_diffusers), reps=cfg.gpu_reps, warmup=cfg.warmup or 1,
+                      label="GPU generate")
+    rows = [time_row("6a", GPU_ROWS[0][1], pair, Goal(1.03), f"Work: {work}.")]
+
+    def peak(model: Any, decode_chunk: int) -> int:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        run(model, decode_chunk=decode_chunk)
+        return torch.cuda.max_memory_allocated()
+
+    full = peak(model, cfg.gpu_frames)
+    del model
+    torch.cuda.empty_cache()
+    low = load_pipeline(LoadOptions(model=str(folder), device="cuda", dtype="fp16", offload="model"))
+    low.pipeline.unet.enable_forward_chunking()
+    lean = peak(low, 2)
+    del low
+    torch.cuda.empty_cache()
+    rows.append(Row("6b", GPU_ROWS[1][1], value=mebibytes(lean), baseline=mebibytes(full), ratio=lean / full,
+                    note=f"Work: {work}, then decoding every frame. torch.cuda.max_memory_allocated. README: under 8 GB "
+                         f"with --low-vram: {'yes' if lean < 8e9 else 'NO'}."))
+
+    model = load_pipeline(LoadOptions(model=str(folder), device="cuda", dtype="fp16", offload="none"))
+    eager = statistics.median(timed(lambda: run(model))() for _ in range(cfg.gpu_reps))
+    model.pipeline.unet = torch.compile(model.pipeline.unet)
+    started = time.perf_counter()
+    run(model)  # the first call compiles
+    compile_seconds = time.perf_counter() - started
+    compiled = statistics.median(timed(lambda: run(model))() for _ in range(cfg.gpu_reps))
+    rows.append(Row("6c", GPU_ROWS[2][1], value=seconds(compiled), baseline=seconds(eager), ratio=compiled / eager,
+                    note=f"Work: {work}. Compiling took {seconds(compile_seconds)} (first call)."))
+    del model
+    torch.cuda.empty_cache()
+    return rows
+
+
+SECTIONS: list[tuple[str, str, Callable[[Context], list[Row]]]] = [
+    ("1", "startup", startup),
+    ("2", "generate overhead", generate),
+    ("3", "decode memory", decode_memory),
+    ("4", "decode and encode speed", codec_speed),
+    ("5", "latent file IO", latent_io),
+    ("6", "GPU", gpu),
+]
+

@@ -1,0 +1,143 @@
+"""``python -m benchmarks``: run every comparison, print the table, write BENCHMARKS.md.
+
+    python -m benchmarks            # the full run (about 6-10 minutes on 2 CPU cores); writes BENCHMARKS.md
+    python -m benchmarks --quick    # every row once at tiny sizes (about a minute): numbers mean nothing
+    python -m benchmarks --smoke    # --quick, but children that would import torch only parse their
+                                    # arguments: checks the machinery in seconds (the test suite's mode)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks import cases
+from benchmarks.harness import Row, child_env, machine, progress, table
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = "python -m benchmarks"
+
+GOALS = {
+    "1": "Startup: `vidlatent --help` and a completion request take at most 3× `python -c pass`.",
+    "2": "Generate overhead: `vidlatent generate` takes at most 1.03× the same diffusers call, as whole processes and in-process.",
+    "3": "Decode memory: `vidlatent decode`'s peak RSS grows at most 1.25× from 50 to 400 frames, while `decode_latents`' grows with the frames.",
+    "4": "Decode and encode speed: at least 1.0× the frames per second of the raw VAE calls at the same chunk.",
+    "5": "Latent IO: saving and loading a clip (on disk and through a pipe) takes at most 0.5× the time of torch.save + torch.load.",
+    "6": "On a GPU: SVD-XT shapes in fp16 (generate overhead, --low-vram peak VRAM, torch.compile).",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="Every row once, at tiny sizes (about a minute).")
+    mode.add_argument("--smoke", action="store_true", help="--quick without the heavy child processes (seconds).")
+    parser.add_argument("--output", type=Path, help="Where to write the Markdown report (default: BENCHMARKS.md for a full run; "
+                                                    "--quick and --smoke write none unless given).")
+    args = parser.parse_args(argv)
+    config = cases.SMOKE if args.smoke else cases.QUICK if args.quick else cases.FULL
+    output = args.output or (ROOT / "BENCHMARKS.md" if config is cases.FULL else None)
+
+    started = time.perf_counter()
+    facts = machine()
+    rows: list[Row] = []
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="vidlatent-bench-") as work:
+        context = cases.Context(config, Path(work), child_env())
+        for number, name, section in cases.SECTIONS:
+            progress(f"[{number}] {name}")
+            try:
+                rows += section(context)
+            except Exception as error:  # one broken comparison should not hide the others
+                failed = True
+                rows.append(Row(number, name, status=f"error: {type(error).__name__}: {error}"[:400]))
+    facts["load average at end"] = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    facts["duration"] = f"{time.perf_counter() - started:.0f} s ({config.name} run)"
+
+    print(table(rows))
+    print()
+    for line in goal_lines(rows):
+        print(line)
+    if output:
+        output.write_text(report(rows, facts, config))
+        progress(f"wrote {output}")
+    return 1 if failed else 0
+
+
+def goal_lines(rows: Sequence[Row]) -> list[str]:
+    """One line per goal: met or not, and why (the notes of the rows that missed)."""
+    lines = []
+    for number, text in GOALS.items():
+        mine = [row for row in rows if row.key.startswith(number)]
+        verdicts = [row.verdict for row in mine if row.goal is not None or row.status]
+        if not verdicts:
+            state = "not measured"
+        elif any(v.startswith(("error", "skipped")) for v in verdicts):
+            state = next(v for v in verdicts if v.startswith(("error", "skipped")))
+        elif all(v == "met" for v in verdicts):
+            state = "**met**"
+        else:
+            missed = [row for row in mine if row.verdict.startswith("missed")]
+            state = "**not met**: " + "; ".join(f"{row.key} is {row.ratio:.3f} ({row.verdict})" for row in missed)
+        lines.append(f"- Goal {number}. {text} — {state}")
+    return lines
+
+
+def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> str:
+    """BENCHMARKS.md: how it was measured, the machine, the table, the goals and the notes."""
+    sizes = (
+        f"generate {config.generate_size[0]}x{config.generate_size[1]} px, {config.generate_frames} frames, "
+        f"{config.generate_steps} steps ({config.generate_reps} in-process and {config.generate_process_reps} whole-process "
+        f"repetitions); decode memory {config.decode_size[0]}x{config.decode_size[1]} px, {config.short_frames} vs "
+        f"{config.long_frames} frames, chunk {config.decode_chunk}; codec speed {config.speed_size[0]}x{config.speed_size[1]} px, "
+        f"chunk {config.speed_chunk}, {config.speed_reps} repetitions; latent IO a {'x'.join(map(str, config.io_shape))} "
+        f"clip, {config.io_reps} repetitions ({config.pipe_reps} through the pipe); startup {config.startup_reps} repetitions; "
+        f"warm-up {config.warmup} of each side"
+    )
+    notes = [f"- **{row.key}** {row.note}" for row in rows if row.note]
+    machine_lines = [f"| {key} | {value} |" for key, value in facts.items()]
+    return "\n".join([
+        "# Benchmarks",
+        "",
+        f"Written by `{COMMAND}` (see `benchmarks/`); rerun it rather than editing this file. "
+        "Every figure is a **ratio against a reference measured in the same run**: the two sides run "
+        "alternately (A B, B A, …) after a warm-up of each, and the ratio is that of their medians. "
+        "The *pairs* column is the range of the ratios of adjacent runs: it shows how noisy the run was. "
+        "For times, a ratio below 1 means vidlatent took less time; the speed rows (4) are frames per "
+        "second, vidlatent's over the reference's, so above 1 means vidlatent is faster.",
+        "",
+        "The machine is **shared with other jobs** (other engineers' tests ran at the same time), so absolute "
+        "times drift by tens of percent from run to run; compare ratios, and read a ratio whose pairs "
+        "straddle its goal as within the noise.",
+        "",
+        f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights), "
+        "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`).",
+        "",
+        "## Results",
+        "",
+        table(rows),
+        "",
+        "## Goals",
+        "",
+        *goal_lines(rows),
+        "",
+        "## Notes",
+        "",
+        *notes,
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *machine_lines,
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""vidlatent edit: SDEdit towards a new first frame, direction arithmetic and temporal filters."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import click
+
+from vidlatent.atomic import STDIO
+from vidlatent.commands._shared import (
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, load_sampler,
+    low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, sampling_options,
+    seed_option,
+)
+from vidlatent.errors import UsageError
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  vidlatent edit clip.safetensors --image new-first-frame.png --strength 0.6 --seed 1 -o edited.safetensors
+  vidlatent edit clip.safetensors --direction smile.safetensors --scale 0.5 --smooth 1 -o happier.safetensors
+  vidlatent edit clip.safetensors --trim 2:-2 --reverse --loop -o loop.safetensors
+  vidlatent interpolate clip.safetensors --factor 2 -o - | vidlatent edit - --smooth 1 -o - | vidlatent decode - -o out.mp4
+"""
+)
+@click.argument("clip", type=click.Path(allow_dash=True))
+@output_option("Latent file to write (.safetensors, or - for stdout). Default: CLIP's name with -edited.safetensors.")
+@click.option("--trim", metavar="START:END", help="Keep frames START to END-1 (either may be left out; negative counts from the end).")
+@click.option("--reverse", is_flag=True, help="Play the clip backwards.")
+@click.option("--image", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Re-generate the clip towards this new first frame (needs --strength; loads the model).")
+@click.option("--strength", type=float, metavar="S",
+              help="With --image: 0 keeps the clip exactly, 1 is a fresh generate from the image; S x STEPS steps run.")
+@click.option("--direction", "direction_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Add this direction (made by vidlatent direction) to every frame.")
+@click.option("--scale", type=float, metavar="A", help="With --direction: add A times the direction [1.0].")
+@click.option("--smooth", type=float, metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in frames.")
+@click.option("--loop", is_flag=True, help="Crossfade the tail into the head so the clip loops (it gets shorter by the crossfade).")
+@click.option("--loop-frames", type=int, metavar="N", help="With --loop: frames of the crossfade [a quarter of the clip].")
+@sampling_options
+@seed_option
+@low_memory_options
+@model_options
+@common_options
+@pass_state
+def command(state: State, clip: str, output: str | None, trim: str | None, reverse: bool, image: str | None,  # type: ignore[no-untyped-def]
+            strength: float | None, direction_path: str | None, scale: float | None, smooth: float | None, loop: bool,
+            loop_frames: int | None, knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+    """Edit CLIP (a latent file, or - for stdin) in latent space.
+
+    The operations given apply in this order, whatever the order on the command line:
+    --trim, --reverse, --image/--strength, --direction/--scale, --smooth, --loop. The history
+    records them, in order, in one edit step.
+
+    --image S re-generates the clip towards a new first frame (SDEdit): the clip is noised to
+    the level that S picks in the model's own sigma schedule and denoised by the model
+    conditioned on the image. S = 0 returns the clip exactly; S = 1 equals `vidlatent generate`
+    from the image with the same --seed, --steps and size. Only --image loads a model (the
+    clip's own, unless --model is given); the other operations work on the latents alone.
+    See docs/editing.md.
+    """
+    from vidlatent import editing, latentfile, media
+    from vidlatent.generation import Knobs, file_sha256, random_seed
+
+    report = Reporter(state, "edit")
+    if image is None:
+        given = {"--strength": strength, "--seed": seed, "sampling knobs (--steps, --motion, …)": knobs if knobs != Knobs() else None}
+        for flag, value in given.items():
+            if value is not None:
+                raise UsageError(f"{flag} applies only with --image PATH")
+    elif strength is None:
+        raise UsageError("--image needs --strength S (0-1): how much of the clip to re-generate")
+    if scale is not None and direction_path is None:
+        raise UsageError("--scale needs --direction PATH")
+    if STDIO in (image, direction_path):
+        raise UsageError("--image and --direction take files; only CLIP may be - (stdin)")
+    output = output or _derived(clip)
+    editing.check_latent_output(output, "edit")
+
+    regeneration = None
+    if image is not None:
+        assert strength is not None
+        data = _read_bytes(image)
+        regeneration = editing.Regeneration(image=media.load_image(image), strength=strength, knobs=knobs,
+                                            seed=random_seed() if seed is None else seed,
+                                            source=str(Path(image).resolve()), image_sha256=file_sha256(data))
+    source = editing.read_clip(clip, command="edit")
+    direction = editing.read_clip(direction_path, kind="direction", command="edit") if direction_path else None
+    plan = editing.EditPlan(
+        trim=editing.parse_trim(trim) if trim is not None else None, reverse=reverse, regeneration=regeneration,
+        direction=direction, scale=1.0 if scale is None else scale, smooth=smooth or 0.0, loop=loop, loop_frames=loop_frames,
+        direction_source=str(Path(direction_path).resolve()) if direction_path else "",
+    )
+    plan.validate(source)
+    prepare_output(output, [path for path in (clip, image, direction_path) if path])
+
+    if regeneration is not None and seed is None:
+        announce_seed(report, regeneration.seed)
+    model = None
+    if plan.needs_model:
+        model = load_sampler(ClipInput(path=clip, clip=source).load_options(load, model_given), memory, report)
+    steps = knobs.resolved(model.pipeline).steps if model is not None else 0
+    bar = report.progress("re-generating", steps) if model is not None else contextlib.nullcontext(_ignore)
+    with report.timed("edit"), bar as progress:
+        result = editing.edit(source, plan, model=model, progress=progress)
+    latentfile.write(result, output)
+    names = ", ".join(step["operation"] for step in result.history[-1]["arguments"]["operations"])
+    report.note(f"wrote {output} ({names}; {source.frames} -> {result.frames} frames)")
+    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model,
+                   seed=regeneration.seed if regeneration is not None else None)
+
+
+def _ignore(_: int) -> None:
+    pass
+
+
+def _derived(clip: str) -> str:
+    source = Path(default_output(clip, ".safetensors"))
+    return str(source.with_name(source.stem + "-edited.safetensors"))
+
+
+def _read_bytes(path: str) -> bytes:
+    from vidlatent.errors import MediaError
+
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as error:
+        raise MediaError(f"{path}: no such image") from error
+    except OSError as error:
+        raise MediaError(f"{path}: cannot be read ({error.strerror})") from error

@@ -1,0 +1,194 @@
+"""vidlatent interpolate: more frames, morphs and transitions, in latent space."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vidlatent.atomic import STDIO
+from vidlatent.commands._shared import (
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, load_sampler, low_memory_options,
+    model_options, output_entry, output_option, pass_state, prepare_output, seed_option,
+)
+from vidlatent.errors import UsageError
+
+METHODS = ("lerp", "slerp", "hybrid")  # vidlatent.latent_ops.METHODS, without importing torch for --help
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  vidlatent interpolate clip.safetensors --factor 2 -o smooth.safetensors
+  vidlatent interpolate clip.safetensors --factor 3 --loop --refine 0.3 --seed 1 -o loop.safetensors
+  vidlatent interpolate a.safetensors b.safetensors --steps 5 -o morph/
+  vidlatent interpolate a.safetensors b.safetensors --transition 8 --join -o ab.safetensors
+  vidlatent encode in.mp4 -o - | vidlatent interpolate - --factor 2 -o - | vidlatent decode - -o slow.mp4
+"""
+)
+@click.argument("clips", nargs=-1, required=True, type=click.Path(allow_dash=True), metavar="CLIP [B]")
+@output_option(
+    "Latent file to write (.safetensors, or - for stdout). Default: CLIP's name with -interpolated.safetensors "
+    "(with --transition: A's name with -transition.safetensors). With --steps: a folder, or a pattern with {index}."
+)
+@click.option("--factor", type=int, metavar="K", help="One clip: insert K-1 frames between neighbours (K >= 2); fps is multiplied by K.")
+@click.option("--method", type=click.Choice(METHODS), default="slerp", show_default=True,
+              help="How frames are blended: lerp, slerp (spherical, keeps the norm), hybrid (slerp of the per-channel mean, lerp of the rest).")
+@click.option("--loop", is_flag=True, help="With --factor: also fill the gap from the last frame to the first, so the clip loops.")
+@click.option("--refine", type=float, metavar="S",
+              help="With --factor: re-noise the inserted frames to strength S (0-1) and denoise them with the model, "
+                   "conditioned on the first frame, the original frames pinned.")
+@click.option("--refine-steps", type=int, metavar="N", help="With --refine: the denoising schedule's steps [25]; S x N of them run.")
+@click.option("--steps", "morph_steps", type=int, metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
+@click.option("--transition", type=int, metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
+@click.option("--join", is_flag=True, help="With --transition: write A + transition + B as one clip.")
+@click.option("--resample", is_flag=True,
+              help="Two clips: resize B's latents to A's size, retime B to A's frame count (--steps) or fps (--join), instead of refusing.")
+@seed_option
+@low_memory_options
+@model_options
+@common_options
+@pass_state
+def command(state: State, clips: tuple[str, ...], output: str | None, factor: int | None, method: str, loop: bool,  # type: ignore[no-untyped-def]
+            refine: float | None, refine_steps: int | None, morph_steps: int | None, transition: int | None, join: bool,
+            resample: bool, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+    """Interpolate in latent space: more frames in one CLIP, or morphs and transitions from A to B.
+
+    \b
+    interpolate CLIP --factor K [--method M] [--loop] [--refine S]
+    interpolate A B --steps N -o DIR
+    interpolate A B --transition F [--join]
+
+    Original frames are kept exactly. Only --refine loads the model (the clip's own, unless
+    --model is given); everything else works on the latents alone. Inputs are latent files
+    (or - for stdin); outputs are latents: pipe them to `vidlatent decode` for a video. See
+    docs/editing.md.
+    """
+    report = Reporter(state, "interpolate")
+    if len(clips) == 1:
+        _one_clip(report, clips[0], output, factor, method, loop, refine, refine_steps, seed, memory, load, model_given,
+                  two_clip_options={"--steps": morph_steps, "--transition": transition, "--join": join, "--resample": resample})
+    elif len(clips) == 2:
+        for flag, value in {"--factor": factor, "--loop": loop, "--refine": refine, "--refine-steps": refine_steps, "--seed": seed}.items():
+            if value not in (None, False):
+                raise UsageError(f"{flag} works on one CLIP; with two clips give --steps N or --transition F")
+        _two_clips(report, clips, output, method, morph_steps, transition, join, resample)
+    else:
+        raise UsageError(f"interpolate takes one CLIP (with --factor) or two, A and B (with --steps or --transition); got {len(clips)}")
+
+
+def _one_clip(report: Reporter, path: str, output: str | None, factor: int | None, method: str, loop: bool,
+              refine: float | None, refine_steps: int | None, seed: int | None, memory: LowMemory, load: Any,
+              model_given: bool, two_clip_options: dict[str, Any]) -> None:
+    from vidlatent import editing, latentfile
+    from vidlatent.generation import Knobs, random_seed
+
+    for flag, value in two_clip_options.items():
+        if value not in (None, False):
+            raise UsageError(f"{flag} needs two clips, A and B; with one CLIP give --factor K")
+    if factor is None:
+        raise UsageError("give --factor K (K - 1 new frames between neighbours), or two clips A B with --steps or --transition")
+    editing.check_factor(factor)
+    knobs = Knobs(steps=refine_steps)
+    if refine is None:
+        for flag, value in {"--refine-steps": refine_steps, "--seed": seed}.items():
+            if value is not None:
+                raise UsageError(f"{flag} applies only with --refine S")
+    else:
+        editing.Refinement(strength=refine, knobs=knobs, seed=0).validate()
+    output = output or _derived(path, "-interpolated.safetensors")
+    editing.check_latent_output(output, "interpolate")
+    clip = editing.read_clip(path, command="interpolate")
+    prepare_output(output, [path])
+
+    refinement, model, steps = None, None, 0
+    if refine is not None:
+        refinement = editing.Refinement(strength=refine, knobs=knobs, seed=random_seed() if seed is None else seed)
+        if seed is None:
+            announce_seed(report, refinement.seed)
+        model = load_sampler(ClipInput(path=path, clip=clip).load_options(load, model_given), memory, report)
+        steps = knobs.resolved(model.pipeline).steps
+    bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(_ignore)
+    with report.timed("interpolate"), bar as progress:
+        result = editing.interpolate(clip, factor, method=method, loop=loop, refine=refinement, model=model, progress=progress)
+    latentfile.write(result, output)
+    report.note(f"wrote {output} ({clip.frames} -> {result.frames} frames at {result.fps:g} fps)")
+    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model,
+                   seed=refinement.seed if refinement is not None else None)
+
+
+def _ignore(_: int) -> None:
+    pass
+
+
+def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, method: str, morph_steps: int | None,
+               transition: int | None, join: bool, resample: bool) -> None:
+    from vidlatent import editing, latentfile
+
+    if (morph_steps is None) == (transition is None):
+        raise UsageError("with two clips A B give one of --steps N (N clips morphing A into B) or --transition F (F frames from A to B)")
+    if join and transition is None:
+        raise UsageError("--join needs --transition F")
+    if paths.count(STDIO) > 1:
+        raise UsageError("- (stdin) can be given only once")
+    names = (paths[0], paths[1])
+    if morph_steps is not None:
+        if morph_steps < 2:
+            raise UsageError(f"--steps {morph_steps}: must be at least 2 (the first clip is A, the last B)")
+        targets = _morph_outputs(paths, output, morph_steps)
+        a, b = (editing.read_clip(path, command="interpolate") for path in paths)
+        # Pure latent math, cheap: done before the outputs' folders are made, so a clip that
+        # does not fit leaves nothing behind.
+        with report.timed("interpolate"):
+            results = editing.morph(a, b, morph_steps, method=method, resample=resample, names=names)
+        for target in targets:
+            prepare_output(target, list(paths))
+        for result, target in zip(results, targets):
+            latentfile.write(result, target)
+        report.note(f"wrote {len(targets)} clips morphing {paths[0]} into {paths[1]}: {targets[0]} … {targets[-1]}")
+        report.summary([output_entry(t, r) for r, t in zip(results, targets)], stdout_busy=False, model=a.model)
+        return
+    assert transition is not None
+    if transition < 1:
+        raise UsageError(f"--transition {transition}: must be at least 1 frame")
+    output = output or _derived(paths[0], "-transition.safetensors")
+    editing.check_latent_output(output, "interpolate")
+    a, b = (editing.read_clip(path, command="interpolate") for path in paths)
+    with report.timed("interpolate"):
+        result = editing.transition(a, b, transition, method=method, join=join, resample=resample, names=names)
+    prepare_output(output, list(paths))
+    latentfile.write(result, output)
+    report.note(f"wrote {output} ({result.frames} frames{', A + transition + B' if join else ''})")
+    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model)
+
+
+def _derived(path: str, suffix: str) -> str:
+    """CLIP's name with ``suffix`` (e.g. clip.safetensors -> clip-interpolated.safetensors)."""
+    source = Path(default_output(path, ".safetensors"))
+    return str(source.with_name(source.stem + suffix))
+
+
+def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int) -> list[str]:
+    """The files of a morph: -o DIR gives DIR/A-B-00.safetensors …, a pattern fills in {index}."""
+    from vidlatent import latentfile
+
+    if output is None or output == STDIO:
+        raise UsageError(f"--steps {count} writes {count} clips; give -o DIR (a folder) or a pattern such as -o morph/{{index}}.safetensors")
+    if "{" in output:
+        try:
+            targets = [output.format(index=index) for index in range(count)]
+        except (KeyError, IndexError, ValueError) as error:
+            raise UsageError(f"-o {output}: a pattern may use {{index}} only ({error})") from None
+        if len(set(targets)) != count:
+            raise UsageError(f"-o {output}: every clip would get the same name; put {{index}} in the pattern")
+        for target in targets:
+            if not latentfile.is_latent_path(target):
+                raise UsageError(f"-o {output}: interpolate writes latents; end the pattern in .safetensors")
+        return targets
+    if latentfile.is_latent_path(output) or Path(output).suffix:
+        raise UsageError(f"-o {output}: --steps {count} writes {count} clips; give a folder or a pattern with {{index}}")
+    stems = "-".join("stdin" if path == STDIO else Path(path).stem for path in paths)
+    width = len(str(count - 1))
+    return [str(Path(output) / f"{stems}-{index:0{width}d}.safetensors") for index in range(count)]
