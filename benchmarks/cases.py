@@ -63,11 +63,11 @@ class Config:
 
 FULL = Config(
     name="full", warmup=1, startup_reps=15,
-    generate_size=(128, 64), generate_frames=14, generate_steps=10, generate_reps=5, generate_process_reps=4,
+    generate_size=(256, 128), generate_frames=14, generate_steps=10, generate_reps=5, generate_process_reps=3,
     decode_size=(128, 128), short_frames=50, long_frames=400, decode_chunk=8, memory_reps=1,
     speed_size=(128, 128), speed_decode_frames=24, speed_encode_frames=32, speed_chunk=8, speed_reps=5,
     # A 400-frame clip of SVD-XT's 1024x576 latents (59 MiB), e.g. a long extended clip.
-    io_shape=(400, 4, 72, 128), io_reps=7, pipe_reps=5,
+    io_shape=(400, 4, 72, 128), io_reps=7, pipe_reps=3,
     gpu_size=(1024, 576), gpu_frames=25, gpu_steps=10, gpu_reps=3,
 )
 QUICK = Config(
@@ -387,6 +387,12 @@ def codec_speed(ctx: Context) -> list[Row]:
                              label="decode speed")
     encode_pair = interleave(timed(encode_vidlatent), timed(encode_diffusers), reps=cfg.speed_reps, warmup=cfg.warmup,
                              label="encode speed")
+    # What vidlatent does on top of the VAE calls: pixels from and to uint8, timed alone.
+    with torch.inference_mode():
+        decoded = vae.decode(latents[:chunk] / scale, num_frames=min(chunk, latents.shape[0])).sample
+    chunks = -(-latents.shape[0] // chunk)
+    to_uint8 = statistics.median(timed(lambda: codec.tensor_to_pixels(decoded))() for _ in range(5)) * chunks
+    from_uint8 = statistics.median(timed(lambda: codec.pixels_to_tensor(frames[:chunk]))() for _ in range(5)) * chunks
     goal = Goal(1.0, higher_is_better=True)
 
     def fps_row(key: str, what: str, pair: Paired, count: int, note: str) -> Row:
@@ -398,10 +404,14 @@ def codec_speed(ctx: Context) -> list[Row]:
     return [
         fps_row("4a", "decode: `codec.decode_frames` vs a `vae.decode(z / scale, num_frames=chunk)` loop",
                 decode_pair, cfg.speed_decode_frames,
-                f"{cfg.speed_decode_frames} frames, {setup}. vidlatent also converts each frame to uint8 RGB; the loop stops at the tensor."),
+                f"{cfg.speed_decode_frames} frames, {setup}. vidlatent also converts each frame to uint8 RGB "
+                f"(`codec.tensor_to_pixels`, {to_uint8 * 1000:.1f} ms per run, {to_uint8 / decode_pair.subject_median:.1%} "
+                f"of it); the loop stops at the float tensor."),
         fps_row("4b", "encode: `codec.encode_frames` vs a `vae.encode(x).latent_dist.mode() * scale` loop",
                 encode_pair, cfg.speed_encode_frames,
-                f"{cfg.speed_encode_frames} frames, {setup}. vidlatent starts from uint8 frames; the loop gets the float tensor ready-made."),
+                f"{cfg.speed_encode_frames} frames, {setup}. vidlatent starts from uint8 frames (`codec.pixels_to_tensor`, "
+                f"{from_uint8 * 1000:.1f} ms per run, {from_uint8 / encode_pair.subject_median:.1%} of it); the loop gets "
+                f"the float tensor ready-made."),
     ]
 
 

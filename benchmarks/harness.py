@@ -80,9 +80,12 @@ def interleave(subject: Measure, baseline: Measure, *, reps: int, warmup: int, l
     return Paired(subject_times, baseline_times)
 
 
+_STARTED = time.perf_counter()
+
+
 def progress(message: str) -> None:
-    """A line of progress on stderr (stdout carries the table)."""
-    print(message, file=sys.stderr, flush=True)
+    """A line of progress on stderr (stdout carries the table), with the seconds since the start."""
+    print(f"{time.perf_counter() - _STARTED:6.1f}s {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -109,31 +112,45 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# Runs one command and reports its wall time and peak RSS. The peak RSS comes from os.wait4;
+# on Linux it also counts the memory a child had between fork and exec, which for a child of
+# this (large) benchmark process would be this process's own. So every child is started by
+# this small launcher instead, a bare interpreter (-S) of a few MiB.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+took = time.perf_counter() - started
+with open(sys.argv[1], "w") as handle:
+    json.dump({"seconds": took, "maxrss": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}, handle)
+"""
+
+
 def run_process(argv: Sequence[str], *, env: dict[str, str], stdin: Path | None = None) -> ProcessRun:
     """Run ``argv`` to the end in a fresh process; raise ChildFailed on a non-zero exit.
 
-    The peak RSS comes from ``os.wait4``: the child's own peak, or that of a process it started
-    and waited for (e.g. ffmpeg), whichever is larger; on Linux ``ru_maxrss`` is in KiB.
+    ``seconds`` is the wall time from the start of the process to its end. ``peak_rss`` is
+    from ``os.wait4``: the child's own peak, or that of a process it started and waited for
+    (e.g. ffmpeg), whichever is larger (at least the launcher's few MiB).
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        source = open(stdin, "rb") if stdin else subprocess.DEVNULL
-        try:
-            started = time.perf_counter()
-            child = subprocess.Popen(list(argv), stdin=source, stdout=out, stderr=err, env=env)
-            _, status, usage = os.wait4(child.pid, 0)
-            seconds = time.perf_counter() - started
-        finally:
-            if stdin:
-                source.close()  # type: ignore[union-attr]
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if child.returncode != 0:
-        tail = stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise ChildFailed(f"{' '.join(map(str, argv))} exited {child.returncode}: " + " | ".join(tail))
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="run-") as folder:
+        result, out, err = (Path(folder) / name for name in ("result.json", "stdout", "stderr"))
+        with open(out, "wb") as stdout, open(err, "wb") as stderr, \
+                (open(stdin, "rb") if stdin else open(os.devnull, "rb")) as source:
+            launcher = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, str(result), *map(str, argv)],
+                                      stdin=source, stdout=stdout, stderr=stderr, env=env)
+        stdout_bytes, stderr_bytes = out.read_bytes(), err.read_bytes()
+        if launcher.returncode != 0 or not result.exists():
+            raise ChildFailed(f"the launcher of {' '.join(map(str, argv))} failed: {stderr_bytes.decode(errors='replace')[-500:]}")
+        facts = json.loads(result.read_text())
+    if facts["exit"] != 0:
+        tail = stderr_bytes.decode(errors="replace").strip().splitlines()[-5:]
+        raise ChildFailed(f"{' '.join(map(str, argv))} exited {facts['exit']}: " + " | ".join(tail))
     scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
-    return ProcessRun(seconds=seconds, peak_rss=usage.ru_maxrss * scale, stdout=stdout, stderr=stderr)
+    return ProcessRun(seconds=facts["seconds"], peak_rss=facts["maxrss"] * scale, stdout=stdout_bytes, stderr=stderr_bytes)
 
 
 def process_measure(argv: Sequence[str], *, env: dict[str, str], stdin: Path | None = None,

@@ -49,6 +49,8 @@ def write(form: str, path: str) -> None:
 
 def read(form: str) -> None:
     if form == "vidlatent":
+        import safetensors.torch  # noqa: F401  (imported ahead, as the torch reader imports torch)
+
         from vidlatent import latentfile
 
         _say(READY)

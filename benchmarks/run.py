@@ -39,16 +39,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="--quick without the heavy child processes (seconds).")
     parser.add_argument("--output", type=Path, help="Where to write the Markdown report (default: BENCHMARKS.md for a full run; "
                                                     "--quick and --smoke write none unless given).")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="Torch threads, here and in every child (default 1; 0: torch's own default). On a shared "
+                             "machine, OpenMP threads that wait on each other make single calls vary tenfold.")
     args = parser.parse_args(argv)
     config = cases.SMOKE if args.smoke else cases.QUICK if args.quick else cases.FULL
     output = args.output or (ROOT / "BENCHMARKS.md" if config is cases.FULL else None)
 
     started = time.perf_counter()
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        return _run(config, output, child_env(**threads(args.threads)), started)
+    finally:
+        torch.set_num_threads(threads_before)  # main() may be called from Python (the test suite)
+
+
+def _run(config: cases.Config, output: Path | None, env: dict[str, str], started: float) -> int:
     facts = machine()
     rows: list[Row] = []
     failed = False
     with tempfile.TemporaryDirectory(prefix="vidlatent-bench-") as work:
-        context = cases.Context(config, Path(work), child_env())
+        context = cases.Context(config, Path(work), env)
         for number, name, section in cases.SECTIONS:
             progress(f"[{number}] {name}")
             try:
@@ -56,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as error:  # one broken comparison should not hide the others
                 failed = True
                 rows.append(Row(number, name, status=f"error: {type(error).__name__}: {error}"[:400]))
+    if config is not cases.FULL:
+        for row in rows:
+            row.status = row.status or f"not judged ({config.name} run)"
     facts["load average at end"] = " ".join(f"{value:.2f}" for value in os.getloadavg())
     facts["duration"] = f"{time.perf_counter() - started:.0f} s ({config.name} run)"
 
@@ -69,6 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def threads(count: int) -> dict[str, str]:
+    """Use ``count`` torch threads in this process; returns the environment that does so in children."""
+    if count <= 0:
+        return {}
+    import torch
+
+    torch.set_num_threads(count)
+    return {"OMP_NUM_THREADS": str(count), "MKL_NUM_THREADS": str(count)}
+
+
 def goal_lines(rows: Sequence[Row]) -> list[str]:
     """One line per goal: met or not, and why (the notes of the rows that missed)."""
     lines = []
@@ -77,8 +103,8 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
         verdicts = [row.verdict for row in mine if row.goal is not None or row.status]
         if not verdicts:
             state = "not measured"
-        elif any(v.startswith(("error", "skipped")) for v in verdicts):
-            state = next(v for v in verdicts if v.startswith(("error", "skipped")))
+        elif any(v.startswith(("error", "skipped", "not judged")) for v in verdicts):
+            state = next(v for v in verdicts if v.startswith(("error", "skipped", "not judged")))
         elif all(v == "met" for v in verdicts):
             state = "**met**"
         else:
@@ -116,7 +142,9 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
         "straddle its goal as within the noise.",
         "",
         f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights), "
-        "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`).",
+        "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`). "
+        f"Torch threads: {facts.get('torch threads', '?')} in this process and every child (`--threads`): on a "
+        "shared machine, OpenMP threads waiting on each other at every barrier made single calls vary up to tenfold.",
         "",
         "## Results",
         "",

@@ -282,7 +282,7 @@ def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int) -> Callab
 
 
 def _pin_overlap(known: torch.Tensor, seed: int) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]]:
-    """``pin_frames`` for extend's overlap: ``known`` occupies the first frames."""
+    """``pin_frames`` for extend's overlap, ``known`` in the first frames (the name tests/test_generate.py uses)."""
     return pin_frames(known, range(known.shape[0]), seed)
 
 
@@ -345,10 +345,11 @@ def regenerate(
 
     - k = 0 (strength 0, or small enough to round to no step): ``latents`` come back exactly,
       and no model runs.
-    - k = n (strength 1): exactly ``generate``'s pipeline call, bit for bit. At the top of the
-      schedule SVD starts from pure noise of standard deviation sqrt(sigma_max^2 + 1) (~700);
-      the clip would be 1/700 of that, so strength 1 is defined as a fresh generation rather
-      than a version of it shifted by that sliver.
+    - k = n (strength 1, or near enough to round to every step): exactly ``generate``'s
+      pipeline call, bit for bit. At the top of the schedule SVD starts from pure noise of
+      standard deviation sqrt(sigma_max^2 + 1) (~700); the clip would be 1/700 of that, so
+      strength 1 is defined as a fresh generation rather than a version of it shifted by that
+      sliver.
     - otherwise: one pipeline call with ``sigmas=`` the tail of the schedule and
       ``latents=`` the noised clip (divided by the scheduler's init_noise_sigma, which the
       pipeline multiplies back).

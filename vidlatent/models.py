@@ -336,7 +336,7 @@ def _load_component(load: Callable[[], Any], model: str) -> Any:
             # diffusers renames torch_dtype to dtype; the old name works across the versions we support.
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             return load()
-    except (OSError, ValueError, EnvironmentError) as error:
+    except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"--model {model}: cannot be loaded ({reason}); vidlatent loads diffusers folders with safetensors weights") from error
 

@@ -9,10 +9,11 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, load_sampler,
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, load_sampler,
     low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, sampling_options,
     seed_option,
 )
+from vidlatent.commands.interpolate import derived_output
 from vidlatent.errors import UsageError
 
 
@@ -54,38 +55,40 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     --trim, --reverse, --image/--strength, --direction/--scale, --smooth, --loop. The history
     records them, in order, in one edit step.
 
-    --image S re-generates the clip towards a new first frame (SDEdit): the clip is noised to
-    the level that S picks in the model's own sigma schedule and denoised by the model
-    conditioned on the image. S = 0 returns the clip exactly; S = 1 equals `vidlatent generate`
-    from the image with the same --seed, --steps and size. Only --image loads a model (the
+    --image IMG --strength S re-generates the clip towards a new first frame (SDEdit): the
+    clip is noised to the level that S picks in the model's own sigma schedule and denoised by
+    the model conditioned on IMG. S = 0 returns the clip exactly; S = 1 equals `vidlatent
+    generate IMG` with the same --seed, --steps and size. Only --image loads a model (the
     clip's own, unless --model is given); the other operations work on the latents alone.
     See docs/editing.md.
     """
     from vidlatent import editing, latentfile, media
-    from vidlatent.generation import Knobs, file_sha256, random_seed
+    from vidlatent.generation import Knobs, file_sha256, random_seed, strength_steps
 
     report = Reporter(state, "edit")
     if image is None:
-        given = {"--strength": strength, "--seed": seed, "sampling knobs (--steps, --motion, …)": knobs if knobs != Knobs() else None}
-        for flag, value in given.items():
-            if value is not None:
-                raise UsageError(f"{flag} applies only with --image PATH")
+        if strength is not None:
+            raise UsageError("--strength applies only with --image PATH")
+        if seed is not None:
+            raise UsageError("--seed applies only with --image PATH")
+        if knobs != Knobs():
+            raise UsageError("the sampling knobs (--steps, --motion, …) apply only with --image PATH")
     elif strength is None:
         raise UsageError("--image needs --strength S (0-1): how much of the clip to re-generate")
     if scale is not None and direction_path is None:
         raise UsageError("--scale needs --direction PATH")
     if STDIO in (image, direction_path):
         raise UsageError("--image and --direction take files; only CLIP may be - (stdin)")
-    output = output or _derived(clip)
+    output = output or derived_output(clip, "-edited.safetensors")
     editing.check_latent_output(output, "edit")
 
     regeneration = None
     if image is not None:
         assert strength is not None
-        data = _read_bytes(image)
-        regeneration = editing.Regeneration(image=media.load_image(image), strength=strength, knobs=knobs,
+        picture = media.load_image(image)  # a missing or unreadable image fails here, named
+        regeneration = editing.Regeneration(image=picture, strength=strength, knobs=knobs,
                                             seed=random_seed() if seed is None else seed,
-                                            source=str(Path(image).resolve()), image_sha256=file_sha256(data))
+                                            source=str(Path(image).resolve()), image_sha256=file_sha256(Path(image).read_bytes()))
     source = editing.read_clip(clip, command="edit")
     direction = editing.read_clip(direction_path, kind="direction", command="edit") if direction_path else None
     plan = editing.EditPlan(
@@ -101,32 +104,16 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     model = None
     if plan.needs_model:
         model = load_sampler(ClipInput(path=clip, clip=source).load_options(load, model_given), memory, report)
-    steps = knobs.resolved(model.pipeline).steps if model is not None else 0
+    steps = strength_steps(strength or 0.0, knobs.resolved(model.pipeline).steps) if model is not None else 0
     bar = report.progress("re-generating", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("edit"), bar as progress:
         result = editing.edit(source, plan, model=model, progress=progress)
     latentfile.write(result, output)
     names = ", ".join(step["operation"] for step in result.history[-1]["arguments"]["operations"])
     report.note(f"wrote {output} ({names}; {source.frames} -> {result.frames} frames)")
-    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model,
-                   seed=regeneration.seed if regeneration is not None else None)
+    seeded = {"seed": regeneration.seed} if regeneration is not None else {}
+    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model, **seeded)
 
 
 def _ignore(_: int) -> None:
     pass
-
-
-def _derived(clip: str) -> str:
-    source = Path(default_output(clip, ".safetensors"))
-    return str(source.with_name(source.stem + "-edited.safetensors"))
-
-
-def _read_bytes(path: str) -> bytes:
-    from vidlatent.errors import MediaError
-
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError as error:
-        raise MediaError(f"{path}: no such image") from error
-    except OSError as error:
-        raise MediaError(f"{path}: cannot be read ({error.strerror})") from error

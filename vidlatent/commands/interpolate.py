@@ -25,7 +25,7 @@ Examples:
   vidlatent interpolate clip.safetensors --factor 3 --loop --refine 0.3 --seed 1 -o loop.safetensors
   vidlatent interpolate a.safetensors b.safetensors --steps 5 -o morph/
   vidlatent interpolate a.safetensors b.safetensors --transition 8 --join -o ab.safetensors
-  vidlatent encode in.mp4 -o - | vidlatent interpolate - --factor 2 -o - | vidlatent decode - -o slow.mp4
+  vidlatent encode in.mp4 -o - | vidlatent interpolate - --factor 2 -o - | vidlatent decode - -o smoother.mp4
 """
 )
 @click.argument("clips", nargs=-1, required=True, type=click.Path(allow_dash=True), metavar="CLIP [B]")
@@ -83,7 +83,7 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
               refine: float | None, refine_steps: int | None, seed: int | None, memory: LowMemory, load: Any,
               model_given: bool, two_clip_options: dict[str, Any]) -> None:
     from vidlatent import editing, latentfile
-    from vidlatent.generation import Knobs, random_seed
+    from vidlatent.generation import Knobs, random_seed, strength_steps
 
     for flag, value in two_clip_options.items():
         if value not in (None, False):
@@ -91,32 +91,34 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
     if factor is None:
         raise UsageError("give --factor K (K - 1 new frames between neighbours), or two clips A B with --steps or --transition")
     editing.check_factor(factor)
-    knobs = Knobs(steps=refine_steps)
+    refinement = None
     if refine is None:
         for flag, value in {"--refine-steps": refine_steps, "--seed": seed}.items():
             if value is not None:
                 raise UsageError(f"{flag} applies only with --refine S")
     else:
-        editing.Refinement(strength=refine, knobs=knobs, seed=0).validate()
-    output = output or _derived(path, "-interpolated.safetensors")
+        if refine_steps is not None and refine_steps < 1:
+            raise UsageError(f"--refine-steps {refine_steps}: must be at least 1")
+        refinement = editing.Refinement(strength=refine, knobs=Knobs(steps=refine_steps), seed=random_seed() if seed is None else seed)
+        refinement.validate()
+    output = output or derived_output(path, "-interpolated.safetensors")
     editing.check_latent_output(output, "interpolate")
     clip = editing.read_clip(path, command="interpolate")
     prepare_output(output, [path])
 
-    refinement, model, steps = None, None, 0
-    if refine is not None:
-        refinement = editing.Refinement(strength=refine, knobs=knobs, seed=random_seed() if seed is None else seed)
+    model, steps = None, 0
+    if refinement is not None:
         if seed is None:
             announce_seed(report, refinement.seed)
         model = load_sampler(ClipInput(path=path, clip=clip).load_options(load, model_given), memory, report)
-        steps = knobs.resolved(model.pipeline).steps
+        steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline).steps)
     bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("interpolate"), bar as progress:
         result = editing.interpolate(clip, factor, method=method, loop=loop, refine=refinement, model=model, progress=progress)
     latentfile.write(result, output)
     report.note(f"wrote {output} ({clip.frames} -> {result.frames} frames at {result.fps:g} fps)")
-    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model,
-                   seed=refinement.seed if refinement is not None else None)
+    seeded = {"seed": refinement.seed} if refinement is not None else {}
+    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model, **seeded)
 
 
 def _ignore(_: int) -> None:
@@ -153,7 +155,7 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
     assert transition is not None
     if transition < 1:
         raise UsageError(f"--transition {transition}: must be at least 1 frame")
-    output = output or _derived(paths[0], "-transition.safetensors")
+    output = output or derived_output(paths[0], "-transition.safetensors")
     editing.check_latent_output(output, "interpolate")
     a, b = (editing.read_clip(path, command="interpolate") for path in paths)
     with report.timed("interpolate"):
@@ -164,8 +166,8 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
     report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model)
 
 
-def _derived(path: str, suffix: str) -> str:
-    """CLIP's name with ``suffix`` (e.g. clip.safetensors -> clip-interpolated.safetensors)."""
+def derived_output(path: str, suffix: str) -> str:
+    """The default output: the input's name with ``suffix`` (clip.safetensors -> clip-interpolated.safetensors)."""
     source = Path(default_output(path, ".safetensors"))
     return str(source.with_name(source.stem + suffix))
 
