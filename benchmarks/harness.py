@@ -127,38 +127,49 @@ with open(sys.argv[1], "w") as handle:
 """
 
 
-def run_process(argv: Sequence[str], *, env: dict[str, str], stdin: Path | None = None) -> ProcessRun:
+def run_process(argv: Sequence[str], *, env: dict[str, str]) -> ProcessRun:
     """Run ``argv`` to the end in a fresh process; raise ChildFailed on a non-zero exit.
 
     ``seconds`` is the wall time from the start of the process to its end. ``peak_rss`` is
     from ``os.wait4``: the child's own peak, or that of a process it started and waited for
     (e.g. ffmpeg), whichever is larger (at least the launcher's few MiB).
     """
+    return run_processes([argv], env=env)[0]
+
+
+def run_processes(commands: Sequence[Sequence[str]], *, env: dict[str, str]) -> list[ProcessRun]:
+    """Run several commands at the same time, each in a fresh process (for memory, not times)."""
     import json
 
     with tempfile.TemporaryDirectory(prefix="run-") as folder:
-        result, out, err = (Path(folder) / name for name in ("result.json", "stdout", "stderr"))
-        with open(out, "wb") as stdout, open(err, "wb") as stderr, \
-                (open(stdin, "rb") if stdin else open(os.devnull, "rb")) as source:
-            launcher = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, str(result), *map(str, argv)],
-                                      stdin=source, stdout=stdout, stderr=stderr, env=env)
-        stdout_bytes, stderr_bytes = out.read_bytes(), err.read_bytes()
-        if launcher.returncode != 0 or not result.exists():
-            raise ChildFailed(f"the launcher of {' '.join(map(str, argv))} failed: {stderr_bytes.decode(errors='replace')[-500:]}")
-        facts = json.loads(result.read_text())
-    if facts["exit"] != 0:
-        tail = stderr_bytes.decode(errors="replace").strip().splitlines()[-5:]
-        raise ChildFailed(f"{' '.join(map(str, argv))} exited {facts['exit']}: " + " | ".join(tail))
-    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
-    return ProcessRun(seconds=facts["seconds"], peak_rss=facts["maxrss"] * scale, stdout=stdout_bytes, stderr=stderr_bytes)
+        started = []
+        for index, argv in enumerate(commands):
+            result, out, err = (Path(folder) / f"{index}.{name}" for name in ("json", "out", "err"))
+            with open(out, "wb") as stdout, open(err, "wb") as stderr:
+                launcher = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, str(result), *map(str, argv)],
+                                            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env)
+            started.append((argv, launcher, result, out, err))
+        runs = []
+        for argv, launcher, result, out, err in started:
+            launcher.wait()
+            stdout_bytes, stderr_bytes = out.read_bytes(), err.read_bytes()
+            if launcher.returncode != 0 or not result.exists():
+                raise ChildFailed(f"the launcher of {' '.join(map(str, argv))} failed: {stderr_bytes.decode(errors='replace')[-500:]}")
+            facts = json.loads(result.read_text())
+            if facts["exit"] != 0:
+                tail = stderr_bytes.decode(errors="replace").strip().splitlines()[-5:]
+                raise ChildFailed(f"{' '.join(map(str, argv))} exited {facts['exit']}: " + " | ".join(tail))
+            scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+            runs.append(ProcessRun(seconds=facts["seconds"], peak_rss=facts["maxrss"] * scale,
+                                   stdout=stdout_bytes, stderr=stderr_bytes))
+    return runs
 
 
-def process_measure(argv: Sequence[str], *, env: dict[str, str], stdin: Path | None = None,
-                    runs: list[ProcessRun] | None = None) -> Measure:
+def process_measure(argv: Sequence[str], *, env: dict[str, str], runs: list[ProcessRun] | None = None) -> Measure:
     """A Measure that runs ``argv`` as a fresh process; each run is also appended to ``runs``."""
 
     def measure() -> float:
-        result = run_process(argv, env=env, stdin=stdin)
+        result = run_process(argv, env=env)
         if runs is not None:
             runs.append(result)
         return result.seconds
@@ -197,6 +208,7 @@ class Row:
         pairs: ratios of adjacent pairs, to show the noise.
         note: what was found (why a goal is missed, what the setup was).
         status: replaces the verdict, e.g. "skipped: no CUDA device".
+        why: one sentence for the goal's line when the row misses its goal.
     """
 
     key: str
@@ -208,6 +220,7 @@ class Row:
     pairs: list[float] = field(default_factory=list)
     note: str = ""
     status: str = ""
+    why: str = ""
 
     @property
     def verdict(self) -> str:

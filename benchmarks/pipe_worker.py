@@ -8,18 +8,35 @@ input do), ``torch`` (torch.save to stdout, torch.load of stdin's bytes) or ``ra
 alone, like ``cat``: the pipe's own ceiling). Imports and loading happen first; then the worker
 prints ``@@ready`` on stderr. A writer waits for a line on stdin before writing; a reader prints
 ``@@done`` on stderr once it has parsed the clip. The time between the two is the transfer.
+
+A reader that reads to the end of its input also waits for the writer to *exit*, which for an
+interpreter with torch loaded takes a while. So the writer closes its stdout as soon as it has
+written (the transfer is measured without its exit), and prints ``@@written T`` with the
+monotonic clock, so that the benchmark can tell how long its exit took.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 READY = "@@ready"
 DONE = "@@done"
+WRITTEN = "@@written"
 
 
 def _say(word: str) -> None:
     print(word, file=sys.stderr, flush=True)
+
+
+def _close_stdout() -> None:
+    """Send the reader its end of input now: point fd 1 at /dev/null (closing the pipe)."""
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    _say(f"{WRITTEN} {time.monotonic()}")
 
 
 def write(form: str, path: str) -> None:
@@ -30,6 +47,7 @@ def write(form: str, path: str) -> None:
         _say(READY)
         sys.stdin.readline()
         latentfile.write(clip, "-")
+        _close_stdout()
     elif form == "torch":
         import torch
 
@@ -38,6 +56,7 @@ def write(form: str, path: str) -> None:
         sys.stdin.readline()
         torch.save(obj, sys.stdout.buffer)
         sys.stdout.buffer.flush()
+        _close_stdout()
     else:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -45,6 +64,7 @@ def write(form: str, path: str) -> None:
         sys.stdin.readline()
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+        _close_stdout()
 
 
 def read(form: str) -> None:
@@ -80,6 +100,7 @@ def main(argv: list[str]) -> None:
         if argv[0] == "write":
             sys.stdin.readline()
             sys.stdout.buffer.write(b"x")
+            _close_stdout()
         else:
             sys.stdin.buffer.read()
             _say(DONE)

@@ -110,8 +110,20 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
         else:
             missed = [row for row in mine if row.verdict.startswith("missed")]
             state = "**not met**: " + "; ".join(f"{row.key} is {row.ratio:.3f} ({row.verdict})" for row in missed)
+            reasons = [row.why for row in missed if row.why]
+            if reasons:
+                state += ". Why: " + " ".join(reason.rstrip(".") + "." for reason in reasons)
         lines.append(f"- Goal {number}. {text} — {state}")
     return lines
+
+
+def noise_paragraph(facts: dict[str, str]) -> str:
+    """How busy the machine was: the 1-minute load average before this run did any work."""
+    load = float(facts.get("load average at start", "0").split()[0])
+    shared = (f"the machine was **shared with other jobs** (load average {load:.2f} on {facts.get('cores', '?')} "
+              "cores before this run did any work)") if load >= 0.5 else "the machine was nearly idle when this run started"
+    return (f"Here {shared}. Absolute times on a shared machine drift by tens of percent from run to run; compare "
+            "ratios, and read a ratio whose pairs straddle its goal as within the noise.")
 
 
 def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> str:
@@ -137,9 +149,7 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
         "For times, a ratio below 1 means vidlatent took less time; the speed rows (4) are frames per "
         "second, vidlatent's over the reference's, so above 1 means vidlatent is faster.",
         "",
-        "The machine is **shared with other jobs** (other engineers' tests ran at the same time), so absolute "
-        "times drift by tens of percent from run to run; compare ratios, and read a ratio whose pairs "
-        "straddle its goal as within the noise.",
+        noise_paragraph(facts),
         "",
         f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights), "
         "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`). "

@@ -33,6 +33,7 @@ COMMANDS = {
     "direction": "direction",
     "convert": "convert",
     "env": "env",
+    "transfer-motion": "transfer_motion",
     "analyze": "analyze",
 }
 EXIT_INTERRUPTED = 130

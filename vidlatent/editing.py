@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import latent_ops, latentfile
+from vidlatent import latent_ops, latentfile, media
 from vidlatent.atomic import STDIO
 from vidlatent.errors import IncompatibleLatentsError, UsageError
 from vidlatent.latentfile import LatentClip, LatentSpace
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 Progress = Callable[[int], None]
 METHODS = tuple(latent_ops.METHODS)
 DEFAULT_METHOD = "slerp"
-# Video suffixes that a latent-only command refuses with a hint to encode first.
-_VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".avi", ".gif", ".mkv")
 
 
 def _no_progress(_: int) -> None:
@@ -53,7 +51,7 @@ def read_clip(path: str, *, kind: str = "clip", command: str = "edit") -> Latent
         kind: the kind it must be: ``clip``, or ``direction`` for a --direction file.
         command: the command reading it, for the hint given for a video.
     """
-    if path != STDIO and (Path(path).suffix.lower() in _VIDEO_SUFFIXES or Path(path).is_dir()):
+    if path != STDIO and (Path(path).suffix.lower() in media.SUPPORTED_VIDEO_READ or Path(path).is_dir()):
         raise UsageError(
             f"{path}: is a video; {command} works on latents: vidlatent encode {path} -o - | vidlatent {command} - …"
         )

@@ -363,3 +363,30 @@ def add_direction(clip: torch.Tensor, offset: torch.Tensor, scale: float) -> tor
     if offset.shape[1:] != clip.shape[1:] or offset.shape[0] not in (1, clip.shape[0]):
         raise ValueError(f"direction of shape {tuple(offset.shape)} does not fit a clip of shape {tuple(clip.shape)}")
     return (clip.double() + scale * offset.double()).to(clip.dtype)
+
+
+def motion_residual(clip: torch.Tensor) -> torch.Tensor:
+    """The clip's motion, apart from its appearance: each frame minus the first, (F, C, h, w)."""
+    return clip - clip[:1]
+
+
+def apply_motion(appearance: torch.Tensor, motion: torch.Tensor, *, match_stats: bool = False) -> torch.Tensor:
+    """Rebuild a clip on a new appearance: out[t] = appearance + (motion[t] - motion[0]).
+
+    Args:
+        appearance: (C, h, w) the new first frame.
+        motion: (F, C, h, w) the clip whose motion to carry over.
+        match_stats: scale the motion per channel by appearance std / motion's first-frame std,
+            so a displacement means as much on the new appearance as it did on the old one.
+
+    The first frame of the result is ``appearance`` exactly; a static motion clip gives a
+    static result; ``appearance == motion[0]`` (without ``match_stats``) gives ``motion`` back.
+    The sum is taken in float64, where the difference of two float32 numbers is exact, so
+    these identities hold bit for bit.
+    """
+    residual = motion_residual(motion.double())  # (F, C, h, w)
+    if match_stats:
+        source = ChannelStats.of(motion[:1])
+        target = ChannelStats.of(appearance[None])
+        residual = residual * (target.std / source.std.clamp_min(1e-6)).double()[None, :, None, None]
+    return (appearance.double()[None] + residual).to(motion.dtype)

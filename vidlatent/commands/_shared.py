@@ -272,7 +272,9 @@ def write_clip(clip: Any, target: str, model: Any, memory: LowMemory, report: Re
     if latentfile.is_latent_path(target):
         latentfile.write(clip, target)
     else:
-        chunk = memory.decode_chunk or int(model.pipeline.unet.config.num_frames)
+        # The pipeline decodes all its frames at once; a VAE-only model has no UNet to ask.
+        default = int(model.pipeline.unet.config.num_frames) if model.pipeline is not None else 14
+        chunk = memory.decode_chunk or default
         with report.timed("decode"), report.progress("decoding", clip.frames) as progress:
             decode_clip(clip, model, target, chunk=chunk, progress=progress)
     return output_entry(target, clip)
