@@ -66,7 +66,7 @@ def _run(config: cases.Config, output: Path | None, env: dict[str, str], started
             progress(f"[{number}] {name}")
             try:
                 rows += section(context)
-            except Exception as error:  # one broken comparison should not hide the others
+            except Exception as error:  # noqa: BLE001  (one broken comparison should not hide the others)
                 failed = True
                 rows.append(Row(number, name, status=f"error: {type(error).__name__}: {error}"[:400]))
     if config is not cases.FULL:
@@ -110,7 +110,7 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
         else:
             missed = [row for row in mine if row.verdict.startswith("missed")]
             state = "**not met**: " + "; ".join(f"{row.key} is {row.ratio:.3f} ({row.verdict})" for row in missed)
-            reasons = [row.why for row in missed if row.why]
+            reasons = list(dict.fromkeys(row.why for row in missed if row.why))
             if reasons:
                 state += ". Why: " + " ".join(reason.rstrip(".") + "." for reason in reasons)
         lines.append(f"- Goal {number}. {text} — {state}")
@@ -118,12 +118,12 @@ def goal_lines(rows: Sequence[Row]) -> list[str]:
 
 
 def noise_paragraph(facts: dict[str, str]) -> str:
-    """How busy the machine was: the 1-minute load average before this run did any work."""
-    load = float(facts.get("load average at start", "0").split()[0])
-    shared = (f"the machine was **shared with other jobs** (load average {load:.2f} on {facts.get('cores', '?')} "
-              "cores before this run did any work)") if load >= 0.5 else "the machine was nearly idle when this run started"
-    return (f"Here {shared}. Absolute times on a shared machine drift by tens of percent from run to run; compare "
-            "ratios, and read a ratio whose pairs straddle its goal as within the noise.")
+    """How busy the machine was, in the load averages, and how to read the figures because of it."""
+    return (f"Load average (1, 5 and 15 minutes) at the start of this run: {facts.get('load average at start', '?')}; "
+            f"at its end: {facts.get('load average at end', '?')}; cores: {facts.get('cores', '?')}. The run itself "
+            "keeps about one core busy, so the rest is other jobs on the same machine. On a shared machine absolute "
+            "times drift by tens of percent from run to run: compare ratios, and read a ratio whose pairs straddle its "
+            "goal as within the noise.")
 
 
 def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> str:
@@ -142,19 +142,19 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
     return "\n".join([
         "# Benchmarks",
         "",
-        f"Written by `{COMMAND}` (see `benchmarks/`); rerun it rather than editing this file. "
-        "Every figure is a **ratio against a reference measured in the same run**: the two sides run "
-        "alternately (A B, B A, …) after a warm-up of each, and the ratio is that of their medians. "
-        "The *pairs* column is the range of the ratios of adjacent runs: it shows how noisy the run was. "
-        "For times, a ratio below 1 means vidlatent took less time; the speed rows (4) are frames per "
-        "second, vidlatent's over the reference's, so above 1 means vidlatent is faster.",
+        (f"Written by `{COMMAND}` (see `benchmarks/`); rerun it rather than editing this file. "
+         "Every figure is a **ratio against a reference measured in the same run**: the two sides run "
+         "alternately (A B, B A, …) after a warm-up of each, and the ratio is that of their medians. "
+         "The *pairs* column is the range of the ratios of adjacent runs: it shows how noisy the run was. "
+         "For times, a ratio below 1 means vidlatent took less time; the speed rows (4) are frames per "
+         "second, vidlatent's over the reference's, so above 1 means vidlatent is faster."),
         "",
         noise_paragraph(facts),
         "",
-        f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights), "
-        "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`). "
-        f"Torch threads: {facts.get('torch threads', '?')} in this process and every child (`--threads`): on a "
-        "shared machine, OpenMP threads waiting on each other at every barrier made single calls vary up to tenfold.",
+        (f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights), "
+         "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`). "
+         f"Torch threads: {facts.get('torch threads', '?')} in this process and every child (`--threads`): on a "
+         "shared machine, OpenMP threads waiting on each other at every barrier made single calls vary up to tenfold."),
         "",
         "## Results",
         "",

@@ -111,7 +111,8 @@ def test_root_page_has_a_pipe_example_and_lists_commands() -> None:
     examples = _examples(page)
     assert any("|" in line and line.startswith("vidlatent ") for line in examples.splitlines())
     for name in COMMANDS:
-        assert f"vidlatent\\-{name} (1)" in page
+        escaped = name.replace("-", "\\-")  # roff escapes every hyphen
+        assert f"vidlatent\\-{escaped} (1)" in page
 
 
 def test_pages_document_options_defaults_and_env_vars() -> None:

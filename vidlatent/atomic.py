@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -31,6 +29,9 @@ def atomic_output(target: str | os.PathLike[str], *, directory: bool = False) ->
     The temporary name keeps the target's suffix, so tools that pick a format from the
     extension (ffmpeg) see the right one.
     """
+    import shutil
+    import tempfile
+
     target = Path(target)
     parent = target.parent
     _require_folder(target)
@@ -61,6 +62,9 @@ def atomic_output(target: str | os.PathLike[str], *, directory: bool = False) ->
 
 
 def _replace_directory(temporary: Path, target: Path) -> None:
+    import shutil
+    import tempfile
+
     os.chmod(temporary, 0o777 & ~_current_umask())
     if target.exists():
         if not target.is_dir():

@@ -17,24 +17,23 @@ from typing import Any
 import click
 
 from vidlatent import __version__
-from vidlatent.commands._shared import State
 from vidlatent.errors import VidlatentError
-from vidlatent.latentfile import LatentNote
 
-# name -> module under vidlatent.commands; the module defines `command`.
+# name -> (module under vidlatent.commands that defines `command`, one-line summary). The
+# summaries live here so that `vidlatent --help` lists the commands without importing them.
 COMMANDS = {
-    "encode": "encode",
-    "decode": "decode",
-    "inspect": "inspect",
-    "generate": "generate",
-    "extend": "extend",
-    "interpolate": "interpolate",
-    "edit": "edit",
-    "direction": "direction",
-    "convert": "convert",
-    "env": "env",
-    "transfer-motion": "transfer_motion",
-    "analyze": "analyze",
+    "encode": ("encode", "Encode a video into a latent clip."),
+    "decode": ("decode", "Decode a latent clip into a video."),
+    "inspect": ("inspect", "Show a latent clip's metadata, statistics and history."),
+    "generate": ("generate", "Generate a video from an image with Stable Video Diffusion."),
+    "extend": ("extend", "Continue a clip, segment by segment, without drift."),
+    "interpolate": ("interpolate", "More frames, morphs and transitions, in latent space."),
+    "edit": ("edit", "Edit a clip: new first frame, directions, smoothing, trim, loop."),
+    "direction": ("direction", "Make an edit direction from mean latents."),
+    "transfer-motion": ("transfer_motion", "Apply one clip's motion to another image's appearance."),
+    "analyze": ("analyze", "PCA, motion energy and static flags of latent clips."),
+    "convert": ("convert", "Convert latents to and from ComfyUI's .latent files."),
+    "env": ("env", "Show versions, devices and defaults, for bug reports."),
 }
 EXIT_INTERRUPTED = 130
 
@@ -57,12 +56,28 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        module = COMMANDS.get(name)
-        if module is None:
+        if name not in COMMANDS:
             return None
-        return importlib.import_module(f"vidlatent.commands.{module}").command
+        module, summary = COMMANDS[name]
+        command: click.Command = importlib.import_module(f"vidlatent.commands.{module}").command
+        command.short_help = summary
+        return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        # Command names from the registry too: completing them imports no command module.
+        from click.shell_completion import CompletionItem
+
+        names = [CompletionItem(name, help=summary) for name, (_, summary) in sorted(COMMANDS.items()) if name.startswith(incomplete)]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # From the registry: listing the commands imports none of them.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in sorted(COMMANDS.items())])
 
     def invoke(self, ctx: click.Context) -> Any:
+        from vidlatent.commands._shared import State
+
         # Subcommands share this State object; their own --debug flag sets it too.
         state = ctx.ensure_object(State)
         state.debug = state.debug or bool(ctx.params.get("debug")) or bool(os.environ.get("VIDLATENT_DEBUG"))
@@ -88,8 +103,10 @@ class LazyGroup(click.Group):
             raise CommandFailed(f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)", 1) from error
 
 
-def _print_notes_on_stderr(state: State) -> None:
+def _print_notes_on_stderr(state: Any) -> None:
     """Show the library's LatentNote warnings as one-line notes (silenced by --quiet)."""
+    from vidlatent.latentfile import LatentNote
+
     show_other = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:

@@ -15,6 +15,7 @@ pipeline's ``sigmas=`` and ``latents=`` arguments.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import math
@@ -38,6 +39,10 @@ MAX_SEED = 2**64 - 1
 
 def _no_progress(_: int) -> None:
     pass
+
+
+def _offset_progress(progress: Progress, offset: int, done: int) -> None:
+    progress(offset + done)
 
 
 def random_seed() -> int:
@@ -419,17 +424,12 @@ def extend(
     for index in range(options.times):
         segment_seed = seed + index
         known = latents[latents.shape[0] - options.overlap :]
-        step_base = steps_done
-
-        def segment_progress(done: int) -> None:
-            progress(step_base + done)
-
         segment = sample(
             model,
             last_frame_image(latents, model),
             knobs=knobs,
             seed=segment_seed,
-            progress=segment_progress,
+            progress=functools.partial(_offset_progress, progress, steps_done),
             on_step=pin_frames(known, range(options.overlap), segment_seed) if options.overlap else None,
         )
         steps_done += effective.steps
