@@ -157,7 +157,7 @@ def _metadata(clip: LatentClip) -> dict[str, str]:
     }
 
 
-def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes | bytearray:
     """Serialise tensors and string metadata as safetensors; the same input always gives the same bytes."""
     from safetensors.torch import save
 
@@ -196,7 +196,7 @@ def read_bytes(path: str | os.PathLike[str], *, expected: str = "a .safetensors 
         raise LatentFileError(f"{path}: cannot be read ({error.strerror})") from error
 
 
-def write_bytes(data: bytes, path: str | os.PathLike[str]) -> None:
+def write_bytes(data: bytes | bytearray, path: str | os.PathLike[str]) -> None:
     """Write ``data`` atomically to ``path``, or to standard output for ``-``."""
     if str(path) == STDIO:
         sys.stdout.buffer.write(data)
@@ -206,13 +206,13 @@ def write_bytes(data: bytes, path: str | os.PathLike[str]) -> None:
         temporary.write_bytes(data)
 
 
-def to_bytes(clip: LatentClip) -> bytes:
+def to_bytes(clip: LatentClip) -> bytes | bytearray:
     """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes."""
     _validate_tensor(clip.latents, "clip")
     return safetensors_bytes({TENSOR_NAME: clip.latents}, _metadata(clip))
 
 
-def to_comfyui_bytes(clip: LatentClip) -> bytes:
+def to_comfyui_bytes(clip: LatentClip) -> bytes | bytearray:
     """Serialise ``clip`` as a ComfyUI ``.latent``: unscaled ``latent_tensor`` and the version marker.
 
     ComfyUI multiplies by the scaling factor itself, so the latents are divided by it here.
@@ -230,7 +230,7 @@ def to_comfyui_bytes(clip: LatentClip) -> bytes:
     return safetensors_bytes(tensors, {COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)})
 
 
-def _with_sorted_header(data: bytes) -> bytes:
+def _with_sorted_header(data: bytes) -> bytes | bytearray:
     # safetensors writes its metadata map in a random order on each run; the header (an 8-byte
     # little-endian length, then that many bytes of JSON) is re-written with sorted keys so
     # that the same clip gives byte-identical files. The length stays the same: same pairs.
@@ -240,7 +240,10 @@ def _with_sorted_header(data: bytes) -> bytes:
     ordered = json.dumps(dict(sorted(header.items())), separators=(",", ":"), ensure_ascii=False).encode()
     if len(ordered) > length:
         return data
-    return data[:8] + ordered.ljust(length, b" ") + data[8 + length :]
+    # One copy of the buffer, the header replaced in place (slicing and joining copies twice).
+    rewritten = bytearray(data)
+    rewritten[8 : 8 + length] = ordered.ljust(length, b" ")
+    return rewritten
 
 
 def from_bytes(data: bytes, *, source: str = "latent file") -> LatentClip:
@@ -337,7 +340,9 @@ def _validate_tensor(latents: torch.Tensor, source: str) -> None:
         raise LatentFileError(f"{source}: latents are {latents.dtype}; expected a floating-point tensor")
     if latents.shape[0] < 1:
         raise LatentFileError(f"{source}: the clip has no frames")
-    if not bool(torch.isfinite(latents).all()):
+    # NaN and infinities show in the minimum or maximum: one pass, no tensor of booleans.
+    low, high = torch.aminmax(latents)
+    if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
         raise LatentFileError(f"{source}: latents contain NaN or infinite values; regenerate the clip")
 
 
