@@ -1,17 +1,15 @@
 """A lean latent-file writer and reader: a prototype of the fix proposed for goal 5.
 
 It writes the same bytes as ``vidlatent.latentfile.write`` (checked by the benchmark) and reads
-them back with the same finite-values rule, but without the copies and the slow check that the
-benchmark's breakdown finds in ``vidlatent/latentfile.py``:
+them back with the same finite-values rule, with as few passes over the data as the format allows:
 
 - the safetensors header is built here, with sorted keys and safetensors' padding, so nothing has
-  to be re-written afterwards (``_with_sorted_header`` slices and joins the whole buffer);
-- the tensor's own memory goes to the file (no ``safetensors.torch.save`` copy into bytes);
-- the file is read once into a buffer that becomes the tensor (``torch.frombuffer``), instead
-  of bytes that ``safetensors.torch.load`` copies again;
+  to be re-written afterwards;
+- the tensor's own memory goes to the file (no serialisation into an intermediate bytes object);
+- the file is read once into a buffer that becomes the tensor (``torch.frombuffer``), with no
+  second copy by ``safetensors.torch.load``;
 - "every value is finite" is checked with ``torch.aminmax`` (NaN and ±inf show in the min or
-  max), one pass without an intermediate tensor, instead of ``torch.isfinite(x).all()``, which
-  allocates a bool per value.
+  max): one pass, no tensor of booleans.
 
 It is not used by vidlatent; only the benchmark calls it, to measure what the fix would give.
 """

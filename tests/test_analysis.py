@@ -347,6 +347,39 @@ def test_save_components_for_pca_shift(tmp_path, encoded):
     assert torch.allclose(shifted[:, 0] - coordinates[:, 0], torch.full((21,), -3.0, dtype=torch.float64), atol=1e-3)
 
 
+def test_edit_pca_shift_moves_the_clip_along_a_component(tmp_path, encoded):
+    pcs = tmp_path / "pcs.safetensors"
+    assert run("analyze", str(encoded["bear"]), str(encoded["video1"]), "--pca", "3", "--save-components", str(pcs)).exit_code == 0
+    shifted = tmp_path / "shifted.safetensors"
+    result = run("edit", str(encoded["bear"]), "--pca-shift", "2:1.5", "--components", str(pcs), "-o", str(shifted), "-q")
+    assert result.exit_code == 0, result.output
+    components = load_components(pcs)
+    before = components.project(latentfile.read(encoded["bear"]).latents)
+    after_clip = latentfile.read(shifted)
+    after = components.project(after_clip.latents)
+    moved = after - before  # (F, K): PC2 by 1.5 everywhere, the others not at all
+    assert torch.allclose(moved[:, 1], torch.full((21,), 1.5, dtype=torch.float64), atol=1e-3)
+    assert torch.allclose(moved[:, [0, 2]], torch.zeros(21, 2, dtype=torch.float64), atol=1e-3)
+    assert after_clip.history[-1]["arguments"]["operations"][0] | {"source": ""} == {
+        "operation": "pca_shift", "component": 2, "amount": 1.5, "source": ""}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pca-shift", "1:2"], "go together"),
+        (["--pca-shift", "4:2", "--components", "{pcs}"], "components 1 to 3"),
+        (["--pca-shift", "one", "--components", "{pcs}"], "COMPONENT:AMOUNT"),
+    ],
+)
+def test_edit_pca_shift_refusals(tmp_path, encoded, args, message):
+    pcs = tmp_path / "pcs.safetensors"
+    assert run("analyze", str(encoded["bear"]), "--pca", "3", "--save-components", str(pcs)).exit_code == 0
+    result = run("edit", str(encoded["bear"]), *[a.format(pcs=pcs) for a in args], "-o", str(tmp_path / "o.safetensors"))
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not (tmp_path / "o.safetensors").exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed (pip install 'vidlatent[plot]')")
 def test_plot_writes_a_png(tmp_path, encoded):
     from PIL import Image

@@ -345,10 +345,11 @@ class Regeneration:
 class EditPlan:
     """The operations of one ``edit``, applied in the order of ``ORDER``.
 
-    trim, reverse, image, direction, smooth, loop: first choose the frames and their order
+    trim, reverse, image, direction, pca_shift, smooth, loop: first choose the frames and their order
     (so the new first frame of ``--image`` is the first frame of what is kept), then change
     the content with the model (which would wash out finer changes made before it), then add
-    the direction (exactly scale x direction, on the final content), then filter in time, and
+    the direction (exactly scale x direction, on the final content) and the principal-component
+    shift (likewise exact arithmetic), then filter in time, and
     close the loop last (the crossfade must be the last thing to touch the seam).
 
     Args:
@@ -361,6 +362,9 @@ class EditPlan:
         loop: crossfade the tail into the head.
         loop_frames: the crossfade's length; None for a quarter of the frames (at least 1).
         direction_source: the direction's path, for the history.
+        pca_shift: (component, amount), component counted from 1 (PC1), or None.
+        components: the components file's contents (vidlatent.analysis.Components) for pca_shift.
+        components_source: its path, for the history.
     """
 
     trim: tuple[int | None, int | None] | None = None
@@ -372,10 +376,14 @@ class EditPlan:
     loop: bool = False
     loop_frames: int | None = None
     direction_source: str = ""
+    pca_shift: tuple[int, float] | None = None
+    components: Any = None
+    components_source: str = ""
 
     @property
     def empty(self) -> bool:
-        return not (self.trim or self.reverse or self.regeneration or self.direction is not None or self.smooth or self.loop)
+        return not (self.trim or self.reverse or self.regeneration or self.direction is not None or self.pca_shift
+                    or self.smooth or self.loop)
 
     @property
     def needs_model(self) -> bool:
@@ -385,7 +393,7 @@ class EditPlan:
     def validate(self, clip: LatentClip) -> None:
         """Check every operation against ``clip`` (cheap, before any model loads)."""
         if self.empty:
-            raise UsageError("nothing to do: give at least one of --trim, --reverse, --image, --direction, --smooth, --loop")
+            raise UsageError("nothing to do: give at least one of --trim, --reverse, --image, --direction, --pca-shift, --smooth, --loop")
         frames = clip.frames
         if self.trim is not None:
             first, last = resolve_trim(self.trim, frames)
@@ -400,6 +408,13 @@ class EditPlan:
                 raise UsageError(f"the direction is {_size(self.direction)} and the clip {_size(clip)}; make the direction from clips of the clip's size")
             if self.direction.frames not in (1, frames):
                 raise UsageError(f"the direction has {self.direction.frames} frames; it needs 1 (for every frame) or the clip's {frames}")
+        if (self.pca_shift is None) != (self.components is None):
+            raise UsageError("--pca-shift COMPONENT:AMOUNT and --components P.safetensors go together")
+        if self.pca_shift is not None:
+            count = int(self.components.components.shape[0])
+            if not 1 <= self.pca_shift[0] <= count:
+                raise UsageError(f"--pca-shift {self.pca_shift[0]}:…: the components file has components 1 to {count}")
+            self.components.check_clip(clip.latents, clip.latent_space, name="the clip")
         if self.smooth < 0:
             raise UsageError(f"--smooth {self.smooth:g}: must be 0 or more (a standard deviation in frames)")
         if self.loop_frames is not None and not self.loop:
@@ -438,6 +453,12 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
     if plan.direction is not None:
         latents = latent_ops.add_direction(latents, plan.direction.latents.float(), plan.scale)
         operations.append({"operation": "direction", "source": plan.direction_source, "scale": plan.scale})
+    if plan.pca_shift is not None:
+        from vidlatent.analysis import pca_shift
+
+        component, amount = plan.pca_shift
+        latents = pca_shift(latents, plan.components, component - 1, amount)
+        operations.append({"operation": "pca_shift", "component": component, "amount": amount, "source": plan.components_source})
     if plan.smooth:
         latents = latent_ops.smooth(latents, plan.smooth)
         operations.append({"operation": "smooth", "sigma": plan.smooth})
@@ -469,6 +490,17 @@ def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regenerat
                                         seed=regeneration.seed, progress=progress)
     steps = generation.strength_steps(regeneration.strength, effective.steps)
     return regenerated, {**record, "model": model.model_id, "denoising_steps": steps, **dataclasses.asdict(effective)}
+
+
+def parse_pca_shift(text: str) -> tuple[int, float]:
+    """``COMPONENT:AMOUNT`` (e.g. ``1:2.5``, component counted from 1) as (component, amount)."""
+    component, separator, amount = text.partition(":")
+    try:
+        if not separator:
+            raise ValueError
+        return int(component), float(amount)
+    except ValueError:
+        raise UsageError(f"--pca-shift {text!r}: expected COMPONENT:AMOUNT, e.g. 1:2.5 (PC1, 2.5 units)") from None
 
 
 def check_latent_output(path: str, command: str) -> None:

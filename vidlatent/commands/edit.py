@@ -37,6 +37,10 @@ Examples:
 @click.option("--direction", "direction_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="Add this direction (made by vidlatent direction) to every frame.")
 @click.option("--scale", type=float, metavar="A", help="With --direction: add A times the direction [1.0].")
+@click.option("--pca-shift", metavar="COMPONENT:AMOUNT",
+              help="Move every frame along a principal component (1 = PC1) by AMOUNT standardised units; needs --components.")
+@click.option("--components", "components_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="With --pca-shift: the components file written by vidlatent analyze --save-components.")
 @click.option("--smooth", type=float, metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in frames.")
 @click.option("--loop", is_flag=True, help="Crossfade the tail into the head so the clip loops (it gets shorter by the crossfade).")
 @click.option("--loop-frames", type=int, metavar="N", help="With --loop: frames of the crossfade [a quarter of the clip].")
@@ -47,12 +51,13 @@ Examples:
 @common_options
 @pass_state
 def command(state: State, clip: str, output: str | None, trim: str | None, reverse: bool, image: str | None,  # type: ignore[no-untyped-def]
-            strength: float | None, direction_path: str | None, scale: float | None, smooth: float | None, loop: bool,
+            strength: float | None, direction_path: str | None, scale: float | None, pca_shift: str | None,
+            components_path: str | None, smooth: float | None, loop: bool,
             loop_frames: int | None, knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Edit CLIP (a latent file, or - for stdin) in latent space.
 
     The operations given apply in this order, whatever the order on the command line:
-    --trim, --reverse, --image/--strength, --direction/--scale, --smooth, --loop. The history
+    --trim, --reverse, --image/--strength, --direction/--scale, --pca-shift, --smooth, --loop. The history
     records them, in order, in one edit step.
 
     --image IMG --strength S re-generates the clip towards a new first frame (SDEdit): the
@@ -63,6 +68,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     See docs/editing.md.
     """
     from vidlatent import editing, latentfile, media
+    from vidlatent.analysis import load_components
     from vidlatent.generation import Knobs, file_sha256, random_seed, strength_steps
 
     report = Reporter(state, "edit")
@@ -77,8 +83,8 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
         raise UsageError("--image needs --strength S (0-1): how much of the clip to re-generate")
     if scale is not None and direction_path is None:
         raise UsageError("--scale needs --direction PATH")
-    if STDIO in (image, direction_path):
-        raise UsageError("--image and --direction take files; only CLIP may be - (stdin)")
+    if STDIO in (image, direction_path, components_path):
+        raise UsageError("--image, --direction and --components take files; only CLIP may be - (stdin)")
     output = output or derived_output(clip, "-edited.safetensors")
     editing.check_latent_output(output, "edit")
 
@@ -95,9 +101,12 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
         trim=editing.parse_trim(trim) if trim is not None else None, reverse=reverse, regeneration=regeneration,
         direction=direction, scale=1.0 if scale is None else scale, smooth=smooth or 0.0, loop=loop, loop_frames=loop_frames,
         direction_source=str(Path(direction_path).resolve()) if direction_path else "",
+        pca_shift=editing.parse_pca_shift(pca_shift) if pca_shift is not None else None,
+        components=load_components(components_path) if components_path else None,
+        components_source=str(Path(components_path).resolve()) if components_path else "",
     )
     plan.validate(source)
-    prepare_output(output, [path for path in (clip, image, direction_path) if path])
+    prepare_output(output, [path for path in (clip, image, direction_path, components_path) if path])
 
     if regeneration is not None and seed is None:
         announce_seed(report, regeneration.seed)
