@@ -39,6 +39,17 @@ def tiny_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def reference(tiny_model: Path):
+    """diffusers' own StableVideoDiffusionPipeline, loaded from the tiny-random folder: the reference
+    that model-backed commands are proved against."""
+    from diffusers import StableVideoDiffusionPipeline
+
+    pipeline = StableVideoDiffusionPipeline.from_pretrained(tiny_model)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture(scope="session")
 def other_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second tiny model of the same shapes but other random weights: an incompatible VAE."""
     import vidlatent.tiny as tiny

@@ -30,12 +30,8 @@ def vae(tiny_model):
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_model):
-    from diffusers import StableVideoDiffusionPipeline
-
-    pipeline = StableVideoDiffusionPipeline.from_pretrained(tiny_model)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+def pipe(reference):
+    return reference
 
 
 @pytest.fixture(scope="module")

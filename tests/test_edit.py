@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from diffusers import StableVideoDiffusionPipeline
 from PIL import Image
 
 from tests.conftest import data_file
@@ -27,14 +26,6 @@ def cli(*args: str):
 @pytest.fixture(scope="module")
 def loaded(tiny_model):
     return load_pipeline(LoadOptions(model=str(tiny_model)))
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_model):
-    """diffusers' own pipeline, loaded from the same folder."""
-    pipe = StableVideoDiffusionPipeline.from_pretrained(tiny_model)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 @pytest.fixture(scope="module")

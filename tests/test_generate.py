@@ -9,7 +9,6 @@ import imageio_ffmpeg
 import pytest
 import torch
 from click.testing import CliRunner
-from diffusers import StableVideoDiffusionPipeline
 from diffusers.utils import load_image
 from PIL import Image
 
@@ -30,14 +29,6 @@ def photo(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("photo") / "photo.png"
     Image.open(data_file("test_image.png")).convert("RGB").resize((128, 64), Image.LANCZOS).save(path)
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_model):
-    """diffusers' own pipeline, loaded from the same folder the CLI loads."""
-    pipe = StableVideoDiffusionPipeline.from_pretrained(tiny_model)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 @pytest.fixture(scope="module")
