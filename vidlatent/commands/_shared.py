@@ -91,11 +91,18 @@ def output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[...
     return click.option("-o", "--output", metavar="PATH", help=help_text)
 
 
-def default_output(source: str, suffix: str) -> str:
-    """The output a command writes when -o is not given: the input's name with ``suffix``."""
+def default_output(source: str, suffix: str, *, tag: str = "") -> str:
+    """The output a command writes when -o is not given, next to the input.
+
+    Args:
+        source: the input path.
+        suffix: the output's suffix (clip.mp4 -> clip.safetensors).
+        tag: added to the input's stem (tag "-edited": clip.safetensors -> clip-edited.safetensors).
+    """
     if source == STDIO:
         raise UsageError("the input is standard input, so there is no name to derive an output from; give -o PATH (or -o - )")
-    return str(Path(source).with_suffix(suffix))
+    path = Path(source)
+    return str(path.with_name(path.stem + tag + suffix))
 
 
 def require_binary_stdout(output: str) -> None:

@@ -9,11 +9,10 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, load_sampler,
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, load_sampler,
     low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, sampling_options,
     seed_option,
 )
-from vidlatent.commands.interpolate import derived_output
 from vidlatent.errors import UsageError
 
 
@@ -85,7 +84,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
         raise UsageError("--scale needs --direction PATH")
     if STDIO in (image, direction_path, components_path):
         raise UsageError("--image, --direction and --components take files; only CLIP may be - (stdin)")
-    output = output or derived_output(clip, "-edited.safetensors")
+    output = output or default_output(clip, ".safetensors", tag="-edited")
     editing.check_latent_output(output, "edit")
 
     regeneration = None

@@ -41,7 +41,6 @@ def command(state: State, clip: str, output: str | None, times: int, overlap: in
     clip grows by FRAMES - OVERLAP per segment. Segment j uses seed + j; without --seed, the
     seed is the clip's own seed + 1 (so a seeded chain repeats exactly), or a random one.
     """
-    from pathlib import Path
 
     from vidlatent.atomic import STDIO
     from vidlatent.generation import ExtendOptions, extend
@@ -50,7 +49,7 @@ def command(state: State, clip: str, output: str | None, times: int, overlap: in
     options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
     options.validate(knobs.frames)
     if output is None:
-        output = str(Path(default_output(clip, ".safetensors")).with_name(f"{Path(clip).stem}-extended.safetensors"))
+        output = default_output(clip, ".safetensors", tag="-extended")
     prepare_output(output, [clip])
     source = ClipInput.open(clip)
 

@@ -101,7 +101,7 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
             raise UsageError(f"--refine-steps {refine_steps}: must be at least 1")
         refinement = editing.Refinement(strength=refine, knobs=Knobs(steps=refine_steps), seed=random_seed() if seed is None else seed)
         refinement.validate()
-    output = output or derived_output(path, "-interpolated.safetensors")
+    output = output or default_output(path, ".safetensors", tag="-interpolated")
     editing.check_latent_output(output, "interpolate")
     clip = editing.read_clip(path, command="interpolate")
     prepare_output(output, [path])
@@ -155,7 +155,7 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
     assert transition is not None
     if transition < 1:
         raise UsageError(f"--transition {transition}: must be at least 1 frame")
-    output = output or derived_output(paths[0], "-transition.safetensors")
+    output = output or default_output(paths[0], ".safetensors", tag="-transition")
     editing.check_latent_output(output, "interpolate")
     a, b = (editing.read_clip(path, command="interpolate") for path in paths)
     with report.timed("interpolate"):
@@ -164,12 +164,6 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
     latentfile.write(result, output)
     report.note(f"wrote {output} ({result.frames} frames{', A + transition + B' if join else ''})")
     report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model)
-
-
-def derived_output(path: str, suffix: str) -> str:
-    """The default output: the input's name with ``suffix`` (clip.safetensors -> clip-interpolated.safetensors)."""
-    source = Path(default_output(path, ".safetensors"))
-    return str(source.with_name(source.stem + suffix))
 
 
 def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int) -> list[str]:

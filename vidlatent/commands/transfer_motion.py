@@ -59,7 +59,7 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
     options = TransferOptions(method=method, refine=refine, match_stats=match_stats)
     options.validate()
     if output is None:
-        output = str(Path(default_output(appearance, ".mp4")).with_name(f"{Path(appearance).stem}-motion.mp4"))
+        output = default_output(appearance, ".mp4", tag="-motion")
     prepare_output(output, [motion_clip, appearance])
     source = ClipInput.open(motion_clip)
     kind = appearance_kind(appearance)
