@@ -43,8 +43,8 @@ def test_encode_summary_on_stdout_for_a_file(tmp_path, tiny_model):
     out = tmp_path / "c.safetensors"
     summary = json.loads(invoke("encode", str(data_file("bear.gif")), "--model", "tiny-random", "-o", str(out)).stdout)
     check_summary(summary, "encode")
-    assert summary["outputs"] == [{"path": str(out), "kind": "latents", "frames": 21, "width": 64, "height": 64,
-                                   "fps": 10.0, "seed": None, "model": "tiny-random"}]
+    assert summary["outputs"] == [{"path": str(out), "kind": "latents", "frames": 21, "latent_frames": 21, "width": 64,
+                                   "height": 64, "fps": 10.0, "seed": None, "model": "tiny-random"}]
     assert {"load_s", "encode_s"} <= set(summary["timings"])
 
 

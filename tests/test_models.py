@@ -144,10 +144,11 @@ def test_tiny_random_is_a_diffusers_folder(tiny_model):
 
 
 def test_aliases():
-    assert ALIASES == {
+    assert {name: ALIASES[name] for name in ("svd", "svd-xt")} == {
         "svd": "stabilityai/stable-video-diffusion-img2vid",
         "svd-xt": "stabilityai/stable-video-diffusion-img2vid-xt",
     }
+    assert ALIASES["wan22-ti2v-5b"] == "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
     assert models.DEFAULT_MODEL == ALIASES["svd-xt"]
 
 

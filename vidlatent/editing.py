@@ -163,19 +163,29 @@ def _refine(model: LoadedModel, clip: LatentClip, latents: torch.Tensor, origina
 
     refine.validate()
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
-    known = clip.latents.float()  # (F, C, h, w): the originals, in order
-    image = generation.frame_image(known, model, 0)
+    known = clip.latents.float()  # (T, C, h, w): the originals, in order
+    image = conditioning_image(model, known)
+    knobs = generation.knobs_for_clip(model, refine.knobs, int(latents.shape[0]))
     refined = generation.regenerate(
-        model, image, latents, strength=refine.strength, knobs=refine.knobs, seed=refine.seed, progress=progress,
-        on_step=generation.pin_frames(known, originals, refine.seed),
+        model, image, latents, strength=refine.strength, knobs=knobs, seed=refine.seed, progress=progress,
+        on_step=generation.pin_frames(known, originals, refine.seed, model.family), size=(clip.width, clip.height),
     )
-    # Pinned frames end at sigma 0, equal to the originals in the model's dtype; in fp16 that
+    # Pinned frames end at noise 0, equal to the originals in the model's dtype; in fp16 that
     # rounds them, so the float32 originals are put back.
     refined[originals] = known
-    effective = dataclasses.replace(refine.knobs, frames=int(latents.shape[0])).resolved(model.pipeline)
+    effective = knobs.resolved(model.pipeline, model.family)
     record = {"strength": refine.strength, "seed": refine.seed, "model": model.model_id,
-              "denoising_steps": generation.strength_steps(refine.strength, effective.steps), **dataclasses.asdict(effective)}
+              "denoising_steps": generation.strength_steps(refine.strength, effective.steps), **effective.record()}
     return refined, record
+
+
+def conditioning_image(model: LoadedModel, latents: torch.Tensor) -> Image.Image | None:
+    """The image a re-generation of ``latents`` is conditioned on: its first frame, decoded, for
+    models that take an image (None for text-only models)."""
+    from vidlatent import generation
+    from vidlatent.families.base import IMAGE_NONE
+
+    return None if model.spec.image == IMAGE_NONE else generation.frame_image(latents, model, 0)
 
 
 # --- two clips: morphs and transitions -----------------------------------------------------------------
@@ -400,8 +410,9 @@ class EditPlan:
             frames = last - first
         if self.regeneration is not None:
             self.regeneration.validate()
-            if self.regeneration.knobs.frames not in (None, frames):
-                raise UsageError(f"--frames {self.regeneration.knobs.frames}: edit re-generates the clip's {frames} frames; leave --frames out")
+            pixel_frames = clip.layout.frame_rule.pixel_frames(frames)
+            if self.regeneration.knobs.frames not in (None, pixel_frames):
+                raise UsageError(f"--frames {self.regeneration.knobs.frames}: edit re-generates the clip's {pixel_frames} frames; leave --frames out")
         if self.direction is not None:
             require_same_space(self.direction, clip, names=(self.direction_source or "the direction", "the clip"))
             if self.direction.latents.shape[1:] != clip.latents.shape[1:]:
@@ -484,12 +495,12 @@ def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regenerat
         raise ValueError("an edit with an image and a strength above 0 needs a loaded model")
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     image = media.resize_image(regeneration.image, (clip.width, clip.height))
-    knobs = dataclasses.replace(regeneration.knobs, frames=int(latents.shape[0]))
-    effective = knobs.resolved(model.pipeline)
+    knobs = generation.knobs_for_clip(model, regeneration.knobs, int(latents.shape[0]))
+    effective = knobs.resolved(model.pipeline, model.family)
     regenerated = generation.regenerate(model, image, latents, strength=regeneration.strength, knobs=knobs,
                                         seed=regeneration.seed, progress=progress)
     steps = generation.strength_steps(regeneration.strength, effective.steps)
-    return regenerated, {**record, "model": model.model_id, "denoising_steps": steps, **dataclasses.asdict(effective)}
+    return regenerated, {**record, "model": model.model_id, "denoising_steps": steps, **effective.record()}
 
 
 def parse_pca_shift(text: str) -> tuple[int, float]:

@@ -1,15 +1,16 @@
-"""Image to video with Stable Video Diffusion, and continuing a clip: the library behind
-``generate`` and ``extend``.
+"""Generating clips and continuing them, for every model family: the library behind
+``generate`` and ``extend``, and the partial denoising behind ``edit --strength`` and
+``interpolate --refine``.
 
-Both call diffusers' StableVideoDiffusionPipeline itself with ``output_type="latent"``, so a
-``generate`` run equals, bit for bit, a diffusers script that passes the same image, the same
-arguments and ``generator=torch.Generator("cpu").manual_seed(seed)``. ``extend`` adds two
-things through the pipeline's step callback, not a fork of it: overlap frames pinned to the
-previous segment (re-noised to the current sigma after every step), and drift correction.
+Every call goes through the family's own diffusers pipeline with ``output_type="latent"``, so a
+``generate`` run equals, bit for bit, a diffusers script that passes the same image (or
+prompt), the same arguments and ``generator=torch.Generator("cpu").manual_seed(seed)``.
+``extend`` adds two things through the pipeline's step callback, not a fork of it: overlap
+frames pinned to the end of the clip so far (re-noised to the current noise level after every
+step), and drift correction.
 
-``regenerate`` (behind ``edit --strength`` and ``interpolate --refine``) starts the same
-pipeline part-way down its own sigma schedule, from a clip noised to that level, through the
-pipeline's ``sigmas=`` and ``latents=`` arguments.
+``regenerate`` starts part-way down the model's own noise schedule from a clip noised to that
+level (SDEdit); how a pipeline is made to start there is the family's (``regenerate_tail``).
 """
 
 from __future__ import annotations
@@ -17,23 +18,28 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import inspect
 import math
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import codec, latent_ops, media
+from vidlatent import latent_ops, media
 from vidlatent.errors import UsageError
+from vidlatent.knobs import FLAGS, Knobs, check_frames
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
+
+__all__ = ["FLAGS", "Knobs", "check_frames"]
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from vidlatent.families.base import Family, ModelSpec
+
 Progress = Callable[[int], None]
+StepHook = Callable[[Any, int, dict[str, Any]], dict[str, Any]]
 MAX_SEED = 2**64 - 1
 
 
@@ -57,73 +63,28 @@ def cpu_generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(seed)
 
 
-@dataclass(frozen=True)
-class Knobs:
-    """SVD's sampling knobs, named for people. None means the pipeline's own default.
+def check_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size") -> None:
+    """Refuse a pixel size that is not a multiple of the model's size multiple, naming the nearest."""
+    width, height = size
+    multiple = spec.size_multiple
+    if width % multiple or height % multiple or width < multiple or height < multiple:
+        near = f"{max(multiple, round(width / multiple) * multiple)}x{max(multiple, round(height / multiple) * multiple)}"
+        raise UsageError(f"{flag} {width}x{height}: {spec.title} needs sides that are multiples of {multiple}; use {near}")
 
-    Args:
-        frames: frames to generate (num_frames; default the UNet's, 14 for SVD, 25 for SVD-XT).
-        steps: denoising steps (num_inference_steps).
-        fps: the frame rate the model is conditioned on (fps).
-        motion: motion bucket id, 1-255: more is more motion (motion_bucket_id).
-        noise_aug: noise added to the conditioning image (noise_aug_strength).
-        min_guidance, max_guidance: classifier-free guidance, linear from the first frame to the last.
-    """
 
-    frames: int | None = None
-    steps: int | None = None
-    fps: int | None = None
-    motion: int | None = None
-    noise_aug: float | None = None
-    min_guidance: float | None = None
-    max_guidance: float | None = None
-
-    PIPELINE_ARGUMENTS = {
-        "frames": "num_frames",
-        "steps": "num_inference_steps",
-        "fps": "fps",
-        "motion": "motion_bucket_id",
-        "noise_aug": "noise_aug_strength",
-        "min_guidance": "min_guidance_scale",
-        "max_guidance": "max_guidance_scale",
-    }
-
-    def validate(self) -> None:
-        """Raise UsageError for values the model cannot use (cheap, before loading)."""
-        checks = [
-            (self.frames, lambda v: v >= 1, "--frames", "at least 1"),
-            (self.steps, lambda v: v >= 1, "--steps", "at least 1"),
-            (self.fps, lambda v: v >= 1, "--fps", "at least 1"),
-            (self.motion, lambda v: 1 <= v <= 255, "--motion", "between 1 and 255"),
-            (self.noise_aug, lambda v: v >= 0, "--noise-aug", "0 or more"),
-            (self.min_guidance, lambda v: v >= 0, "--min-guidance", "0 or more"),
-            (self.max_guidance, lambda v: v >= 0, "--max-guidance", "0 or more"),
-        ]
-        for value, ok, flag, rule in checks:
-            if value is not None and not ok(value):
-                raise UsageError(f"{flag} {value}: must be {rule}")
-
-    def pipeline_kwargs(self) -> dict[str, Any]:
-        """Only the knobs that were given, under the pipeline's argument names."""
-        return {self.PIPELINE_ARGUMENTS[name]: value for name, value in asdict(self).items() if value is not None}
-
-    def resolved(self, pipeline: Any) -> Knobs:
-        """These knobs with the pipeline's defaults filled in (for the history)."""
-        defaults = inspect.signature(type(pipeline).__call__).parameters
-        values = {}
-        for name, argument in self.PIPELINE_ARGUMENTS.items():
-            given = getattr(self, name)
-            values[name] = given if given is not None else defaults[argument].default
-        if values["frames"] is None:
-            values["frames"] = int(pipeline.unet.config.num_frames)
-        return Knobs(**values)
+def default_size(spec: ModelSpec, image: Image.Image | None) -> tuple[int, int]:
+    """The size a generation gets without --size: the image's aspect ratio at the model's native
+    area (rounded to its size multiple), or its native size for text only."""
+    if image is None:
+        return spec.native_size
+    return media.fit_size(image.width, image.height, spec.native_area, spec.size_multiple)
 
 
 def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _step_reporter(progress: Progress, extra: Callable[[Any, int, dict[str, Any]], dict[str, Any]] | None = None):  # type: ignore[no-untyped-def]
+def _step_reporter(progress: Progress, extra: StepHook | None = None):  # type: ignore[no-untyped-def]
     def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         changed = extra(pipeline, step, tensors) if extra else {}
         progress(step + 1)
@@ -134,50 +95,55 @@ def _step_reporter(progress: Progress, extra: Callable[[Any, int, dict[str, Any]
 
 def sample(
     model: LoadedModel,
-    image: Image.Image,
+    image: Image.Image | None,
     *,
     knobs: Knobs,
     seed: int,
     progress: Progress = _no_progress,
-    on_step: Callable[[Any, int, dict[str, Any]], dict[str, Any]] | None = None,
+    on_step: StepHook | None = None,
     latents: torch.Tensor | None = None,
     sigmas: list[float] | None = None,
+    last_image: Image.Image | None = None,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """One pipeline call; returns (F, C, h, w) float32 latents on the CPU.
+    """One pipeline call; returns (T, C, h, w) float32 latents on the CPU.
 
     Args:
-        model: a loaded pipeline (all five components).
-        image: the conditioning image, already at the output size (multiples of 64).
+        model: a loaded pipeline.
+        image: the conditioning image, already at the output size; None for text only.
         knobs: sampling knobs; None fields take the pipeline's defaults.
         seed: seeds ``torch.Generator("cpu")``.
         progress: called with the number of steps done.
         on_step: extra work after each step (pipeline, step, tensors) -> tensors to replace.
-        latents: (F, C, h, w) starting latents, handed to the pipeline, which multiplies them by
-            the scheduler's init_noise_sigma; None lets the pipeline draw them from the seed.
-        sigmas: a custom sigma schedule (ending in 0) instead of ``knobs.steps`` steps.
+        latents: (T, C, h, w) starting latents for the pipeline's ``latents=`` (SVD multiplies
+            them by the scheduler's init_noise_sigma); None lets the pipeline draw them.
+        sigmas: SVD: a custom sigma schedule (ending in 0) instead of ``knobs.steps`` steps.
+        last_image: a last frame to condition on (first-last-frame models), at the output size.
+        size: (width, height) for text only; default the image's size.
     """
-    width, height = image.size
+    family = model.family
+    size = image.size if image is not None else size
+    if size is None:
+        raise ValueError("sample needs an image or a size")
     extra: dict[str, Any] = {}
     if latents is not None:
-        extra["latents"] = latents[None].to(device=model.execution_device, dtype=model.dtype)  # (1, F, C, h, w)
+        extra["latents"] = family.to_pipeline_latents(latents).to(device=model.execution_device, dtype=family.latent_dtype(model))
     if sigmas is not None:
         extra["sigmas"] = sigmas
     result = model.pipeline(
-        image,
-        height=height,
-        width=width,
+        **family.pipeline_arguments(model, image=image, last_image=last_image, size=size),
         generator=cpu_generator(seed),
         output_type="latent",
         callback_on_step_end=_step_reporter(progress, on_step),
-        **knobs.pipeline_kwargs(),
+        **knobs.pipeline_kwargs(family),
         **extra,
     )
-    return result.frames[0].float().cpu()  # (F, C, h, w)
+    return family.pipeline_output(result)
 
 
 def generate(
     model: LoadedModel,
-    image: Image.Image,
+    image: Image.Image | None,
     *,
     knobs: Knobs = Knobs(),
     seed: int,
@@ -185,36 +151,48 @@ def generate(
     source: str = "",
     image_sha256: str = "",
     progress: Progress = _no_progress,
+    last_image: Image.Image | None = None,
 ) -> LatentClip:
-    """Generate a latent clip from ``image``.
+    """Generate a latent clip from ``image`` (and the knobs' prompt), or from the prompt alone.
 
     Args:
-        model: a loaded pipeline.
-        image: an RGB image; resized (cover, then centre-crop) to ``size``.
+        model: a loaded pipeline (loaded for text only when ``image`` is None).
+        image: an RGB image, resized (cover, then centre-crop) to ``size``; None for text only.
         knobs: sampling knobs.
         seed: the seed; video i of a batch uses seed + i.
-        size: (width, height), multiples of 64; default keeps the image's aspect ratio at the
-            model's native area.
+        size: (width, height), multiples of the model's size multiple; default keeps the
+            image's aspect ratio at the model's native area (the native size for text only).
         source, image_sha256: recorded in the history.
+        last_image: a last frame to condition on (first-last-frame models).
     """
-    knobs.validate()
-    size = size or media.fit_size(image.width, image.height, model.native_area)
-    conditioning = media.resize_image(image, size)
-    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress)
-    effective = knobs.resolved(model.pipeline)
+    spec = model.spec
+    knobs.check_for(spec)
+    size = size or default_size(spec, image)
+    check_size(size, spec)
+    conditioning = media.resize_image(image, size) if image is not None else None
+    last = media.resize_image(last_image, size) if last_image is not None else None
+    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size)
+    effective = knobs.resolved(model.pipeline, model.family)
     clip = LatentClip(
         latents=latents,
         model=model.model_id,
         latent_space=model.latent_space,
-        fps=float(effective.fps),
+        fps=clip_fps(effective, spec),
         height=size[1],
         width=size[0],
         seed=seed,
+        layout=model.layout,
     )
     return clip.with_step(
         "generate",
-        {"source": source, "image_sha256": image_sha256, "size": f"{size[0]}x{size[1]}", "seed": seed, **asdict(effective)},
+        {"source": source, "image_sha256": image_sha256, "size": f"{size[0]}x{size[1]}", "seed": seed, **effective.record()},
     )
+
+
+def clip_fps(effective: Knobs, spec: ModelSpec) -> float:
+    """The frame rate a generated clip plays at: the conditioning fps where the model takes
+    one (SVD), else the model's own."""
+    return float(effective.fps) if effective.fps is not None else float(spec.fps)
 
 
 @dataclass(frozen=True)
@@ -223,51 +201,58 @@ class ExtendOptions:
 
     Args:
         times: how many segments to add.
-        overlap: latent frames each new segment shares with the end of the clip so far.
+        overlap: latent frames each new segment shares with the end of the clip so far;
+            None for the family's default (SVD 2, Wan 1).
         drift_correction: match each new segment's per-channel statistics to the first segment's.
     """
 
     times: int = 1
-    overlap: int = 2
+    overlap: int | None = None
     drift_correction: bool = True
 
-    def validate(self, segment_frames: int | None = None, clip_frames: int | None = None) -> None:
+    def validate(self, segment_frames: int | None = None, clip_frames: int | None = None, *, minimum: int = 0) -> None:
+        """Check the options; frame counts are latent frames."""
         if self.times < 1:
             raise UsageError(f"--times {self.times}: must be at least 1")
-        if self.overlap < 0:
-            raise UsageError(f"--overlap {self.overlap}: must be 0 or more")
-        if segment_frames is not None and self.overlap >= segment_frames:
-            raise UsageError(f"--overlap {self.overlap}: must be smaller than the segment's --frames ({segment_frames})")
-        if clip_frames is not None and self.overlap > clip_frames:
-            raise UsageError(f"--overlap {self.overlap}: the clip has only {clip_frames} frame(s)")
+        overlap = self.overlap
+        if overlap is None:
+            return
+        if overlap < minimum:
+            raise UsageError(f"--overlap {overlap}: must be at least {minimum} for this model (its segments start with the "
+                             "conditioning frame, which the overlap includes)")
+        if segment_frames is not None and overlap >= segment_frames:
+            raise UsageError(f"--overlap {overlap}: must be smaller than a segment's {segment_frames} latent frames")
+        if clip_frames is not None and overlap > clip_frames:
+            raise UsageError(f"--overlap {overlap}: the clip has only {clip_frames} latent frame(s)")
 
 
 def frame_image(latents: torch.Tensor, model: LoadedModel, index: int) -> Image.Image:
-    """Decode latent frame ``index`` of (F, C, h, w) ``latents`` to an RGB image to condition on."""
+    """Decode latent frame ``index`` of (T, C, h, w) ``latents`` to an RGB image to condition on
+    (its last pixel frame, for VAEs with several pixel frames per latent frame)."""
     from PIL import Image
 
-    frame = latents[index].unsqueeze(0)  # (1, C, h, w)
-    return Image.fromarray(next(codec.decode_frames(frame, model.vae, device=model.execution_device, chunk=1)))
+    return Image.fromarray(model.family.decode_frame(latents, model.vae, device=model.execution_device, index=index))
 
 
 def last_frame_image(latents: torch.Tensor, model: LoadedModel) -> Image.Image:
-    """Decode the clip's last latent frame to the RGB image the next segment is conditioned on."""
+    """Decode the clip's last pixel frame: the image the next segment is conditioned on."""
     return frame_image(latents, model, -1)
 
 
-def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]]:
+def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int, family: Family | None = None) -> StepHook:
     """A step callback that keeps the frames at ``indices`` on ``known`` (k, C, h, w), re-noised.
 
-    After step i the latents sit at the scheduler's sigma[i + 1]; the pinned frames are set to
-    known + sigma[i + 1] * noise (fresh noise each step, from a generator seeded by ``seed``),
-    so at the end (sigma 0) they equal ``known`` exactly and the frames around them continue
-    them (the replacement idea used for inpainting). ``extend`` pins its overlap this way,
-    ``interpolate --refine`` the original frames.
+    After step i the latents sit at the noise level of step i + 1; the pinned frames are set to
+    ``known`` noised to that level (fresh noise each step, from a generator seeded by
+    ``seed``), so at the end (noise 0) they equal ``known`` exactly and the frames around them
+    continue them (the replacement idea used for inpainting). ``extend`` pins its overlap this
+    way, ``interpolate --refine`` the original frames.
 
     Args:
         known: (k, C, h, w) latents to pin.
-        indices: the k frame positions, in the sampled clip, that they occupy.
+        indices: the k latent frame positions, in the sampled clip, that they occupy.
         seed: seeds the re-noising.
+        family: the pipeline's family; None finds it from the pipeline.
     """
     import torch
 
@@ -277,16 +262,20 @@ def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int) -> Callab
     noise_generator = torch.Generator("cpu").manual_seed((seed + 2**32) % MAX_SEED)
 
     def pin(pipeline: Any, step: int, tensors: dict[str, Any]) -> dict[str, Any]:
-        latents = tensors["latents"]  # (B, F, C, h, w)
-        sigma = float(pipeline.scheduler.sigmas[step + 1])
+        from vidlatent import families
+
+        own = family or families.for_pipeline(pipeline)
+        latents = tensors["latents"]
+        frames = own.from_pipeline_latents(latents)  # a (T, C, h, w) view of the pipeline's tensor
+        sigma = own.sigma_after_step(pipeline, step)
         noise = torch.randn(known.shape, generator=noise_generator)
-        latents[:, positions] = (known + sigma * noise).to(device=latents.device, dtype=latents.dtype)
+        frames[positions] = own.noised(known, noise, sigma).to(device=latents.device, dtype=latents.dtype)
         return {"latents": latents}
 
     return pin
 
 
-def _pin_overlap(known: torch.Tensor, seed: int) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]]:
+def _pin_overlap(known: torch.Tensor, seed: int) -> StepHook:
     """``pin_frames`` for extend's overlap, ``known`` in the first frames (the name tests/test_generate.py uses)."""
     return pin_frames(known, range(known.shape[0]), seed)
 
@@ -299,40 +288,33 @@ def strength_steps(strength: float, steps: int) -> int:
 
 
 def strength_sigmas(model: LoadedModel, steps: int, strength: float) -> list[float]:
-    """The tail of the model's own ``steps``-step sigma schedule that ``strength`` runs.
+    """The tail of the model's own ``steps``-step noise schedule that ``strength`` runs.
 
-    The scheduler makes its usual schedule (sigma_0 > ... > sigma_steps = 0, Karras spacing for
-    SVD); strength S starts at index steps - round(S * steps) and keeps the rest, the final 0
-    included, so S = 1 is the whole schedule and S = 0 only the final 0.
+    The scheduler makes its usual schedule (level_0 > ... > level_steps = 0); strength S starts at
+    index steps - round(S * steps) and keeps the rest, the final 0 included, so S = 1 is the
+    whole schedule and S = 0 only the final 0.
     """
-    scheduler = model.pipeline.scheduler
-    scheduler.set_timesteps(steps, device="cpu")
-    schedule = [float(sigma) for sigma in scheduler.sigmas]  # steps + 1 values, float32-exact
+    schedule = model.family.schedule(model, steps)
     return schedule[steps - strength_steps(strength, steps) :]
 
 
 def initial_noise(model: LoadedModel, size: tuple[int, int], frames: int, seed: int) -> torch.Tensor:
-    """The unit noise ``generate`` with this seed starts from: (frames, C, h, w), model dtype.
+    """The unit noise ``generate`` with this seed starts from: (frames, C, h, w), ``frames`` latent frames."""
+    return model.family.initial_noise(model, size, frames, seed)
 
-    The pipeline draws, from ``torch.Generator("cpu").manual_seed(seed)``, first the noise for
-    the conditioning image's augmentation (1, 3, H, W), float32, then the latents; this draws the
-    same two in the same order and returns the second, before the scheduler's scaling.
-    """
-    import torch
 
-    width, height = size
-    pipeline = model.pipeline
-    generator = cpu_generator(seed)
-    torch.randn((1, 3, height, width), generator=generator, dtype=torch.float32)
-    channels = int(pipeline.unet.config.in_channels) // 2
-    scale = int(pipeline.vae_scale_factor)
-    shape = (1, frames, channels, height // scale, width // scale)
-    return torch.randn(shape, generator=generator, dtype=model.dtype)[0]
+def knobs_for_clip(model: LoadedModel, knobs: Knobs, latent_frames: int) -> Knobs:
+    """``knobs`` for re-generating a clip of ``latent_frames`` latent frames: its pixel frame
+    count; a --frames that says otherwise is refused."""
+    frames = model.layout.frame_rule.pixel_frames(latent_frames)
+    if knobs.frames not in (None, frames):
+        raise UsageError(f"--frames {knobs.frames}: the clip has {frames} frames, and they are what is re-generated; leave --frames out")
+    return dataclasses.replace(knobs, frames=frames)
 
 
 def regenerate(
     model: LoadedModel,
-    image: Image.Image,
+    image: Image.Image | None,
     latents: torch.Tensor,
     *,
     strength: float,
@@ -340,61 +322,83 @@ def regenerate(
     seed: int,
     noise: torch.Tensor | None = None,
     progress: Progress = _no_progress,
-    on_step: Callable[[Any, int, dict[str, Any]], dict[str, Any]] | None = None,
+    on_step: StepHook | None = None,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Re-noise ``latents`` to the level ``strength`` picks and denoise them conditioned on ``image``.
 
     With n = knobs.steps (the pipeline's default where unset) and k = round(strength * n), the
-    clip is noised to sigma_(n-k) of the model's own n-step schedule, x0 + sigma * noise, and the
-    last k steps of that schedule are run (SDEdit). So:
+    clip is noised to level n - k of the model's own n-step schedule and the last k steps of that
+    schedule are run (SDEdit). So:
 
     - k = 0 (strength 0, or small enough to round to no step): ``latents`` come back exactly,
       and no model runs.
     - k = n (strength 1, or near enough to round to every step): exactly ``generate``'s
-      pipeline call, bit for bit. At the top of the schedule SVD starts from pure noise of
-      standard deviation sqrt(sigma_max^2 + 1) (~700); the clip would be 1/700 of that, so
-      strength 1 is defined as a fresh generation rather than a version of it shifted by that
-      sliver.
-    - otherwise: one pipeline call with ``sigmas=`` the tail of the schedule and
-      ``latents=`` the noised clip (divided by the scheduler's init_noise_sigma, which the
-      pipeline multiplies back).
+      pipeline call, bit for bit. (At the top of SVD's schedule the clip would be 1/700 of the
+      noise; strength 1 is defined as a fresh generation rather than a version of it shifted
+      by that sliver.)
+    - otherwise: one pipeline call started part-way down the schedule from the noised clip, the
+      family's way (SVD: the pipeline's ``sigmas=`` and ``latents=``; Wan: the scheduler's
+      last k steps).
 
     The seed enters only through noise: the latent noise (``initial_noise``, the noise
-    ``generate`` would start from, unless ``noise`` is given) and the pipeline's augmentation
-    noise of the conditioning image.
+    ``generate`` would start from, unless ``noise`` is given) and any noise the pipeline draws
+    for its conditioning.
 
     Args:
         model: a loaded pipeline.
-        image: the conditioning image at the clip's pixel size.
-        latents: (F, C, h, w) the clip, x0.
+        image: the conditioning image at the clip's pixel size; None for text only.
+        latents: (T, C, h, w) the clip, x0.
         strength: 0 to 1.
-        knobs: sampling knobs; frames must be unset or F.
+        knobs: sampling knobs; frames must be unset or the clip's.
         seed: seeds the noise.
-        noise: (F, C, h, w) unit noise to use instead of the seed's.
+        noise: (T, C, h, w) unit noise to use instead of the seed's.
         progress: called with the number of steps done (k in all).
         on_step: extra work after each step, as for ``sample``.
+        size: (width, height) for text only.
 
     Returns:
-        (F, C, h, w) float32 latents on the CPU.
+        (T, C, h, w) float32 latents on the CPU.
     """
-    frames = int(latents.shape[0])
-    if knobs.frames not in (None, frames):
-        raise UsageError(f"--frames {knobs.frames}: the clip has {frames} frames, and they are what is re-generated; leave --frames out")
-    knobs = dataclasses.replace(knobs, frames=frames)
-    steps = knobs.resolved(model.pipeline).steps
+    knobs = knobs_for_clip(model, knobs, int(latents.shape[0]))
+    steps = knobs.resolved(model.pipeline, model.family).steps
     count = strength_steps(strength, steps)
     if count == 0:
         return latents.float().clone()
     if count == steps:
-        return sample(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step, latents=noise)
-    sigmas = strength_sigmas(model, steps, strength)
+        return sample(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step, latents=noise, size=size)
     if noise is None:
-        noise = initial_noise(model, image.size, frames, seed)
-    noised = latents.float() + sigmas[0] * noise.float()  # (F, C, h, w)
-    model.pipeline.scheduler.set_timesteps(sigmas=sigmas, device="cpu")
-    start = noised / float(model.pipeline.scheduler.init_noise_sigma)
-    return sample(model, image, knobs=dataclasses.replace(knobs, steps=None), seed=seed, progress=progress,
-                  on_step=on_step, latents=start, sigmas=sigmas)
+        size = image.size if image is not None else size
+        noise = initial_noise(model, size, int(latents.shape[0]), seed)
+
+    def call(*, latents: torch.Tensor, steps: int | None, sigmas: list[float] | None = None) -> torch.Tensor:
+        return sample(model, image, knobs=dataclasses.replace(knobs, steps=steps), seed=seed, progress=progress,
+                      on_step=on_step, latents=latents, sigmas=sigmas, size=size)
+
+    return model.family.regenerate_tail(model, call, latents, noise, steps, count)
+
+
+def with_clip_prompts(knobs: Knobs, clip: LatentClip) -> Knobs:
+    """``knobs`` with the prompts of the clip's own generation where none are given, so that
+    continuing or editing a Wan clip keeps describing the same video."""
+    for step in reversed(clip.history):
+        if step.get("command") in ("generate", "extend"):
+            arguments = step.get("arguments", {})
+            return dataclasses.replace(
+                knobs,
+                prompt=knobs.prompt if knobs.prompt is not None else arguments.get("prompt"),
+                negative_prompt=knobs.negative_prompt if knobs.negative_prompt is not None else arguments.get("negative_prompt"),
+            )
+    return knobs
+
+
+def segment_frames(clip: LatentClip) -> int | None:
+    """The pixel frames of the segments the clip was made of (its generate or extend step), if recorded."""
+    for step in reversed(clip.history):
+        if step.get("command") in ("generate", "extend"):
+            frames = step.get("arguments", {}).get("frames")
+            return int(frames) if isinstance(frames, int) else None
+    return None
 
 
 def extend(
@@ -408,32 +412,39 @@ def extend(
 ) -> LatentClip:
     """Continue ``clip`` ``options.times`` times; segment j uses seed + j.
 
-    Each new segment is generated conditioned on the last frame so far; its first
-    ``options.overlap`` latent frames are pinned to the clip's last ones and are not repeated in
-    the result, so the clip grows by (frames - overlap) per segment.
+    Each new segment is generated conditioned on the clip's last pixel frame so far; its first
+    ``overlap`` latent frames are pinned to the end of the clip (the family says what they are:
+    SVD's last latent frames; for causal VAEs, the encoding of the last (overlap - 1) * 4 + 1
+    pixel frames, so the conditioning frame is the first of them) and are not repeated in the
+    result, so the clip grows by (segment frames - overlap) latent frames per segment.
     """
     import torch
 
+    family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
-    effective = knobs.resolved(model.pipeline)
-    options.validate(effective.frames, clip.frames)
+    family.check_extend(spec)
+    knobs.check_for(spec)
+    effective = knobs.resolved(model.pipeline, family)
+    overlap = family.default_overlap if options.overlap is None else options.overlap
+    options = dataclasses.replace(options, overlap=overlap)
+    options.validate(spec.frame_rule.latent_frames(effective.frames), clip.frames, minimum=family.minimum_overlap)
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()
     segments = []
     steps_done = 0
     for index in range(options.times):
         segment_seed = seed + index
-        known = latents[latents.shape[0] - options.overlap :]
+        image, known = family.continuation(model, latents, overlap)
         segment = sample(
             model,
-            last_frame_image(latents, model),
+            image,
             knobs=knobs,
             seed=segment_seed,
             progress=functools.partial(_offset_progress, progress, steps_done),
-            on_step=pin_frames(known, range(options.overlap), segment_seed) if options.overlap else None,
+            on_step=pin_frames(known, range(overlap), segment_seed, family) if overlap else None,
         )
         steps_done += effective.steps
-        fresh = segment[options.overlap :]  # (frames - overlap, C, h, w)
+        fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)
         if options.drift_correction:
             fresh = latent_ops.match_channel_stats(fresh, reference)
@@ -442,18 +453,9 @@ def extend(
             {"seed": segment_seed, "frames": int(fresh.shape[0]),
              "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
         )
-    extended = LatentClip(
-        latents=latents,
-        model=clip.model,
-        latent_space=clip.latent_space,
-        fps=clip.fps,
-        height=clip.height,
-        width=clip.width,
-        seed=clip.seed,
-        history=clip.history,
-    )
+    extended = dataclasses.replace(clip, latents=latents, comfyui_raw=None)
     return extended.with_step(
         "extend",
-        {"times": options.times, "overlap": options.overlap, "drift_correction": options.drift_correction,
-         "model": model.model_id, "segments": segments, **asdict(effective)},
+        {"times": options.times, "overlap": overlap, "drift_correction": options.drift_correction,
+         "model": model.model_id, "segments": segments, **effective.record()},
     )

@@ -11,17 +11,21 @@ def describe(clip: LatentClip) -> dict[str, Any]:
     """A JSON-ready summary: metadata, shape, dtype, per-channel statistics and history."""
     import torch
 
-    latents = clip.latents.float()  # (F, C, h, w)
-    per_channel = latents.transpose(0, 1).flatten(1)  # (C, F*h*w)
+    latents = clip.latents.float()  # (T, C, h, w)
+    per_channel = latents.transpose(0, 1).flatten(1)  # (C, T*h*w)
     return {
         "kind": clip.kind,
         "model": clip.model,
         "latent_space": clip.latent_space,
-        "frames": clip.frames,
+        "family": clip.family,
+        "frames": clip.pixel_frames,
+        "latent_frames": clip.frames,
+        "spatial_compression": clip.layout.spatial,
+        "frame_rule": str(clip.layout.frame_rule),
         "shape": list(clip.latents.shape),
         "dtype": str(clip.latents.dtype).removeprefix("torch."),
         "fps": clip.fps,
-        "duration_s": round(clip.frames / clip.fps, 6),
+        "duration_s": round(clip.pixel_frames / clip.fps, 6),
         "width": clip.width,
         "height": clip.height,
         "seed": clip.seed,

@@ -42,6 +42,15 @@ class _Conditioning:
     guidance: Any  # (1, F, 1, 1, 1), or None without guidance
 
 
+def check_invertible(model: LoadedModel) -> None:
+    """Inversion is written for SVD's sampler (Euler on its EDM sigma schedule, v-prediction)."""
+    from vidlatent.errors import UsageError
+
+    if model.family.name != "svd":
+        raise UsageError(f"--method inversion: implemented for Stable Video Diffusion only, not {model.spec.title}; "
+                         "use --method residual (with --refine S)")
+
+
 def _conditioning(model: LoadedModel, image: Image.Image, knobs: Knobs, frames: int, seed: int) -> _Conditioning:
     # The same calls, in the same order and with the same random draw, as
     # StableVideoDiffusionPipeline.__call__ makes before its denoising loop.

@@ -1,13 +1,16 @@
 """The latent file: vidlatent's versioned, on-disk contract (see docs/latent-format.md).
 
-A latent file is a safetensors file with one tensor ``latents`` of shape (F, C, H/8, W/8),
-scaled as diffusers' ``output_type="latent"`` leaves it (already multiplied by the VAE's
-scaling factor), and string metadata that says what the numbers mean. This module is the
-only one that reads or writes it; everything it rejects raises LatentFileError.
+A latent file is a safetensors file with one tensor ``latents`` of shape (T, C, h, w), frames
+first for every model family, holding the values the family's diffusers pipeline returns with
+``output_type="latent"`` (SVD: multiplied by the VAE's scaling factor; Wan: normalised by the
+VAE's ``latents_mean``/``latents_std``), and string metadata that says what the numbers mean:
+the family, the latent space, the spatial and temporal compression, the rule from latent to
+pixel frames and the normalisation. This module is the only one that reads or writes it;
+everything it rejects raises LatentFileError. Version-1 files (SVD only) still read.
 
-ComfyUI's ``.latent`` files (a ``latent_tensor``, unscaled, and an empty
-``latent_format_version_0`` marker) are read wherever a latent file is, assuming the SVD
-latent space, and written for paths ending in ``.latent``.
+ComfyUI's ``.latent`` files (a ``latent_tensor`` of raw VAE latents and an empty
+``latent_format_version_0`` marker) are read wherever a latent file is, the family told apart
+by the tensor's shape, and written for paths ending in ``.latent``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 import re
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vidlatent import __version__
@@ -30,21 +33,21 @@ if TYPE_CHECKING:
     import torch
 
 FORMAT_NAME = "vidlatent.latents"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = ("1", "2")
 TENSOR_NAME = "latents"
 KINDS = ("clip", "direction")
 COMFYUI_SUFFIX = ".latent"
 COMFYUI_TENSOR = "latent_tensor"
 COMFYUI_MARKER = "latent_format_version_0"
 COMFYUI_METADATA_KEY = "vidlatent"
-COMFYUI_DEFAULT_FPS = 7.0  # SVD's; a ComfyUI latent does not carry a frame rate
-# ComfyUI files do not say which VAE made them: the SVD VAE is assumed, with no fingerprint.
-ASSUMED_COMFYUI_SPACE = "AutoencoderKLTemporalDecoder/c4/s0.18215/fp:"
+COMFYUI_RAW_TENSOR = "comfyui_latent_tensor"
 
 
 class LatentNote(UserWarning):
     """Something the user should know about their latents; the CLI prints it as a note."""
 REQUIRED_KEYS = ("format", "format_version", "kind", "model", "latent_space", "fps", "height", "width", "history")
+LAYOUT_KEYS = ("family", "spatial_compression", "temporal_compression", "frame_rule", "normalization")
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,150 @@ class LatentSpace:
 
 
 @dataclass(frozen=True)
+class FrameRule:
+    """How many pixel frames T latent frames stand for.
+
+    ``temporal`` pixel frames per latent frame; ``causal`` when the first latent frame stands
+    for one pixel frame alone (Wan's and LTX's causal VAEs: (T - 1) * temporal + 1 frames).
+    SVD's VAE is per frame: temporal 1, so T latent frames are T pixel frames.
+    """
+
+    temporal: int = 1
+    causal: bool = False
+
+    _PATTERN = re.compile(r"^(?:T|T\*(?P<times>\d+)|\(T-1\)\*(?P<causal>\d+)\+1)$")
+
+    def __str__(self) -> str:
+        if self.causal:
+            return f"(T-1)*{self.temporal}+1"
+        return "T" if self.temporal == 1 else f"T*{self.temporal}"
+
+    @classmethod
+    def parse(cls, text: str) -> FrameRule:
+        match = cls._PATTERN.match(text)
+        if not match:
+            raise LatentFileError(f"frame_rule {text!r} is not one of T, T*N or (T-1)*N+1")
+        if match["causal"]:
+            return cls(temporal=int(match["causal"]), causal=True)
+        return cls(temporal=int(match["times"] or 1))
+
+    def pixel_frames(self, latent_frames: int) -> int:
+        """Pixel frames that ``latent_frames`` latent frames decode to."""
+        if self.causal:
+            return (latent_frames - 1) * self.temporal + 1
+        return latent_frames * self.temporal
+
+    def accepts(self, pixel_frames: int) -> bool:
+        """True when ``pixel_frames`` is a count this VAE encodes to whole latent frames."""
+        if pixel_frames < 1:
+            return False
+        return (pixel_frames - 1) % self.temporal == 0 if self.causal else pixel_frames % self.temporal == 0
+
+    def latent_frames(self, pixel_frames: int) -> int:
+        """Latent frames of ``pixel_frames`` pixel frames (the largest count that fits)."""
+        if self.causal:
+            return (pixel_frames - 1) // self.temporal + 1
+        return pixel_frames // self.temporal
+
+    def neighbours(self, pixel_frames: int) -> tuple[int, int]:
+        """The accepted counts nearest ``pixel_frames``: the largest not above it (at least the
+        smallest accepted) and the smallest not below it."""
+        below = self.pixel_frames(max(1, self.latent_frames(pixel_frames)))
+        above = below if below >= pixel_frames else self.pixel_frames(self.latent_frames(pixel_frames) + 1)
+        return below, above
+
+    def describe(self) -> str:
+        """For messages: "4k+1", "a multiple of 8", "any number of"."""
+        if self.causal:
+            return f"{self.temporal}k+1"
+        return "any number of" if self.temporal == 1 else f"a multiple of {self.temporal}"
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How the file's values relate to the raw VAE latents, per channel.
+
+    file value = (raw - mean) * factor / std, with mean 0 and std 1 where not given: SVD's is
+    the scaling factor alone (0.18215); Wan's the VAE's ``latents_mean``/``latents_std`` with
+    factor 1. These numbers let tools that keep raw latents (ComfyUI) convert without loading
+    the model; vidlatent's own encode and decode use each family's exact arithmetic.
+    """
+
+    factor: float = 1.0
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({"factor": self.factor, "mean": list(self.mean), "std": list(self.std)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Normalization:
+        try:
+            value = json.loads(text)
+            return cls(factor=float(value["factor"]), mean=tuple(float(v) for v in value.get("mean") or ()),
+                       std=tuple(float(v) for v in value.get("std") or ()))
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise LatentFileError(f"normalization {text[:80]!r} is not a JSON object with factor, mean and std ({error})") from error
+
+    def raw(self, latents: torch.Tensor) -> torch.Tensor:
+        """File values (T, C, h, w) to raw VAE latents: latents * std / factor + mean, float32
+        (ComfyUI's ``process_out``, so a ComfyUI reader recovers exactly these values)."""
+        latents = latents.float()
+        if not self.mean and not self.std:
+            return latents / self.factor
+        mean, std = self._tensors(latents)
+        return latents * std / self.factor + mean
+
+    def normalized(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw VAE latents (T, C, h, w) to file values: (raw - mean) * factor / std, float32
+        (ComfyUI's ``process_in``: the values ComfyUI samples with)."""
+        raw = raw.float()
+        if not self.mean and not self.std:
+            return raw * self.factor
+        mean, std = self._tensors(raw)
+        return (raw - mean) * self.factor / std
+
+    def _tensors(self, like: torch.Tensor) -> tuple[Any, Any]:
+        import torch
+
+        channels = like.shape[1]
+        mean = torch.tensor(self.mean or [0.0] * channels, dtype=torch.float32).view(1, channels, 1, 1)
+        std = torch.tensor(self.std or [1.0] * channels, dtype=torch.float32).view(1, channels, 1, 1)
+        return mean, std
+
+
+SVD_SCALING_FACTOR = 0.18215
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """Where a clip's numbers come from and how they map to pixels: the family, the VAE's
+    spatial compression, its frame rule and its normalisation."""
+
+    family: str = "svd"
+    spatial: int = 8
+    frame_rule: FrameRule = FrameRule()
+    normalization: Normalization = Normalization(factor=SVD_SCALING_FACTOR)
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "family": self.family,
+            "spatial_compression": str(self.spatial),
+            "temporal_compression": str(self.frame_rule.temporal),
+            "frame_rule": str(self.frame_rule),
+            "normalization": self.normalization.to_json(),
+        }
+
+
+SVD_LAYOUT = LatentLayout()
+
+
+@dataclass(frozen=True)
 class LatentClip:
     """A latent video clip and what its numbers mean.
 
     Args:
-        latents: (F, C, h, w) tensor, scaled by the VAE's scaling factor.
+        latents: (T, C, h, w) tensor, as the family's pipeline returns it with output_type="latent".
         model: the model id or folder that made it.
         latent_space: LatentSpace string of the VAE the numbers belong to.
         fps: frames per second to play it at.
@@ -105,6 +247,7 @@ class LatentClip:
         seed: the seed that generated it, where known.
         history: every command that produced or changed it, oldest first.
         kind: "clip", or "direction" for an edit direction.
+        layout: family, compression, frame rule and normalisation of the numbers.
     """
 
     latents: torch.Tensor
@@ -116,10 +259,24 @@ class LatentClip:
     seed: int | None = None
     history: tuple[dict[str, Any], ...] = ()
     kind: str = "clip"
+    layout: LatentLayout = SVD_LAYOUT
+    # The tensor of the ComfyUI file this clip was read from, kept so that converting an
+    # unchanged clip back writes ComfyUI's numbers bit for bit (see to_comfyui_bytes).
+    comfyui_raw: Any = field(default=None, repr=False, compare=False)
 
     @property
     def frames(self) -> int:
+        """Latent frames (T)."""
         return int(self.latents.shape[0])
+
+    @property
+    def family(self) -> str:
+        return self.layout.family
+
+    @property
+    def pixel_frames(self) -> int:
+        """Pixel frames the latents decode to, by the layout's frame rule."""
+        return self.layout.frame_rule.pixel_frames(self.frames)
 
     def with_step(self, command: str, arguments: dict[str, Any], **changes: Any) -> LatentClip:
         """A copy with ``changes`` applied and ``command`` appended to the history."""
@@ -130,7 +287,7 @@ class LatentClip:
         """Raise IncompatibleLatentsError unless the clip belongs to ``expected``."""
         if not LatentSpace.parse(self.latent_space).matches(LatentSpace.parse(expected)):
             raise IncompatibleLatentsError(
-                f"the clip's latents belong to another VAE than {what} "
+                f"the clip's latents ({self.family} family) belong to another VAE than {what} "
                 f"(clip: {self.latent_space} from {self.model}; expected {expected}); "
                 f"use --model {self.model} or re-encode the video with this model"
             )
@@ -143,6 +300,7 @@ def _jsonable(value: Any) -> Any:
 
 def _metadata(clip: LatentClip) -> dict[str, str]:
     return {
+        **clip.layout.metadata(),
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "kind": clip.kind,
@@ -207,27 +365,72 @@ def write_bytes(data: bytes | bytearray, path: str | os.PathLike[str]) -> None:
 
 
 def to_bytes(clip: LatentClip) -> bytes | bytearray:
-    """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes."""
+    """Serialise ``clip`` to latent-file bytes; the same clip always gives the same bytes.
+
+    A clip read from a ComfyUI file and unchanged since also carries that file's tensor, as
+    ``comfyui_latent_tensor``, so that converting it back is exact.
+    """
     _validate_tensor(clip.latents, "clip")
-    return safetensors_bytes({TENSOR_NAME: clip.latents}, _metadata(clip))
+    tensors = {TENSOR_NAME: clip.latents}
+    if _comfyui_raw_current(clip):
+        tensors[COMFYUI_RAW_TENSOR] = clip.comfyui_raw
+    return safetensors_bytes(tensors, _metadata(clip))
 
 
 def to_comfyui_bytes(clip: LatentClip) -> bytes | bytearray:
-    """Serialise ``clip`` as a ComfyUI ``.latent``: unscaled ``latent_tensor`` and the version marker.
+    """Serialise ``clip`` as a ComfyUI ``.latent``: raw ``latent_tensor`` and the version marker.
 
-    ComfyUI multiplies by the scaling factor itself, so the latents are divided by it here.
-    vidlatent's own metadata rides along under the ``vidlatent`` key, so reading the file back
-    restores model, latent space, fps and history.
+    ComfyUI keeps raw VAE latents and normalises them itself (its latent formats'
+    ``process_in``), so the clip's normalisation is undone here: SVD's latents are divided by
+    the scaling factor, (F, 4, h, w); Wan's get latents * std + mean and ComfyUI's video layout
+    (1, C, T, h, w). vidlatent's own metadata rides along under the ``vidlatent`` key, so
+    reading the file back restores model, latent space, fps and history, and the metadata of
+    the ComfyUI file the clip came from (its ``prompt`` and ``workflow``, kept in the history)
+    is written back. A clip read from a ComfyUI file and not changed since gets that file's
+    tensor back bit for bit.
     """
     import torch
 
     _validate_tensor(clip.latents, "clip")
-    scale = LatentSpace.parse(clip.latent_space).scaling_factor
-    tensors = {
-        COMFYUI_TENSOR: clip.latents.float() / scale,  # (F, C, h, w), unscaled
-        COMFYUI_MARKER: torch.tensor([]),
-    }
-    return safetensors_bytes(tensors, {COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)})
+    raw = clip.comfyui_raw if _comfyui_raw_current(clip) else _to_comfyui_layout(clip.layout.normalization.raw(clip.latents), clip.layout)
+    tensors = {COMFYUI_TENSOR: raw, COMFYUI_MARKER: torch.tensor([])}
+    metadata = {**_comfyui_metadata_in(clip.history), COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)}
+    return safetensors_bytes(tensors, metadata)
+
+
+def _to_comfyui_layout(frames_first: torch.Tensor, layout: LatentLayout) -> torch.Tensor:
+    # ComfyUI batches SVD's frames like images, (F, C, h, w); video VAEs' latents are (1, C, T, h, w).
+    return frames_first.permute(1, 0, 2, 3)[None].contiguous() if layout.frame_rule.causal else frames_first
+
+
+def _from_comfyui_layout(tensor: torch.Tensor, source: str) -> torch.Tensor:
+    if tensor.ndim == 5:
+        if tensor.shape[0] != 1:
+            raise LatentFileError(f"{source}: a ComfyUI video latent with a batch of {tensor.shape[0]}; vidlatent reads one video (batch 1)")
+        return tensor[0].permute(1, 0, 2, 3)  # (C, T, h, w) -> (T, C, h, w)
+    return tensor
+
+
+def _comfyui_raw_current(clip: LatentClip) -> bool:
+    """True when the clip still holds exactly what its ComfyUI file's tensor normalises to."""
+    import torch
+
+    raw = clip.comfyui_raw
+    if raw is None:
+        return False
+    frames_first = _from_comfyui_layout(raw, "clip")
+    if frames_first.shape != clip.latents.shape:
+        return False
+    return torch.equal(clip.layout.normalization.normalized(frames_first), clip.latents.float())
+
+
+def _comfyui_metadata_in(history: Any) -> dict[str, str]:
+    """The ComfyUI metadata (prompt, workflow, ...) recorded in a history's latest import."""
+    for step in reversed(list(history)):
+        kept = step.get("arguments", {}).get("comfyui")
+        if isinstance(kept, dict):
+            return {str(key): str(value) for key, value in kept.items()}
+    return {}
 
 
 def _with_sorted_header(data: bytes) -> bytes | bytearray:
@@ -255,35 +458,49 @@ def from_bytes(data: bytes, *, source: str = "latent file") -> LatentClip:
 
 
 def _clip_from_comfyui(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> LatentClip:
-    # With the version marker the tensor is unscaled; without it (ComfyUI's legacy files) it
-    # already holds scaled SD-style values, which ComfyUI itself divides by 0.18215 on load.
-    latent = tensors[COMFYUI_TENSOR]
+    # With the version marker the tensor holds raw VAE latents; without it (ComfyUI's legacy
+    # files) it already holds scaled SD-style values, which ComfyUI itself divides by 0.18215.
+    from vidlatent.families import comfyui_assumption
+
+    original = tensors[COMFYUI_TENSOR]
+    latent = _from_comfyui_layout(original, source)
     _validate_tensor(latent, source)
+    comfyui = {key: value for key, value in metadata.items() if key != COMFYUI_METADATA_KEY}
     embedded = metadata.get(COMFYUI_METADATA_KEY)
     if embedded:
         try:
             ours = json.loads(embedded)
-        except ValueError as error:
-            raise LatentFileError(f"{source}: its vidlatent metadata is not JSON ({error})") from error
+            history = json.loads(ours["history"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise LatentFileError(f"{source}: its vidlatent metadata is not valid JSON ({error})") from error
+        # ComfyUI's own metadata (prompt, workflow) joins the history, unless it is what the
+        # clip already carried when vidlatent wrote the file.
+        if comfyui and comfyui != _comfyui_metadata_in(history):
+            ours["history"] = json.dumps([*history, _import_step(source, comfyui)])
     else:
-        from vidlatent.models import DEFAULT_MODEL
-
+        assumed = comfyui_assumption(original.ndim, int(latent.shape[1]), source)
         _, _, height, width = latent.shape
         ours = {
-            "format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "kind": "clip", "model": DEFAULT_MODEL,
-            "latent_space": ASSUMED_COMFYUI_SPACE, "fps": repr(COMFYUI_DEFAULT_FPS),
-            "height": str(height * 8), "width": str(width * 8), "seed": "",
-            "history": json.dumps([{"command": "import", "arguments": {"format": "comfyui", "source": source}}]),
+            **assumed.layout.metadata(),
+            "format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "kind": "clip", "model": assumed.model,
+            "latent_space": assumed.latent_space, "fps": repr(assumed.fps),
+            "height": str(height * assumed.layout.spatial), "width": str(width * assumed.layout.spatial), "seed": "",
+            "history": json.dumps([_import_step(source, comfyui)]),
         }
         warnings.warn(
-            f"{source}: a ComfyUI latent, read as Stable Video Diffusion latents (SVD's VAE, scaling 0.18215, "
-            f"{COMFYUI_DEFAULT_FPS:g} fps); pass --model if another model made it",
+            f"{source}: a ComfyUI latent, read as {assumed.description}, {assumed.fps:g} fps; "
+            "ComfyUI files do not name the model that made them",
             LatentNote,
             stacklevel=2,
         )
-    scale = LatentSpace.parse(ours.get("latent_space", ASSUMED_COMFYUI_SPACE)).scaling_factor
-    scaled = latent.float() * scale if COMFYUI_MARKER in tensors else latent.float()
-    return _clip_from({TENSOR_NAME: scaled}, ours, source)
+    marker = COMFYUI_MARKER in tensors
+    clip = _clip_from({TENSOR_NAME: latent.float()}, ours, source)
+    values = clip.layout.normalization.normalized(latent) if marker else latent.float()
+    return dataclasses.replace(clip, latents=values, comfyui_raw=original if marker else None)
+
+
+def _import_step(source: str, comfyui: dict[str, str]) -> dict[str, Any]:
+    return {"command": "import", "arguments": {"format": "comfyui", "source": source, "comfyui": comfyui}, "vidlatent": __version__}
 
 
 def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> LatentClip:
@@ -292,12 +509,13 @@ def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], sourc
             f"{source}: a safetensors file but not a vidlatent latent file (format is {metadata.get('format')!r}, expected {FORMAT_NAME!r})"
         )
     version = metadata.get("format_version", "")
-    if version != str(FORMAT_VERSION):
+    if version not in READABLE_VERSIONS:
         raise LatentFileError(
             f"{source}: latent format version {version!r} is not supported by vidlatent {__version__} "
-            f"(it reads version {FORMAT_VERSION}); upgrade vidlatent"
+            f"(it reads versions {', '.join(READABLE_VERSIONS)}); upgrade vidlatent"
         )
-    missing = [key for key in REQUIRED_KEYS if key not in metadata]
+    required = REQUIRED_KEYS + (LAYOUT_KEYS if version != "1" else ())
+    missing = [key for key in required if key not in metadata]
     if missing:
         raise LatentFileError(f"{source}: metadata lacks {', '.join(missing)}; the file is damaged or was not written by vidlatent")
     if TENSOR_NAME not in tensors:
@@ -306,18 +524,23 @@ def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], sourc
     _validate_tensor(latents, source)
     if metadata["kind"] not in KINDS:
         raise LatentFileError(f"{source}: kind {metadata['kind']!r} is not one of {', '.join(KINDS)}")
-    LatentSpace.parse(metadata["latent_space"])
+    space = LatentSpace.parse(metadata["latent_space"])
     try:
         fps = float(metadata["fps"])
         height, width = int(metadata["height"]), int(metadata["width"])
         seed = int(metadata["seed"]) if metadata.get("seed") else None
         history = json.loads(metadata["history"])
+        layout = _layout_from(metadata, space) if version != "1" else LatentLayout(normalization=Normalization(factor=space.scaling_factor))
+    except LatentFileError as error:
+        raise LatentFileError(f"{source}: {error}") from error
     except ValueError as error:
         raise LatentFileError(f"{source}: malformed metadata ({error})") from error
     if not (math.isfinite(fps) and fps > 0 and height > 0 and width > 0):
         raise LatentFileError(f"{source}: fps, height and width must be positive (fps={fps}, {width}x{height})")
     if not isinstance(history, list):
         raise LatentFileError(f"{source}: history must be a JSON list")
+    _check_against_metadata(latents, space, layout, (width, height), source)
+    raw = tensors.get(COMFYUI_RAW_TENSOR)
     return LatentClip(
         latents=latents,
         model=metadata["model"],
@@ -328,14 +551,54 @@ def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], sourc
         seed=seed,
         history=tuple(history),
         kind=metadata["kind"],
+        layout=layout,
+        comfyui_raw=raw if raw is not None and raw.is_floating_point() else None,
     )
+
+
+def _layout_from(metadata: dict[str, str], space: LatentSpace) -> LatentLayout:
+    from vidlatent.families import FAMILY_NAMES
+
+    family = metadata["family"]
+    if family not in FAMILY_NAMES:
+        raise LatentFileError(f"family {family!r} is not one vidlatent {__version__} knows ({', '.join(FAMILY_NAMES)}); upgrade vidlatent")
+    rule = FrameRule.parse(metadata["frame_rule"])
+    if int(metadata["temporal_compression"]) != rule.temporal:
+        raise LatentFileError(f"temporal_compression {metadata['temporal_compression']} disagrees with frame_rule {rule}")
+    spatial = int(metadata["spatial_compression"])
+    if spatial < 1:
+        raise LatentFileError(f"spatial_compression {spatial} must be at least 1")
+    normalization = Normalization.from_json(metadata["normalization"])
+    for name, values in (("mean", normalization.mean), ("std", normalization.std)):
+        if values and len(values) != space.channels:
+            raise LatentFileError(f"normalization has {len(values)} {name} values for {space.channels} channels")
+    if any(value == 0 for value in normalization.std) or normalization.factor == 0:
+        raise LatentFileError("normalization has a zero std or factor")
+    return LatentLayout(family=family, spatial=spatial, frame_rule=rule, normalization=normalization)
+
+
+def _check_against_metadata(latents: torch.Tensor, space: LatentSpace, layout: LatentLayout, size: tuple[int, int], source: str) -> None:
+    """The tensor must be what the metadata says: the latent space's channels and the pixel size
+    divided by the spatial compression."""
+    _, channels, height, width = latents.shape
+    if channels != space.channels:
+        raise LatentFileError(
+            f"{source}: the latents have {channels} channels but the metadata's latent space has {space.channels} "
+            f"({space.vae}); the file is damaged or was edited by hand"
+        )
+    expected = (size[1] // layout.spatial, size[0] // layout.spatial)
+    if (height, width) != expected or size[0] % layout.spatial or size[1] % layout.spatial:
+        raise LatentFileError(
+            f"{source}: the latents are {width}x{height} but the metadata says {size[0]}x{size[1]} pixels, "
+            f"{expected[1]}x{expected[0]} at 1/{layout.spatial}; the file is damaged or was edited by hand"
+        )
 
 
 def _validate_tensor(latents: torch.Tensor, source: str) -> None:
     import torch
 
     if latents.ndim != 4:
-        raise LatentFileError(f"{source}: latents have shape {tuple(latents.shape)}; expected 4 dimensions (frames, channels, height/8, width/8)")
+        raise LatentFileError(f"{source}: latents have shape {tuple(latents.shape)}; expected 4 dimensions (frames, channels, height, width)")
     if not latents.is_floating_point():
         raise LatentFileError(f"{source}: latents are {latents.dtype}; expected a floating-point tensor")
     if latents.shape[0] < 1:

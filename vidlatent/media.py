@@ -311,19 +311,28 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def parse_dimensions(text: str) -> tuple[int, int]:
+    """Parse ``WIDTHxHEIGHT`` (e.g. "832x480") into positive (width, height); which sizes a model
+    takes is its family's rule (``vidlatent.generation.check_size``)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise UsageError(f"--size {text}: expected WIDTHxHEIGHT, e.g. 1024x576")
+    width, height = int(match[1]), int(match[2])
+    if width <= 0 or height <= 0:
+        raise UsageError(f"--size {text}: width and height must be positive, e.g. 1024x576")
+    return width, height
+
+
 def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``WIDTHxHEIGHT`` (e.g. "1024x576") into (width, height).
+    """Parse ``WIDTHxHEIGHT`` (e.g. "1024x576") into (width, height), for SVD.
 
     Args:
         text: the option value.
 
     Raises UsageError unless both sides are positive multiples of 64.
     """
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if match is None:
-        raise UsageError(f"--size {text}: expected WIDTHxHEIGHT, e.g. 1024x576")
-    width, height = int(match[1]), int(match[2])
-    if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+    width, height = parse_dimensions(text)
+    if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
         raise UsageError(
             f"--size {text}: width and height must be positive multiples of {SIZE_MULTIPLE} "
             f"(SVD's requirement), e.g. 1024x576"

@@ -1,7 +1,8 @@
 """The one model loader every command uses.
 
 It decides, in one place: which folder a ``--model`` names (alias, local diffusers folder, hub
-id, or ``tiny-random``), which device (CUDA, then MPS, then CPU), which dtype (fp16 on GPUs,
+id, or a tiny random model), which model family runs it (from the folder's
+``model_index.json``), which device (CUDA, then MPS, then CPU), which dtype (fp16 on GPUs,
 fp32 on CPU), which weight variant (fp16 files where the folder has them), and whether to
 offload to the CPU (through diffusers/accelerate). Only safetensors weights are loaded and no
 remote code runs. Commands ask only for the components they need.
@@ -9,31 +10,37 @@ remote code runs. Commands ask only for the components they need.
 
 from __future__ import annotations
 
-import json
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vidlatent import families
 from vidlatent.errors import ModelError, UsageError
+from vidlatent.families.svd import DEFAULT_MODEL, DEFAULT_NATIVE_AREA, native_area
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
-ALIASES = {
-    "svd": "stabilityai/stable-video-diffusion-img2vid",
-    "svd-xt": "stabilityai/stable-video-diffusion-img2vid-xt",
-}
+    from vidlatent.families.base import Family, ModelSpec
+    from vidlatent.latentfile import LatentLayout
+
+ALIASES = families.aliases()
 TINY_RANDOM = "tiny-random"
+TINY_MODELS = tuple(families.tiny_models())
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 OFFLOADS = ("auto", "none", "model", "sequential")
-PIPELINE_COMPONENTS = ("vae", "image_encoder", "unet", "scheduler", "feature_extractor")
-# SVD's native area, 1024x576; used when a folder's UNet config does not say.
-DEFAULT_NATIVE_AREA = 1024 * 576
+# Stable Video Diffusion's components (the default model's family).
+PIPELINE_COMPONENTS = families.family("svd").components
+# Components that have no weight files.
+WEIGHTLESS = ("scheduler", "feature_extractor", "tokenizer", "image_processor")
+DENOISERS = ("unet", "transformer", "transformer_2")
 # With auto offload, a GPU with less memory than this runs the full pipeline with model offload.
 AUTO_OFFLOAD_BELOW_BYTES = 16 * 2**30
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_NATIVE_AREA", "native_area"]
 
 Note = Callable[[str], None]
 
@@ -47,7 +54,8 @@ class LoadOptions:
     """How to load a model; every field is a command-line flag of the same name.
 
     Args:
-        model: alias (svd, svd-xt), hub id, local diffusers folder, or ``tiny-random``.
+        model: alias (svd, svd-xt, wan21-i2v-480p, ...), hub id, local diffusers folder, or a
+            tiny random model (tiny-random, tiny-random-wan, tiny-random-wan22).
         device: auto, cpu, cuda, cuda:N or mps.
         dtype: auto, fp16, bf16 or fp32.
         offload: auto, none, model or sequential.
@@ -73,11 +81,21 @@ def _is_cuda_index(device: str) -> bool:
     return prefix == "cuda" and index.isdigit()
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a --model names, read from its configs before any weights load."""
+
+    model_id: str  # recorded in latent files: a hub id, a tiny model's name, or an absolute folder
+    folder: Path
+    family: Family
+    spec: ModelSpec
+
+
 @dataclass
 class LoadedModel:
     """A loaded model and the decisions the loader made.
 
-    ``pipeline`` is a StableVideoDiffusionPipeline whose unrequested components are None; for
+    ``pipeline`` is the family's diffusers pipeline whose unrequested components are None; for
     VAE-only loads it is None and ``vae`` carries the VAE.
     """
 
@@ -88,7 +106,9 @@ class LoadedModel:
     offload: str
     vae: Any
     latent_space: str
-    native_area: int
+    family: Family
+    spec: ModelSpec
+    layout: LatentLayout
     pipeline: Any = None
     components: tuple[str, ...] = field(default=())
 
@@ -96,6 +116,10 @@ class LoadedModel:
     def execution_device(self) -> torch.device:
         """Where inputs must go: the GPU even when weights are offloaded to the CPU."""
         return self.device
+
+    @property
+    def native_area(self) -> int:
+        return self.spec.native_area
 
 
 def resolve_device(name: str, note: Note = _silent) -> torch.device:
@@ -139,7 +163,7 @@ def resolve_offload(name: str, device: torch.device, components: Sequence[str]) 
         return "none"
     if name != "auto":
         return name
-    if device.type == "cuda" and "unet" in components:
+    if device.type == "cuda" and any(name in components for name in DENOISERS):
         import torch
 
         total = torch.cuda.get_device_properties(device).total_memory
@@ -151,14 +175,14 @@ def model_folder(model: str, components: Sequence[str], *, fp16: bool = False) -
     """Find (or download once) the diffusers folder that ``model`` names.
 
     Args:
-        model: alias, hub id, local folder or ``tiny-random``.
-        components: the components whose weights must be present.
+        model: alias, hub id, local folder or a tiny random model's name.
+        components: the components whose weights must be present (none: configs only).
         fp16: prefer the fp16 weight variant when downloading.
     """
-    if model == TINY_RANDOM:
+    if model in TINY_MODELS:
         from vidlatent.tiny import tiny_random_path
 
-        return tiny_random_path()
+        return tiny_random_path(model)
     model = ALIASES.get(model, model)
     path = Path(model).expanduser()
     if path.is_dir():
@@ -168,7 +192,7 @@ def model_folder(model: str, components: Sequence[str], *, fp16: bool = False) -
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise ModelError(
             f"--model {model}: no such model folder; give a diffusers folder, a hub id such as {DEFAULT_MODEL}, "
-            f"an alias ({', '.join(ALIASES)}) or {TINY_RANDOM}"
+            f"an alias ({', '.join(ALIASES)}) or a tiny random model ({', '.join(TINY_MODELS)})"
         )
     return _hub_snapshot(model, components, fp16=fp16)
 
@@ -177,7 +201,7 @@ def _hub_snapshot(repo_id: str, components: Sequence[str], *, fp16: bool) -> Pat
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    weights = [f"{name}/*{'.fp16' if fp16 else ''}.safetensors" for name in components if name != "scheduler"]
+    weights = [f"{name}/*{'.fp16' if fp16 else ''}.safetensors" for name in components if name not in WEIGHTLESS]
     # Configs are small: all of them come along so that any command can read any config.
     patterns = ["model_index.json", "*/*.json", "*/*.txt", *weights]
     try:
@@ -195,24 +219,14 @@ def _hub_snapshot(repo_id: str, components: Sequence[str], *, fp16: bool) -> Pat
 
 
 def _variant(folder: Path, components: Sequence[str], dtype: torch.dtype) -> str | None:
-    """``fp16`` when loading in fp16 and every weighted component has fp16 files."""
+    """``fp16`` when loading in fp16 and every weighted component in the folder has fp16 files."""
     import torch
 
     if dtype != torch.float16:
         return None
-    weighted = [name for name in components if name not in ("scheduler", "feature_extractor")]
+    weighted = [name for name in components if name not in WEIGHTLESS and (folder / name).is_dir()]
     has_fp16 = all(any((folder / name).glob("*.fp16.safetensors")) for name in weighted)
     return "fp16" if has_fp16 else None
-
-
-def native_area(folder: Path) -> int:
-    """The pixel area the model was trained at: (UNet sample_size x 8)^2, else SVD's 1024x576."""
-    try:
-        config = json.loads((folder / "unet" / "config.json").read_text())
-        vae_blocks = len(json.loads((folder / "vae" / "config.json").read_text())["block_out_channels"])
-        return int((config["sample_size"] * 2 ** (vae_blocks - 1)) ** 2)
-    except (OSError, KeyError, TypeError, ValueError):
-        return DEFAULT_NATIVE_AREA
 
 
 def _quiet_libraries() -> None:
@@ -240,22 +254,33 @@ def _placement(options: LoadOptions, components: Sequence[str], note: Note) -> t
     return device, dtype, offload
 
 
-def _model_id(options: LoadOptions, folder: Path) -> str:
+def _model_id(model: str, folder: Path) -> str:
     # Recorded in latent files: a hub id stays a hub id, a folder becomes an absolute path.
-    model = ALIASES.get(options.model, options.model)
+    model = ALIASES.get(model, model)
     return str(folder.resolve()) if Path(model).expanduser().is_dir() else model
+
+
+def describe(options: LoadOptions | str) -> ModelInfo:
+    """The family and spec of a --model, from its configs only (a hub model's configs are
+    downloaded, not its weights), so that arguments can be checked before anything loads."""
+    model = options if isinstance(options, str) else options.model
+    folder = model_folder(model, ())
+    family, index = families.for_folder(folder, model)
+    return ModelInfo(model_id=_model_id(model, folder), folder=folder, family=family,
+                     spec=family.spec(folder, index, _model_id(model, folder)))
 
 
 def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
     """Load only the VAE of ``options.model`` (for encode and decode)."""
     device, dtype, _ = _placement(options, ("vae",), note)
+    info = describe(options)
     folder = model_folder(options.model, ("vae",), fp16=dtype == _fp16())
-    _check_pipeline_class(folder, options.model)
     _quiet_libraries()
-    from diffusers import AutoencoderKLTemporalDecoder
+    import diffusers
 
+    vae_class = getattr(diffusers, info.family.vae_class)
     vae = _load_component(
-        lambda: AutoencoderKLTemporalDecoder.from_pretrained(
+        lambda: vae_class.from_pretrained(
             folder, subfolder="vae", torch_dtype=dtype, variant=_variant(folder, ("vae",), dtype), use_safetensors=True
         ),
         options.model,
@@ -264,29 +289,35 @@ def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
     vae.to(device)
     vae.eval()
     return LoadedModel(
-        model_id=_model_id(options, folder),
-        folder=folder,
-        device=device,
-        dtype=dtype,
-        offload="none",
-        vae=vae,
-        latent_space=space,
-        native_area=native_area(folder),
-        components=("vae",),
+        model_id=info.model_id, folder=folder, device=device, dtype=dtype, offload="none", vae=vae, latent_space=space,
+        family=info.family, spec=info.spec, layout=info.family.layout(vae), components=("vae",),
     )
 
 
-def load_pipeline(options: LoadOptions, components: Sequence[str] = PIPELINE_COMPONENTS, note: Note = _silent) -> LoadedModel:
-    """Load a StableVideoDiffusionPipeline with only ``components`` (the rest are None)."""
+def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None, note: Note = _silent, *,
+                  image: bool = True) -> LoadedModel:
+    """Load the family's pipeline for ``options.model`` with only ``components`` (the rest are None).
+
+    Args:
+        options: model, device, dtype, offload.
+        components: the components to load; None for what sampling needs.
+        note: called with one-line notes (fp16 on a CPU, ...).
+        image: the pipeline class for sampling with a conditioning image (else text only).
+    """
+    options.validate()
+    info = describe(options)
+    family, spec = info.family, info.spec
+    components = tuple(components) if components is not None else family.sampling_components(spec, image=image)
     device, dtype, offload = _placement(options, components, note)
     folder = model_folder(options.model, components, fp16=dtype == _fp16())
-    _check_pipeline_class(folder, options.model)
     _quiet_libraries()
-    from diffusers import StableVideoDiffusionPipeline
+    import diffusers
 
-    skipped = {name: None for name in PIPELINE_COMPONENTS if name not in components}
+    pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image))
+    expected = inspect.signature(pipeline_class.__init__).parameters
+    skipped = {name: None for name in family.components if name not in components and name in expected}
     pipeline = _load_component(
-        lambda: StableVideoDiffusionPipeline.from_pretrained(
+        lambda: pipeline_class.from_pretrained(
             folder, torch_dtype=dtype, variant=_variant(folder, components, dtype), use_safetensors=True, **skipped
         ),
         options.model,
@@ -300,16 +331,9 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] = PIPELINE_COM
         pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
     return LoadedModel(
-        model_id=_model_id(options, folder),
-        folder=folder,
-        device=device,
-        dtype=dtype,
-        offload=offload,
-        vae=pipeline.vae,
-        latent_space=space,
-        native_area=native_area(folder),
-        pipeline=pipeline,
-        components=tuple(components),
+        model_id=info.model_id, folder=folder, device=device, dtype=dtype, offload=offload, vae=pipeline.vae,
+        latent_space=space, family=family, spec=spec, layout=family.layout(pipeline.vae) if pipeline.vae is not None else None,
+        pipeline=pipeline, components=components,
     )
 
 
@@ -317,15 +341,6 @@ def _fp16() -> torch.dtype:
     import torch
 
     return torch.float16
-
-
-def _check_pipeline_class(folder: Path, model: str) -> None:
-    try:
-        name = json.loads((folder / "model_index.json").read_text()).get("_class_name")
-    except (OSError, ValueError) as error:
-        raise ModelError(f"--model {model}: model_index.json cannot be read ({error})") from error
-    if name != "StableVideoDiffusionPipeline":
-        raise ModelError(f"--model {model}: is a {name}, not a Stable Video Diffusion model (StableVideoDiffusionPipeline)")
 
 
 def _load_component(load: Callable[[], Any], model: str) -> Any:
@@ -344,25 +359,27 @@ def _load_component(load: Callable[[], Any], model: str) -> Any:
 def latent_space_of(vae: Any) -> str:
     """The LatentSpace string of a VAE: class, latent channels, scaling factor and fingerprint.
 
-    The fingerprint is four fixed random projections of the VAE's output convolutions,
-    normalised by their norm, so each number is of order one and barely moves between the
-    fp32, fp16 and bf16 copies of one VAE (well inside the 0.05 tolerance), while two different
-    VAEs disagree by order one.
+    The fingerprint is four fixed random projections of the VAE's output convolutions (its
+    family says which), normalised by their norm, so each number is of order one and barely
+    moves between the fp32, fp16 and bf16 copies of one VAE (well inside the 0.05 tolerance),
+    while two different VAEs disagree by order one.
     """
     import torch
 
     from vidlatent.latentfile import LatentSpace
 
-    weights = torch.cat(
-        [vae.encoder.conv_out.weight.detach().flatten(), vae.decoder.conv_out.weight.detach().flatten()]
-    ).to("cpu", torch.float64)
+    family = families.for_vae(vae)
+    if family is None:
+        raise ModelError(f"{type(vae).__name__} is the VAE of no vidlatent model family")
+    weights = torch.cat([weight.detach().flatten() for weight in family.fingerprint_weights(vae)]).to("cpu", torch.float64)
     generator = torch.Generator().manual_seed(20231121)
     projections = torch.randn(4, weights.numel(), generator=generator, dtype=torch.float64)
     fingerprint = projections @ (weights / weights.norm())
+    layout = family.layout(vae)
     space = LatentSpace(
         vae=type(vae).__name__,
-        channels=int(vae.config.latent_channels),
-        scaling_factor=float(vae.config.scaling_factor),
+        channels=int(getattr(vae.config, "latent_channels", None) or vae.config.z_dim),
+        scaling_factor=layout.normalization.factor,
         fingerprint=tuple(round(float(value), 4) for value in fingerprint),
     )
     return str(space)

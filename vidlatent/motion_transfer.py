@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent import latent_ops
 from vidlatent.errors import UsageError
-from vidlatent.generation import Knobs, frame_image, regenerate
+from vidlatent.generation import Knobs, frame_image, knobs_for_clip, regenerate
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
 
@@ -122,19 +122,20 @@ def transfer(
         details |= {"refine": options.refine, "match_stats": options.match_stats}
         if options.refine > 0:
             image = appearance_image or frame_image(latents, model, 0)
+            knobs = knobs_for_clip(model, knobs, motion.frames)
             latents = regenerate(model, image, latents, strength=options.refine, knobs=knobs, seed=seed, progress=progress)
-            details["knobs"] = dataclasses.asdict(dataclasses.replace(knobs, frames=motion.frames).resolved(model.pipeline))
+            details["knobs"] = knobs.resolved(model.pipeline, model.family).record()
     else:
-        from vidlatent.inversion import invert, sample_from
+        from vidlatent.inversion import check_invertible, invert, sample_from
 
-        knobs = merged_knobs(knobs, recorded_knobs(motion))
+        check_invertible(model)
+        knobs = knobs_for_clip(model, merged_knobs(knobs, recorded_knobs(motion)), motion.frames)
         source_seed = motion.seed if motion.seed is not None else seed
-        steps = dataclasses.replace(knobs, frames=motion.frames).resolved(model.pipeline).steps
+        steps = knobs.resolved(model.pipeline).steps
         own_first_frame = frame_image(motion.latents, model, 0)
         noise = invert(model, motion.latents, own_first_frame, knobs=knobs, seed=source_seed, progress=progress)
         image = appearance_image or frame_image(appearance[None], model, 0)
         latents = sample_from(model, noise, image, knobs=knobs, seed=seed, progress=lambda done: progress(steps + done))
-        details |= {"inversion_seed": source_seed,
-                    "knobs": dataclasses.asdict(dataclasses.replace(knobs, frames=motion.frames).resolved(model.pipeline))}
-    result = dataclasses.replace(motion, latents=latents, seed=seed if options.needs_model else motion.seed)
+        details |= {"inversion_seed": source_seed, "knobs": knobs.resolved(model.pipeline).record()}
+    result = dataclasses.replace(motion, latents=latents, seed=seed if options.needs_model else motion.seed, comfyui_raw=None)
     return result.with_step("transfer-motion", details)

@@ -1,6 +1,11 @@
-"""``tiny-random``: a miniature Stable Video Diffusion pipeline made of the real classes.
+"""Tiny random models: miniature pipelines of each family, made of the real classes.
 
-Every component is the class a real SVD checkpoint uses (UNetSpatioTemporalConditionModel,
+``tiny-random`` is Stable Video Diffusion (built here); each family names its own
+(``tiny-random-wan``, ...) and builds them (``Family.build_tiny``). Every one is built once,
+deterministically, saved as an ordinary diffusers folder under the cache and loaded back through
+the same code path as any user's model.
+
+For ``tiny-random``, every component is the class a real SVD checkpoint uses (UNetSpatioTemporalConditionModel,
 AutoencoderKLTemporalDecoder with a real 8x downsampling, CLIPVisionModelWithProjection,
 CLIPImageProcessor and an EulerDiscreteScheduler configured as SVD's), only with tiny sizes and
 random weights drawn under a fixed seed. It is built once, saved as an ordinary diffusers folder
@@ -16,8 +21,8 @@ from pathlib import Path
 from vidlatent.atomic import atomic_output
 
 NAME = "tiny-random"
-# Bump when the configs below change, so an old cached folder is not reused.
-VERSION = 1
+# Bump when a tiny model's configs change, so an old cached folder is not reused.
+VERSIONS = {"tiny-random": 1, "tiny-random-wan": 1, "tiny-random-wan22": 1}
 SEED = 0
 # The scheduler SVD ships with (stabilityai/stable-video-diffusion-img2vid-xt, scheduler_config.json).
 SVD_SCHEDULER_CONFIG = {
@@ -47,18 +52,20 @@ def cache_root() -> Path:
     return Path(xdg) / "vidlatent"
 
 
-def tiny_random_path() -> Path:
-    """Return the folder of the tiny-random pipeline, building it on first use."""
-    folder = cache_root() / f"{NAME}-v{VERSION}"
+def tiny_random_path(name: str = NAME) -> Path:
+    """Return the folder of the tiny random model ``name``, building it on first use."""
+    folder = cache_root() / f"{name}-v{VERSIONS.get(name, 1)}"
     if not (folder / "model_index.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        save_tiny_random(folder)
+        save_tiny_random(folder, name)
     return folder
 
 
-def save_tiny_random(folder: str | os.PathLike[str]) -> None:
-    """Build the tiny pipeline deterministically and save it as a diffusers folder (atomically)."""
-    pipeline = build_tiny_random()
+def save_tiny_random(folder: str | os.PathLike[str], name: str = NAME) -> None:
+    """Build the tiny model ``name`` deterministically and save it as a diffusers folder (atomically)."""
+    from vidlatent import families
+
+    pipeline = families.tiny_models()[name].build_tiny(name)
     with atomic_output(folder, directory=True) as temporary:
         pipeline.save_pretrained(temporary, safe_serialization=True)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vidlatent import codec, media
+from vidlatent import media
 from vidlatent.errors import MediaError
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
@@ -35,9 +35,10 @@ class EncodePlan:
     fps: float
     frames: int | None  # expected number of frames, where the source's length is known
 
-    def size_for(self, native_area: int) -> tuple[int, int]:
-        """The pixel size to encode at: the one asked for, else the aspect ratio kept at ``native_area``."""
-        return self.size or media.fit_size(self.info.width, self.info.height, native_area)
+    def size_for(self, native_area: int, multiple: int = media.SIZE_MULTIPLE) -> tuple[int, int]:
+        """The pixel size to encode at: the one asked for, else the aspect ratio kept at
+        ``native_area``, each side a multiple of ``multiple``."""
+        return self.size or media.fit_size(self.info.width, self.info.height, native_area, multiple)
 
 
 def plan_encode(
@@ -69,11 +70,21 @@ def plan_encode(
     )
 
 
-def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progress: Progress = _no_progress) -> LatentClip:
-    """Encode the frames ``plan`` selects into a latent clip with ``model``'s VAE."""
-    width, height = plan.size_for(model.native_area)
+def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progress: Progress = _no_progress,
+                 note: Callable[[str], None] | None = None) -> LatentClip:
+    """Encode the frames ``plan`` selects into a latent clip with ``model``'s VAE.
+
+    A VAE that makes whole latent frames of several pixel frames (Wan: 4k+1) encodes the
+    largest count of the frames read that it accepts; ``note`` is told how many were left out.
+    """
+    from vidlatent.generation import check_size
+
+    size = plan.size_for(model.native_area, model.spec.size_multiple)
+    check_size(size, model.spec)
+    width, height = size
     frames = media.iter_frames(plan.source, plan.selection, size=(width, height))
-    latents = codec.encode_frames(frames, model.vae, device=model.execution_device, chunk=chunk, progress=progress)
+    latents = model.family.encode_frames(frames, model.vae, device=model.execution_device, chunk=chunk, progress=progress,
+                                         note=note)
     clip = LatentClip(
         latents=latents,
         model=model.model_id,
@@ -81,6 +92,7 @@ def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progre
         fps=plan.fps,
         height=height,
         width=width,
+        layout=model.layout,
     )
     selection = plan.selection
     return clip.with_step(
@@ -121,7 +133,7 @@ def decode_clip(
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     writer: Any
     with media.VideoWriter(output, fps=fps or clip.fps) as writer:
-        for frame in codec.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=chunk):
+        for frame in model.family.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=chunk):
             writer.write(frame)
             progress(writer.frames_written)
     return writer.frames_written

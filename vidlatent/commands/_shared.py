@@ -20,7 +20,7 @@ import click
 from vidlatent import __version__
 from vidlatent.atomic import STDIO
 from vidlatent.errors import UsageError
-from vidlatent.models import DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, LoadOptions
+from vidlatent.models import ALIASES, DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, TINY_MODELS, LoadOptions
 
 
 @dataclass
@@ -73,7 +73,8 @@ def model_options(function: Callable[..., Any]) -> Callable[..., Any]:
             envvar="VIDLATENT_MODEL",
             show_envvar=True,
             metavar="ID|PATH",
-            help=f"Hub id, alias (svd, svd-xt), diffusers folder, or tiny-random (offline, noise by design). Default: {DEFAULT_MODEL}.",
+            help=f"Hub id, alias ({', '.join(ALIASES)}), diffusers folder, or a tiny random model "
+                 f"({', '.join(TINY_MODELS)}: offline, noise by design). Default: {DEFAULT_MODEL}.",
         ),
         click.option("--device", envvar="VIDLATENT_DEVICE", show_envvar=True, default="auto", show_default=True,
                      metavar="|".join(DEVICES) + "|cuda:N", help="Where to run: auto picks CUDA, then MPS, then CPU."),
@@ -180,29 +181,50 @@ class Reporter:
 
 
 def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """SVD's knobs, handed to the command as one ``knobs`` (a vidlatent.generation.Knobs).
+    """The sampling knobs of every family, handed to the command as one ``knobs`` (a
+    vidlatent.generation.Knobs). A model refuses the knobs it does not take.
 
     Left out, each takes the pipeline's own default (shown in brackets).
     """
 
     @functools.wraps(function)
     def wrapper(*args: Any, frames: int | None, steps: int | None, cond_fps: int | None, motion: int | None,
-                noise_aug: float | None, min_guidance: float | None, max_guidance: float | None, **kwargs: Any) -> Any:
+                noise_aug: float | None, min_guidance: float | None, max_guidance: float | None, prompt: str | None,
+                negative_prompt: str | None, guidance: float | None, guidance_2: float | None, **kwargs: Any) -> Any:
         from vidlatent.generation import Knobs
 
         knobs = Knobs(frames=frames, steps=steps, fps=cond_fps, motion=motion, noise_aug=noise_aug,
-                      min_guidance=min_guidance, max_guidance=max_guidance)
-        knobs.validate()
+                      min_guidance=min_guidance, max_guidance=max_guidance, prompt=prompt,
+                      negative_prompt=negative_prompt, guidance=guidance, guidance_2=guidance_2)
         return function(*args, knobs=knobs, **kwargs)
 
+    def knob(*names: str, type: Any = None, **attributes: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        # The range is checked here, as the option is parsed: a bad value is refused before any
+        # model (or torch) loads, with the same one-line message as the library's.
+        field = attributes.pop("field")
+
+        def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+            from vidlatent.knobs import check_knob
+
+            check_knob(field, value)
+            return value
+
+        return click.option(*names, type=type, callback=check, **attributes)
+
     options = [
-        click.option("--frames", type=int, help="Frames to generate [the model's: 14 for SVD, 25 for SVD-XT]."),
-        click.option("--steps", type=int, help="Denoising steps [25]."),
-        click.option("--fps", "cond_fps", type=int, help="Frame rate the model is conditioned on, and the clip's [7]."),
-        click.option("--motion", type=int, help="Motion bucket id, 1-255: higher means more motion [127]."),
-        click.option("--noise-aug", type=float, help="Noise added to the conditioning image; more frees the motion [0.02]."),
-        click.option("--min-guidance", type=float, help="Guidance at the first frame; it rises linearly over frames [1.0]."),
-        click.option("--max-guidance", type=float, help="Guidance at the last frame [3.0]."),
+        knob("--frames", type=int, field="frames",
+             help="Frames to generate [the model's: 14 for SVD, 25 for SVD-XT; 81 for Wan, which makes 4k+1]."),
+        knob("--steps", type=int, field="steps", help="Denoising steps [SVD 25, Wan 50]."),
+        click.option("--prompt", metavar="TEXT", help="Text models (Wan): what the video shows [\"\"]."),
+        click.option("--negative-prompt", metavar="TEXT", help="Text models (Wan): what to avoid [\"\"]."),
+        knob("--guidance", type=float, field="guidance", help="Text models (Wan): classifier-free guidance scale [5.0]."),
+        knob("--guidance-2", type=float, field="guidance_2",
+             help="Wan 2.2 two-expert models: guidance of the low-noise expert [--guidance]."),
+        knob("--fps", "cond_fps", type=int, field="fps", help="SVD: frame rate the model is conditioned on, and the clip's [7]."),
+        knob("--motion", type=int, field="motion", help="SVD: motion bucket id, 1-255: higher means more motion [127]."),
+        knob("--noise-aug", type=float, field="noise_aug", help="SVD: noise added to the conditioning image; more frees the motion [0.02]."),
+        knob("--min-guidance", type=float, field="min_guidance", help="SVD: guidance at the first frame; it rises linearly over frames [1.0]."),
+        knob("--max-guidance", type=float, field="max_guidance", help="SVD: guidance at the last frame [3.0]."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -218,11 +240,16 @@ def seed_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class LowMemory:
-    """The memory switches of a sampling command, with --low-vram already expanded."""
+    """The memory switches of a sampling command, with --low-vram already expanded.
+
+    ``forward_chunking`` is asked for explicitly (a model without it refuses) or by --low-vram
+    (a model without it goes without, with a note).
+    """
 
     offload_model: bool = False
     forward_chunking: bool = False
     decode_chunk: int | None = None
+    low_vram: bool = False
 
 
 def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -235,35 +262,52 @@ def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, low_vram: bool, forward_chunking: bool, decode_chunk: int | None, **kwargs: Any) -> Any:
         memory = LowMemory(
             offload_model=low_vram,
-            forward_chunking=forward_chunking or low_vram,
+            forward_chunking=forward_chunking,
             decode_chunk=decode_chunk or (2 if low_vram else None),
+            low_vram=low_vram,
         )
         return function(*args, memory=memory, **kwargs)
 
     options = [
         click.option("--low-vram", is_flag=True,
-                     help="All of: --offload model, --forward-chunking, --decode-chunk 2 (SVD-XT in under 8 GB)."),
-        click.option("--forward-chunking", is_flag=True, help="Run the UNet's feed-forward layers in chunks: less memory, slower."),
+                     help="All of: --offload model, --forward-chunking (where the model has it), --decode-chunk 2 "
+                          "(SVD-XT in under 8 GB)."),
+        click.option("--forward-chunking", is_flag=True, help="SVD: run the UNet's feed-forward layers in chunks: less memory, slower."),
         click.option("--decode-chunk", type=click.IntRange(min=1),
-                     help="Frames per VAE decode call [the model's frame count: 14 for SVD, 25 for SVD-XT]."),
+                     help="Latent frames per VAE decode call [SVD: the model's frame count, 14 or 25; Wan decodes frame by frame]."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
 
 
-def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter) -> Any:
-    """Load the full pipeline for a sampling command, with its memory switches applied."""
+def describe_model(load: LoadOptions) -> Any:
+    """The family and spec of the model ``load`` names (configs only), for checks before loading."""
+    from vidlatent.models import describe
+
+    return describe(load)
+
+
+def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, image: bool = True) -> Any:
+    """Load the pipeline for a sampling command, with its memory switches applied.
+
+    Args:
+        image: load the pipeline that takes a conditioning image (else text only).
+    """
     import dataclasses
 
     from vidlatent.models import load_pipeline
 
+    family = describe_model(load).family
+    chunking = memory.forward_chunking or (memory.low_vram and family.has_forward_chunking)
+    if memory.forward_chunking and not family.has_forward_chunking:
+        raise UsageError(f"--forward-chunking: {family.title}'s denoiser has no chunked feed-forward in diffusers; leave it out")
     if memory.offload_model:
         load = dataclasses.replace(load, offload="model")
     with report.timed("load"):
-        model = load_pipeline(load, note=report.note)
-    if memory.forward_chunking:
-        model.pipeline.unet.enable_forward_chunking()
+        model = load_pipeline(load, note=report.note, image=image)
+    if chunking:
+        model.family.enable_forward_chunking(model.pipeline)
     return model
 
 
@@ -279,10 +323,8 @@ def write_clip(clip: Any, target: str, model: Any, memory: LowMemory, report: Re
     if latentfile.is_latent_path(target):
         latentfile.write(clip, target)
     else:
-        # The pipeline decodes all its frames at once; a VAE-only model has no UNet to ask.
-        default = int(model.pipeline.unet.config.num_frames) if model.pipeline is not None else 14
-        chunk = memory.decode_chunk or default
-        with report.timed("decode"), report.progress("decoding", clip.frames) as progress:
+        chunk = memory.decode_chunk or model.family.default_decode_chunk(model)
+        with report.timed("decode"), report.progress("decoding", clip.pixel_frames) as progress:
             decode_clip(clip, model, target, chunk=chunk, progress=progress)
     return output_entry(target, clip)
 
@@ -293,7 +335,7 @@ def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str
     Args:
         path: the output path, or - for stdout.
         clip: the LatentClip written (or decoded).
-        frames: frames written, where they differ from the clip's (a video at another fps).
+        frames: pixel frames written, where they differ from the clip's (a video at another fps).
     """
     from vidlatent.latentfile import is_latent_path
 
@@ -301,7 +343,8 @@ def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str
     return {
         "path": path if path == STDIO else str(Path(path).resolve()),
         "kind": kind,
-        "frames": clip.frames if frames is None else frames,
+        "frames": clip.pixel_frames if frames is None else frames,
+        "latent_frames": clip.frames,
         "width": clip.width,
         "height": clip.height,
         "fps": clip.fps,
@@ -361,5 +404,5 @@ class ClipInput:
             from vidlatent.video import encode_video
 
             with report.timed("encode"), report.progress("encoding", self.plan.frames) as progress:
-                self.clip = encode_video(self.plan, model, progress=progress)
+                self.clip = encode_video(self.plan, model, progress=progress, note=report.note)
         return self.clip

@@ -44,5 +44,5 @@ def command(state: State, clip: str, output: str | None, layout: str | None) -> 
     comfyui = None if layout is None else layout == "comfyui"
     converted = source.with_step("convert", {"to": layout or ("comfyui" if output.lower().endswith(".latent") else "vidlatent")})
     latentfile.write(converted, output, comfyui=comfyui)
-    report.note(f"wrote {output} ({converted.frames} frames)")
+    report.note(f"wrote {output} ({converted.pixel_frames} frames)")
     report.summary([output_entry(output, converted)], stdout_busy=output == "-", model=converted.model)

@@ -9,7 +9,7 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, load_sampler,
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
     low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, sampling_options,
     seed_option,
 )
@@ -62,13 +62,14 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     --image IMG --strength S re-generates the clip towards a new first frame (SDEdit): the
     clip is noised to the level that S picks in the model's own sigma schedule and denoised by
     the model conditioned on IMG. S = 0 returns the clip exactly; S = 1 equals `vidlatent
-    generate IMG` with the same --seed, --steps and size. Only --image loads a model (the
-    clip's own, unless --model is given); the other operations work on the latents alone.
+    generate IMG` with the same --seed, --steps and size; a Wan clip keeps its own prompt
+    unless --prompt is given. Only --image loads a model (the clip's own, unless --model is
+    given); the other operations work on the latents alone.
     See docs/editing.md.
     """
     from vidlatent import editing, latentfile, media
     from vidlatent.analysis import load_components
-    from vidlatent.generation import Knobs, file_sha256, random_seed, strength_steps
+    from vidlatent.generation import Knobs, file_sha256, random_seed, strength_steps, with_clip_prompts
 
     report = Reporter(state, "edit")
     if image is None:
@@ -87,14 +88,14 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     output = output or default_output(clip, ".safetensors", tag="-edited")
     editing.check_latent_output(output, "edit")
 
+    picture = media.load_image(image) if image is not None else None  # a missing or unreadable image fails here, named
+    source = editing.read_clip(clip, command="edit")
     regeneration = None
     if image is not None:
         assert strength is not None
-        picture = media.load_image(image)  # a missing or unreadable image fails here, named
-        regeneration = editing.Regeneration(image=picture, strength=strength, knobs=knobs,
+        regeneration = editing.Regeneration(image=picture, strength=strength, knobs=with_clip_prompts(knobs, source),
                                             seed=random_seed() if seed is None else seed,
                                             source=str(Path(image).resolve()), image_sha256=file_sha256(Path(image).read_bytes()))
-    source = editing.read_clip(clip, command="edit")
     direction = editing.read_clip(direction_path, kind="direction", command="edit") if direction_path else None
     plan = editing.EditPlan(
         trim=editing.parse_trim(trim) if trim is not None else None, reverse=reverse, regeneration=regeneration,
@@ -111,14 +112,17 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
         announce_seed(report, regeneration.seed)
     model = None
     if plan.needs_model:
-        model = load_sampler(ClipInput(path=clip, clip=source).load_options(load, model_given), memory, report)
+        assert regeneration is not None
+        load = ClipInput(path=clip, clip=source).load_options(load, model_given)
+        regeneration.knobs.check_for(describe_model(load).spec)
+        model = load_sampler(load, memory, report)
     steps = strength_steps(strength or 0.0, knobs.resolved(model.pipeline).steps) if model is not None else 0
     bar = report.progress("re-generating", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("edit"), bar as progress:
         result = editing.edit(source, plan, model=model, progress=progress)
     latentfile.write(result, output)
     names = ", ".join(step["operation"] for step in result.history[-1]["arguments"]["operations"])
-    report.note(f"wrote {output} ({names}; {source.frames} -> {result.frames} frames)")
+    report.note(f"wrote {output} ({names}; {source.pixel_frames} -> {result.pixel_frames} frames)")
     seeded = {"seed": regeneration.seed} if regeneration is not None else {}
     report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model, **seeded)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, default_output, model_options, output_entry, output_option, pass_state,
+    Reporter, State, common_options, default_output, describe_model, model_options, output_entry, output_option, pass_state,
     require_binary_stdout,
 )
 
@@ -18,7 +18,8 @@ def frame_selection_options(function):  # type: ignore[no-untyped-def]
             click.option("--frames", type=int, help="Read at most this many frames."),
             click.option("--stride", type=int, default=1, show_default=True, help="Keep every Nth frame."),
             click.option("--fps", type=float, help="Resample to this frame rate instead of --stride."),
-            click.option("--size", metavar="WxH", help="Resize to this size (multiples of 64). Default: keep the aspect ratio at the model's native area."),
+            click.option("--size", metavar="WxH", help="Resize to this size (multiples of the model's size multiple: SVD 64, Wan 16 or 32). "
+                                                       "Default: keep the aspect ratio at the model's native area."),
         ]
     ):
         function = option(function)
@@ -43,13 +44,15 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
             fps: float | None, size: str | None, chunk: int, load, model_given: bool) -> None:  # type: ignore[no-untyped-def]
     """Encode VIDEO (mp4, webm, mov, avi, gif, or a folder of images) into a latent clip.
 
-    Frames stream through the model's VAE CHUNK at a time, so memory does not grow with the
-    video's length. Only the VAE is loaded.
+    Frames stream through the model's VAE CHUNK at a time (Wan: its causal groups of 4), so
+    memory does not grow with the video's length. Only the VAE is loaded. Wan's VAE encodes
+    4k+1 frames: frames past the last whole group are left out, with a note.
     """
     from vidlatent import media
     from vidlatent.atomic import check_output
     from vidlatent.latentfile import is_latent_path, write
     from vidlatent.errors import UsageError
+    from vidlatent.generation import check_size
     from vidlatent.models import load_vae
     from vidlatent.video import encode_video, plan_encode
 
@@ -60,11 +63,13 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
     require_binary_stdout(output)
     check_output(output, [video])
     selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
-    plan = plan_encode(video, selection=selection, size=media.parse_size(size) if size else None)
+    plan = plan_encode(video, selection=selection, size=media.parse_dimensions(size) if size else None)
+    if plan.size is not None:
+        check_size(plan.size, describe_model(load).spec)
     with report.timed("load"):
         model = load_vae(load, note=report.note)
     with report.timed("encode"), report.progress("encoding", plan.frames) as progress:
-        clip = encode_video(plan, model, chunk=chunk, progress=progress)
+        clip = encode_video(plan, model, chunk=chunk, progress=progress, note=report.note)
     write(clip, output)
     report.summary([output_entry(output, clip)], stdout_busy=output == "-", model=model.model_id)
-    report.note(f"wrote {clip.frames} latent frames ({clip.width}x{clip.height} px, {clip.fps:g} fps) to {output}")
+    report.note(f"wrote {clip.frames} latent frames ({clip.pixel_frames} frames, {clip.width}x{clip.height} px, {clip.fps:g} fps) to {output}")

@@ -116,7 +116,7 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
     with report.timed("interpolate"), bar as progress:
         result = editing.interpolate(clip, factor, method=method, loop=loop, refine=refinement, model=model, progress=progress)
     latentfile.write(result, output)
-    report.note(f"wrote {output} ({clip.frames} -> {result.frames} frames at {result.fps:g} fps)")
+    report.note(f"wrote {output} ({clip.pixel_frames} -> {result.pixel_frames} frames at {result.fps:g} fps)")
     seeded = {"seed": refinement.seed} if refinement is not None else {}
     report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model, **seeded)
 
@@ -162,7 +162,7 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
         result = editing.transition(a, b, transition, method=method, join=join, resample=resample, names=names)
     prepare_output(output, list(paths))
     latentfile.write(result, output)
-    report.note(f"wrote {output} ({result.frames} frames{', A + transition + B' if join else ''})")
+    report.note(f"wrote {output} ({result.pixel_frames} frames{', A + transition + B' if join else ''})")
     report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model)
 
 

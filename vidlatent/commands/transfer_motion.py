@@ -92,7 +92,7 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
                           seed=base_seed, appearance_source=appearance if appearance == STDIO else str(Path(appearance).resolve()),
                           progress=progress)
     entry = write_clip(result, output, model, memory, report)
-    report.note(f"wrote {output} ({result.frames} frames, {method})")
+    report.note(f"wrote {output} ({result.pixel_frames} frames, {method})")
     report.summary([entry], stdout_busy=output == STDIO, model=result.model, seed=base_seed)
 
 
@@ -116,14 +116,14 @@ def encode_appearance(image, plan, clip, model):  # type: ignore[no-untyped-def]
     import numpy as np
     from PIL import Image
 
-    from vidlatent import codec, media
+    from vidlatent import media
 
     size = (clip.width, clip.height)
     if image is None:
         frame = next(media.iter_frames(plan.source, plan.selection, size=size))
         image = Image.fromarray(frame)
     image = media.resize_image(image, size)
-    latents = codec.encode_frames([np.asarray(image)], model.vae, device=model.execution_device, chunk=1)
+    latents = model.family.encode_frames([np.asarray(image)], model.vae, device=model.execution_device, chunk=1)
     return image, latents[0]
 
 

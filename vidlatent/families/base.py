@@ -1,0 +1,266 @@
+"""The model-family interface: what plugs one kind of video model into every command.
+
+A family is one small object (``Family``) per kind of model: Stable Video Diffusion, Wan, ...
+It owns what differs between them and nothing else:
+
+- which diffusers pipeline classes and components it loads, its hub ids, aliases and tiny
+  random builders;
+- what a model folder can do (``ModelSpec``: native size and frame rate, the size multiple
+  and frame-count rule, whether it takes an image, a prompt, a last frame), read from the
+  folder's configs before any weights load;
+- the latent layout (``LatentLayout``: spatial compression, frame rule, normalisation) and
+  streamed encoding and decoding of frames;
+- one pipeline call (``pipeline_arguments``, ``pipeline_output``), the noise it starts from, its
+  own noise schedule, and how to start part-way down it (``regenerate_tail``).
+
+Everything else (commands, the latent math, extend's segment loop, the SDEdit strength rule,
+pinned frames, drift correction) is written once, against this interface, in
+``vidlatent.generation`` and friends. Family modules import torch and diffusers only inside
+their methods, so listing them stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from vidlatent.latentfile import FrameRule, LatentLayout
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+Progress = Callable[[int], None]
+
+IMAGE_REQUIRED = "required"
+IMAGE_OPTIONAL = "optional"
+IMAGE_NONE = "none"
+
+
+def _no_progress(_: int) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What one model can do, read from its folder's configs (no weights).
+
+    Args:
+        family: the family's name.
+        title: for messages, e.g. "Wan 2.1 image-to-video".
+        native_size: (width, height) it was trained at; the default size keeps an image's
+            aspect ratio at this area.
+        size_multiple: width and height must be multiples of this.
+        frame_rule: latent to pixel frames; --frames must be a count it accepts.
+        fps: the frame rate its clips play at (SVD: its conditioning default).
+        image: whether it takes a conditioning image: required, optional or none.
+        last_image: it can be conditioned on a last frame too (keyframes).
+        knobs: the vidlatent.generation.Knobs fields it takes.
+        experts: 2 for Wan 2.2's two-expert models (a second guidance scale).
+    """
+
+    family: str
+    title: str
+    native_size: tuple[int, int]
+    size_multiple: int
+    frame_rule: FrameRule
+    fps: float
+    image: str
+    last_image: bool
+    knobs: frozenset[str]
+    experts: int = 1
+
+    @property
+    def native_area(self) -> int:
+        return self.native_size[0] * self.native_size[1]
+
+    @property
+    def takes_prompt(self) -> bool:
+        return "prompt" in self.knobs
+
+
+@dataclass(frozen=True)
+class ComfyAssumption:
+    """What a ComfyUI latent of some shape is read as (ComfyUI files do not name their model)."""
+
+    layout: LatentLayout
+    latent_space: str
+    model: str
+    fps: float
+    description: str
+
+
+def read_config(folder: Path, name: str) -> dict[str, Any]:
+    """A component's config.json (``name`` is its subfolder), or {} when absent or unreadable."""
+    try:
+        return json.loads((folder / name / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class Family:
+    """One family of video models. Subclasses set the class attributes and the methods marked
+    "per family"; the rest has defaults that fit latents laid out (B, C, T, h, w) in the
+    pipeline, as video VAEs lay them out.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    pipeline_classes: ClassVar[tuple[str, ...]]  # model_index.json _class_name values it runs
+    vae_class: ClassVar[str]
+    components: ClassVar[tuple[str, ...]]  # every component a pipeline of this family has
+    weightless: ClassVar[tuple[str, ...]] = ("scheduler",)  # components without weight files
+    aliases: ClassVar[dict[str, str]] = {}  # short name -> hub id
+    tiny: ClassVar[tuple[str, ...]] = ()  # names of tiny random models (built by ``build_tiny``)
+    knob_arguments: ClassVar[dict[str, str]] = {}  # Knobs field -> pipeline argument
+    knob_defaults: ClassVar[dict[str, Any]] = {}  # where vidlatent's default differs from "not passed"
+    comfyui: ClassVar[dict[tuple[int, int], ComfyAssumption]] = {}  # (ndim, channels) -> assumption
+    has_forward_chunking: ClassVar[bool] = False
+    default_overlap: ClassVar[int] = 1
+    minimum_overlap: ClassVar[int] = 1
+
+    # --- configs (per family) ------------------------------------------------------------------
+
+    def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
+        raise NotImplementedError
+
+    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+        """The diffusers class to run: with or without a conditioning image."""
+        return self.pipeline_classes[0]
+
+    def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
+        """The components a sampling call needs (the rest are not loaded)."""
+        return self.components
+
+    def build_tiny(self, name: str) -> Any:
+        """The tiny random pipeline ``name`` in memory (real classes, tiny configs, fixed seeds)."""
+        raise NotImplementedError
+
+    # --- latents (per family) ------------------------------------------------------------------
+
+    def layout(self, vae: Any) -> LatentLayout:
+        raise NotImplementedError
+
+    def encode_frames(self, frames: Iterable[np.ndarray], vae: Any, *, device: torch.device, chunk: int = 8,
+                      progress: Progress = _no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
+        """(H, W, 3) uint8 frames -> (T, C, h, w) float32 latents on the CPU, normalised."""
+        raise NotImplementedError
+
+    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8) -> Iterator[np.ndarray]:
+        """(T, C, h, w) normalised latents -> (H, W, 3) uint8 frames, streamed in order."""
+        raise NotImplementedError
+
+    def decode_frame(self, latents: torch.Tensor, vae: Any, *, device: torch.device, index: int) -> np.ndarray:
+        """The last pixel frame of latent frame ``index`` (negative counts from the end).
+
+        Default: decode in order up to that latent frame and keep the last pixel frame, which is
+        right for causal VAEs whose frames depend on the ones before.
+        """
+        index = index % int(latents.shape[0])
+        frame = None
+        for frame in self.decode_frames(latents[: index + 1], vae, device=device):
+            pass
+        assert frame is not None
+        return frame
+
+    def default_decode_chunk(self, model: Any) -> int:
+        """Latent frames per decoder call when --decode-chunk is not given."""
+        return 8
+
+    def fingerprint_weights(self, vae: Any) -> list[torch.Tensor]:
+        """The weights the latent-space fingerprint is computed from: the encoder's and decoder's
+        output convolutions."""
+        return [vae.encoder.conv_out.weight, vae.decoder.conv_out.weight]
+
+    # --- sampling (per family) -----------------------------------------------------------------
+
+    def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
+                           size: tuple[int, int]) -> dict[str, Any]:
+        """The conditioning arguments of one pipeline call (image, last image, size)."""
+        raise NotImplementedError
+
+    def resolve_knobs(self, pipeline: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """Knob values that the pipeline derives from others or from its config (for the history)."""
+        return {}
+
+    def latent_dtype(self, model: Any) -> torch.dtype:
+        """The dtype of latents handed to the pipeline's ``latents=``."""
+        return model.dtype  # type: ignore[no-any-return]
+
+    def pipeline_output(self, output: Any) -> torch.Tensor:
+        """The pipeline's output_type="latent" result as (T, C, h, w) float32 on the CPU."""
+        return output.frames[0].permute(1, 0, 2, 3).float().cpu()  # (C, T, h, w) -> (T, C, h, w)
+
+    def to_pipeline_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """(T, C, h, w) -> the layout the pipeline's ``latents=`` and step callbacks use."""
+        return latents.permute(1, 0, 2, 3)[None]  # (1, C, T, h, w)
+
+    def from_pipeline_latents(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The pipeline's latent layout -> a (T, C, h, w) view."""
+        return tensor[0].permute(1, 0, 2, 3)
+
+    def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
+        """(T, C, h, w): the unit noise a generation with ``seed`` starts from."""
+        raise NotImplementedError
+
+    def schedule(self, model: Any, steps: int) -> list[float]:
+        """The model's own ``steps``-step noise schedule: steps + 1 levels ending in 0."""
+        scheduler = model.pipeline.scheduler
+        scheduler.set_timesteps(steps, device="cpu")
+        return [float(sigma) for sigma in scheduler.sigmas]
+
+    def noised(self, clean: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:
+        """``clean`` at noise level ``sigma``: the flow-matching interpolation by default."""
+        return (1.0 - sigma) * clean + sigma * noise
+
+    def sigma_after_step(self, pipeline: Any, step: int) -> float:
+        """The noise level the latents are at after denoising step ``step`` (0-based)."""
+        return float(pipeline.scheduler.sigmas[step + 1])
+
+    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+        """Denoise ``clean`` re-noised to the level of step ``steps - kept`` of the model's
+        ``steps``-step schedule, running that schedule's last ``kept`` steps.
+
+        ``call(latents=..., steps=...)`` makes one pipeline call with the given starting
+        latents (T, C, h, w) and returns (T, C, h, w).
+        """
+        raise NotImplementedError
+
+    # --- model-level operations that families may do their own way -------------------------
+
+    def continuation(self, model: Any, latents: torch.Tensor, overlap: int) -> tuple[Image.Image, torch.Tensor]:
+        """What the next segment of ``latents`` (T, C, h, w) is conditioned on: the clip's last pixel
+        frame, and the ``overlap`` latent frames its start is pinned to.
+
+        Default, for causal video VAEs: the clip is decoded in order (memory bounded by the
+        streaming decoder) keeping its last (overlap - 1) * temporal + 1 pixel frames, and those
+        frames are encoded on their own, so the new segment's first latent frame is the
+        conditioning frame, as the model itself starts a clip.
+        """
+        from collections import deque
+
+        from PIL import Image
+
+        device = model.execution_device
+        rule = model.layout.frame_rule
+        tail: deque[np.ndarray] = deque(maxlen=max(1, rule.pixel_frames(overlap)))
+        tail.extend(self.decode_frames(latents, model.vae, device=device))
+        known = self.encode_frames(list(tail), model.vae, device=device) if overlap else latents[:0]
+        return Image.fromarray(tail[-1]), known[:overlap]
+
+    def enable_forward_chunking(self, pipeline: Any) -> None:
+        """Run the denoiser's feed-forward layers in chunks (less memory, slower); only where
+        ``has_forward_chunking``."""
+        raise NotImplementedError
+
+    def check_extend(self, spec: ModelSpec) -> None:
+        """Raise UsageError when this model cannot continue a clip from its last frame."""
+        from vidlatent.errors import UsageError
+
+        if spec.image == IMAGE_NONE:
+            raise UsageError(f"{spec.title} takes no image, so it cannot continue a clip from its last frame")

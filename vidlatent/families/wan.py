@@ -1,0 +1,386 @@
+"""Wan 2.1 and 2.2: text and image to video with a causal 3D VAE and a flow-matching transformer.
+
+diffusers' ``WanImageToVideoPipeline`` (an image, a prompt, optionally a last frame) and
+``WanPipeline`` (a prompt; Wan 2.2 TI2V's folder loads as either), a ``WanTransformer3DModel``
+(two of them on Wan 2.2's A14B models: a high-noise and a low-noise expert, switched at
+``boundary_ratio``), UniPC flow-matching sampling, a UMT5 text encoder and ``AutoencoderKLWan``:
+a causal VAE that makes one latent frame of the first pixel frame and one of every 4 after it
+((T - 1) * 4 + 1 pixel frames), at 1/8 of the size (Wan 2.2 TI2V: 1/16, 48 channels), its
+latents normalised per channel by the VAE's ``latents_mean``/``latents_std``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vidlatent.families.base import (
+    IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, Family, ModelSpec, Progress, _no_progress, read_config,
+)
+from vidlatent.latentfile import FrameRule, LatentLayout, Normalization
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+I2V = "WanImageToVideoPipeline"
+T2V = "WanPipeline"
+TEMPORAL = 4
+# diffusers' AutoencoderKLWan defaults (Wan 2.1's VAE) and Wan 2.2's 48-channel VAE (as in
+# ComfyUI's Wan22 latent format): used for ComfyUI latents, which do not carry them.
+WAN21_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+              0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
+WAN21_STD = (2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+             3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160)
+WAN22_MEAN = (-0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557, -0.1382, 0.0542, 0.2813, 0.0891,
+              0.1570, -0.0098, 0.0375, -0.1825, -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108, -0.2158, 0.2502,
+              -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.1230, -0.0313, -0.1649, 0.0117, 0.0723,
+              -0.2839, -0.2083, -0.0520, 0.3748, 0.0152, 0.1957, 0.1433, -0.2944, 0.3573, -0.0548, -0.1681, -0.0667)
+WAN22_STD = (0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013, 0.8158, 1.0344, 0.5894, 1.0901,
+             0.6885, 0.6165, 0.8454, 0.4978, 0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659,
+             0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093, 0.5709, 0.6065, 0.6415, 0.4944,
+             0.5726, 1.2042, 0.5458, 1.6887, 0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744)
+
+# The diffusers-format checkpoints: (alias, hub id, native (width, height), fps). The sizes and
+# frame rates are those of the model cards; 81 frames (Wan 2.2 TI2V: 121) is what they were
+# trained on, and the pipelines' own default (81) is what --frames defaults to.
+CHECKPOINTS = (
+    ("wan21-i2v-480p", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", (832, 480), 16.0),
+    ("wan21-i2v-720p", "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", (1280, 720), 16.0),
+    ("wan21-flf2v", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", (1280, 720), 16.0),
+    ("wan22-ti2v-5b", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", (1280, 704), 24.0),
+    ("wan22-i2v-a14b", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", (1280, 720), 16.0),
+    ("wan22-t2v-a14b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", (1280, 720), 16.0),
+)
+TINY = {"tiny-random-wan": ((64, 64), 16.0), "tiny-random-wan22": ((64, 64), 24.0)}
+KNOWN = {hub: (size, fps) for _, hub, size, fps in CHECKPOINTS} | TINY
+SEED = 0
+
+
+def _comfyui(channels: int, spatial: int, mean: tuple[float, ...], std: tuple[float, ...], model: str, fps: float,
+             version: str) -> ComfyAssumption:
+    layout = LatentLayout(family="wan", spatial=spatial, frame_rule=FrameRule(TEMPORAL, causal=True),
+                          normalization=Normalization(factor=1.0, mean=mean, std=std))
+    return ComfyAssumption(layout=layout, latent_space=f"AutoencoderKLWan/c{channels}/s1/fp:", model=model, fps=fps,
+                           description=f"Wan {version} latents (Wan {version}'s VAE, {channels} channels)")
+
+
+class Wan(Family):
+    name = "wan"
+    title = "Wan"
+    pipeline_classes = (I2V, T2V)
+    vae_class = "AutoencoderKLWan"
+    components = ("vae", "text_encoder", "tokenizer", "transformer", "transformer_2", "scheduler", "image_encoder",
+                  "image_processor")
+    weightless = ("scheduler", "tokenizer", "image_processor")
+    aliases = {alias: hub for alias, hub, _, _ in CHECKPOINTS}
+    tiny = tuple(TINY)
+    knob_arguments = {
+        "frames": "num_frames",
+        "steps": "num_inference_steps",
+        "prompt": "prompt",
+        "negative_prompt": "negative_prompt",
+        "guidance": "guidance_scale",
+        "guidance_2": "guidance_scale_2",
+    }
+    # The pipelines need a prompt; without --prompt vidlatent passes the empty one.
+    knob_defaults = {"prompt": ""}
+    comfyui = {
+        (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),
+        (5, 48): _comfyui(48, 16, WAN22_MEAN, WAN22_STD, "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 24.0, "2.2"),
+    }
+
+    # --- configs -------------------------------------------------------------------------------
+
+    def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
+        vae = read_config(folder, "vae")
+        transformer = read_config(folder, "transformer") or read_config(folder, "transformer_2")
+        z_dim = int(vae.get("z_dim", 16))
+        spatial = int(vae.get("scale_factor_spatial") or 8)
+        patch = transformer.get("patch_size") or [1, 2, 2]
+        expand = bool(model_index.get("expand_timesteps"))
+        experts = 2 if model_index.get("boundary_ratio") is not None else 1
+        if model_index.get("_class_name") == I2V:
+            image = IMAGE_REQUIRED
+        else:
+            image = IMAGE_OPTIONAL if expand else IMAGE_NONE
+        last_image = image == IMAGE_REQUIRED and transformer.get("pos_embed_seq_len") is not None
+        default_size, default_fps = ((1280, 704), 24.0) if z_dim == 48 else ((832, 480), 16.0)
+        size, fps = KNOWN.get(model_id, (default_size, default_fps))
+        knobs = set(self.knob_arguments) - ({"guidance_2"} if experts == 1 else set())
+        version = "2.2" if z_dim == 48 or experts == 2 else "2.1"
+        task = {IMAGE_REQUIRED: "first-last-frame" if last_image else "image", IMAGE_OPTIONAL: "text/image",
+                IMAGE_NONE: "text"}[image]
+        return ModelSpec(
+            family=self.name, title=f"Wan {version} {task}-to-video", native_size=size, size_multiple=spatial * int(patch[1]),
+            frame_rule=FrameRule(int(vae.get("scale_factor_temporal") or TEMPORAL), causal=True), fps=fps, image=image,
+            last_image=last_image, knobs=frozenset(knobs), experts=experts,
+        )
+
+    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+        return I2V if image else T2V
+
+    def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
+        if image:
+            return self.components
+        return tuple(name for name in self.components if name not in ("image_encoder", "image_processor"))
+
+    # --- latents -------------------------------------------------------------------------------
+
+    def layout(self, vae: Any) -> LatentLayout:
+        config = vae.config
+        return LatentLayout(
+            family=self.name, spatial=int(config.scale_factor_spatial), frame_rule=FrameRule(int(config.scale_factor_temporal), causal=True),
+            normalization=Normalization(factor=1.0, mean=tuple(config.latents_mean), std=tuple(config.latents_std)),
+        )
+
+    def encode_frames(self, frames: Iterable[np.ndarray], vae: Any, *, device: torch.device, chunk: int = 8,
+                      progress: Progress = _no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
+        """The VAE's own causal encoding (``AutoencoderKLWan._encode``), streamed: the first
+        frame alone, then 4 frames at a time through the encoder's feature cache; only one group
+        of pixels is held. Frames past the last whole group are left out (4k+1 are encoded) and
+        ``note`` says how many. The mean of the posterior, normalised as the pipelines do."""
+        import torch
+        from diffusers.models.autoencoders.autoencoder_kl_wan import patchify
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        from vidlatent.codec import pixels_to_tensor
+
+        patch = vae.config.patch_size
+        parts: list[torch.Tensor] = []
+        done = 0
+        left: list[np.ndarray] = []
+        with torch.inference_mode(), _cache_cleared(vae):
+            _onload(vae)
+            for group in _causal_groups(frames, TEMPORAL):
+                if len(group) < (1 if not parts else TEMPORAL):
+                    left = group
+                    break
+                pixels = pixels_to_tensor(group).permute(1, 0, 2, 3)[None]  # (1, 3, N, H, W)
+                pixels = pixels.to(device=device, dtype=vae.dtype)
+                if patch is not None:
+                    pixels = patchify(pixels, patch_size=patch)
+                vae._enc_conv_idx = [0]
+                parts.append(vae.encoder(pixels, feat_cache=vae._enc_feat_map, feat_idx=vae._enc_conv_idx))
+                done += len(group)
+                progress(done)
+            if not parts:
+                raise ValueError("no frames to encode")
+            moments = vae.quant_conv(torch.cat(parts, 2))  # (1, 2C, T, h, w)
+            latents = DiagonalGaussianDistribution(moments).mode()
+        if left and note is not None:
+            note(f"encoded {done} frames: Wan's VAE takes 4k+1, so the last {len(left)} frame(s) were left out")
+        return self._normalize(latents.float(), vae)[0].permute(1, 0, 2, 3).cpu()  # (T, C, h, w)
+
+    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8) -> Iterator[np.ndarray]:
+        """The VAE's own causal decoding (``AutoencoderKLWan._decode``), streamed: one latent frame
+        after another through the decoder's feature cache, each one's pixel frames (1, then 4)
+        yielded as they come, so memory does not grow with the length; bit-identical to
+        ``vae.decode`` of the whole clip (tested). ``chunk`` is not used: the decoder's own
+        step is one latent frame."""
+        import torch
+        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+        from vidlatent.codec import tensor_to_pixels
+
+        patch = vae.config.patch_size
+        with torch.inference_mode(), _cache_cleared(vae):
+            _onload(vae)
+            z = self._denormalize(latents.permute(1, 0, 2, 3)[None].to(device=device, dtype=vae.dtype), vae)  # (1, C, T, h, w)
+            x = vae.post_quant_conv(z)
+            for index in range(x.shape[2]):
+                vae._conv_idx = [0]
+                step = x[:, :, index : index + 1]
+                if index == 0:
+                    out = vae.decoder(step, feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=True)
+                else:
+                    out = vae.decoder(step, feat_cache=vae._feat_map, feat_idx=vae._conv_idx)
+                if patch is not None:
+                    out = unpatchify(out, patch_size=patch)
+                out = torch.clamp(out, min=-1.0, max=1.0)  # (1, 3, N, H, W)
+                yield from tensor_to_pixels(out[0].permute(1, 0, 2, 3).float())
+
+    @staticmethod
+    def _normalize(raw: torch.Tensor, vae: Any) -> torch.Tensor:
+        # The pipelines' arithmetic: (latents - mean) * (1 / std), in the latents' dtype.
+        import torch
+
+        channels = vae.config.z_dim
+        mean = torch.tensor(vae.config.latents_mean).view(1, channels, 1, 1, 1).to(raw.device, raw.dtype)
+        inverse_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, channels, 1, 1, 1).to(raw.device, raw.dtype)
+        return (raw - mean) * inverse_std
+
+    @staticmethod
+    def _denormalize(latents: torch.Tensor, vae: Any) -> torch.Tensor:
+        # The pipelines' decode arithmetic: latents / (1 / std) + mean, in the VAE's dtype.
+        import torch
+
+        channels = vae.config.z_dim
+        mean = torch.tensor(vae.config.latents_mean).view(1, channels, 1, 1, 1).to(latents.device, latents.dtype)
+        inverse_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, channels, 1, 1, 1).to(latents.device, latents.dtype)
+        return latents / inverse_std + mean
+
+    # --- sampling ------------------------------------------------------------------------------
+
+    def resolve_knobs(self, pipeline: Any, values: dict[str, Any]) -> dict[str, Any]:
+        # Two experts: guidance_scale_2 defaults to guidance_scale; one expert has no second scale.
+        if pipeline.config.get("boundary_ratio") is None:
+            return {"guidance_2": None}
+        return {"guidance_2": values.get("guidance_2") if values.get("guidance_2") is not None else values.get("guidance")}
+
+    def latent_dtype(self, model: Any) -> torch.dtype:
+        import torch
+
+        return torch.float32  # the pipelines prepare their latents in float32
+
+    def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
+                           size: tuple[int, int]) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"width": size[0], "height": size[1]}
+        if image is not None:
+            arguments["image"] = image
+        if last_image is not None:
+            arguments["last_image"] = last_image
+        return arguments
+
+    def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
+        """Both pipelines draw their latents first, (1, C, T, h, w) float32, from the generator
+        (the image condition is encoded with the posterior's mean: no draw)."""
+        import torch
+
+        from vidlatent.generation import cpu_generator
+
+        width, height = size
+        spatial = model.layout.spatial
+        shape = (1, int(model.pipeline.vae.config.z_dim), latent_frames, height // spatial, width // spatial)
+        return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)[0].permute(1, 0, 2, 3)
+
+    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+        # Wan's pipelines take no sigmas= or strength=: the pipeline runs with its own scheduler
+        # made to keep only the last ``kept`` steps of its ``steps``-step schedule (timesteps and
+        # sigmas both, so the multistep solver restarts at first order there, as diffusers'
+        # video-to-video pipeline does), from the clip noised to the first kept level.
+        sigma = self.schedule(model, steps)[steps - kept]
+        start = self.noised(clean.float(), noise.float(), sigma)
+        with tail_schedule(model.pipeline, kept):
+            return call(latents=start, steps=steps)
+
+    # --- tiny random models --------------------------------------------------------------------
+
+    def build_tiny(self, name: str) -> Any:
+        return build_tiny_wan(wan22=name == "tiny-random-wan22")
+
+
+FAMILY = Wan()
+
+
+@contextlib.contextmanager
+def tail_schedule(pipeline: Any, kept: int) -> Iterator[None]:
+    """Within the block, ``pipeline.scheduler.set_timesteps(n)`` makes the usual n-step schedule
+    and keeps its last ``kept`` steps."""
+    original = pipeline.scheduler
+
+    class TailSchedule(type(original)):  # type: ignore[misc]
+        def set_timesteps(self, *args: Any, **kwargs: Any) -> None:
+            super().set_timesteps(*args, **kwargs)
+            start = len(self.timesteps) - kept
+            self.timesteps = self.timesteps[start:]
+            self.sigmas = self.sigmas[start:]
+            self.num_inference_steps = kept
+
+    pipeline.scheduler = TailSchedule.from_config(original.config)
+    try:
+        yield
+    finally:
+        pipeline.scheduler = original
+
+
+def _causal_groups(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """The first frame alone, then groups of ``size``; the last group may be short."""
+    group: list[np.ndarray] = []
+    first = True
+    for frame in frames:
+        group.append(frame)
+        if first or len(group) == size:
+            yield group
+            group, first = [], False
+    if group:
+        yield group
+
+
+@contextlib.contextmanager
+def _cache_cleared(vae: Any) -> Iterator[None]:
+    # The VAE's feature caches belong to one causal pass: fresh before, released after (also
+    # when a reader stops early).
+    vae.clear_cache()
+    try:
+        yield
+    finally:
+        vae.clear_cache()
+
+
+def _onload(vae: Any) -> None:
+    """Move an offloaded VAE to its execution device, as its own encode/decode would (accelerate's
+    hook runs on those, not on the encoder and decoder called here)."""
+    hook = getattr(vae, "_hf_hook", None)
+    if hook is not None:
+        hook.pre_forward(vae)
+
+
+def tiny_tokenizer() -> Any:
+    """A Unigram T5 tokenizer built in code (no download): characters and a few pieces."""
+    from transformers import T5Tokenizer
+
+    pieces = ["<pad>", "</s>", "<unk>", "▁", *"abcdefghijklmnopqrstuvwxyz0123456789.,", "▁a", "▁the", "▁of", "ing"]
+    vocab = [(piece, 0.0 if index < 3 else -float(index)) for index, piece in enumerate(pieces)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def build_tiny_wan(*, wan22: bool) -> Any:
+    """A tiny Wan pipeline of the real classes, weights drawn under SEED.
+
+    ``wan22=False``: Wan 2.1 image-to-video (``WanImageToVideoPipeline``): a CLIP image encoder,
+    a 36-channel transformer (16 noise + 4 mask + 16 condition channels) with image
+    cross-attention, the 16-channel VAE at 1/8. ``wan22=True``: Wan 2.2 TI2V (saved as
+    ``WanPipeline``, as the real checkpoint): the 48-channel VAE with patch 2 at 1/16 and
+    ``expand_timesteps``. Both: a tiny UMT5 text encoder and UniPC flow-matching sampling with
+    the real checkpoints' flow shift (3.0 for 480p Wan 2.1, 5.0 for TI2V).
+    """
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(SEED)
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2,
+                                               num_heads=4, relative_attention_num_buckets=8))
+    torch.manual_seed(SEED)
+    if wan22:
+        vae = AutoencoderKLWan(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+                               latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               scale_factor_spatial=16, scale_factor_temporal=4, temperal_downsample=[False, True, True])
+    else:
+        # Non-trivial normalisation (the Wan 2.1 VAE's own statistics), so tests see it at work.
+        vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               temperal_downsample=[False, True, True])
+    torch.manual_seed(SEED)
+    heads, head_dim = 2, 12
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=head_dim,
+        in_channels=48 if wan22 else 36, out_channels=48 if wan22 else 16, text_dim=32, freq_dim=256, ffn_dim=32,
+        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+        image_dim=None if wan22 else 8, added_kv_proj_dim=None if wan22 else heads * head_dim,
+    )
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0 if wan22 else 3.0)
+    if wan22:
+        return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer,
+                           expand_timesteps=True)
+    torch.manual_seed(SEED)
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=8, projection_dim=8, num_hidden_layers=2, num_attention_heads=2,
+                                                     image_size=32, intermediate_size=16, patch_size=8))
+    image_processor = CLIPImageProcessor(crop_size=32, size=32)
+    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
+                                   image_processor=image_processor, image_encoder=image_encoder, transformer=transformer)
