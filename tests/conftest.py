@@ -39,6 +39,22 @@ def tiny_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_wan() -> Path:
+    """The tiny-random-wan folder (Wan 2.1 image-to-video), built once per session."""
+    from vidlatent.tiny import tiny_random_path
+
+    return tiny_random_path("tiny-random-wan")
+
+
+@pytest.fixture(scope="session")
+def tiny_wan22() -> Path:
+    """The tiny-random-wan22 folder (Wan 2.2 TI2V), built once per session."""
+    from vidlatent.tiny import tiny_random_path
+
+    return tiny_random_path("tiny-random-wan22")
+
+
+@pytest.fixture(scope="session")
 def reference(tiny_model: Path):
     """diffusers' own StableVideoDiffusionPipeline, loaded from the tiny-random folder: the reference
     that model-backed commands are proved against."""

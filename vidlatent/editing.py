@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from vidlatent.generation import Knobs
+    from vidlatent.knobs import Knobs
     from vidlatent.models import LoadedModel
 
 Progress = Callable[[int], None]
@@ -270,6 +270,48 @@ def transition(a: LatentClip, b: LatentClip, frames: int, *, method: str = DEFAU
     arguments = {"mode": "transition", "a": names[0], "b": names[1], "frames": frames, "join": join, "method": method,
                  "resample": resample}
     return a.with_step("interpolate", arguments, latents=latents)
+
+
+def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, knobs: Knobs, seed: int, join: bool = False,
+              resample: bool = False, names: tuple[str, str] = ("A", "B"), progress: Progress = _no_progress) -> LatentClip:
+    """A bridge of ``frames`` pixel frames made by the model, conditioned on a's last frame and
+    b's first (``last_image``: first-last-frame models), or A + bridge + B.
+
+    The bridge's first frame repeats a's last and its last frame b's first, so ``join`` leaves
+    out the bridge's first latent frame and b's first: for causal VAEs that keeps the frame
+    rule, (T - 1) * 4 + 1, true of the joined clip.
+
+    Args:
+        a, b: clips of the model's latent space, one size (or ``resample``); for ``join``, one
+            fps too (or ``resample``, which retimes b).
+        frames: the bridge's pixel frames (the model's --frames rule: 4k+1 for Wan).
+        model: a loaded first-last-frame model.
+        knobs: sampling knobs (frames is ``frames``).
+        seed: seeds the bridge.
+        join: return A + bridge + B as one clip.
+        resample: resize (and for ``join`` retime) b to a where they differ.
+        names: what to call a and b in messages and the history.
+    """
+    import torch
+
+    from vidlatent import generation
+
+    spec = model.spec
+    if not spec.last_image:
+        raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
+                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v)")
+    knobs = dataclasses.replace(knobs, frames=frames)
+    knobs.check_for(spec)
+    a.require_space(model.latent_space, what=f"--model {model.model_id}")
+    b = fit_pair(a, b, names=names, resample=resample, same_fps=join)
+    first = generation.frame_image(a.latents.float(), model, -1)
+    last = generation.frame_image(b.latents.float(), model, 0)
+    bridge = generation.sample(model, first, knobs=knobs, seed=seed, last_image=last, progress=progress)  # (T, C, h, w)
+    latents = torch.cat([a.latents.float(), bridge[1:], b.latents.float()[1:]]) if join else bridge
+    effective = knobs.resolved(model.pipeline, model.family)
+    arguments = {"mode": "keyframes", "a": names[0], "b": names[1], "frames": frames, "join": join, "resample": resample,
+                 "seed": seed, "model": model.model_id, **effective.record()}
+    return a.with_step("interpolate", arguments, latents=latents, seed=seed)
 
 
 # --- direction ---------------------------------------------------------------------------------------

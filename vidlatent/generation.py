@@ -453,7 +453,7 @@ def extend(
             {"seed": segment_seed, "frames": int(fresh.shape[0]),
              "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
         )
-    extended = dataclasses.replace(clip, latents=latents, comfyui_raw=None)
+    extended = dataclasses.replace(clip, latents=latents)
     return extended.with_step(
         "extend",
         {"times": options.times, "overlap": overlap, "drift_correction": options.drift_correction,

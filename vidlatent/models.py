@@ -86,7 +86,7 @@ class ModelInfo:
     """What a --model names, read from its configs before any weights load."""
 
     model_id: str  # recorded in latent files: a hub id, a tiny model's name, or an absolute folder
-    folder: Path
+    folder: Path | None  # None for a known hub checkpoint that is not on disk
     family: Family
     spec: ModelSpec
 
@@ -264,7 +264,15 @@ def describe(options: LoadOptions | str) -> ModelInfo:
     """The family and spec of a --model, from its configs only (a hub model's configs are
     downloaded, not its weights), so that arguments can be checked before anything loads."""
     model = options if isinstance(options, str) else options.model
-    folder = model_folder(model, ())
+    try:
+        folder = model_folder(model, ())
+    except ModelError:
+        # A checkpoint a family knows by hub id is described without its folder, so that usage
+        # mistakes are reported before "not on disk"; loading it still needs the folder.
+        known = families.known_spec(ALIASES.get(model, model))
+        if known is None:
+            raise
+        return ModelInfo(model_id=ALIASES.get(model, model), folder=None, family=known[0], spec=known[1])
     family, index = families.for_folder(folder, model)
     return ModelInfo(model_id=_model_id(model, folder), folder=folder, family=family,
                      spec=family.spec(folder, index, _model_id(model, folder)))

@@ -137,5 +137,5 @@ def transfer(
         image = appearance_image or frame_image(appearance[None], model, 0)
         latents = sample_from(model, noise, image, knobs=knobs, seed=seed, progress=lambda done: progress(steps + done))
         details |= {"inversion_seed": source_seed, "knobs": knobs.resolved(model.pipeline).record()}
-    result = dataclasses.replace(motion, latents=latents, seed=seed if options.needs_model else motion.seed, comfyui_raw=None)
+    result = dataclasses.replace(motion, latents=latents, seed=seed if options.needs_model else motion.seed)
     return result.with_step("transfer-motion", details)

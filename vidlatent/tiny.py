@@ -64,7 +64,9 @@ def tiny_random_path(name: str = NAME) -> Path:
 def save_tiny_random(folder: str | os.PathLike[str], name: str = NAME) -> None:
     """Build the tiny model ``name`` deterministically and save it as a diffusers folder (atomically)."""
     from vidlatent import families
+    from vidlatent.models import _quiet_libraries
 
+    _quiet_libraries()
     pipeline = families.tiny_models()[name].build_tiny(name)
     with atomic_output(folder, directory=True) as temporary:
         pipeline.save_pretrained(temporary, safe_serialization=True)

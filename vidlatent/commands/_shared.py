@@ -180,6 +180,43 @@ class Reporter:
             yield lambda done: bar.update(task, completed=done)
 
 
+def _checked_option(*names: str, type: Any = None, **attributes: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A knob's click option whose range is checked as it is parsed: a bad value is refused
+    before any model (or torch) loads, with the same one-line message as the library's."""
+    field = attributes.pop("field")
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        from vidlatent.knobs import check_knob
+
+        check_knob(field, value)
+        return value
+
+    return click.option(*names, type=type, callback=check, **attributes)
+
+
+def _prompt_option_list(knob: Callable[..., Any]) -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    return [
+        click.option("--prompt", metavar="TEXT", help="Text models (Wan): what the video shows [\"\"; extend and edit: the clip's own]."),
+        click.option("--negative-prompt", metavar="TEXT", help="Text models (Wan): what to avoid [\"\"; extend and edit: the clip's own]."),
+        knob("--guidance", type=float, field="guidance", help="Text models (Wan): classifier-free guidance scale [5.0]."),
+    ]
+
+
+def prompt_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--prompt, --negative-prompt and --guidance alone, for commands whose --steps means
+    something else (interpolate); handed over as ``prompts`` (a Knobs with only those)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, prompt: str | None, negative_prompt: str | None, guidance: float | None, **kwargs: Any) -> Any:
+        from vidlatent.knobs import Knobs
+
+        return function(*args, prompts=Knobs(prompt=prompt, negative_prompt=negative_prompt, guidance=guidance), **kwargs)
+
+    for option in reversed(_prompt_option_list(_checked_option)):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The sampling knobs of every family, handed to the command as one ``knobs`` (a
     vidlatent.generation.Knobs). A model refuses the knobs it does not take.
@@ -191,33 +228,19 @@ def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, frames: int | None, steps: int | None, cond_fps: int | None, motion: int | None,
                 noise_aug: float | None, min_guidance: float | None, max_guidance: float | None, prompt: str | None,
                 negative_prompt: str | None, guidance: float | None, guidance_2: float | None, **kwargs: Any) -> Any:
-        from vidlatent.generation import Knobs
+        from vidlatent.knobs import Knobs
 
         knobs = Knobs(frames=frames, steps=steps, fps=cond_fps, motion=motion, noise_aug=noise_aug,
                       min_guidance=min_guidance, max_guidance=max_guidance, prompt=prompt,
                       negative_prompt=negative_prompt, guidance=guidance, guidance_2=guidance_2)
         return function(*args, knobs=knobs, **kwargs)
 
-    def knob(*names: str, type: Any = None, **attributes: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        # The range is checked here, as the option is parsed: a bad value is refused before any
-        # model (or torch) loads, with the same one-line message as the library's.
-        field = attributes.pop("field")
-
-        def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-            from vidlatent.knobs import check_knob
-
-            check_knob(field, value)
-            return value
-
-        return click.option(*names, type=type, callback=check, **attributes)
-
+    knob = _checked_option
     options = [
         knob("--frames", type=int, field="frames",
              help="Frames to generate [the model's: 14 for SVD, 25 for SVD-XT; 81 for Wan, which makes 4k+1]."),
         knob("--steps", type=int, field="steps", help="Denoising steps [SVD 25, Wan 50]."),
-        click.option("--prompt", metavar="TEXT", help="Text models (Wan): what the video shows [\"\"]."),
-        click.option("--negative-prompt", metavar="TEXT", help="Text models (Wan): what to avoid [\"\"]."),
-        knob("--guidance", type=float, field="guidance", help="Text models (Wan): classifier-free guidance scale [5.0]."),
+        *_prompt_option_list(knob),
         knob("--guidance-2", type=float, field="guidance_2",
              help="Wan 2.2 two-expert models: guidance of the low-noise expert [--guidance]."),
         knob("--fps", "cond_fps", type=int, field="fps", help="SVD: frame rate the model is conditioned on, and the clip's [7]."),

@@ -46,6 +46,7 @@ def command(state: State, clip: str, output: str | None, chunk: int, fps: float 
         load = dataclasses.replace(load, model=latent_clip.model)
     with report.timed("load"):
         model = load_vae(load, note=report.note)
+    latent_clip.require_space(model.latent_space, what=f"--model {model.model_id}")  # before the progress bar shows
     with report.timed("decode"), report.progress("decoding", latent_clip.pixel_frames) as progress:
         written = decode_clip(latent_clip, model, output, chunk=chunk, fps=fps, progress=progress)
     entry = output_entry(output, latent_clip, frames=written) | {"fps": fps or latent_clip.fps}

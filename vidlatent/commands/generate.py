@@ -119,6 +119,8 @@ def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  #
         raise UsageError(f"{spec.title} animates an image: give IMAGE (text alone needs a text-to-video model)")
     if last_image and not spec.last_image:
         raise UsageError(f"--last-image: {spec.title} is not a first-last-frame model (Wan 2.1 FLF2V is)")
+    if spec.last_image and with_image and not last_image:
+        raise UsageError(f"{spec.title} is conditioned on a first and a last frame: give --last-image PATH too")
     if last_image and not with_image:
         raise UsageError("--last-image needs IMAGE, the first frame")
     knobs.check_for(spec)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,8 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, load_sampler, low_memory_options,
-    model_options, output_entry, output_option, pass_state, prepare_output, seed_option,
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
+    low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, prompt_options, seed_option,
 )
 from vidlatent.errors import UsageError
 
@@ -25,6 +27,7 @@ Examples:
   vidlatent interpolate clip.safetensors --factor 3 --loop --refine 0.3 --seed 1 -o loop.safetensors
   vidlatent interpolate a.safetensors b.safetensors --steps 5 -o morph/
   vidlatent interpolate a.safetensors b.safetensors --transition 8 --join -o ab.safetensors
+  vidlatent interpolate a.safetensors b.safetensors --transition 33 --keyframes --model wan21-flf2v --seed 1 -o bridge.safetensors
   vidlatent encode in.mp4 -o - | vidlatent interpolate - --factor 2 -o - | vidlatent decode - -o smoother.mp4
 """
 )
@@ -40,12 +43,18 @@ Examples:
 @click.option("--refine", type=float, metavar="S",
               help="With --factor: re-noise the inserted frames to strength S (0-1) and denoise them with the model, "
                    "conditioned on the first frame, the original frames pinned.")
-@click.option("--refine-steps", type=int, metavar="N", help="With --refine: the denoising schedule's steps [25]; S x N of them run.")
+@click.option("--refine-steps", type=int, metavar="N",
+              help="With --refine: the denoising schedule's steps, S x N of them run; with --keyframes: denoising steps "
+                   "[the model's: SVD 25, Wan 50].")
 @click.option("--steps", "morph_steps", type=int, metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
 @click.option("--transition", type=int, metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
 @click.option("--join", is_flag=True, help="With --transition: write A + transition + B as one clip.")
+@click.option("--keyframes", is_flag=True,
+              help="With --transition F: make the F-frame bridge with the model, conditioned on A's last frame and B's first "
+                   "(first-last-frame models: Wan 2.1 FLF2V); F follows the model's frame rule (4k+1).")
 @click.option("--resample", is_flag=True,
               help="Two clips: resize B's latents to A's size, retime B to A's frame count (--steps) or fps (--join), instead of refusing.")
+@prompt_options
 @seed_option
 @low_memory_options
 @model_options
@@ -53,37 +62,75 @@ Examples:
 @pass_state
 def command(state: State, clips: tuple[str, ...], output: str | None, factor: int | None, method: str, loop: bool,  # type: ignore[no-untyped-def]
             refine: float | None, refine_steps: int | None, morph_steps: int | None, transition: int | None, join: bool,
-            resample: bool, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+            keyframes: bool, resample: bool, prompts, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Interpolate in latent space: more frames in one CLIP, or morphs and transitions from A to B.
 
     \b
     interpolate CLIP --factor K [--method M] [--loop] [--refine S]
     interpolate A B --steps N -o DIR
-    interpolate A B --transition F [--join]
+    interpolate A B --transition F [--join] [--keyframes]
 
-    Original frames are kept exactly. Only --refine loads the model (the clip's own, unless
-    --model is given); everything else works on the latents alone. Inputs are latent files
+    Original frames are kept exactly. Only --refine and --keyframes load the model (the clip's
+    own, unless --model is given); everything else works on the latents alone. Inputs are latent files
     (or - for stdin); outputs are latents: pipe them to `vidlatent decode` for a video. See
     docs/editing.md.
     """
+    from vidlatent.knobs import Knobs
+
     report = Reporter(state, "interpolate")
+    sampling = Sampling(knobs=dataclasses.replace(prompts, steps=refine_steps), seed=seed, memory=memory, load=load,
+                        model_given=model_given)
+    if refine_steps is not None and refine_steps < 1:
+        raise UsageError(f"--refine-steps {refine_steps}: must be at least 1")
+    if refine is None and not keyframes:
+        for flag, value in {"--refine-steps": refine_steps, "--seed": seed, **_prompt_flags(prompts)}.items():
+            if value is not None:
+                raise UsageError(f"{flag} applies only with --refine S (one clip) or --keyframes (two)")
     if len(clips) == 1:
-        _one_clip(report, clips[0], output, factor, method, loop, refine, refine_steps, seed, memory, load, model_given,
-                  two_clip_options={"--steps": morph_steps, "--transition": transition, "--join": join, "--resample": resample})
+        _one_clip(report, clips[0], output, factor, method, loop, refine, sampling,
+                  two_clip_options={"--steps": morph_steps, "--transition": transition, "--join": join, "--resample": resample,
+                                    "--keyframes": keyframes})
     elif len(clips) == 2:
-        for flag, value in {"--factor": factor, "--loop": loop, "--refine": refine, "--refine-steps": refine_steps, "--seed": seed}.items():
+        for flag, value in {"--factor": factor, "--loop": loop, "--refine": refine}.items():
             if value not in (None, False):
                 raise UsageError(f"{flag} works on one CLIP; with two clips give --steps N or --transition F")
-        _two_clips(report, clips, output, method, morph_steps, transition, join, resample)
+        if keyframes and transition is None:
+            raise UsageError("--keyframes needs --transition F (the bridge's frames)")
+        _two_clips(report, clips, output, method, morph_steps, transition, join, resample, sampling if keyframes else None)
     else:
         raise UsageError(f"interpolate takes one CLIP (with --factor) or two, A and B (with --steps or --transition); got {len(clips)}")
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """What --refine and --keyframes sample with: knobs (steps, prompts), seed, memory, model."""
+
+    knobs: Any
+    seed: int | None
+    memory: LowMemory
+    load: Any
+    model_given: bool
+
+    def load_for(self, report: Reporter, path: str, clip: Any) -> Any:
+        """Check the knobs against the clip's model (or --model), then load it."""
+        load = ClipInput(path=path, clip=clip).load_options(self.load, self.model_given)
+        self.knobs_for(clip).check_for(describe_model(load).spec)
+        return load_sampler(load, self.memory, report)
+
+    def knobs_for(self, clip: Any) -> Any:
+        from vidlatent.generation import with_clip_prompts
+
+        return with_clip_prompts(self.knobs, clip)
+
+
+def _prompt_flags(prompts: Any) -> dict[str, Any]:
+    return {"--prompt": prompts.prompt, "--negative-prompt": prompts.negative_prompt, "--guidance": prompts.guidance}
+
+
 def _one_clip(report: Reporter, path: str, output: str | None, factor: int | None, method: str, loop: bool,
-              refine: float | None, refine_steps: int | None, seed: int | None, memory: LowMemory, load: Any,
-              model_given: bool, two_clip_options: dict[str, Any]) -> None:
+              refine: float | None, sampling: Sampling, two_clip_options: dict[str, Any]) -> None:
     from vidlatent import editing, latentfile
-    from vidlatent.generation import Knobs, random_seed, strength_steps
+    from vidlatent.generation import random_seed, strength_steps
 
     for flag, value in two_clip_options.items():
         if value not in (None, False):
@@ -91,26 +138,21 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
     if factor is None:
         raise UsageError("give --factor K (K - 1 new frames between neighbours), or two clips A B with --steps or --transition")
     editing.check_factor(factor)
-    refinement = None
-    if refine is None:
-        for flag, value in {"--refine-steps": refine_steps, "--seed": seed}.items():
-            if value is not None:
-                raise UsageError(f"{flag} applies only with --refine S")
-    else:
-        if refine_steps is not None and refine_steps < 1:
-            raise UsageError(f"--refine-steps {refine_steps}: must be at least 1")
-        refinement = editing.Refinement(strength=refine, knobs=Knobs(steps=refine_steps), seed=random_seed() if seed is None else seed)
-        refinement.validate()
+    seed = sampling.seed
     output = output or default_output(path, ".safetensors", tag="-interpolated")
     editing.check_latent_output(output, "interpolate")
     clip = editing.read_clip(path, command="interpolate")
+    refinement = None
+    if refine is not None:
+        refinement = editing.Refinement(strength=refine, knobs=sampling.knobs_for(clip), seed=random_seed() if seed is None else seed)
+        refinement.validate()
     prepare_output(output, [path])
 
     model, steps = None, 0
     if refinement is not None:
         if seed is None:
             announce_seed(report, refinement.seed)
-        model = load_sampler(ClipInput(path=path, clip=clip).load_options(load, model_given), memory, report)
+        model = sampling.load_for(report, path, clip)
         steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline).steps)
     bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("interpolate"), bar as progress:
@@ -126,7 +168,7 @@ def _ignore(_: int) -> None:
 
 
 def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, method: str, morph_steps: int | None,
-               transition: int | None, join: bool, resample: bool) -> None:
+               transition: int | None, join: bool, resample: bool, keyframes: Sampling | None) -> None:
     from vidlatent import editing, latentfile
 
     if (morph_steps is None) == (transition is None):
@@ -158,12 +200,33 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
     output = output or default_output(paths[0], ".safetensors", tag="-transition")
     editing.check_latent_output(output, "interpolate")
     a, b = (editing.read_clip(path, command="interpolate") for path in paths)
-    with report.timed("interpolate"):
-        result = editing.transition(a, b, transition, method=method, join=join, resample=resample, names=names)
+    if keyframes is not None:
+        result = _keyframes(report, paths, output, a, b, transition, join, resample, keyframes)
+    else:
+        with report.timed("interpolate"):
+            result = editing.transition(a, b, transition, method=method, join=join, resample=resample, names=names)
     prepare_output(output, list(paths))
     latentfile.write(result, output)
     report.note(f"wrote {output} ({result.pixel_frames} frames{', A + transition + B' if join else ''})")
-    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model)
+    seeded = {"seed": result.seed} if keyframes is not None else {}
+    report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model, **seeded)
+
+
+def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b: Any, frames: int, join: bool,
+               resample: bool, sampling: Sampling) -> Any:
+    """The model-made bridge of --keyframes (A's model, unless --model is given)."""
+    from vidlatent import editing
+    from vidlatent.generation import random_seed
+
+    seed = random_seed() if sampling.seed is None else sampling.seed
+    prepare_output(output, list(paths))
+    model = sampling.load_for(report, paths[0], a)
+    if sampling.seed is None:
+        announce_seed(report, seed)
+    steps = sampling.knobs_for(a).resolved(model.pipeline, model.family).steps
+    with report.timed("interpolate"), report.progress("bridging", steps) as progress:
+        return editing.keyframes(a, b, frames, model=model, knobs=sampling.knobs_for(a), seed=seed, join=join,
+                                 resample=resample, names=(paths[0], paths[1]), progress=progress)
 
 
 def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int) -> list[str]:

@@ -59,6 +59,15 @@ def for_pipeline(pipeline: Any) -> Family:
     return found
 
 
+def known_spec(hub_id: str) -> tuple[Family, ModelSpec] | None:
+    """The family and spec of a checkpoint some family knows by hub id (no folder needed)."""
+    for each in all_families():
+        spec = each.known_spec(hub_id)
+        if spec is not None:
+            return each, spec
+    return None
+
+
 def for_vae(vae: Any) -> Family | None:
     name = type(vae).__name__
     return next((each for each in all_families() if each.vae_class == name), None)

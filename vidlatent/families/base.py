@@ -128,6 +128,11 @@ class Family:
     def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
         raise NotImplementedError
 
+    def known_spec(self, hub_id: str) -> ModelSpec | None:
+        """The spec of a checkpoint this family knows by hub id, without its folder (so that
+        arguments are checked before a download); None for others."""
+        return None
+
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
         """The diffusers class to run: with or without a conditioning image."""
         return self.pipeline_classes[0]
@@ -264,3 +269,5 @@ class Family:
 
         if spec.image == IMAGE_NONE:
             raise UsageError(f"{spec.title} takes no image, so it cannot continue a clip from its last frame")
+        if spec.last_image:
+            raise UsageError(f"{spec.title} needs a last frame too; to bridge two clips use interpolate A B --transition F --keyframes")

@@ -77,6 +77,16 @@ class StableVideoDiffusion(Family):
             knobs=frozenset(self.knob_arguments),
         )
 
+    def known_spec(self, hub_id: str) -> ModelSpec | None:
+        if hub_id not in self.aliases.values():
+            return None
+        side = round(DEFAULT_NATIVE_AREA**0.5)  # both SVD checkpoints: UNet sample_size 96, VAE factor 8
+        return ModelSpec(
+            family=self.name, title=self.title, native_size=(side, side), size_multiple=SIZE_MULTIPLE,
+            frame_rule=FrameRule(), fps=DEFAULT_FPS, image=IMAGE_REQUIRED, last_image=False,
+            knobs=frozenset(self.knob_arguments),
+        )
+
     def build_tiny(self, name: str) -> Any:
         from vidlatent.tiny import build_tiny_random
 

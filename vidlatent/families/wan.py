@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,19 +45,34 @@ WAN22_STD = (0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013, 0.8
              0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093, 0.5709, 0.6065, 0.6415, 0.4944,
              0.5726, 1.2042, 0.5458, 1.6887, 0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744)
 
-# The diffusers-format checkpoints: (alias, hub id, native (width, height), fps). The sizes and
-# frame rates are those of the model cards; 81 frames (Wan 2.2 TI2V: 121) is what they were
-# trained on, and the pipelines' own default (81) is what --frames defaults to.
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a Wan checkpoint is, as its folder's configs say: for checks before it is downloaded,
+    and for the native size and frame rate, which the configs do not carry (model cards)."""
+
+    alias: str
+    hub: str
+    native_size: tuple[int, int]
+    fps: float
+    image: str  # required, optional or none
+    last_image: bool = False
+    experts: int = 1
+    z_dim: int = 16
+
+
+# The diffusers-format checkpoints. 81 frames (Wan 2.2 TI2V: 121) is what they were trained on;
+# the pipelines' own default (81) is what --frames defaults to.
 CHECKPOINTS = (
-    ("wan21-i2v-480p", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", (832, 480), 16.0),
-    ("wan21-i2v-720p", "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", (1280, 720), 16.0),
-    ("wan21-flf2v", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", (1280, 720), 16.0),
-    ("wan22-ti2v-5b", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", (1280, 704), 24.0),
-    ("wan22-i2v-a14b", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", (1280, 720), 16.0),
-    ("wan22-t2v-a14b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", (1280, 720), 16.0),
+    Checkpoint("wan21-i2v-480p", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", (832, 480), 16.0, IMAGE_REQUIRED),
+    Checkpoint("wan21-i2v-720p", "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", (1280, 720), 16.0, IMAGE_REQUIRED),
+    Checkpoint("wan21-flf2v", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", (1280, 720), 16.0, IMAGE_REQUIRED, last_image=True),
+    Checkpoint("wan22-ti2v-5b", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", (1280, 704), 24.0, IMAGE_OPTIONAL, z_dim=48),
+    Checkpoint("wan22-i2v-a14b", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", (1280, 720), 16.0, IMAGE_REQUIRED, experts=2),
+    Checkpoint("wan22-t2v-a14b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", (1280, 720), 16.0, IMAGE_NONE, experts=2),
 )
 TINY = {"tiny-random-wan": ((64, 64), 16.0), "tiny-random-wan22": ((64, 64), 24.0)}
-KNOWN = {hub: (size, fps) for _, hub, size, fps in CHECKPOINTS} | TINY
+KNOWN = {checkpoint.hub: (checkpoint.native_size, checkpoint.fps) for checkpoint in CHECKPOINTS} | TINY
 SEED = 0
 
 
@@ -76,7 +92,7 @@ class Wan(Family):
     components = ("vae", "text_encoder", "tokenizer", "transformer", "transformer_2", "scheduler", "image_encoder",
                   "image_processor")
     weightless = ("scheduler", "tokenizer", "image_processor")
-    aliases = {alias: hub for alias, hub, _, _ in CHECKPOINTS}
+    aliases = {checkpoint.alias: checkpoint.hub for checkpoint in CHECKPOINTS}
     tiny = tuple(TINY)
     knob_arguments = {
         "frames": "num_frames",
@@ -99,25 +115,38 @@ class Wan(Family):
         vae = read_config(folder, "vae")
         transformer = read_config(folder, "transformer") or read_config(folder, "transformer_2")
         z_dim = int(vae.get("z_dim", 16))
-        spatial = int(vae.get("scale_factor_spatial") or 8)
-        patch = transformer.get("patch_size") or [1, 2, 2]
-        expand = bool(model_index.get("expand_timesteps"))
-        experts = 2 if model_index.get("boundary_ratio") is not None else 1
         if model_index.get("_class_name") == I2V:
             image = IMAGE_REQUIRED
         else:
-            image = IMAGE_OPTIONAL if expand else IMAGE_NONE
-        last_image = image == IMAGE_REQUIRED and transformer.get("pos_embed_seq_len") is not None
-        default_size, default_fps = ((1280, 704), 24.0) if z_dim == 48 else ((832, 480), 16.0)
-        size, fps = KNOWN.get(model_id, (default_size, default_fps))
+            image = IMAGE_OPTIONAL if model_index.get("expand_timesteps") else IMAGE_NONE
+        default = ((1280, 704), 24.0) if z_dim == 48 else ((832, 480), 16.0)
+        native_size, fps = KNOWN.get(model_id, default)
+        return self._spec(
+            native_size=native_size, fps=fps, image=image, z_dim=z_dim,
+            last_image=image == IMAGE_REQUIRED and transformer.get("pos_embed_seq_len") is not None,
+            experts=2 if model_index.get("boundary_ratio") is not None else 1,
+            size_multiple=int(vae.get("scale_factor_spatial") or 8) * int((transformer.get("patch_size") or [1, 2, 2])[1]),
+            temporal=int(vae.get("scale_factor_temporal") or TEMPORAL),
+        )
+
+    def known_spec(self, hub_id: str) -> ModelSpec | None:
+        for checkpoint in CHECKPOINTS:
+            if checkpoint.hub == hub_id:
+                return self._spec(native_size=checkpoint.native_size, fps=checkpoint.fps, image=checkpoint.image,
+                                  z_dim=checkpoint.z_dim, last_image=checkpoint.last_image, experts=checkpoint.experts,
+                                  size_multiple=32 if checkpoint.z_dim == 48 else 16, temporal=TEMPORAL)
+        return None
+
+    def _spec(self, *, native_size: tuple[int, int], fps: float, image: str, z_dim: int, last_image: bool, experts: int,
+              size_multiple: int, temporal: int) -> ModelSpec:
         knobs = set(self.knob_arguments) - ({"guidance_2"} if experts == 1 else set())
         version = "2.2" if z_dim == 48 or experts == 2 else "2.1"
         task = {IMAGE_REQUIRED: "first-last-frame" if last_image else "image", IMAGE_OPTIONAL: "text/image",
                 IMAGE_NONE: "text"}[image]
         return ModelSpec(
-            family=self.name, title=f"Wan {version} {task}-to-video", native_size=size, size_multiple=spatial * int(patch[1]),
-            frame_rule=FrameRule(int(vae.get("scale_factor_temporal") or TEMPORAL), causal=True), fps=fps, image=image,
-            last_image=last_image, knobs=frozenset(knobs), experts=experts,
+            family=self.name, title=f"Wan {version} {task}-to-video", native_size=native_size, size_multiple=size_multiple,
+            frame_rule=FrameRule(temporal, causal=True), fps=fps, image=image, last_image=last_image,
+            knobs=frozenset(knobs), experts=experts,
         )
 
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
@@ -176,15 +205,20 @@ class Wan(Family):
         return self._normalize(latents.float(), vae)[0].permute(1, 0, 2, 3).cpu()  # (T, C, h, w)
 
     def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8) -> Iterator[np.ndarray]:
+        """(T, C, h, w) latents to uint8 frames, streamed (``decode_chunks``); ``chunk`` is not
+        used: the decoder's own step is one latent frame."""
+        from vidlatent.codec import tensor_to_pixels
+
+        for pixels in self.decode_chunks(latents, vae, device=device):
+            yield from tensor_to_pixels(pixels[0].permute(1, 0, 2, 3).float())
+
+    def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device) -> Iterator[torch.Tensor]:
         """The VAE's own causal decoding (``AutoencoderKLWan._decode``), streamed: one latent frame
-        after another through the decoder's feature cache, each one's pixel frames (1, then 4)
-        yielded as they come, so memory does not grow with the length; bit-identical to
-        ``vae.decode`` of the whole clip (tested). ``chunk`` is not used: the decoder's own
-        step is one latent frame."""
+        after another through the decoder's feature cache, each one's pixels, (1, 3, N, H, W) in
+        [-1, 1] (N = 1, then 4), yielded as they come, so memory does not grow with the length.
+        Concatenated, they equal ``vae.decode`` of the whole clip bit for bit (tested)."""
         import torch
         from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
-
-        from vidlatent.codec import tensor_to_pixels
 
         patch = vae.config.patch_size
         with torch.inference_mode(), _cache_cleared(vae):
@@ -200,8 +234,7 @@ class Wan(Family):
                     out = vae.decoder(step, feat_cache=vae._feat_map, feat_idx=vae._conv_idx)
                 if patch is not None:
                     out = unpatchify(out, patch_size=patch)
-                out = torch.clamp(out, min=-1.0, max=1.0)  # (1, 3, N, H, W)
-                yield from tensor_to_pixels(out[0].permute(1, 0, 2, 3).float())
+                yield torch.clamp(out, min=-1.0, max=1.0)
 
     @staticmethod
     def _normalize(raw: torch.Tensor, vae: Any) -> torch.Tensor:
