@@ -143,12 +143,20 @@ def resolve_device(name: str, note: Note = _silent) -> torch.device:
     return torch.device(name)
 
 
-def resolve_dtype(name: str, device: torch.device, note: Note = _silent) -> torch.dtype:
-    """Turn a --dtype value into a torch dtype; ``auto`` is fp16 on CUDA/MPS and fp32 on CPU."""
+def resolve_dtype(name: str, device: torch.device, note: Note = _silent, *, preferred: str = "fp16") -> torch.dtype:
+    """Turn a --dtype value into a torch dtype.
+
+    ``auto`` is fp32 on a CPU and the model family's ``preferred`` dtype on a GPU (fp16 for
+    SVD; bf16 for Wan, trained in bf16, where the GPU has it, else fp16).
+    """
     import torch
 
     if name == "auto":
-        return torch.float32 if device.type == "cpu" else torch.float16
+        if device.type == "cpu":
+            return torch.float32
+        if preferred == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
     if name == "fp16" and device.type == "cpu":
         note("fp16 is not supported on CPU; using fp32 instead")
         return torch.float32
@@ -246,10 +254,10 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _placement(options: LoadOptions, components: Sequence[str], note: Note) -> tuple[torch.device, torch.dtype, str]:
+def _placement(options: LoadOptions, components: Sequence[str], note: Note, family: Family) -> tuple[torch.device, torch.dtype, str]:
     options.validate()
     device = resolve_device(options.device, note)
-    dtype = resolve_dtype(options.dtype, device, note)
+    dtype = resolve_dtype(options.dtype, device, note, preferred=family.preferred_gpu_dtype)
     offload = resolve_offload(options.offload, device, components)
     return device, dtype, offload
 
@@ -280,8 +288,9 @@ def describe(options: LoadOptions | str) -> ModelInfo:
 
 def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
     """Load only the VAE of ``options.model`` (for encode and decode)."""
-    device, dtype, _ = _placement(options, ("vae",), note)
+    options.validate()
     info = describe(options)
+    device, dtype, _ = _placement(options, ("vae",), note, info.family)
     folder = model_folder(options.model, ("vae",), fp16=dtype == _fp16())
     _quiet_libraries()
     import diffusers
@@ -316,7 +325,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     info = describe(options)
     family, spec = info.family, info.spec
     components = tuple(components) if components is not None else family.sampling_components(spec, image=image)
-    device, dtype, offload = _placement(options, components, note)
+    device, dtype, offload = _placement(options, components, note, family)
     folder = model_folder(options.model, components, fp16=dtype == _fp16())
     _quiet_libraries()
     import diffusers

@@ -119,6 +119,7 @@ class Family:
     knob_arguments: ClassVar[dict[str, str]] = {}  # Knobs field -> pipeline argument
     knob_defaults: ClassVar[dict[str, Any]] = {}  # where vidlatent's default differs from "not passed"
     comfyui: ClassVar[dict[tuple[int, int], ComfyAssumption]] = {}  # (ndim, channels) -> assumption
+    preferred_gpu_dtype: ClassVar[str] = "fp16"  # --dtype auto on a GPU
     has_forward_chunking: ClassVar[bool] = False
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1

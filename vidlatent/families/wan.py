@@ -102,6 +102,7 @@ class Wan(Family):
         "guidance": "guidance_scale",
         "guidance_2": "guidance_scale_2",
     }
+    preferred_gpu_dtype = "bf16"  # Wan is trained and released in bf16; fp16 risks overflow
     # The pipelines need a prompt; without --prompt vidlatent passes the empty one.
     knob_defaults = {"prompt": ""}
     comfyui = {
