@@ -23,6 +23,15 @@ for _name in ("VIDLATENT_MODEL", "VIDLATENT_DEVICE", "VIDLATENT_DTYPE", "VIDLATE
     os.environ.pop(_name, None)
 
 
+def resized_photo(folder: Path, size: tuple[int, int]) -> str:
+    """The shared test image resized to ``size`` (a size the tiny models run in a blink), saved in ``folder``."""
+    from PIL import Image
+
+    path = folder / "photo.png"
+    Image.open(data_file("test_image.png")).convert("RGB").resize(size, Image.LANCZOS).save(path)
+    return str(path)
+
+
 def data_file(name: str) -> Path:
     path = DATA / name
     if not path.exists():

@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tests.conftest import data_file
+from tests.conftest import data_file, resized_photo
 from vidlatent import latentfile
 from vidlatent.cli import main
 from vidlatent.codec import tensor_to_pixels
@@ -36,9 +36,7 @@ def cli(*args: str, input: bytes | None = None, code: int = 0):
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> str:
     """The shared test image at 64x64: a size the tiny models run in a blink; no resize needed."""
-    path = tmp_path_factory.mktemp("photo") / "photo.png"
-    Image.open(data_file("test_image.png")).convert("RGB").resize((64, 64), Image.LANCZOS).save(path)
-    return str(path)
+    return resized_photo(tmp_path_factory.mktemp("photo"), (64, 64))
 
 
 @pytest.fixture(scope="module")
