@@ -171,7 +171,7 @@ def resolve_offload(name: str, device: torch.device, components: Sequence[str]) 
         return "none"
     if name != "auto":
         return name
-    if device.type == "cuda" and any(name in components for name in DENOISERS):
+    if device.type == "cuda" and any(denoiser in components for denoiser in DENOISERS):
         import torch
 
         total = torch.cuda.get_device_properties(device).total_memory
