@@ -325,6 +325,8 @@ def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, imag
     chunking = memory.forward_chunking or (memory.low_vram and family.has_forward_chunking)
     if memory.forward_chunking and not family.has_forward_chunking:
         raise UsageError(f"--forward-chunking: {family.title}'s denoiser has no chunked feed-forward in diffusers; leave it out")
+    if memory.low_vram and not family.has_forward_chunking:
+        report.note(f"--low-vram: {family.title}'s denoiser has no chunked feed-forward; offloading and decoding in chunks only")
     if memory.offload_model:
         load = dataclasses.replace(load, offload="model")
     with report.timed("load"):
