@@ -120,8 +120,12 @@ class Reporter:
     """
 
     def __init__(self, state: State, command: str = "") -> None:
-        self.quiet = state.quiet
-        self.json = state.json
+        from vidlatent.distributed import launched
+
+        # In a launch of several processes (torchrun), rank 0 alone speaks.
+        main = launched().main
+        self.quiet = state.quiet or not main
+        self.json = state.json and main
         self.command = command
         self.timings: dict[str, float] = {}
         self._started = time.perf_counter()

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from vidlatent import distributed
 from vidlatent.atomic import STDIO
+from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
     LowMemory, Reporter, State, announce_seed, common_options, describe_model, load_sampler, low_memory_options,
     model_options, output_entry, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
@@ -41,6 +43,9 @@ Examples:
 @sampling_options
 @seed_option
 @click.option("--num-videos", type=click.IntRange(min=1), default=1, show_default=True, help="Videos per image; video i uses seed+i.")
+@click.option("--context-parallel", type=int, metavar="N",
+              help="Under torchrun --nproc-per-node N: split each Wan video over the N processes (diffusers' context "
+                   "parallelism, Ulysses); the result equals one process's.")
 @click.option("--size", metavar="WxH",
               help="Pixel size, multiples of the model's size multiple (SVD 64, Wan 2.1 16, Wan 2.2 TI2V 32). "
                    "Default: the image's aspect ratio at the model's native area (its native size for text only).")
@@ -49,7 +54,8 @@ Examples:
 @common_options
 @pass_state
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
-            knobs, seed: int | None, num_videos: int, size: str | None, memory: LowMemory, load, model_given: bool) -> None:
+            knobs, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, memory: LowMemory, load,
+            model_given: bool) -> None:
     """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on
     stdin), or from --prompt alone (no IMAGE) on models that can (Wan 2.2 TI2V and T2V).
 
@@ -69,43 +75,94 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     explicit_size = media.parse_dimensions(size) if size else None
     outputs = plan_outputs(sources or [TEXT_ONLY], num_videos, output, ".mp4")
     latent_outputs = plan_outputs(sources or [TEXT_ONLY], num_videos, latent_out, LATENT_SUFFIX) if latent_out else None
-    # Read every image now: a bad one fails in a blink, before the model loads.
-    image_bytes = {source: read_image_bytes(source) for source in sources}
-    for source, data in image_bytes.items():
-        media.load_image(data if source == STDIO else source)
+    # Read every image now: a bad one fails in a blink, before the model loads; in a batch it
+    # fails its own outputs only (reported at the end), unless every image is bad.
+    image_bytes, unreadable = read_images(sources)
     end_image = media.load_image(last_image) if last_image is not None else None
-    spec = describe_model(load).spec
+    described = describe_model(load)
+    spec = described.spec
     check_inputs(spec, knobs, with_image=bool(sources), last_image=end_image is not None)
     if explicit_size is not None:
         check_size(explicit_size, spec)
+    ranks = distributed.launched()
+    if context_parallel is not None:
+        check_context_parallel(context_parallel, ranks, described, image_bytes, explicit_size, knobs)
     inputs = [*sources, *([last_image] if last_image else [])]
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, inputs)
 
-    base_seed = random_seed() if seed is None else seed
+    load = join_launch(load, ranks)
+    base_seed = distributed.broadcast(random_seed(), ranks) if seed is None else seed
     if seed is None:
         announce_seed(report, base_seed)
     model = load_sampler(load, memory, report, image=bool(sources))
+    if context_parallel is not None:
+        model.family.enable_context_parallel(model.pipeline, context_parallel)
     steps = knobs.resolved(model.pipeline, model.family).steps
-    written: list[dict] = []  # type: ignore[type-arg]
-    for source_index, source in enumerate(sources or [TEXT_ONLY]):
+    # One job per video: (source's index, source, video index); video i of an image uses seed + i.
+    jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
+
+    def label(job: tuple[int, str, int]) -> str:
+        return {STDIO: "stdin", TEXT_ONLY: "the prompt"}.get(job[1]) or Path(job[1]).name
+
+    def make(job: tuple[int, str, int]) -> list[dict]:  # type: ignore[type-arg]
+        row, source, index = job
+        if source in unreadable:
+            raise unreadable[source]
         data = image_bytes.get(source, b"")
         image = media.load_image(data) if source != TEXT_ONLY else None
-        for index in range(num_videos):
-            video_seed = base_seed + index
-            label = {STDIO: "stdin", TEXT_ONLY: "from the prompt"}.get(source) or Path(source).name
-            with report.timed("generate"), report.progress(f"generating {label}", steps) as progress:
-                clip = generate(model, image, knobs=knobs, seed=video_seed, size=explicit_size,
-                                source=source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve()),
-                                image_sha256=file_sha256(data) if image is not None else "", progress=progress,
-                                last_image=end_image)
-            if latent_outputs:
-                latentfile.write(clip, latent_outputs[source_index][index])
-                written.append(output_entry(latent_outputs[source_index][index], clip))
-            target = outputs[source_index][index]
-            written.append(write_clip(clip, target, model, memory, report))
-            report.note(f"wrote {target} ({clip.pixel_frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
-    report.summary(written, stdout_busy=STDIO in (entry["path"] for entry in written), model=model.model_id, seed=base_seed)
+        video_seed = base_seed + index
+        with report.timed("generate"), report.progress(f"generating from {label(job)}", steps) as progress:
+            clip = generate(model, image, knobs=knobs, seed=video_seed, size=explicit_size,
+                            source=source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve()),
+                            image_sha256=file_sha256(data) if image is not None else "", progress=progress,
+                            last_image=end_image)
+        if not ranks.main and context_parallel is not None:
+            return []  # every process made this video together; rank 0 writes it
+        written = []
+        if latent_outputs:
+            latentfile.write(clip, latent_outputs[row][index])
+            written.append(output_entry(latent_outputs[row][index], clip))
+        target = outputs[row][index]
+        written.append(write_clip(clip, target, model, memory, report))
+        report.note(f"wrote {target} ({clip.pixel_frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
+        return written
+
+    entries = _batch.run(jobs, make, label=label, ranks=ranks, share=context_parallel is None)
+    report.summary(entries, stdout_busy=STDIO in (entry["path"] for entry in entries), model=model.model_id, seed=base_seed)
+
+
+def check_context_parallel(degree, ranks, described, image_bytes, size, knobs) -> None:  # type: ignore[no-untyped-def]
+    """--context-parallel N: one video split over the N processes of a launch, checked before loading."""
+    import torch
+
+    from vidlatent import media
+    from vidlatent.generation import default_size
+
+    if degree < 2:
+        raise UsageError(f"--context-parallel {degree}: must be at least 2 (the processes that share one video)")
+    if ranks.world != degree:
+        raise UsageError(f"--context-parallel {degree}: run it under torchrun --nproc-per-node {degree} "
+                         f"(this launch has {ranks.world} process(es))")
+    spec = described.spec
+    frames = knobs.frames or spec.frames
+    for image in [media.load_image(data) for data in image_bytes.values()] or [None]:
+        described.family.check_context_parallel(described.folder, spec, size or default_size(spec, image), frames, degree)
+    if torch.accelerator.device_count() == 0:
+        # diffusers 0.42.1 places each rank on device rank % torch.accelerator.device_count().
+        raise UsageError(f"--context-parallel {degree}: needs GPUs (diffusers places each process on an accelerator; "
+                         "this machine has none)")
+
+
+def join_launch(load, ranks):  # type: ignore[no-untyped-def]
+    """In a launch of several processes: join its process group, and let --device auto put each
+    process on its own GPU (cuda:LOCAL_RANK), else the CPU."""
+    import dataclasses
+
+    if not ranks.parallel:
+        return load
+    distributed.start()
+    return dataclasses.replace(load, device=distributed.device_name(ranks)) if load.device == "auto" else load
 
 
 def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  # type: ignore[no-untyped-def]
@@ -124,6 +181,29 @@ def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  #
     if last_image and not with_image:
         raise UsageError("--last-image needs IMAGE, the first frame")
     knobs.check_for(spec)
+
+
+def read_images(sources: list[str]) -> tuple[dict[str, bytes], dict[str, Exception]]:
+    """Every image's bytes, checked to be an image; with several, the unreadable ones apart.
+
+    One image, or a batch whose every image is unreadable, fails here with the first error.
+    """
+    from vidlatent import media
+    from vidlatent.errors import MediaError
+
+    image_bytes: dict[str, bytes] = {}
+    unreadable: dict[str, Exception] = {}
+    for source in sources:
+        try:
+            image_bytes[source] = read_image_bytes(source)
+            media.load_image(image_bytes[source] if source == STDIO else source)
+        except MediaError as error:
+            if len(sources) == 1:
+                raise
+            unreadable[source] = error
+    if sources and len(unreadable) == len(sources):
+        raise next(iter(unreadable.values()))
+    return image_bytes, unreadable
 
 
 def read_image_bytes(source: str) -> bytes:

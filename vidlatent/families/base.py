@@ -60,6 +60,7 @@ class ModelSpec:
         image: whether it takes a conditioning image: required, optional or none.
         last_image: it can be conditioned on a last frame too (keyframes).
         knobs: the vidlatent.generation.Knobs fields it takes.
+        frames: the pixel frames it makes without --frames (its pipeline's default).
         experts: 2 for Wan 2.2's two-expert models (a second guidance scale).
     """
 
@@ -72,6 +73,7 @@ class ModelSpec:
     image: str
     last_image: bool
     knobs: frozenset[str]
+    frames: int
     experts: int = 1
 
     @property
@@ -262,6 +264,19 @@ class Family:
     def enable_forward_chunking(self, pipeline: Any) -> None:
         """Run the denoiser's feed-forward layers in chunks (less memory, slower); only where
         ``has_forward_chunking``."""
+        raise NotImplementedError
+
+    def check_context_parallel(self, folder: Path | None, spec: ModelSpec, size: tuple[int, int], frames: int,
+                               degree: int) -> None:
+        """Raise UsageError unless one video of ``size`` and ``frames`` pixel frames can be split
+        over ``degree`` processes by diffusers' context parallelism (Ulysses)."""
+        from vidlatent.errors import UsageError
+
+        raise UsageError(f"--context-parallel: {self.title}'s denoiser has no context-parallel plan in diffusers; "
+                         "run one video per process instead (torchrun without --context-parallel)")
+
+    def enable_context_parallel(self, pipeline: Any, degree: int) -> None:
+        """Split the denoiser's attention over ``degree`` processes (after ``check_context_parallel``)."""
         raise NotImplementedError
 
     def check_extend(self, spec: ModelSpec) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent.families.base import IMAGE_REQUIRED, ComfyAssumption, Family, ModelSpec, Progress, _no_progress
+from vidlatent.families.base import IMAGE_REQUIRED, ComfyAssumption, Family, ModelSpec, Progress, _no_progress, read_config
 from vidlatent.latentfile import SVD_LAYOUT, SVD_SCALING_FACTOR, FrameRule, LatentLayout, Normalization
 
 if TYPE_CHECKING:
@@ -29,8 +29,6 @@ DEFAULT_FPS = 7.0  # the pipeline's default conditioning frame rate
 
 def native_area(folder: Path) -> int:
     """The pixel area the model was trained at: (UNet sample_size x VAE factor)^2, else SVD's 1024x576."""
-    from vidlatent.families.base import read_config
-
     unet, vae = read_config(folder, "unet"), read_config(folder, "vae")
     try:
         return int((unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)) ** 2)
@@ -74,7 +72,7 @@ class StableVideoDiffusion(Family):
         return ModelSpec(
             family=self.name, title=self.title, native_size=(side, side), size_multiple=SIZE_MULTIPLE,
             frame_rule=FrameRule(), fps=DEFAULT_FPS, image=IMAGE_REQUIRED, last_image=False,
-            knobs=frozenset(self.knob_arguments),
+            knobs=frozenset(self.knob_arguments), frames=int(read_config(folder, "unet").get("num_frames", 25)),
         )
 
     def known_spec(self, hub_id: str) -> ModelSpec | None:
@@ -84,7 +82,7 @@ class StableVideoDiffusion(Family):
         return ModelSpec(
             family=self.name, title=self.title, native_size=(side, side), size_multiple=SIZE_MULTIPLE,
             frame_rule=FrameRule(), fps=DEFAULT_FPS, image=IMAGE_REQUIRED, last_image=False,
-            knobs=frozenset(self.knob_arguments),
+            knobs=frozenset(self.knob_arguments), frames=25 if hub_id.endswith("-xt") else 14,
         )
 
     def build_tiny(self, name: str) -> Any:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 I2V = "WanImageToVideoPipeline"
 T2V = "WanPipeline"
 TEMPORAL = 4
+DEFAULT_FRAMES = 81  # the pipelines' num_frames default
 # diffusers' AutoencoderKLWan defaults (Wan 2.1's VAE) and Wan 2.2's 48-channel VAE (as in
 # ComfyUI's Wan22 latent format): used for ComfyUI latents, which do not carry them.
 WAN21_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
@@ -147,7 +148,7 @@ class Wan(Family):
         return ModelSpec(
             family=self.name, title=f"Wan {version} {task}-to-video", native_size=native_size, size_multiple=size_multiple,
             frame_rule=FrameRule(temporal, causal=True), fps=fps, image=image, last_image=last_image,
-            knobs=frozenset(knobs), experts=experts,
+            knobs=frozenset(knobs), frames=DEFAULT_FRAMES, experts=experts,
         )
 
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
@@ -301,6 +302,33 @@ class Wan(Family):
         start = self.noised(clean.float(), noise.float(), sigma)
         with tail_schedule(model.pipeline, kept):
             return call(latents=start, steps=steps)
+
+    # --- one video over several processes ------------------------------------------------------
+
+    def check_context_parallel(self, folder: Path | None, spec: ModelSpec, size: tuple[int, int], frames: int,
+                               degree: int) -> None:
+        """Ulysses splits the heads and the video's tokens over the processes: both must divide.
+        The tokens are latent frames x (height / 16) x (width / 16) (Wan 2.2 TI2V: / 32), the
+        transformer's patches."""
+        from vidlatent.errors import UsageError
+
+        config = (read_config(folder, "transformer") or read_config(folder, "transformer_2")) if folder else {}
+        heads = int(config.get("num_attention_heads", 40))
+        if heads % degree:
+            raise UsageError(f"--context-parallel {degree}: {spec.title}'s transformer has {heads} attention heads, "
+                             f"which {degree} processes cannot share evenly; use a divisor of {heads}")
+        width, height = size
+        tokens = spec.frame_rule.latent_frames(frames) * (height // spec.size_multiple) * (width // spec.size_multiple)
+        if tokens % degree:
+            raise UsageError(f"--context-parallel {degree}: a {width}x{height} video of {frames} frames is {tokens} tokens, "
+                             f"which {degree} processes cannot share evenly; change --frames or --size")
+
+    def enable_context_parallel(self, pipeline: Any, degree: int) -> None:
+        from diffusers import ContextParallelConfig
+
+        for transformer in (pipeline.transformer, getattr(pipeline, "transformer_2", None)):
+            if transformer is not None:
+                transformer.enable_parallelism(config=ContextParallelConfig(ulysses_degree=degree))
 
     # --- tiny random models --------------------------------------------------------------------
 
