@@ -153,7 +153,7 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
         if seed is None:
             announce_seed(report, refinement.seed)
         model = sampling.load_for(report, path, clip)
-        steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline).steps)
+        steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline, model.family).steps)
     bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("interpolate"), bar as progress:
         result = editing.interpolate(clip, factor, method=method, loop=loop, refine=refinement, model=model, progress=progress)
