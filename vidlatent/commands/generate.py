@@ -12,6 +12,7 @@ from vidlatent.commands._shared import (
     LowMemory, Reporter, State, announce_seed, common_options, describe_model, load_sampler, low_memory_options,
     model_options, output_entry, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
 )
+from vidlatent.commands.upscale import upscaler_option
 from vidlatent.errors import UsageError
 
 LATENT_SUFFIX = ".safetensors"
@@ -27,6 +28,7 @@ Examples:
   vidlatent generate shots/ --num-videos 2 -o out/{stem}-{index}.mp4
   vidlatent generate photo.png --model wan22-ti2v-5b --prompt "a fox runs through snow" -o fox.mp4
   vidlatent generate --model tiny-random-wan22 --prompt "a fox" --size 64x64 --frames 9 --steps 2 -o fox.mp4
+  vidlatent generate photo.png --model ltx-0.9.7-distilled --prompt "waves roll in" --upscale -o waves.mp4
 """
 )
 @click.argument("images", nargs=-1, required=False, type=click.Path(allow_dash=True))
@@ -44,12 +46,17 @@ Examples:
 @click.option("--size", metavar="WxH",
               help="Pixel size, multiples of the model's size multiple (SVD 64, Wan 2.1 16, Wan 2.2 TI2V 32). "
                    "Default: the image's aspect ratio at the model's native area (its native size for text only).")
+@click.option("--upscale", is_flag=True,
+              help="LTX: generate at half the size, upsample the latents 2x with LTX's latent upsampler and refine them "
+                   "(its multi-scale workflow); --size is the final size.")
+@upscaler_option
 @low_memory_options
 @model_options
 @common_options
 @pass_state
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
-            knobs, seed: int | None, num_videos: int, size: str | None, memory: LowMemory, load, model_given: bool) -> None:
+            knobs, seed: int | None, num_videos: int, size: str | None, upscale: bool, upscaler: str | None, memory: LowMemory,
+            load, model_given: bool) -> None:
     """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on
     stdin), or from --prompt alone (no IMAGE) on models that can (Wan 2.2 TI2V and T2V).
 
@@ -59,7 +66,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     stderr and recorded in the latent file. Knobs a model does not take (--prompt on SVD,
     --motion on Wan) and frame counts or sizes it cannot make are refused before it loads.
     """
-    from vidlatent import latentfile, media
+    from vidlatent import latentfile, media, upscaling
     from vidlatent.generation import check_size, file_sha256, generate, random_seed
 
     report = Reporter(state, "generate")
@@ -74,10 +81,17 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     for source, data in image_bytes.items():
         media.load_image(data if source == STDIO else source)
     end_image = media.load_image(last_image) if last_image is not None else None
-    spec = describe_model(load).spec
+    described = describe_model(load)
+    spec = described.spec
     check_inputs(spec, knobs, with_image=bool(sources), last_image=end_image is not None)
+    if upscaler is not None and not upscale:
+        raise UsageError("--upscaler needs --upscale")
+    if upscale:
+        upscaling.check_model(described.family)
     if explicit_size is not None:
         check_size(explicit_size, spec)
+        if upscale:
+            upscaling.low_size(explicit_size, spec)
     inputs = [*sources, *([last_image] if last_image else [])]
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, inputs)
@@ -87,6 +101,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         announce_seed(report, base_seed)
     model = load_sampler(load, memory, report, image=bool(sources))
     steps = knobs.resolved(model.pipeline, model.family).steps
+    upsampler = upscaling.load_upsampler(upscaler or upscaling.default_upscaler(model.model_id), model) if upscale else None
     written: list[dict] = []  # type: ignore[type-arg]
     for source_index, source in enumerate(sources or [TEXT_ONLY]):
         data = image_bytes.get(source, b"")
@@ -94,11 +109,18 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         for index in range(num_videos):
             video_seed = base_seed + index
             label = {STDIO: "stdin", TEXT_ONLY: "from the prompt"}.get(source) or Path(source).name
+            final = (explicit_size or upscaling.final_size(spec, image)) if upsampler is not None else explicit_size
             with report.timed("generate"), report.progress(f"generating {label}", steps) as progress:
-                clip = generate(model, image, knobs=knobs, seed=video_seed, size=explicit_size,
+                clip = generate(model, image, knobs=knobs, seed=video_seed,
+                                size=upscaling.low_size(final, spec) if upsampler is not None else final,
                                 source=source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve()),
                                 image_sha256=file_sha256(data) if image is not None else "", progress=progress,
                                 last_image=end_image)
+            if upsampler is not None:
+                with report.timed("upscale"), report.progress("upscaling", upscaling.refine_steps(model)) as progress:
+                    clip = upscaling.upscale(model, upsampler, clip, knobs=knobs, seed=video_seed,
+                                             image=media.resize_image(image, final) if image is not None else None,
+                                             progress=progress)
             if latent_outputs:
                 latentfile.write(clip, latent_outputs[source_index][index])
                 written.append(output_entry(latent_outputs[source_index][index], clip))
@@ -118,8 +140,8 @@ def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  #
     if not with_image and spec.image == IMAGE_REQUIRED:
         raise UsageError(f"{spec.title} animates an image: give IMAGE (text alone needs a text-to-video model)")
     if last_image and not spec.last_image:
-        raise UsageError(f"--last-image: {spec.title} is not a first-last-frame model (Wan 2.1 FLF2V is)")
-    if spec.last_image and with_image and not last_image:
+        raise UsageError(f"--last-image: {spec.title} is not a first-last-frame model (Wan 2.1 FLF2V and LTX-Video are)")
+    if spec.last_image and not spec.last_image_optional and with_image and not last_image:
         raise UsageError(f"{spec.title} is conditioned on a first and a last frame: give --last-image PATH too")
     if last_image and not with_image:
         raise UsageError("--last-image needs IMAGE, the first frame")
