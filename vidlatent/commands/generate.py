@@ -39,7 +39,7 @@ Examples:
 )
 @click.option("--latent-out", metavar="PATH", help="Also write the latents here (a pattern or folder with several outputs).")
 @click.option("--last-image", metavar="PATH", type=click.Path(dir_okay=False),
-              help="First-last-frame models (Wan FLF2V): the frame the video ends on.")
+              help="First-last-frame models (Wan FLF2V, LTX-Video): the frame the video ends on.")
 @sampling_options
 @seed_option
 @click.option("--num-videos", type=click.IntRange(min=1), default=1, show_default=True, help="Videos per image; video i uses seed+i.")
