@@ -169,7 +169,7 @@ def test_edit_and_refine_on_ltx_clips(tmp_path, clip_path, photo):
 
 
 def test_extend_is_the_pipelines_own_video_conditioning(clip_path, ltx, diffusers_pipeline):
-    """The clip's last 9 frames (decoded as decode writes them) as a condition at frame 0, strength 1."""
+    """The clip's last 9 frames (decoded with the default decode settings) as a condition at frame 0, strength 1."""
     from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
     clip = latentfile.read(clip_path)
