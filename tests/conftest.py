@@ -64,6 +64,14 @@ def tiny_wan22() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ltx() -> Path:
+    """The tiny-random-ltx folder (LTX-Video, LTXConditionPipeline), built once per session."""
+    from vidlatent.tiny import tiny_random_path
+
+    return tiny_random_path("tiny-random-ltx")
+
+
+@pytest.fixture(scope="session")
 def reference(tiny_model: Path):
     """diffusers' own StableVideoDiffusionPipeline, loaded from the tiny-random folder: the reference
     that model-backed commands are proved against."""

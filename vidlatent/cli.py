@@ -25,7 +25,7 @@ COMMANDS = {
     "encode": ("encode", "Encode a video into a latent clip."),
     "decode": ("decode", "Decode a latent clip into a video."),
     "inspect": ("inspect", "Show a latent clip's metadata, statistics and history."),
-    "generate": ("generate", "Generate a video from an image with Stable Video Diffusion."),
+    "generate": ("generate", "Generate a video from an image or a prompt."),
     "extend": ("extend", "Continue a clip, segment by segment, without drift."),
     "interpolate": ("interpolate", "More frames, morphs and transitions, in latent space."),
     "edit": ("edit", "Edit a clip: new first frame, directions, smoothing, trim, loop."),
@@ -33,6 +33,7 @@ COMMANDS = {
     "transfer-motion": ("transfer_motion", "Apply one clip's motion to another image's appearance."),
     "analyze": ("analyze", "PCA, motion energy and static flags of latent clips."),
     "convert": ("convert", "Convert latents to and from ComfyUI's .latent files."),
+    "upscale": ("upscale", "Upscale an LTX-Video clip 2x: latent upsampler, then a refining pass."),
     "env": ("env", "Show versions, devices and defaults, for bug reports."),
 }
 EXIT_INTERRUPTED = 130
@@ -122,7 +123,7 @@ def _print_notes_on_stderr(state: Any) -> None:
 @click.version_option(__version__, prog_name="vidlatent")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors (also VIDLATENT_DEBUG=1).")
 def main(debug: bool) -> None:
-    """Generate and edit video with latent video diffusion models (Stable Video Diffusion).
+    """Generate and edit video with latent video diffusion models (Stable Video Diffusion, Wan, LTX-Video).
 
     Commands chain through .safetensors latent files, on disk or piped with `-`:
 

@@ -299,7 +299,7 @@ def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, 
     spec = model.spec
     if not spec.last_image:
         raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
-                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v)")
+                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video)")
     knobs = dataclasses.replace(knobs, frames=frames)
     knobs.check_for(spec)
     a.require_space(model.latent_space, what=f"--model {model.model_id}")

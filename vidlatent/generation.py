@@ -105,6 +105,7 @@ def sample(
     sigmas: list[float] | None = None,
     last_image: Image.Image | None = None,
     size: tuple[int, int] | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> torch.Tensor:
     """One pipeline call; returns (T, C, h, w) float32 latents on the CPU.
 
@@ -120,6 +121,8 @@ def sample(
         sigmas: SVD: a custom sigma schedule (ending in 0) instead of ``knobs.steps`` steps.
         last_image: a last frame to condition on (first-last-frame models), at the output size.
         size: (width, height) for text only; default the image's size.
+        arguments: more pipeline arguments, the family's own (LTX: conditions=, timesteps=,
+            denoise_strength=); they take precedence over the knobs' arguments.
     """
     family = model.family
     size = image.size if image is not None else size
@@ -130,15 +133,17 @@ def sample(
         extra["latents"] = family.to_pipeline_latents(latents).to(device=model.execution_device, dtype=family.latent_dtype(model))
     if sigmas is not None:
         extra["sigmas"] = sigmas
-    result = model.pipeline(
-        **family.pipeline_arguments(model, image=image, last_image=last_image, size=size),
-        generator=cpu_generator(seed),
-        output_type="latent",
-        callback_on_step_end=_step_reporter(progress, on_step),
+    frames = knobs.resolved(model.pipeline, family).frames
+    call = {
+        **family.pipeline_arguments(model, image=image, last_image=last_image, size=size, frames=frames),
+        "generator": cpu_generator(seed),
+        "output_type": "latent",
+        "callback_on_step_end": _step_reporter(progress, on_step),
         **knobs.pipeline_kwargs(family),
         **extra,
-    )
-    return family.pipeline_output(result)
+        **(arguments or {}),
+    }
+    return family.pipeline_output(model.pipeline(**call))
 
 
 def generate(
@@ -266,7 +271,7 @@ def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int, family: F
 
         own = family or families.for_pipeline(pipeline)
         latents = tensors["latents"]
-        frames = own.from_pipeline_latents(latents)  # a (T, C, h, w) view of the pipeline's tensor
+        frames = own.from_pipeline_latents(latents, size=tuple(known.shape[-2:]))  # a (T, C, h, w) view of the pipeline's tensor
         sigma = own.sigma_after_step(pipeline, step)
         noise = torch.randn(known.shape, generator=noise_generator)
         frames[positions] = own.noised(known, noise, sigma).to(device=latents.device, dtype=latents.dtype)
@@ -371,9 +376,9 @@ def regenerate(
         size = image.size if image is not None else size
         noise = initial_noise(model, size, int(latents.shape[0]), seed)
 
-    def call(*, latents: torch.Tensor, steps: int | None, sigmas: list[float] | None = None) -> torch.Tensor:
+    def call(*, latents: torch.Tensor, steps: int | None, sigmas: list[float] | None = None, **arguments: Any) -> torch.Tensor:
         return sample(model, image, knobs=dataclasses.replace(knobs, steps=steps), seed=seed, progress=progress,
-                      on_step=on_step, latents=latents, sigmas=sigmas, size=size)
+                      on_step=on_step, latents=latents, sigmas=sigmas, size=size, arguments=arguments)
 
     return model.family.regenerate_tail(model, call, latents, noise, steps, count)
 
@@ -412,11 +417,12 @@ def extend(
 ) -> LatentClip:
     """Continue ``clip`` ``options.times`` times; segment j uses seed + j.
 
-    Each new segment is generated conditioned on the clip's last pixel frame so far; its first
-    ``overlap`` latent frames are pinned to the end of the clip (the family says what they are:
-    SVD's last latent frames; for causal VAEs, the encoding of the last (overlap - 1) * 4 + 1
-    pixel frames, so the conditioning frame is the first of them) and are not repeated in the
-    result, so the clip grows by (segment frames - overlap) latent frames per segment.
+    Each new segment is made by the family's ``extend_segment``: by default conditioned on the
+    clip's last pixel frame so far, its first ``overlap`` latent frames pinned to the end of the
+    clip (SVD's last latent frames; for causal VAEs, the encoding of the last (overlap - 1) * 4 + 1
+    pixel frames, so the conditioning frame is the first of them); LTX conditions natively on the
+    clip's last (overlap - 1) * 8 + 1 pixel frames. Those frames are not repeated in the result, so
+    the clip grows by (segment frames - overlap) latent frames per segment.
     """
     import torch
 
@@ -425,24 +431,20 @@ def extend(
     family.check_extend(spec)
     knobs.check_for(spec)
     effective = knobs.resolved(model.pipeline, family)
-    overlap = family.default_overlap if options.overlap is None else options.overlap
+    segment_latents = spec.frame_rule.latent_frames(effective.frames)
+    overlap = options.overlap
+    if overlap is None:  # the family's default, where a segment is long enough for it (LTX: 2, or 1)
+        overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
     options = dataclasses.replace(options, overlap=overlap)
-    options.validate(spec.frame_rule.latent_frames(effective.frames), clip.frames, minimum=family.minimum_overlap)
+    options.validate(segment_latents, clip.frames, minimum=family.minimum_overlap)
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()
     segments = []
     steps_done = 0
     for index in range(options.times):
         segment_seed = seed + index
-        image, known = family.continuation(model, latents, overlap)
-        segment = sample(
-            model,
-            image,
-            knobs=knobs,
-            seed=segment_seed,
-            progress=functools.partial(_offset_progress, progress, steps_done),
-            on_step=pin_frames(known, range(overlap), segment_seed, family) if overlap else None,
-        )
+        segment = family.extend_segment(model, latents, overlap, knobs=knobs, seed=segment_seed,
+                                        progress=functools.partial(_offset_progress, progress, steps_done))
         steps_done += effective.steps
         fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)

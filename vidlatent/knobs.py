@@ -23,6 +23,8 @@ FLAGS = {
     "frames": "--frames", "steps": "--steps", "fps": "--fps", "motion": "--motion", "noise_aug": "--noise-aug",
     "min_guidance": "--min-guidance", "max_guidance": "--max-guidance", "prompt": "--prompt",
     "negative_prompt": "--negative-prompt", "guidance": "--guidance", "guidance_2": "--guidance-2",
+    "decode_timestep": "--decode-timestep", "decode_noise_scale": "--decode-noise-scale",
+    "timesteps": "timesteps (a model's own default schedule; no flag)",
 }
 
 
@@ -43,6 +45,10 @@ class Knobs:
         prompt, negative_prompt: text models: what to show and what to avoid.
         guidance: text models: classifier-free guidance scale (guidance_scale).
         guidance_2: Wan 2.2 two-expert models: guidance of the low-noise expert (guidance_scale_2).
+        decode_timestep, decode_noise_scale: LTX: the timestep its VAE decoder is conditioned on, and
+            how much noise is mixed into the latents before decoding (recorded, used by decode).
+        timesteps: LTX distilled models: the documented schedule (timesteps=), set as the model's
+            default when --steps is not given; no flag.
     """
 
     frames: int | None = None
@@ -56,6 +62,9 @@ class Knobs:
     negative_prompt: str | None = None
     guidance: float | None = None
     guidance_2: float | None = None
+    decode_timestep: float | None = None
+    decode_noise_scale: float | None = None
+    timesteps: tuple[float, ...] | None = None
 
     def validate(self) -> None:
         """Raise UsageError for values no model can use (cheap, before loading)."""
@@ -79,7 +88,8 @@ class Knobs:
 
     def pipeline_kwargs(self, family: Family) -> dict[str, Any]:
         """The knobs that were given, plus the family's own defaults, under its pipeline's names."""
-        values = {**family.knob_defaults, **self.given()}
+        given = self.given()
+        values = {**family.knob_defaults_for(given), **given}
         return {family.knob_arguments[name]: value for name, value in values.items() if name in family.knob_arguments}
 
     def resolved(self, pipeline: Any, family: Family | None = None) -> Knobs:
@@ -89,13 +99,14 @@ class Knobs:
 
         family = family or families.for_pipeline(pipeline)
         defaults = inspect.signature(type(pipeline).__call__).parameters
+        ours = family.knob_defaults_for(self.given())
         values: dict[str, Any] = {}
         for name, argument in family.knob_arguments.items():
             given = getattr(self, name)
             if given is not None:
                 values[name] = given
-            elif name in family.knob_defaults:
-                values[name] = family.knob_defaults[name]
+            elif name in ours:
+                values[name] = ours[name]
             elif argument in defaults:
                 values[name] = defaults[argument].default
         return Knobs(**{**values, **family.resolve_knobs(pipeline, values)})
@@ -125,6 +136,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_guidance": (lambda v: v >= 0, "0 or more"),
     "guidance": (lambda v: v >= 0, "0 or more"),
     "guidance_2": (lambda v: v >= 0, "0 or more"),
+    "decode_timestep": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "decode_noise_scale": (lambda v: 0 <= v <= 1, "between 0 and 1"),
 }
 
 

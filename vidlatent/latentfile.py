@@ -383,7 +383,8 @@ def to_comfyui_bytes(clip: LatentClip) -> bytes | bytearray:
     ComfyUI keeps raw VAE latents and normalises them itself (its latent formats'
     ``process_in``), so the clip's normalisation is undone here: SVD's latents are divided by
     the scaling factor, (F, 4, h, w); Wan's get latents * std + mean and ComfyUI's video layout
-    (1, C, T, h, w). vidlatent's own metadata rides along under the ``vidlatent`` key, so
+    (1, C, T, h, w); LTX's stay as they are, (1, 128, T, h, w): ComfyUI's LTX VAE applies the
+    per-channel statistics itself. vidlatent's own metadata rides along under the ``vidlatent`` key, so
     reading the file back restores model, latent space, fps and history, and the metadata of
     the ComfyUI file the clip came from (its ``prompt`` and ``workflow``, kept in the history)
     is written back. A clip read from a ComfyUI file and not changed since gets that file's
@@ -392,7 +393,7 @@ def to_comfyui_bytes(clip: LatentClip) -> bytes | bytearray:
     import torch
 
     _validate_tensor(clip.latents, "clip")
-    raw = clip.comfyui_raw if _comfyui_raw_current(clip) else _to_comfyui_layout(clip.layout.normalization.raw(clip.latents), clip.layout)
+    raw = clip.comfyui_raw if _comfyui_raw_current(clip) else _to_comfyui_layout(_comfyui_normalization(clip.layout).raw(clip.latents), clip.layout)
     tensors = {COMFYUI_TENSOR: raw, COMFYUI_MARKER: torch.tensor([])}
     metadata = {**_comfyui_metadata_in(clip.history), COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)}
     return safetensors_bytes(tensors, metadata)
@@ -411,6 +412,14 @@ def _from_comfyui_layout(tensor: torch.Tensor, source: str) -> torch.Tensor:
     return tensor
 
 
+def _comfyui_normalization(layout: LatentLayout) -> Normalization:
+    """What ComfyUI's latent format for the layout's family does to raw VAE latents: the layout's
+    own normalisation (SVD, Wan), or none for LTX, whose ComfyUI VAE normalises internally."""
+    from vidlatent.families import family
+
+    return family(layout.family).comfyui_normalization(layout)
+
+
 def _comfyui_raw_current(clip: LatentClip) -> bool:
     """True when the clip still holds exactly what its ComfyUI file's tensor normalises to."""
     import torch
@@ -421,7 +430,7 @@ def _comfyui_raw_current(clip: LatentClip) -> bool:
     frames_first = _from_comfyui_layout(raw, "clip")
     if frames_first.shape != clip.latents.shape:
         return False
-    return torch.equal(clip.layout.normalization.normalized(frames_first), clip.latents.float())
+    return torch.equal(_comfyui_normalization(clip.layout).normalized(frames_first), clip.latents.float())
 
 
 def _comfyui_metadata_in(history: Any) -> dict[str, str]:
@@ -495,7 +504,7 @@ def _clip_from_comfyui(tensors: dict[str, torch.Tensor], metadata: dict[str, str
         )
     marker = COMFYUI_MARKER in tensors
     clip = _clip_from({TENSOR_NAME: latent.float()}, ours, source)
-    values = clip.layout.normalization.normalized(latent) if marker else latent.float()
+    values = _comfyui_normalization(clip.layout).normalized(latent) if marker else latent.float()
     return dataclasses.replace(clip, latents=values, comfyui_raw=original if marker else None)
 
 

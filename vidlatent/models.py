@@ -54,8 +54,9 @@ class LoadOptions:
     """How to load a model; every field is a command-line flag of the same name.
 
     Args:
-        model: alias (svd, svd-xt, wan21-i2v-480p, ...), hub id, local diffusers folder, or a
-            tiny random model (tiny-random, tiny-random-wan, tiny-random-wan22).
+        model: alias (svd, svd-xt, wan21-i2v-480p, ltx-0.9.7-dev, ...), hub id, local diffusers
+            folder, or a tiny random model (tiny-random, tiny-random-wan, tiny-random-wan22,
+            tiny-random-ltx).
         device: auto, cpu, cuda, cuda:N or mps.
         dtype: auto, fp16, bf16 or fp32.
         offload: auto, none, model or sequential.
@@ -277,13 +278,15 @@ def describe(options: LoadOptions | str) -> ModelInfo:
     except ModelError:
         # A checkpoint a family knows by hub id is described without its folder, so that usage
         # mistakes are reported before "not on disk"; loading it still needs the folder.
-        known = families.known_spec(ALIASES.get(model, model))
+        hub_id = ALIASES.get(model, model)
+        known = families.known_spec(hub_id)
         if known is None:
             raise
-        return ModelInfo(model_id=ALIASES.get(model, model), folder=None, family=known[0], spec=known[1])
+        return ModelInfo(model_id=hub_id, folder=None, family=known[0].for_model(hub_id, None), spec=known[1])
     family, index = families.for_folder(folder, model)
-    return ModelInfo(model_id=_model_id(model, folder), folder=folder, family=family,
-                     spec=family.spec(folder, index, _model_id(model, folder)))
+    model_id = _model_id(model, folder)
+    family = family.for_model(model_id, folder)
+    return ModelInfo(model_id=model_id, folder=folder, family=family, spec=family.spec(folder, index, model_id))
 
 
 def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:

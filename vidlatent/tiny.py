@@ -16,13 +16,16 @@ on a CPU, in seconds. Its output is noise by design: it proves the plumbing, not
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vidlatent.atomic import atomic_output
 
 NAME = "tiny-random"
 # Bump when a tiny model's configs change, so an old cached folder is not reused.
-VERSIONS = {"tiny-random": 1, "tiny-random-wan": 1, "tiny-random-wan22": 1}
+VERSIONS = {"tiny-random": 1, "tiny-random-wan": 1, "tiny-random-wan22": 1, "tiny-random-ltx": 1,
+            "tiny-random-ltx-upscaler": 1}
 SEED = 0
 # The scheduler SVD ships with (stabilityai/stable-video-diffusion-img2vid-xt, scheduler_config.json).
 SVD_SCHEDULER_CONFIG = {
@@ -52,22 +55,26 @@ def cache_root() -> Path:
     return Path(xdg) / "vidlatent"
 
 
-def tiny_random_path(name: str = NAME) -> Path:
-    """Return the folder of the tiny random model ``name``, building it on first use."""
+def tiny_random_path(name: str = NAME, build: Callable[[], Any] | None = None) -> Path:
+    """Return the folder of the tiny random model ``name``, building it on first use.
+
+    ``build`` makes it, for tiny pipelines that are not a family's models (LTX's tiny upscaler);
+    default: the family's ``build_tiny``.
+    """
     folder = cache_root() / f"{name}-v{VERSIONS.get(name, 1)}"
     if not (folder / "model_index.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        save_tiny_random(folder, name)
+        save_tiny_random(folder, name, build)
     return folder
 
 
-def save_tiny_random(folder: str | os.PathLike[str], name: str = NAME) -> None:
+def save_tiny_random(folder: str | os.PathLike[str], name: str = NAME, build: Callable[[], Any] | None = None) -> None:
     """Build the tiny model ``name`` deterministically and save it as a diffusers folder (atomically)."""
     from vidlatent import families
     from vidlatent.models import _quiet_libraries
 
     _quiet_libraries()
-    pipeline = families.tiny_models()[name].build_tiny(name)
+    pipeline = build() if build is not None else families.tiny_models()[name].build_tiny(name)
     with atomic_output(folder, directory=True) as temporary:
         pipeline.save_pretrained(temporary, safe_serialization=True)
 

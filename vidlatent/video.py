@@ -14,6 +14,7 @@ from typing import Any
 
 from vidlatent import media
 from vidlatent.errors import MediaError
+from vidlatent.families.base import DecodeSettings
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
 
@@ -117,6 +118,7 @@ def decode_clip(
     chunk: int = 8,
     fps: float | None = None,
     progress: Progress = _no_progress,
+    settings: DecodeSettings | None = None,
 ) -> int:
     """Decode ``clip`` with ``model``'s VAE and stream the frames into ``output``.
 
@@ -126,14 +128,18 @@ def decode_clip(
         output: .mp4, .webm, .gif, or a folder for PNG frames; written atomically.
         chunk: latent frames per decoder call.
         fps: frame rate of the output; default the clip's.
+        settings: a timestep-conditioned decoder's timestep and noise (LTX); default the clip's own
+            (``Family.decode_settings``).
 
     Returns:
         The number of frames written.
     """
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
+    settings = settings if settings is not None else model.family.decode_settings(model.vae, clip)
     writer: Any
     with media.VideoWriter(output, fps=fps or clip.fps) as writer:
-        for frame in model.family.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=chunk):
+        for frame in model.family.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=chunk,
+                                                settings=settings):
             writer.write(frame)
             progress(writer.frames_written)
     return writer.frames_written

@@ -200,10 +200,29 @@ def _checked_option(*names: str, type: Any = None, **attributes: Any) -> Callabl
 
 def _prompt_option_list(knob: Callable[..., Any]) -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     return [
-        click.option("--prompt", metavar="TEXT", help="Text models (Wan): what the video shows [\"\"; extend and edit: the clip's own]."),
-        click.option("--negative-prompt", metavar="TEXT", help="Text models (Wan): what to avoid [\"\"; extend and edit: the clip's own]."),
-        knob("--guidance", type=float, field="guidance", help="Text models (Wan): classifier-free guidance scale [5.0]."),
+        click.option("--prompt", metavar="TEXT",
+                     help="Text models (Wan, LTX): what the video shows [\"\"; extend and edit: the clip's own]."),
+        click.option("--negative-prompt", metavar="TEXT",
+                     help="Text models (Wan, LTX): what to avoid [\"\"; extend and edit: the clip's own]."),
+        knob("--guidance", type=float, field="guidance",
+             help="Text models: classifier-free guidance scale [Wan 5.0, LTX 3.0; LTX distilled 1.0]."),
     ]
+
+
+def _decode_option_list(knob: Callable[..., Any]) -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    return [
+        knob("--decode-timestep", type=float, field="decode_timestep", metavar="T",
+             help="LTX: the timestep its VAE decoder is conditioned on, 0-1 [the clip's own, else 0.05]."),
+        knob("--decode-noise-scale", type=float, field="decode_noise_scale", metavar="S",
+             help="LTX: share of noise mixed into the latents before decoding, 0-1 [the clip's own, else 0.025]."),
+    ]
+
+
+def decode_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--decode-timestep and --decode-noise-scale (LTX's timestep-conditioned decoder), for decode."""
+    for option in reversed(_decode_option_list(_checked_option)):
+        function = option(function)
+    return function
 
 
 def prompt_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -231,27 +250,33 @@ def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def wrapper(*args: Any, frames: int | None, steps: int | None, cond_fps: int | None, motion: int | None,
                 noise_aug: float | None, min_guidance: float | None, max_guidance: float | None, prompt: str | None,
-                negative_prompt: str | None, guidance: float | None, guidance_2: float | None, **kwargs: Any) -> Any:
+                negative_prompt: str | None, guidance: float | None, guidance_2: float | None, decode_timestep: float | None,
+                decode_noise_scale: float | None, **kwargs: Any) -> Any:
         from vidlatent.knobs import Knobs
 
         knobs = Knobs(frames=frames, steps=steps, fps=cond_fps, motion=motion, noise_aug=noise_aug,
                       min_guidance=min_guidance, max_guidance=max_guidance, prompt=prompt,
-                      negative_prompt=negative_prompt, guidance=guidance, guidance_2=guidance_2)
+                      negative_prompt=negative_prompt, guidance=guidance, guidance_2=guidance_2,
+                      decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale)
         return function(*args, knobs=knobs, **kwargs)
 
     knob = _checked_option
     options = [
         knob("--frames", type=int, field="frames",
-             help="Frames to generate [the model's: 14 for SVD, 25 for SVD-XT; 81 for Wan, which makes 4k+1]."),
-        knob("--steps", type=int, field="steps", help="Denoising steps [SVD 25, Wan 50]."),
+             help="Frames to generate [the model's: 14 for SVD, 25 for SVD-XT; 81 for Wan, which makes 4k+1; "
+                  "161 for LTX, which makes 8k+1]."),
+        knob("--steps", type=int, field="steps",
+             help="Denoising steps [SVD 25, Wan 50, LTX 50; LTX distilled: its documented 8-step schedule]."),
         *_prompt_option_list(knob),
         knob("--guidance-2", type=float, field="guidance_2",
              help="Wan 2.2 two-expert models: guidance of the low-noise expert [--guidance]."),
-        knob("--fps", "cond_fps", type=int, field="fps", help="SVD: frame rate the model is conditioned on, and the clip's [7]."),
+        knob("--fps", "cond_fps", type=int, field="fps",
+             help="SVD, LTX: frame rate the model is conditioned on, and the clip's [SVD 7, LTX 25]."),
         knob("--motion", type=int, field="motion", help="SVD: motion bucket id, 1-255: higher means more motion [127]."),
         knob("--noise-aug", type=float, field="noise_aug", help="SVD: noise added to the conditioning image; more frees the motion [0.02]."),
         knob("--min-guidance", type=float, field="min_guidance", help="SVD: guidance at the first frame; it rises linearly over frames [1.0]."),
         knob("--max-guidance", type=float, field="max_guidance", help="SVD: guidance at the last frame [3.0]."),
+        *_decode_option_list(knob),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)

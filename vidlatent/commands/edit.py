@@ -116,7 +116,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
         load = ClipInput(path=clip, clip=source).load_options(load, model_given)
         regeneration.knobs.check_for(describe_model(load).spec)
         model = load_sampler(load, memory, report)
-    steps = strength_steps(strength or 0.0, knobs.resolved(model.pipeline).steps) if model is not None else 0
+    steps = strength_steps(strength or 0.0, knobs.resolved(model.pipeline, model.family).steps) if model is not None else 0
     bar = report.progress("re-generating", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("edit"), bar as progress:
         result = editing.edit(source, plan, model=model, progress=progress)

@@ -16,6 +16,7 @@ from vidlatent.commands._shared import (
 Examples:
   vidlatent extend clip.safetensors --times 3 -o long.safetensors
   vidlatent generate photo.png --model tiny-random --frames 6 --seed 1 -o - | vidlatent extend - --times 2 -o - | vidlatent decode - -o long.mp4
+  vidlatent extend ltx-clip.safetensors --times 2 --overlap 2 -o longer.safetensors
 """
 )
 @click.argument("clip", type=click.Path(allow_dash=True))
@@ -23,7 +24,7 @@ Examples:
 @click.option("--times", type=click.IntRange(min=1), default=1, show_default=True, help="How many segments to add.")
 @click.option("--overlap", type=click.IntRange(min=0),
               help="Latent frames each new segment shares with the clip's end (pinned, not repeated) "
-                   "[SVD 2; Wan 1: the conditioning frame].")
+                   "[SVD 2; Wan 1: the conditioning frame; LTX 2: the clip's last 9 frames, its native condition].")
 @click.option("--drift-correction/--no-drift-correction", default=True, show_default=True,
               help="Match each new segment's per-channel latent mean and std to the first segment's.")
 @sampling_options
@@ -40,7 +41,8 @@ def command(state: State, clip: str, output: str | None, times: int, overlap: in
     OVERLAP latent frames start from the end of the clip (SVD: its last latent frames; Wan: its
     last frames re-encoded, the conditioning frame first), re-noised to the current noise level
     after every step and kept pinned, so the seam is continuous; they are not repeated, so the
-    clip grows by a segment minus OVERLAP latent frames each time. Without --frames a segment
+    clip grows by a segment minus OVERLAP latent frames each time. LTX-Video is conditioned
+    natively instead: the clip's last (OVERLAP - 1) x 8 + 1 frames are its condition at frame 0. Without --frames a segment
     is as long as the clip's own segments (from its history), else the model's default.
     Segment j uses seed + j; without --seed, the seed is the clip's own seed + 1 (so a seeded
     chain repeats exactly), or a random one. Wan prompts: without --prompt, the clip's own.

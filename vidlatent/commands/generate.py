@@ -14,6 +14,7 @@ from vidlatent.commands._shared import (
     LowMemory, Reporter, State, announce_seed, common_options, describe_model, load_sampler, low_memory_options,
     model_options, output_entry, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
 )
+from vidlatent.commands.upscale import upscaler_option
 from vidlatent.errors import UsageError
 
 LATENT_SUFFIX = ".safetensors"
@@ -29,6 +30,7 @@ Examples:
   vidlatent generate shots/ --num-videos 2 -o out/{stem}-{index}.mp4
   vidlatent generate photo.png --model wan22-ti2v-5b --prompt "a fox runs through snow" -o fox.mp4
   vidlatent generate --model tiny-random-wan22 --prompt "a fox" --size 64x64 --frames 9 --steps 2 -o fox.mp4
+  vidlatent generate photo.png --model ltx-0.9.7-distilled --prompt "waves roll in" --upscale -o waves.mp4
 """
 )
 @click.argument("images", nargs=-1, required=False, type=click.Path(allow_dash=True))
@@ -39,7 +41,7 @@ Examples:
 )
 @click.option("--latent-out", metavar="PATH", help="Also write the latents here (a pattern or folder with several outputs).")
 @click.option("--last-image", metavar="PATH", type=click.Path(dir_okay=False),
-              help="First-last-frame models (Wan FLF2V): the frame the video ends on.")
+              help="First-last-frame models (Wan FLF2V, LTX-Video): the frame the video ends on.")
 @sampling_options
 @seed_option
 @click.option("--num-videos", type=click.IntRange(min=1), default=1, show_default=True, help="Videos per image; video i uses seed+i.")
@@ -49,13 +51,17 @@ Examples:
 @click.option("--size", metavar="WxH",
               help="Pixel size, multiples of the model's size multiple (SVD 64, Wan 2.1 16, Wan 2.2 TI2V 32). "
                    "Default: the image's aspect ratio at the model's native area (its native size for text only).")
+@click.option("--upscale", is_flag=True,
+              help="LTX: generate at half the size, upsample the latents 2x with LTX's latent upsampler and refine them "
+                   "(its multi-scale workflow); --size is the final size.")
+@upscaler_option
 @low_memory_options
 @model_options
 @common_options
 @pass_state
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
-            knobs, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, memory: LowMemory, load,
-            model_given: bool) -> None:
+            knobs, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, upscale: bool,
+            upscaler: str | None, memory: LowMemory, load, model_given: bool) -> None:
     """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on
     stdin), or from --prompt alone (no IMAGE) on models that can (Wan 2.2 TI2V and T2V).
 
@@ -65,7 +71,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     stderr and recorded in the latent file. Knobs a model does not take (--prompt on SVD,
     --motion on Wan) and frame counts or sizes it cannot make are refused before it loads.
     """
-    from vidlatent import latentfile, media
+    from vidlatent import latentfile, media, upscaling
     from vidlatent.generation import check_size, file_sha256, generate, random_seed
 
     report = Reporter(state, "generate")
@@ -82,8 +88,14 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     described = describe_model(load)
     spec = described.spec
     check_inputs(spec, knobs, with_image=bool(sources), last_image=end_image is not None)
+    if upscaler is not None and not upscale:
+        raise UsageError("--upscaler needs --upscale")
+    if upscale:
+        upscaling.check_model(described.family)
     if explicit_size is not None:
         check_size(explicit_size, spec)
+        if upscale:
+            upscaling.low_size(explicit_size, spec)
     ranks = distributed.launched()
     if context_parallel is not None:
         check_context_parallel(context_parallel, ranks, described, image_bytes, explicit_size, knobs)
@@ -99,6 +111,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     if context_parallel is not None:
         model.family.enable_context_parallel(model.pipeline, context_parallel)
     steps = knobs.resolved(model.pipeline, model.family).steps
+    upsampler = upscaling.load_upsampler(upscaler or upscaling.default_upscaler(model.model_id), model) if upscale else None
     # One job per video: (source's index, source, video index); video i of an image uses seed + i.
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
 
@@ -112,11 +125,18 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         data = image_bytes.get(source, b"")
         image = media.load_image(data) if source != TEXT_ONLY else None
         video_seed = base_seed + index
+        final = (explicit_size or upscaling.final_size(spec, image)) if upsampler is not None else explicit_size
         with report.timed("generate"), report.progress(f"generating from {label(job)}", steps) as progress:
-            clip = generate(model, image, knobs=knobs, seed=video_seed, size=explicit_size,
+            clip = generate(model, image, knobs=knobs, seed=video_seed,
+                            size=upscaling.low_size(final, spec) if upsampler is not None else final,
                             source=source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve()),
                             image_sha256=file_sha256(data) if image is not None else "", progress=progress,
                             last_image=end_image)
+        if upsampler is not None:
+            with report.timed("upscale"), report.progress("upscaling", upscaling.refine_steps(model)) as progress:
+                clip = upscaling.upscale(model, upsampler, clip, knobs=knobs, seed=video_seed,
+                                         image=media.resize_image(image, final) if image is not None else None,
+                                         progress=progress)
         if not ranks.main and context_parallel is not None:
             return []  # every process made this video together; rank 0 writes it
         written = []
@@ -175,8 +195,8 @@ def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  #
     if not with_image and spec.image == IMAGE_REQUIRED:
         raise UsageError(f"{spec.title} animates an image: give IMAGE (text alone needs a text-to-video model)")
     if last_image and not spec.last_image:
-        raise UsageError(f"--last-image: {spec.title} is not a first-last-frame model (Wan 2.1 FLF2V is)")
-    if spec.last_image and with_image and not last_image:
+        raise UsageError(f"--last-image: {spec.title} is not a first-last-frame model (Wan 2.1 FLF2V and LTX-Video are)")
+    if spec.last_image and not spec.last_image_optional and with_image and not last_image:
         raise UsageError(f"{spec.title} is conditioned on a first and a last frame: give --last-image PATH too")
     if last_image and not with_image:
         raise UsageError("--last-image needs IMAGE, the first frame")

@@ -45,13 +45,13 @@ Examples:
                    "conditioned on the first frame, the original frames pinned.")
 @click.option("--refine-steps", type=int, metavar="N",
               help="With --refine: the denoising schedule's steps, S x N of them run; with --keyframes: denoising steps "
-                   "[the model's: SVD 25, Wan 50].")
+                   "[the model's: SVD 25, Wan 50, LTX 50].")
 @click.option("--steps", "morph_steps", type=int, metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
 @click.option("--transition", type=int, metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
 @click.option("--join", is_flag=True, help="With --transition: write A + transition + B as one clip.")
 @click.option("--keyframes", is_flag=True,
               help="With --transition F: make the F-frame bridge with the model, conditioned on A's last frame and B's first "
-                   "(first-last-frame models: Wan 2.1 FLF2V); F follows the model's frame rule (4k+1).")
+                   "(first-last-frame models: Wan 2.1 FLF2V, LTX-Video); F follows the model's frame rule (Wan 4k+1, LTX 8k+1).")
 @click.option("--resample", is_flag=True,
               help="Two clips: resize B's latents to A's size, retime B to A's frame count (--steps) or fps (--join), instead of refusing.")
 @prompt_options
@@ -153,7 +153,7 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
         if seed is None:
             announce_seed(report, refinement.seed)
         model = sampling.load_for(report, path, clip)
-        steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline).steps)
+        steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline, model.family).steps)
     bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("interpolate"), bar as progress:
         result = editing.interpolate(clip, factor, method=method, loop=loop, refine=refinement, model=model, progress=progress)

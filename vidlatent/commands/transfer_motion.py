@@ -133,5 +133,5 @@ def progress_total(options, knobs, model) -> int | None:  # type: ignore[no-unty
 
     if not options.needs_model:
         return None
-    steps = knobs.resolved(model.pipeline).steps
+    steps = knobs.resolved(model.pipeline, model.family).steps
     return 2 * steps if options.method == "inversion" else strength_steps(options.refine, steps)

@@ -1,6 +1,6 @@
 """Model families: the one unit that plugs a kind of video model into every command.
 
-One module per family (``svd``, ``wan``), each defining ``FAMILY``, an instance of
+One module per family (``svd``, ``wan``, ``ltx``), each defining ``FAMILY``, an instance of
 ``vidlatent.families.base.Family``. This registry finds a family by name, by a model folder's
 ``model_index.json``, by a pipeline object, or by a model name (alias, known hub id, tiny
 random model). Adding a family is adding a module and a line to ``MODULES``.
@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 MODULES = {
     "svd": "vidlatent.families.svd",
     "wan": "vidlatent.families.wan",
+    "ltx": "vidlatent.families.ltx",
 }
 FAMILY_NAMES = tuple(MODULES)
 
 
 def family(name: str) -> Family:
-    """The family called ``name`` (svd, wan)."""
+    """The family called ``name`` (svd, wan, ltx)."""
     return importlib.import_module(MODULES[name]).FAMILY  # type: ignore[no-any-return]
 
 

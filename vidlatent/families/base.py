@@ -11,7 +11,9 @@ It owns what differs between them and nothing else:
 - the latent layout (``LatentLayout``: spatial compression, frame rule, normalisation) and
   streamed encoding and decoding of frames;
 - one pipeline call (``pipeline_arguments``, ``pipeline_output``), the noise it starts from, its
-  own noise schedule, and how to start part-way down it (``regenerate_tail``).
+  own noise schedule, and how to start part-way down it (``regenerate_tail``);
+- how a clip is continued (``extend_segment``: by default conditioned on its last frame, the
+  overlap pinned through the step callback; LTX conditions natively on the clip's last frames).
 
 Everything else (commands, the latent math, extend's segment loop, the SDEdit strength rule,
 pinned frames, drift correction) is written once, against this interface, in
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vidlatent.latentfile import FrameRule, LatentLayout
+from vidlatent.latentfile import FrameRule, LatentLayout, Normalization
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,6 +64,8 @@ class ModelSpec:
         knobs: the vidlatent.generation.Knobs fields it takes.
         frames: the pixel frames it makes without --frames (its pipeline's default).
         experts: 2 for Wan 2.2's two-expert models (a second guidance scale).
+        last_image_optional: the last frame may be left out (LTX conditions on whatever frames it
+            is given); a first-last-frame model (Wan FLF2V) needs it whenever it gets an image.
     """
 
     family: str
@@ -75,6 +79,7 @@ class ModelSpec:
     knobs: frozenset[str]
     frames: int
     experts: int = 1
+    last_image_optional: bool = False
 
     @property
     def native_area(self) -> int:
@@ -94,6 +99,34 @@ class ComfyAssumption:
     model: str
     fps: float
     description: str
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How a timestep-conditioned VAE decoder (LTX's) decodes: the decoder's timestep, the share of
+    noise mixed into the latents first, and the seed of that noise.
+
+    Args:
+        timestep: the decoder's timestep (diffusers' ``decode_timestep``).
+        noise_scale: latents = (1 - noise_scale) * latents + noise_scale * noise, before decoding
+            (diffusers' ``decode_noise_scale``).
+        seed: seeds ``torch.Generator("cpu")`` for that noise.
+    """
+
+    timestep: float
+    noise_scale: float
+    seed: int = 0
+
+    def record(self) -> dict[str, Any]:
+        return {"decode_timestep": self.timestep, "decode_noise_scale": self.noise_scale, "decode_seed": self.seed}
+
+
+def onload(vae: Any) -> None:
+    """Move an offloaded VAE to its execution device, as its own encode/decode would (accelerate's
+    hook runs on those, not on the encoder and decoder called directly)."""
+    hook = getattr(vae, "_hf_hook", None)
+    if hook is not None:
+        hook.pre_forward(vae)
 
 
 def read_config(folder: Path, name: str) -> dict[str, Any]:
@@ -125,6 +158,7 @@ class Family:
     has_forward_chunking: ClassVar[bool] = False
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1
+    timestep_decoder: ClassVar[bool] = False  # its VAE's decoder takes --decode-timestep / --decode-noise-scale
 
     # --- configs (per family) ------------------------------------------------------------------
 
@@ -135,6 +169,16 @@ class Family:
         """The spec of a checkpoint this family knows by hub id, without its folder (so that
         arguments are checked before a download); None for others."""
         return None
+
+    def for_model(self, model_id: str, folder: Path | None) -> Family:
+        """The family object that runs this checkpoint: ``self``, or one that carries the
+        checkpoint's own defaults (LTX's distilled models)."""
+        return self
+
+    def knob_defaults_for(self, given: dict[str, Any]) -> dict[str, Any]:
+        """vidlatent's defaults for the knobs not given (where they differ from "not passed"); they
+        may depend on the ones that are."""
+        return self.knob_defaults
 
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
         """The diffusers class to run: with or without a conditioning image."""
@@ -158,9 +202,29 @@ class Family:
         """(H, W, 3) uint8 frames -> (T, C, h, w) float32 latents on the CPU, normalised."""
         raise NotImplementedError
 
-    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8) -> Iterator[np.ndarray]:
-        """(T, C, h, w) normalised latents -> (H, W, 3) uint8 frames, streamed in order."""
+    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+                      settings: DecodeSettings | None = None) -> Iterator[np.ndarray]:
+        """(T, C, h, w) normalised latents -> (H, W, 3) uint8 frames, streamed in order.
+
+        ``settings``: for timestep-conditioned decoders (``timestep_decoder``); None for the others.
+        """
         raise NotImplementedError
+
+    def decode_settings(self, vae: Any, clip: Any = None, *, timestep: float | None = None,
+                        noise_scale: float | None = None) -> DecodeSettings | None:
+        """How ``vae`` decodes ``clip`` (a LatentClip, or None for defaults): None for decoders that
+        take no timestep; a UsageError when a timestep or noise scale is given to one of those."""
+        if timestep is not None or noise_scale is not None:
+            from vidlatent.errors import UsageError
+
+            flag = "--decode-timestep" if timestep is not None else "--decode-noise-scale"
+            raise UsageError(f"{flag}: {self.title}'s VAE decoder takes no timestep (LTX-Video's does)")
+        return None
+
+    def comfyui_normalization(self, layout: LatentLayout) -> Normalization:
+        """What ComfyUI's latent format for this family does to raw VAE latents (its ``process_in``):
+        the file's own normalisation by default."""
+        return layout.normalization
 
     def decode_frame(self, latents: torch.Tensor, vae: Any, *, device: torch.device, index: int) -> np.ndarray:
         """The last pixel frame of latent frame ``index`` (negative counts from the end).
@@ -187,8 +251,9 @@ class Family:
     # --- sampling (per family) -----------------------------------------------------------------
 
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
-                           size: tuple[int, int]) -> dict[str, Any]:
-        """The conditioning arguments of one pipeline call (image, last image, size)."""
+                           size: tuple[int, int], frames: int | None = None) -> dict[str, Any]:
+        """The conditioning arguments of one pipeline call (image, last image, size; ``frames``, the
+        pixel frames made, places a last frame for families that need to be told where)."""
         raise NotImplementedError
 
     def resolve_knobs(self, pipeline: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -207,8 +272,11 @@ class Family:
         """(T, C, h, w) -> the layout the pipeline's ``latents=`` and step callbacks use."""
         return latents.permute(1, 0, 2, 3)[None]  # (1, C, T, h, w)
 
-    def from_pipeline_latents(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The pipeline's latent layout -> a (T, C, h, w) view."""
+    def from_pipeline_latents(self, tensor: torch.Tensor, *, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The latents a step callback sees -> a (T, C, h, w) view of them.
+
+        ``size``: the latent (h, w), for pipelines whose callbacks see tokens (LTX); unused here.
+        """
         return tensor[0].permute(1, 0, 2, 3)
 
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
@@ -261,6 +329,20 @@ class Family:
         known = self.encode_frames(list(tail), model.vae, device=device) if overlap else latents[:0]
         return Image.fromarray(tail[-1]), known[:overlap]
 
+    def extend_segment(self, model: Any, latents: torch.Tensor, overlap: int, *, knobs: Any, seed: int,
+                       progress: Progress = _no_progress) -> torch.Tensor:
+        """One new segment continuing ``latents`` (T, C, h, w), (T', C, h, w) float32: its first
+        ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out).
+
+        Default: conditioned on the clip's last pixel frame, the overlap frames (``continuation``)
+        pinned through the step callback, re-noised after every step.
+        """
+        from vidlatent.generation import pin_frames, sample
+
+        image, known = self.continuation(model, latents, overlap)
+        on_step = pin_frames(known, range(overlap), seed, self) if overlap else None
+        return sample(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step)
+
     def enable_forward_chunking(self, pipeline: Any) -> None:
         """Run the denoiser's feed-forward layers in chunks (less memory, slower); only where
         ``has_forward_chunking``."""
@@ -285,5 +367,5 @@ class Family:
 
         if spec.image == IMAGE_NONE:
             raise UsageError(f"{spec.title} takes no image, so it cannot continue a clip from its last frame")
-        if spec.last_image:
+        if spec.last_image and not spec.last_image_optional:
             raise UsageError(f"{spec.title} needs a last frame too; to bridge two clips use interpolate A B --transition F --keyframes")

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent.families.base import IMAGE_REQUIRED, ComfyAssumption, Family, ModelSpec, Progress, _no_progress, read_config
+from vidlatent.families.base import (
+    IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, Family, ModelSpec, Progress, _no_progress, read_config,
+)
 from vidlatent.latentfile import SVD_LAYOUT, SVD_SCALING_FACTOR, FrameRule, LatentLayout, Normalization
 
 if TYPE_CHECKING:
@@ -102,7 +104,8 @@ class StableVideoDiffusion(Family):
 
         return codec.encode_frames(frames, vae, device=device, chunk=chunk, progress=progress)
 
-    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8) -> Iterator[np.ndarray]:
+    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+                      settings: DecodeSettings | None = None) -> Iterator[np.ndarray]:
         from vidlatent import codec
 
         return codec.decode_frames(latents, vae, device=device, chunk=chunk)
@@ -132,7 +135,7 @@ class StableVideoDiffusion(Family):
         return image, latents[latents.shape[0] - overlap :]
 
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
-                           size: tuple[int, int]) -> dict[str, Any]:
+                           size: tuple[int, int], frames: int | None = None) -> dict[str, Any]:
         return {"image": image, "width": size[0], "height": size[1]}
 
     def pipeline_output(self, output: Any) -> torch.Tensor:
@@ -141,7 +144,7 @@ class StableVideoDiffusion(Family):
     def to_pipeline_latents(self, latents: torch.Tensor) -> torch.Tensor:
         return latents[None]  # (1, F, C, h, w)
 
-    def from_pipeline_latents(self, tensor: torch.Tensor) -> torch.Tensor:
+    def from_pipeline_latents(self, tensor: torch.Tensor, *, size: tuple[int, int] | None = None) -> torch.Tensor:
         return tensor[0]
 
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
-    IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, Family, ModelSpec, Progress, _no_progress, read_config,
+    IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, Family, ModelSpec, Progress, _no_progress,
+    onload, read_config,
 )
 from vidlatent.latentfile import FrameRule, LatentLayout, Normalization
 
@@ -185,7 +186,7 @@ class Wan(Family):
         done = 0
         left: list[np.ndarray] = []
         with torch.inference_mode(), _cache_cleared(vae):
-            _onload(vae)
+            onload(vae)
             for group in _causal_groups(frames, TEMPORAL):
                 if len(group) < (1 if not parts else TEMPORAL):
                     left = group
@@ -206,9 +207,10 @@ class Wan(Family):
             note(f"encoded {done} frames: Wan's VAE takes 4k+1, so the last {len(left)} frame(s) were left out")
         return self._normalize(latents.float(), vae)[0].permute(1, 0, 2, 3).cpu()  # (T, C, h, w)
 
-    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8) -> Iterator[np.ndarray]:
+    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+                      settings: DecodeSettings | None = None) -> Iterator[np.ndarray]:
         """(T, C, h, w) latents to uint8 frames, streamed (``decode_chunks``); ``chunk`` is not
-        used: the decoder's own step is one latent frame."""
+        used: the decoder's own step is one latent frame (and it takes no timestep: no ``settings``)."""
         from vidlatent.codec import tensor_to_pixels
 
         for pixels in self.decode_chunks(latents, vae, device=device):
@@ -224,7 +226,7 @@ class Wan(Family):
 
         patch = vae.config.patch_size
         with torch.inference_mode(), _cache_cleared(vae):
-            _onload(vae)
+            onload(vae)
             z = self._denormalize(latents.permute(1, 0, 2, 3)[None].to(device=device, dtype=vae.dtype), vae)  # (1, C, T, h, w)
             x = vae.post_quant_conv(z)
             for index in range(x.shape[2]):
@@ -272,7 +274,7 @@ class Wan(Family):
         return torch.float32  # the pipelines prepare their latents in float32
 
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
-                           size: tuple[int, int]) -> dict[str, Any]:
+                           size: tuple[int, int], frames: int | None = None) -> dict[str, Any]:
         arguments: dict[str, Any] = {"width": size[0], "height": size[1]}
         if image is not None:
             arguments["image"] = image
@@ -382,14 +384,6 @@ def _cache_cleared(vae: Any) -> Iterator[None]:
         yield
     finally:
         vae.clear_cache()
-
-
-def _onload(vae: Any) -> None:
-    """Move an offloaded VAE to its execution device, as its own encode/decode would (accelerate's
-    hook runs on those, not on the encoder and decoder called here)."""
-    hook = getattr(vae, "_hf_hook", None)
-    if hook is not None:
-        hook.pre_forward(vae)
 
 
 def tiny_tokenizer() -> Any:

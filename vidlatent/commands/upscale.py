@@ -1,0 +1,81 @@
+"""vidlatent upscale: an LTX-Video clip at twice its size, by the latent upsampler and a refining pass."""
+
+from __future__ import annotations
+
+import click
+
+from vidlatent.commands._shared import (
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
+    low_memory_options, model_options, output_option, pass_state, prepare_output, prompt_options, seed_option, write_clip,
+)
+
+
+def upscaler_option(function):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--upscaler", metavar="ID|PATH",
+        help="The latent upsampler: hub id, alias (ltxv-spatial-upscaler-0.9.7) or diffusers folder "
+             "[Lightricks/ltxv-spatial-upscaler-0.9.7; for tiny-random-ltx, tiny-random-ltx-upscaler].",
+    )(function)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  vidlatent upscale clip.safetensors -o big.safetensors
+  vidlatent generate photo.png --model ltx-0.9.7-distilled --prompt "waves" --size 768x512 -o - | vidlatent upscale - --image photo.png -o waves.mp4
+  vidlatent generate photo.png --model tiny-random-ltx --size 64x64 --frames 9 --steps 2 --seed 1 -o - | vidlatent upscale - -o - | vidlatent decode - -o big.mp4
+"""
+)
+@click.argument("clip", type=click.Path(allow_dash=True))
+@output_option("Latent file (.safetensors, or - for stdout) or video to write. Default: CLIP's name with -upscaled.safetensors.")
+@upscaler_option
+@click.option("--image", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Condition the refining pass on this image at frame 0 (the clip's source image, for a clip made from "
+                   "one: as generate --upscale does). Default: the prompt alone.")
+@click.option("--refine/--no-refine", default=True, show_default=True,
+              help="Run the documented refining pass after the upsampler (dev models: 0.4 of 10 steps; distilled: their timesteps).")
+@prompt_options
+@seed_option
+@low_memory_options
+@model_options
+@common_options
+@pass_state
+def command(state: State, clip: str, output: str | None, upscaler: str | None, image: str | None, refine: bool,  # type: ignore[no-untyped-def]
+            prompts, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+    """Upscale CLIP (an LTX-Video latent file, - for stdin, or a video, encoded first) 2x.
+
+    The latents are upsampled by LTX's latent upsampler (LTXLatentUpsamplePipeline) and refined
+    by a short pass of the clip's own model started from them, as diffusers' LTX-Video
+    documentation does it; the prompts are the clip's own unless given. Without --seed the
+    clip's own seed is used, so `generate IMG | upscale --image IMG` equals `generate IMG
+    --upscale`.
+    """
+    from vidlatent import media
+    from vidlatent.atomic import STDIO
+    from vidlatent.generation import random_seed
+    from vidlatent.upscaling import check_model, default_upscaler, load_upsampler, refine_steps, upscale
+
+    report = Reporter(state, "upscale")
+    if output is None:
+        output = default_output(clip, ".safetensors", tag="-upscaled")
+    picture = media.load_image(image) if image is not None else None
+    prepare_output(output, [clip, *([image] if image else [])])
+    source = ClipInput.open(clip)
+    load = source.load_options(load, model_given)
+    described = describe_model(load)
+    check_model(described.family, "upscale")
+    prompts.check_for(described.spec)
+
+    model = load_sampler(load, memory, report)
+    start = source.latents(model, report)
+    base_seed = seed if seed is not None else (start.seed if start.seed is not None else random_seed())
+    if seed is None and start.seed is None:
+        announce_seed(report, base_seed)
+    with report.timed("load"):
+        upsampler = load_upsampler(upscaler or default_upscaler(model.model_id), model)
+    with report.timed("upscale"), report.progress("upscaling", refine_steps(model) if refine else 0) as progress:
+        result = upscale(model, upsampler, start, knobs=prompts, seed=base_seed, image=picture, refine=refine, progress=progress)
+    entry = write_clip(result, output, model, memory, report)
+    report.note(f"wrote {output} ({start.width}x{start.height} -> {result.width}x{result.height}, {result.pixel_frames} frames)")
+    report.summary([entry], stdout_busy=output == STDIO, model=model.model_id, seed=base_seed)
+
