@@ -88,11 +88,12 @@ def test_context_parallel_equals_one_process(tmp_path, tiny_wan):
     "model, extra, message",
     [
         ("tiny-random", [], "has no context-parallel plan"),
+        ("tiny-random-ltx", [], "diffusers issue 14316"),
         ("tiny-random-wan", [], "run it under torchrun --nproc-per-node 2"),
         ("tiny-random-wan", ["--size", "48x48"], "cannot share evenly"),  # 1 latent frame of 3 x 3 patches: 9 tokens
     ],
 )
-def test_context_parallel_refusals(tmp_path, tiny_model, tiny_wan, model, extra, message):
+def test_context_parallel_refusals(tmp_path, tiny_model, tiny_wan, tiny_ltx, model, extra, message):
     from click.testing import CliRunner
 
     from vidlatent.cli import main

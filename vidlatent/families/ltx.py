@@ -184,6 +184,15 @@ class LTX(Family):
             knobs=frozenset(knobs), frames=DEFAULT_FRAMES, last_image_optional=True,
         )
 
+    def check_context_parallel(self, folder: Path | None, spec: ModelSpec, size: tuple[int, int], frames: int,
+                               degree: int) -> None:
+        from vidlatent.errors import UsageError
+
+        # The transformer has a plan, but its text attention mask breaks it in diffusers 0.42.1
+        # (huggingface/diffusers issue 14316).
+        raise UsageError(f"--context-parallel: {spec.title}'s attention mask fails in diffusers' context parallelism "
+                         "(diffusers issue 14316); run one video per process instead (torchrun without --context-parallel)")
+
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
         return CONDITION  # the condition pipeline loads the LTXPipeline and LTXImageToVideoPipeline folders too
 
