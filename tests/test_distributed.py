@@ -106,3 +106,29 @@ def test_context_parallel_refusals(tmp_path, tiny_model, tiny_wan, tiny_ltx, mod
                                                       "--frames", "1" if "evenly" in message else "9", "-o", str(out / "x.mp4")])
     assert result.exit_code == 2 and message in result.stderr, result.output
     assert not out.exists()
+
+
+def test_many_clips_in_one_process_each_failure_on_its_own(tmp_path, tiny_model):
+    """decode, encode and extend take several inputs too; a bad one fails alone."""
+    from click.testing import CliRunner
+
+    from tests.conftest import data_file
+    from vidlatent.cli import main
+
+    clips = tmp_path / "clips"
+    result = CliRunner().invoke(main, ["encode", str(data_file("bear.gif")), str(data_file("test_video1.mp4")), "--model",
+                                       "tiny-random", "--frames", "2", "--size", "64x64", "-o", f"{clips}/{{stem}}.safetensors", "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in clips.iterdir()) == ["bear.safetensors", "test_video1.safetensors"]
+    (clips / "broken.safetensors").write_bytes(b"not a latent file")
+    result = CliRunner().invoke(main, ["decode", str(clips), "-o", str(tmp_path / "videos"), "-q"])
+    assert result.exit_code == 1
+    assert sorted(path.name for path in (tmp_path / "videos").iterdir()) == ["bear.mp4", "test_video1.mp4"]
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"vidlatent: error: {clips / 'broken.safetensors'}: ")
+    assert lines[-1] == "vidlatent: error: 1 of 3 inputs failed (" + str(clips / "broken.safetensors") + "); the others were written"
+    result = CliRunner().invoke(main, ["extend", str(clips / "bear.safetensors"), str(clips / "test_video1.safetensors"),
+                                       "--frames", "3", "--steps", "1", "--seed", "2", "-o", str(tmp_path / "long"), "-q"])
+    assert result.exit_code == 0, result.output
+    # 2 frames, then one segment of 3 less the 2 pinned.
+    assert [latentfile.read(tmp_path / "long" / f"{name}-extended.safetensors").frames for name in ("bear", "test_video1")] == [3, 3]

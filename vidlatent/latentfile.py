@@ -636,6 +636,16 @@ def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | Non
     write_bytes(to_comfyui_bytes(clip) if comfyui else to_bytes(clip), path)
 
 
+def folder_latents(folder: str | os.PathLike[str]) -> list[str]:
+    """The latent files (.safetensors, .latent) in ``folder``, in natural order (clip2 before clip10)."""
+    from pathlib import Path
+
+    from vidlatent.media import natural_key
+
+    files = [path for path in Path(folder).iterdir() if path.is_file() and is_latent_path(path)]
+    return [str(path) for path in sorted(files, key=natural_key)]
+
+
 def is_latent_path(path: str | os.PathLike[str]) -> bool:
     """True for ``-`` and paths ending in .safetensors or .latent: where a command writes latents."""
     return str(path) == STDIO or str(path).lower().endswith((".safetensors", COMFYUI_SUFFIX))

@@ -230,10 +230,10 @@ def folder_images(folder: Path) -> list[Path]:
     ]
     if not files:
         raise MediaError(f"{folder}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)}); put frames in it")
-    return sorted(files, key=_natural_key)
+    return sorted(files, key=natural_key)
 
 
-def _natural_key(path: Path) -> tuple[list[str | int], str]:
+def natural_key(path: Path) -> tuple[list[str | int], str]:
     # re.split with a group alternates text and digits, so same-position parts compare alike.
     parts = re.split(r"(\d+)", path.name.casefold())
     return [int(part) if i % 2 else part for i, part in enumerate(parts)], path.name

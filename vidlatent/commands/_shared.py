@@ -460,3 +460,86 @@ class ClipInput:
             with report.timed("encode"), report.progress("encoding", self.plan.frames) as progress:
                 self.clip = encode_video(self.plan, model, progress=progress, note=report.note)
         return self.clip
+
+
+TEXT_ONLY = ""  # the one "source" of a generation from the prompt alone
+
+
+def expand_inputs(arguments: tuple[str, ...], *, folder_files: Callable[[Path], list[Path]] | None = None) -> list[str]:
+    """A command's input arguments as a list: with ``folder_files``, a folder becomes the files it
+    lists (in natural order); - (stdin) may come once."""
+    sources: list[str] = []
+    for argument in arguments:
+        if folder_files is not None and argument != STDIO and Path(argument).is_dir():
+            sources.extend(str(path) for path in folder_files(Path(argument)))
+        else:
+            sources.append(argument)
+    if sources.count(STDIO) > 1:
+        raise UsageError("- (stdin) can be given only once")
+    return sources
+
+
+def plan_outputs(sources: list[str], count: int, output: str | None, suffix: str, *, tag: str = "") -> list[list[str]]:
+    """The output path of output ``index`` of each source: ``result[source][index]``.
+
+    Args:
+        sources: the inputs (TEXT_ONLY for a generation from the prompt alone).
+        count: outputs per input (videos per image).
+        output: -o as given: None (next to each input), a path (one output), a folder, or a
+            pattern with {stem} (input name without suffix), {index} and {name} ({stem}, plus
+            -{index} when there are several outputs per input).
+        suffix: the suffix of derived names.
+        tag: added to the input's stem in derived names (clip -> clip-extended).
+    """
+    several = len(sources) * count > 1
+    planned: list[list[str]] = []
+    for source in sources:
+        stem = {STDIO: "stdin", TEXT_ONLY: "prompt"}.get(source) or Path(source).stem
+        row = []
+        for index in range(count):
+            name = (stem if count == 1 else f"{stem}-{index}") + (tag if source not in (STDIO, TEXT_ONLY) else "")
+            if output is None:
+                if source == STDIO:
+                    raise UsageError("the input is standard input, so there is no name to derive an output from; give -o PATH")
+                if source == TEXT_ONLY:
+                    raise UsageError("generating from the prompt alone, there is no input name to derive an output from; give -o PATH")
+                row.append(str(Path(source).with_name(name + suffix)))
+            elif "{" in output:
+                try:
+                    row.append(output.format(stem=stem, index=index, name=name))
+                except (KeyError, IndexError, ValueError) as error:
+                    raise UsageError(f"-o {output}: a pattern may use {{stem}}, {{index}} and {{name}} only ({error})") from error
+            elif not several:
+                row.append(output)
+            elif output == STDIO or Path(output).suffix:
+                raise UsageError(
+                    f"-o {output}: there are {len(sources) * count} outputs; give a folder or a pattern such as out/{{stem}}-{{index}}{suffix}"
+                )
+            else:
+                row.append(str(Path(output) / (name + suffix)))
+        planned.append(row)
+    flat = [path for row in planned for path in row]
+    if len(set(flat)) != len(flat):
+        raise UsageError(f"-o {output}: several outputs would get the same name; use a pattern with {{index}} or {{stem}}")
+    return planned
+
+
+def join_launch(load: LoadOptions, ranks: Any) -> LoadOptions:
+    """In a launch of several processes (torchrun): join its process group, and let --device auto
+    put each process on its own GPU (cuda:LOCAL_RANK), else the CPU."""
+    import dataclasses
+
+    from vidlatent import distributed
+
+    if not ranks.parallel:
+        return load
+    distributed.start()
+    return dataclasses.replace(load, device=distributed.device_name(ranks)) if load.device == "auto" else load
+
+
+def make_batch_folder(target: str, outputs: list[str]) -> None:
+    """With several outputs (-o naming a folder or a pattern), make the folder ``target`` goes in;
+    one output's folder must exist already."""
+    if len(outputs) > 1 and target != STDIO:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+

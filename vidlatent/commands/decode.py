@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, decode_options, default_output, describe_model, model_options, output_entry,
-    output_option, pass_state,
+    Reporter, State, common_options, decode_options, describe_model, expand_inputs, join_launch, make_batch_folder,
+    model_options, output_entry, output_option, pass_state, plan_outputs,
 )
 
 
@@ -18,8 +21,9 @@ Examples:
   vidlatent decode ltx-clip.safetensors --decode-timestep 0.05 --decode-noise-scale 0.025 -o clip.mp4
 """
 )
-@click.argument("clip", type=click.Path(dir_okay=False, allow_dash=True))
-@output_option("Video to write: .mp4 (H.264), .webm, .gif, or a folder for PNG frames. Default: CLIP's name with .mp4.")
+@click.argument("clips", nargs=-1, required=True, type=click.Path(allow_dash=True), metavar="CLIP...")
+@output_option("Video to write: .mp4 (H.264), .webm, .gif, or a folder for PNG frames. Default: CLIP's name with .mp4. "
+               "With several clips: a folder, or a pattern with {stem}.")
 @click.option("--chunk", type=click.IntRange(min=1), default=8, show_default=True,
               help="Latent frames per decoder call; bounds the memory (larger is smoother over time).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the video. Default: the clip's.")
@@ -27,9 +31,10 @@ Examples:
 @model_options
 @common_options
 @pass_state
-def command(state: State, clip: str, output: str | None, chunk: int, fps: float | None, decode_timestep: float | None,  # type: ignore[no-untyped-def]
-            decode_noise_scale: float | None, load, model_given: bool) -> None:
-    """Decode CLIP (a latent file, or - for stdin) into a video.
+def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int, fps: float | None,  # type: ignore[no-untyped-def]
+            decode_timestep: float | None, decode_noise_scale: float | None, load, model_given: bool) -> None:
+    """Decode CLIP (a latent file, a folder of them, or - for stdin) into a video; several clips
+    into one video each (shared among the processes of a torchrun launch).
 
     Without --model the clip's own model decodes it; a clip from another VAE is refused.
     Each decoded chunk is written as it comes, so memory does not grow with the length (LTX:
@@ -39,29 +44,72 @@ def command(state: State, clip: str, output: str | None, chunk: int, fps: float 
     """
     import dataclasses
 
-    from vidlatent import latentfile, media
+    from vidlatent import distributed, latentfile, media
     from vidlatent.atomic import check_output
     from vidlatent.models import load_vae
     from vidlatent.video import decode_clip
 
     report = Reporter(state, "decode")
-    output = output or default_output(clip, ".mp4")
-    media.output_kind(output)
-    check_output(output, [clip])
-    latent_clip = latentfile.read(clip)
-    if not model_given:
-        load = dataclasses.replace(load, model=latent_clip.model)
-    family = describe_model(load).family
-    if not family.timestep_decoder:  # refuses --decode-timestep and --decode-noise-scale before loading
-        family.decode_settings(None, timestep=decode_timestep, noise_scale=decode_noise_scale)
-    with report.timed("load"):
-        model = load_vae(load, note=report.note)
-    latent_clip.require_space(model.latent_space, what=f"--model {model.model_id}")  # before the progress bar shows
-    settings = model.family.decode_settings(model.vae, latent_clip, timestep=decode_timestep, noise_scale=decode_noise_scale)
-    with report.timed("decode"), report.progress("decoding", latent_clip.pixel_frames) as progress:
-        written = decode_clip(latent_clip, model, output, chunk=chunk, fps=fps, progress=progress, settings=settings)
-    entry = output_entry(output, latent_clip, frames=written) | {"fps": fps or latent_clip.fps}
-    recorded = {"decode": settings.record()} if settings is not None else {}
-    report.summary([entry], stdout_busy=False, model=model.model_id, **recorded)
-    how = f", decode timestep {settings.timestep:g}, noise {settings.noise_scale:g}" if settings is not None else ""
-    report.note(f"wrote {written} frames ({latent_clip.width}x{latent_clip.height} px{how}) to {output}")
+    sources = expand_inputs(clips, folder_files=latentfile.folder_latents)
+    outputs = [row[0] for row in plan_outputs(sources, 1, output, ".mp4")]
+    for target in outputs:
+        media.output_kind(target)
+        make_batch_folder(target, outputs)
+        check_output(target, sources)
+    latent_clips, unreadable = read_clips(sources)
+    loads = {source: load if model_given else dataclasses.replace(load, model=clip.model) for source, clip in latent_clips.items()}
+    for model_load in {options.model: options for options in loads.values()}.values():
+        family = describe_model(model_load).family
+        if not family.timestep_decoder:  # refuses --decode-timestep and --decode-noise-scale before loading
+            family.decode_settings(None, timestep=decode_timestep, noise_scale=decode_noise_scale)
+    ranks = distributed.launched()
+    models: dict[str, Any] = {}  # model id -> its VAE, loaded once per process
+
+    def vae_for(options: Any) -> Any:
+        if options.model not in models:
+            with report.timed("load"):
+                models[options.model] = load_vae(join_launch(options, ranks), note=report.note)
+        return models[options.model]
+
+    def label(job: tuple[str, str]) -> str:
+        return "stdin" if job[0] == "-" else job[0]
+
+    def decode(job: tuple[str, str]) -> list[dict[str, Any]]:
+        source, target = job
+        if source in unreadable:
+            raise unreadable[source]
+        latent_clip = latent_clips[source]
+        model = vae_for(loads[source])
+        latent_clip.require_space(model.latent_space, what=f"--model {model.model_id}")  # before the progress bar shows
+        settings = model.family.decode_settings(model.vae, latent_clip, timestep=decode_timestep, noise_scale=decode_noise_scale)
+        with report.timed("decode"), report.progress("decoding", latent_clip.pixel_frames) as progress:
+            written = decode_clip(latent_clip, model, target, chunk=chunk, fps=fps, progress=progress, settings=settings)
+        how = f", decode timestep {settings.timestep:g}, noise {settings.noise_scale:g}" if settings is not None else ""
+        report.note(f"wrote {written} frames ({latent_clip.width}x{latent_clip.height} px{how}) to {target}")
+        recorded = {"decode": settings.record()} if settings is not None else {}
+        return [output_entry(target, latent_clip, frames=written) | {"fps": fps or latent_clip.fps} | recorded]
+
+    entries = _batch.run(list(zip(sources, outputs)), decode, label=label, ranks=ranks)
+    # One clip: its decode settings are the summary's; several: each output's own.
+    single = {"decode": entries[0].pop("decode")} if len(entries) == 1 and "decode" in entries[0] else {}
+    report.summary(entries, stdout_busy=False, model=entries[0]["model"] if entries else load.model, **single)
+
+
+def read_clips(sources: list[str]) -> tuple[dict[str, Any], dict[str, Exception]]:
+    """Every clip, read and checked; with several, the unreadable ones apart (each fails on its
+    own). One clip, or a batch of unreadable ones only, fails here with the first error."""
+    from vidlatent import latentfile
+    from vidlatent.errors import InputError
+
+    clips: dict[str, Any] = {}
+    unreadable: dict[str, Exception] = {}
+    for source in sources:
+        try:
+            clips[source] = latentfile.read(source)
+        except InputError as error:
+            if len(sources) == 1:
+                raise
+            unreadable[source] = error
+    if sources and len(unreadable) == len(sources):
+        raise next(iter(unreadable.values()))
+    return clips, unreadable

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, default_output, describe_model, model_options, output_entry, output_option, pass_state,
-    require_binary_stdout,
+    Reporter, State, common_options, describe_model, expand_inputs, join_launch, model_options, output_entry, output_option,
+    make_batch_folder, pass_state, plan_outputs, require_binary_stdout,
 )
 
 
@@ -33,43 +36,73 @@ Examples:
   vidlatent encode clip.mp4 --model tiny-random --frames 14 -o - | vidlatent decode - -o back.mp4
 """
 )
-@click.argument("video", type=click.Path(dir_okay=True, allow_dash=False))
-@output_option("Latent file to write (.safetensors), or - for stdout. Default: VIDEO's name with .safetensors.")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=False), metavar="VIDEO...")
+@output_option("Latent file to write (.safetensors), or - for stdout. Default: VIDEO's name with .safetensors. "
+               "With several videos: a folder, or a pattern with {stem}.")
 @frame_selection_options
 @click.option("--chunk", type=click.IntRange(min=1), default=8, show_default=True, help="Frames per VAE call; bounds the memory.")
 @model_options
 @common_options
 @pass_state
-def command(state: State, video: str, output: str | None, start: int, frames: int | None, stride: int,
+def command(state: State, videos: tuple[str, ...], output: str | None, start: int, frames: int | None, stride: int,
             fps: float | None, size: str | None, chunk: int, load, model_given: bool) -> None:  # type: ignore[no-untyped-def]
-    """Encode VIDEO (mp4, webm, mov, avi, gif, or a folder of images) into a latent clip.
+    """Encode VIDEO (mp4, webm, mov, avi, gif, or a folder of images) into a latent clip; several
+    videos into one clip each (shared among the processes of a torchrun launch).
 
     Frames stream through the model's VAE CHUNK at a time (Wan: its causal groups of 4), so
     memory does not grow with the video's length. Only the VAE is loaded. Wan's VAE encodes
     4k+1 frames: frames past the last whole group are left out, with a note.
     """
-    from vidlatent import media
+    from vidlatent import distributed, media
     from vidlatent.atomic import check_output
-    from vidlatent.latentfile import is_latent_path, write
-    from vidlatent.errors import UsageError
+    from vidlatent.errors import InputError, UsageError
     from vidlatent.generation import check_size
+    from vidlatent.latentfile import is_latent_path, write
     from vidlatent.models import load_vae
     from vidlatent.video import encode_video, plan_encode
 
     report = Reporter(state, "encode")
-    output = output or default_output(video, ".safetensors")
-    if not is_latent_path(output):
-        raise UsageError(f"-o {output}: encode writes a latent file; name it *.safetensors or - for stdout")
-    require_binary_stdout(output)
-    check_output(output, [video])
+    sources = expand_inputs(videos)
+    outputs = [row[0] for row in plan_outputs(sources, 1, output, ".safetensors")]
+    for target in outputs:
+        if not is_latent_path(target):
+            raise UsageError(f"-o {target}: encode writes a latent file; name it *.safetensors or - for stdout")
+        require_binary_stdout(target)
+        make_batch_folder(target, outputs)
+        check_output(target, sources)
     selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
-    plan = plan_encode(video, selection=selection, size=media.parse_dimensions(size) if size else None)
-    if plan.size is not None:
-        check_size(plan.size, describe_model(load).spec)
-    with report.timed("load"):
-        model = load_vae(load, note=report.note)
-    with report.timed("encode"), report.progress("encoding", plan.frames) as progress:
-        clip = encode_video(plan, model, chunk=chunk, progress=progress, note=report.note)
-    write(clip, output)
-    report.summary([output_entry(output, clip)], stdout_busy=output == "-", model=model.model_id)
-    report.note(f"wrote {clip.frames} latent frames ({clip.pixel_frames} frames, {clip.width}x{clip.height} px, {clip.fps:g} fps) to {output}")
+    explicit_size = media.parse_dimensions(size) if size else None
+    plans: dict[str, Any] = {}
+    unreadable: dict[str, Exception] = {}
+    for source in sources:
+        try:
+            plans[source] = plan_encode(source, selection=selection, size=explicit_size)
+        except InputError as error:
+            if len(sources) == 1:
+                raise
+            unreadable[source] = error
+    if len(unreadable) == len(sources):
+        raise next(iter(unreadable.values()))
+    if explicit_size is not None:
+        check_size(explicit_size, describe_model(load).spec)
+    ranks = distributed.launched()
+    model: Any = None
+
+    def encode(job: tuple[str, str]) -> list[dict[str, Any]]:
+        nonlocal model
+        source, target = job
+        if source in unreadable:
+            raise unreadable[source]
+        if model is None:
+            with report.timed("load"):
+                model = load_vae(join_launch(load, ranks), note=report.note)
+        plan = plans[source]
+        with report.timed("encode"), report.progress("encoding", plan.frames) as progress:
+            clip = encode_video(plan, model, chunk=chunk, progress=progress, note=report.note)
+        write(clip, target)
+        report.note(f"wrote {clip.frames} latent frames ({clip.pixel_frames} frames, {clip.width}x{clip.height} px, "
+                    f"{clip.fps:g} fps) to {target}")
+        return [output_entry(target, clip)]
+
+    entries = _batch.run(list(zip(sources, outputs)), encode, label=lambda job: job[0], ranks=ranks)
+    report.summary(entries, stdout_busy="-" in outputs, model=model.model_id if model is not None else load.model)

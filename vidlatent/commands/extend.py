@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
-    low_memory_options, model_options, output_option, pass_state, prepare_output, sampling_options, seed_option,
-    write_clip,
+    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, describe_model, expand_inputs, join_launch,
+    load_sampler, low_memory_options, model_options, output_option, pass_state, plan_outputs, prepare_output, sampling_options,
+    seed_option, write_clip,
 )
 
 
@@ -19,8 +22,9 @@ Examples:
   vidlatent extend ltx-clip.safetensors --times 2 --overlap 2 -o longer.safetensors
 """
 )
-@click.argument("clip", type=click.Path(allow_dash=True))
-@output_option("Latent file (.safetensors, or - for stdout) or video to write. Default: CLIP's name with -extended.safetensors.")
+@click.argument("clips", nargs=-1, required=True, type=click.Path(allow_dash=True), metavar="CLIP...")
+@output_option("Latent file (.safetensors, or - for stdout) or video to write. Default: CLIP's name with -extended.safetensors. "
+               "With several clips: a folder, or a pattern with {stem}.")
 @click.option("--times", type=click.IntRange(min=1), default=1, show_default=True, help="How many segments to add.")
 @click.option("--overlap", type=click.IntRange(min=0),
               help="Latent frames each new segment shares with the clip's end (pinned, not repeated) "
@@ -33,52 +37,90 @@ Examples:
 @model_options
 @common_options
 @pass_state
-def command(state: State, clip: str, output: str | None, times: int, overlap: int | None, drift_correction: bool, knobs,  # type: ignore[no-untyped-def]
-            seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
-    """Continue CLIP (a latent file, - for stdin, or a video, encoded first) TIMES times.
+def command(state: State, clips: tuple[str, ...], output: str | None, times: int, overlap: int | None, drift_correction: bool,  # type: ignore[no-untyped-def]
+            knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+    """Continue CLIP (a latent file, a folder of them, - for stdin, or a video, encoded first)
+    TIMES times; several clips each (shared among the processes of a torchrun launch).
 
     Each new segment is generated conditioned on the clip's current last frame. Its first
     OVERLAP latent frames start from the end of the clip (SVD: its last latent frames; Wan: its
     last frames re-encoded, the conditioning frame first), re-noised to the current noise level
     after every step and kept pinned, so the seam is continuous; they are not repeated, so the
     clip grows by a segment minus OVERLAP latent frames each time. LTX-Video is conditioned
-    natively instead: the clip's last (OVERLAP - 1) x 8 + 1 frames are its condition at frame 0. Without --frames a segment
-    is as long as the clip's own segments (from its history), else the model's default.
-    Segment j uses seed + j; without --seed, the seed is the clip's own seed + 1 (so a seeded
-    chain repeats exactly), or a random one. Wan prompts: without --prompt, the clip's own.
+    natively instead: the clip's last (OVERLAP - 1) x 8 + 1 frames are its condition at frame 0.
+    Without --frames a segment is as long as the clip's own segments (from its history), else
+    the model's default. Segment j uses seed + j; without --seed, the seed is the clip's own
+    seed + 1 (so a seeded chain repeats exactly), or a random one. Wan prompts: without
+    --prompt, the clip's own.
     """
-    import dataclasses
-
+    from vidlatent import distributed, latentfile
     from vidlatent.atomic import STDIO
-    from vidlatent.generation import ExtendOptions, extend, segment_frames, with_clip_prompts
+    from vidlatent.errors import InputError
+    from vidlatent.generation import ExtendOptions
 
     report = Reporter(state, "extend")
     options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
     options.validate()
-    if output is None:
-        output = default_output(clip, ".safetensors", tag="-extended")
-    prepare_output(output, [clip])
-    source = ClipInput.open(clip)
-    load = source.load_options(load, model_given)
-    if source.clip is not None:
-        knobs = with_clip_prompts(knobs, source.clip)
-    described = describe_model(load)
-    described.family.check_extend(described.spec)
-    knobs.check_for(described.spec)
+    sources = expand_inputs(clips, folder_files=latentfile.folder_latents)
+    outputs = [row[0] for row in plan_outputs(sources, 1, output, ".safetensors", tag="-extended")]
+    for target in outputs:
+        prepare_output(target, sources)
+    inputs: dict[str, ClipInput] = {}
+    unreadable: dict[str, Exception] = {}
+    for source in sources:
+        try:
+            inputs[source] = ClipInput.open(source)
+        except InputError as error:
+            if len(sources) == 1:
+                raise
+            unreadable[source] = error
+    if len(unreadable) == len(sources):
+        raise next(iter(unreadable.values()))
+    loads = {source: clip_input.load_options(load, model_given) for source, clip_input in inputs.items()}
+    for model_load in {options.model: options for options in loads.values()}.values():
+        described = describe_model(model_load)
+        described.family.check_extend(described.spec)
+        knobs.check_for(described.spec)
+    ranks = distributed.launched()
+    samplers: dict[str, Any] = {}  # model id -> its pipeline, loaded once per process
 
-    model = load_sampler(load, memory, report)
+    def extend_one(job: tuple[str, str]) -> list[dict[str, Any]]:
+        source, target = job
+        if source in unreadable:
+            raise unreadable[source]
+        model_load = loads[source]
+        if model_load.model not in samplers:
+            samplers[model_load.model] = load_sampler(join_launch(model_load, ranks), memory, report)
+        model = samplers[model_load.model]
+        return [extend_clip(report, inputs[source], model, target, knobs, options, seed, memory)]
+
+    entries = _batch.run(list(zip(sources, outputs)), extend_one, label=lambda job: "stdin" if job[0] == STDIO else job[0],
+                         ranks=ranks)
+    seeds = sorted({entry["seed"] for entry in entries if entry.get("seed") is not None})
+    report.summary(entries, stdout_busy=STDIO in outputs, model=entries[0]["model"] if entries else load.model,
+                   seed=seeds[0] if len(seeds) == 1 else (seed if seed is not None else None))
+
+
+def extend_clip(report: Reporter, source: ClipInput, model: Any, target: str, knobs: Any, options: Any, seed: int | None,
+                memory: LowMemory) -> dict[str, Any]:
+    """Extend one clip (a latent file, or a video encoded with ``model``) and write it to ``target``."""
+    import dataclasses
+
+    from vidlatent.generation import extend, segment_frames, with_clip_prompts
+
     start = source.latents(model, report)
+    knobs = with_clip_prompts(knobs, start)
     if knobs.frames is None and segment_frames(start) is not None:
         knobs = dataclasses.replace(knobs, frames=segment_frames(start))
     base_seed = default_seed(start.seed) if seed is None else seed
     if seed is None:
         announce_seed(report, base_seed)
     steps = knobs.resolved(model.pipeline, model.family).steps
-    with report.timed("extend"), report.progress("extending", steps * times) as progress:
+    with report.timed("extend"), report.progress("extending", steps * options.times) as progress:
         result = extend(model, start, knobs=knobs, options=options, seed=base_seed, progress=progress)
-    entry = write_clip(result, output, model, memory, report)
-    report.note(f"wrote {output} ({start.pixel_frames} + {result.pixel_frames - start.pixel_frames} frames, seeds from {base_seed})")
-    report.summary([entry], stdout_busy=output == STDIO, model=model.model_id, seed=base_seed)
+    entry = write_clip(result, target, model, memory, report)
+    report.note(f"wrote {target} ({start.pixel_frames} + {result.pixel_frames - start.pixel_frames} frames, seeds from {base_seed})")
+    return entry
 
 
 def default_seed(clip_seed: int | None) -> int:

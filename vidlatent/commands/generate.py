@@ -11,14 +11,14 @@ from vidlatent import distributed
 from vidlatent.atomic import STDIO
 from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    LowMemory, Reporter, State, announce_seed, common_options, describe_model, load_sampler, low_memory_options,
-    model_options, output_entry, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
+    TEXT_ONLY, LowMemory, Reporter, State, announce_seed, common_options, describe_model, expand_inputs, load_sampler,
+    low_memory_options, model_options, output_entry, output_option, pass_state, plan_outputs, prepare_output, sampling_options,
+    seed_option, write_clip, join_launch,
 )
 from vidlatent.commands.upscale import upscaler_option
 from vidlatent.errors import UsageError
 
 LATENT_SUFFIX = ".safetensors"
-TEXT_ONLY = ""  # the one "source" of a generation from the prompt alone
 
 
 @click.command(
@@ -73,9 +73,10 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     """
     from vidlatent import latentfile, media, upscaling
     from vidlatent.generation import check_size, file_sha256, generate, random_seed
+    from vidlatent.media import folder_images
 
     report = Reporter(state, "generate")
-    sources = expand_images(images)
+    sources = expand_inputs(images, folder_files=folder_images)
     if not sources and knobs.prompt is None:
         raise UsageError("give IMAGE... to animate, or --prompt TEXT (without IMAGE) for text to video")
     explicit_size = media.parse_dimensions(size) if size else None
@@ -174,17 +175,6 @@ def check_context_parallel(degree, ranks, described, image_bytes, size, knobs) -
                          "this machine has none)")
 
 
-def join_launch(load, ranks):  # type: ignore[no-untyped-def]
-    """In a launch of several processes: join its process group, and let --device auto put each
-    process on its own GPU (cuda:LOCAL_RANK), else the CPU."""
-    import dataclasses
-
-    if not ranks.parallel:
-        return load
-    distributed.start()
-    return dataclasses.replace(load, device=distributed.device_name(ranks)) if load.device == "auto" else load
-
-
 def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  # type: ignore[no-untyped-def]
     """Refuse, before the model loads, what the model cannot take: an image it does not use, no
     image where it needs one, a last frame, knobs and frame counts."""
@@ -240,62 +230,3 @@ def read_image_bytes(source: str) -> bytes:
         raise MediaError(f"{source}: no such image") from error
     except OSError as error:
         raise MediaError(f"{source}: cannot be read ({error.strerror})") from error
-
-
-def expand_images(arguments: tuple[str, ...]) -> list[str]:
-    """Image arguments as a list of files: folders become their images, in natural order."""
-    from vidlatent.media import folder_images
-
-    sources: list[str] = []
-    for argument in arguments:
-        if argument != STDIO and Path(argument).is_dir():
-            sources.extend(str(image) for image in folder_images(Path(argument)))
-        else:
-            sources.append(argument)
-    if sources.count(STDIO) > 1:
-        raise UsageError("- (stdin) can be given only once")
-    return sources
-
-
-def plan_outputs(sources: list[str], count: int, output: str | None, suffix: str) -> list[list[str]]:
-    """The output path of video ``index`` of each source: ``result[source][index]``.
-
-    Args:
-        sources: the input images.
-        count: videos per image.
-        output: -o as given: None (next to each input), a path (one output), a folder, or a
-            pattern with {stem} (input name without suffix), {index} and {name} ({stem}, plus
-            -{index} when there are several videos per image).
-        suffix: the suffix of derived names.
-    """
-    several = len(sources) * count > 1
-    planned: list[list[str]] = []
-    for source in sources:
-        stem = {STDIO: "stdin", TEXT_ONLY: "prompt"}.get(source) or Path(source).stem
-        row = []
-        for index in range(count):
-            name = stem if count == 1 else f"{stem}-{index}"
-            if output is None:
-                if source == STDIO:
-                    raise UsageError("reading the image from stdin, there is no name to derive an output from; give -o PATH")
-                if source == TEXT_ONLY:
-                    raise UsageError("generating from the prompt alone, there is no input name to derive an output from; give -o PATH")
-                row.append(str(Path(source).with_name(name + suffix)))
-            elif "{" in output:
-                try:
-                    row.append(output.format(stem=stem, index=index, name=name))
-                except (KeyError, IndexError, ValueError) as error:
-                    raise UsageError(f"-o {output}: a pattern may use {{stem}}, {{index}} and {{name}} only ({error})") from error
-            elif not several:
-                row.append(output)
-            elif output == STDIO or Path(output).suffix:
-                raise UsageError(
-                    f"-o {output}: there are {len(sources) * count} outputs; give a folder or a pattern such as out/{{stem}}-{{index}}{suffix}"
-                )
-            else:
-                row.append(str(Path(output) / (name + suffix)))
-        planned.append(row)
-    flat = [path for row in planned for path in row]
-    if len(set(flat)) != len(flat):
-        raise UsageError(f"-o {output}: several outputs would get the same name; use a pattern with {{index}} or {{stem}}")
-    return planned
