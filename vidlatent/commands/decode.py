@@ -6,6 +6,7 @@ import click
 
 from vidlatent.commands._shared import (
     Reporter, State, common_options, default_output, model_options, output_entry, output_option, pass_state,
+    vae_tiling_option,
 )
 
 
@@ -22,6 +23,7 @@ Examples:
               help="Latent frames per decoder call; bounds the memory (larger is smoother over time).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the video. Default: the clip's.")
 @model_options
+@vae_tiling_option
 @common_options
 @pass_state
 def command(state: State, clip: str, output: str | None, chunk: int, fps: float | None, load, model_given: bool) -> None:  # type: ignore[no-untyped-def]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
-    low_memory_options, model_options, output_option, pass_state, prepare_output, sampling_options, seed_option,
-    write_clip,
+    ClipInput, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, default_output,
+    describe_model, load_sampler, low_memory_options, model_options, output_option, pass_state, prepare_output,
+    sampling_options, seed_option, write_clip,
 )
 
 
@@ -30,6 +30,7 @@ Examples:
 @seed_option
 @low_memory_options
 @model_options
+@acceleration_options
 @common_options
 @pass_state
 def command(state: State, clip: str, output: str | None, times: int, overlap: int | None, drift_correction: bool, knobs,  # type: ignore[no-untyped-def]

@@ -9,8 +9,9 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    LowMemory, Reporter, State, announce_seed, common_options, describe_model, load_sampler, low_memory_options,
-    model_options, output_entry, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
+    LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, describe_model, load_sampler,
+    low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, sampling_options,
+    seed_option, write_clip,
 )
 from vidlatent.errors import UsageError
 
@@ -46,6 +47,7 @@ Examples:
                    "Default: the image's aspect ratio at the model's native area (its native size for text only).")
 @low_memory_options
 @model_options
+@acceleration_options
 @common_options
 @pass_state
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
