@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import Goal, Row, interleave, mebibytes, progress, run_processes, seconds, timed
+from benchmarks.harness import Goal, Row, interleave, mebibytes, on_gpu, progress, run_processes, seconds, timed
 
 if TYPE_CHECKING:
     from benchmarks.cases import Context
@@ -220,16 +220,7 @@ GPU_BIG_ROWS = (
 
 
 def gpu_big_models(ctx: Context) -> list[Row]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return [Row(key, what, status="skipped: no CUDA device") for key, what in GPU_BIG_ROWS]
-    if ctx.config.dry:
-        return [Row(key, what, status="not run (smoke)") for key, what in GPU_BIG_ROWS]
-    try:
-        return gpu_big_rows(ctx)
-    except Exception as error:  # noqa: BLE001  (a GPU problem should not hide the CPU figures)
-        return [Row(key, what, status=f"error: {type(error).__name__}: {error}"[:300]) for key, what in GPU_BIG_ROWS]
+    return on_gpu(GPU_BIG_ROWS, lambda: gpu_big_rows(ctx), dry=ctx.config.dry)
 
 
 def wan_1_3b_random(folder: Path) -> Path:

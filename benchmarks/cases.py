@@ -26,6 +26,7 @@ from benchmarks.harness import (
     Row,
     interleave,
     mebibytes,
+    on_gpu,
     process_measure,
     progress,
     run_process,
@@ -682,14 +683,7 @@ GPU_ROWS = (
 
 
 def gpu(ctx: Context) -> list[Row]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return [Row(key, what, status="skipped: no CUDA device") for key, what in GPU_ROWS]
-    try:
-        return gpu_rows(ctx)
-    except Exception as error:  # noqa: BLE001  (a GPU problem should not hide the CPU figures)
-        return [Row(key, what, status=f"error: {type(error).__name__}: {error}"[:300]) for key, what in GPU_ROWS]
+    return on_gpu(GPU_ROWS, lambda: gpu_rows(ctx))
 
 
 def svd_xt_random(folder: Path) -> Path:

@@ -169,7 +169,7 @@ def read_loras(loras: Sequence[Lora], pipeline_class: Any) -> list[LoraWeights]:
     for lora in loras:
         try:
             state_dict = pipeline_class.lora_state_dict(lora.path, use_safetensors=True)
-        except (OSError, ValueError, KeyError) as error:
+        except Exception as error:  # noqa: BLE001  (safetensors' own error is no OSError; any failure is the file's)
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UsageError(f"--lora {lora.path}: cannot be read as LoRA weights ({reason})") from error
         read.append(LoraWeights(lora, state_dict, _sha256(lora.path)))
@@ -436,6 +436,5 @@ def apply_compile(pipeline: Any, applied: Applied, family: Family, device: torch
                 options["mode"] = "reduce-overhead"
             model.compile(**options)
     applied.compile_backend = backend
-    what = "its repeated transformer blocks" if family.compile_target == "repeated-blocks" else "the whole denoiser"
-    note(f"--compile: {what} with torch.compile ({backend}); the first call compiles (minutes on a large model), "
-         "later calls of the same shapes reuse it")
+    what = "the repeated blocks" if family.compile_target == "repeated-blocks" else "the whole denoiser"
+    note(f"--compile: torch.compile ({backend}) of {what}; the first call compiles (minutes on a big model)")
