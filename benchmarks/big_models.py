@@ -1,11 +1,11 @@
-"""Section 7, big models on ordinary GPUs: what --cache, --quantize fp8, --vae-tiling and --compile
-buy, each against the same run without it.
+"""Sections 7 and 8, big models on ordinary GPUs: what --cache, --quantize fp8, --vae-tiling,
+--compile (and on a GPU --offload group) buy, each against the same run without it.
 
 On the CPU with the tiny Wan models (``tiny-random-wan22`` for sampling, ``tiny-random-wan``
 for decoding): random weights, two transformer blocks, so the figures show that each switch
-works and how it is counted, not what it buys on a 14B model. On a GPU (when one is lent) the
-same at Wan 2.1 1.3B's real transformer and VAE shapes (random weights: the same FLOPs and
-memory), with peak VRAM.
+works and how it is counted, not what it buys on a 14B model. Section 8, on a GPU (when one is
+lent): the same at Wan 2.1 1.3B's real transformer and VAE shapes (random weights: the same
+FLOPs and memory), with peak VRAM.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def big_models(ctx: Context) -> list[Row]:
     work = f"tiny-random-wan22 (2 transformer blocks), {width}x{height} px, {frames} frames, {steps} steps, guidance 5, CPU"
     rows = cache_rows(ctx, work) + fp8_rows() + tiling_rows(ctx)
     rows.append(compile_row(ctx, work) if not cfg.dry else Row("7f", COMPILE_WHAT, status="not run (smoke)"))
-    return rows + gpu_big_models(ctx)
+    return rows
 
 
 def cache_rows(ctx: Context, work: str) -> list[Row]:
@@ -212,10 +212,10 @@ def compile_row(ctx: Context, work: str) -> Row:
 # --- on a GPU: Wan 2.1 1.3B shapes ---------------------------------------------------------------
 
 GPU_BIG_ROWS = (
-    ("7g", "GPU: `--cache first-block:0.1`, Wan 2.1 1.3B shapes, 832x480, 33 frames: time / without"),
-    ("7h", "GPU: `--quantize fp8`: peak VRAM / bf16 (same run)"),
-    ("7i", "GPU: `--offload group` (CUDA streams): peak VRAM / no offload; and time"),
-    ("7j", "GPU: `--compile` (regional): time after compiling / eager"),
+    ("8a", "GPU: `--cache first-block:0.1`, Wan 2.1 1.3B shapes, 832x480, 33 frames: time / without"),
+    ("8b", "GPU: `--quantize fp8`: peak VRAM / bf16 (same run)"),
+    ("8c", "GPU: `--offload group` (CUDA streams): peak VRAM / no offload; and time"),
+    ("8d", "GPU: `--compile` (regional): time after compiling / eager"),
 )
 
 
@@ -292,14 +292,14 @@ def gpu_big_rows(ctx: Context) -> list[Row]:
     group_time, group_peak, _, _ = run(offload="group")
     compiled_time, _, first, _ = run(Acceleration(compile=True))
     return [
-        Row("7g", GPU_BIG_ROWS[0][1], value=seconds(cache_time), baseline=seconds(plain_time), ratio=cache_time / plain_time,
+        Row("8a", GPU_BIG_ROWS[0][1], value=seconds(cache_time), baseline=seconds(plain_time), ratio=cache_time / plain_time,
             note=f"Work: {work}; skipped {record['skipped_calls']} of {record['denoiser_calls']} transformer calls "
                  f"({record['skipped_steps']} of {record['steps']} steps). Random weights: a trained model's residuals "
                  "change differently, so its skip count differs."),
-        Row("7h", GPU_BIG_ROWS[1][1], value=mebibytes(fp8_peak), baseline=mebibytes(plain_peak), ratio=fp8_peak / plain_peak,
+        Row("8b", GPU_BIG_ROWS[1][1], value=mebibytes(fp8_peak), baseline=mebibytes(plain_peak), ratio=fp8_peak / plain_peak,
             note=f"Work: {work}; torch.cuda.max_memory_allocated over load, two generations and nothing decoded."),
-        Row("7i", GPU_BIG_ROWS[2][1], value=mebibytes(group_peak), baseline=mebibytes(plain_peak), ratio=group_peak / plain_peak,
+        Row("8c", GPU_BIG_ROWS[2][1], value=mebibytes(group_peak), baseline=mebibytes(plain_peak), ratio=group_peak / plain_peak,
             note=f"Work: {work}. Time with group offload {seconds(group_time)}, without {seconds(plain_time)}."),
-        Row("7j", GPU_BIG_ROWS[3][1], value=seconds(compiled_time), baseline=seconds(plain_time),
+        Row("8d", GPU_BIG_ROWS[3][1], value=seconds(compiled_time), baseline=seconds(plain_time),
             ratio=compiled_time / plain_time, note=f"Work: {work}. The first call (compiling) took {seconds(first)}."),
     ]

@@ -1,7 +1,8 @@
 """The measurements: each function runs one of the issue's comparisons and returns its rows.
 
 Row keys follow the goals: 1 startup, 2 generate overhead, 3 decode memory, 4 decode and
-encode speed, 5 latent file IO, 6 the GPU, 7 big models (cache, fp8, VAE tiling, compile). The references are plain diffusers, torch and
+encode speed, 5 latent file IO, 6 the GPU, 7 big models (cache, fp8, VAE tiling, compile), 8 big
+models on the GPU. The references are plain diffusers, torch and
 safetensors calls (``benchmarks/reference.py`` for the ones that run as their own process).
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.big_models import big_models
+from benchmarks.big_models import big_models, gpu_big_models
 from benchmarks.harness import (
     ChildFailed,
     Goal,
@@ -832,5 +833,6 @@ SECTIONS: list[tuple[str, str, Callable[[Context], list[Row]]]] = [
     ("5", "latent file IO", latent_io),
     ("6", "GPU", gpu),
     ("7", "big models", big_models),
+    ("8", "big models on a GPU", gpu_big_models),
 ]
 

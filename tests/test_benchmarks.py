@@ -19,7 +19,7 @@ def test_smoke_run_prints_and_writes_every_row(tmp_path, tiny_model, capsys):
     keys = [line.split("|")[1].strip() for line in printed.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
     assert keys == ROWS
     assert "error:" not in printed
-    for number in "1234567":
+    for number in "12345678":
         assert f"- Goal {number}." in printed
     written = report.read_text()
     assert printed.split("\n\n")[0] in written  # the same table
