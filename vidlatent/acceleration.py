@@ -251,14 +251,19 @@ def check_loras(weights: Sequence[LoraWeights], folder: Path, spec: ModelSpec, c
 def load_loras(pipeline: Any, weights: Sequence[LoraWeights], spec: ModelSpec) -> list[dict[str, Any]]:
     """Load each LoRA as its own adapter (``lora0``, ``lora1``, ...) into the experts it goes
     into and set their scales; returns the history records."""
+    import warnings
+
     names, scales, records = [], [], []
     for index, each in enumerate(weights):
         name = f"lora{index}"
         experts = lora_experts(each.lora, spec)
         for expert in experts:
-            # load_lora_weights pops from the dict it is given: each call gets its own copy.
-            pipeline.load_lora_weights(dict(each.state_dict), adapter_name=name,
-                                       **({"load_into_transformer_2": True} if expert == "transformer_2" else {}))
+            with warnings.catch_warnings():
+                # Several adapters in one model are what --lora asks for; peft warns of them.
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+                # load_lora_weights pops from the dict it is given: each call gets its own copy.
+                pipeline.load_lora_weights(dict(each.state_dict), adapter_name=name,
+                                           **({"load_into_transformer_2": True} if expert == "transformer_2" else {}))
         names.append(name)
         scales.append(each.lora.scale)
         record = {"path": each.lora.path, "sha256": each.sha256, "scale": each.lora.scale}
