@@ -1,7 +1,8 @@
 """The measurements: each function runs one of the issue's comparisons and returns its rows.
 
 Row keys follow the goals: 1 startup, 2 generate overhead, 3 decode memory, 4 decode and
-encode speed, 5 latent file IO, 6 the GPU. The references are plain diffusers, torch and
+encode speed, 5 latent file IO, 6 the GPU, 7 big models (cache, fp8, VAE tiling, compile), 8 big
+models on the GPU. The references are plain diffusers, torch and
 safetensors calls (``benchmarks/reference.py`` for the ones that run as their own process).
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.big_models import big_models, gpu_big_models
 from benchmarks.harness import (
     ChildFailed,
     Goal,
@@ -25,6 +27,7 @@ from benchmarks.harness import (
     Row,
     interleave,
     mebibytes,
+    on_gpu,
     process_measure,
     progress,
     run_process,
@@ -69,6 +72,12 @@ class Config:
     gpu_frames: int
     gpu_steps: int
     gpu_reps: int
+    big_size: tuple[int, int]  # section 7: tiny-random-wan22 generations
+    big_frames: int
+    big_steps: int
+    big_reps: int
+    tiling_size: tuple[int, int]  # section 7: tiny-random-wan decodes with and without tiling
+    tiling_latent_frames: int
     dry: bool = False
 
 
@@ -81,6 +90,7 @@ FULL = Config(
     # A 400-frame clip of SVD-XT's 1024x576 latents (56 MiB), e.g. a long extended clip.
     io_shape=(400, 4, 72, 128), io_reps=7, pipe_reps=3,
     gpu_size=(1024, 576), gpu_frames=25, gpu_steps=10, gpu_reps=3,
+    big_size=(256, 256), big_frames=17, big_steps=20, big_reps=5, tiling_size=(512, 512), tiling_latent_frames=4,
 )
 QUICK = Config(
     name="quick", warmup=0, startup_reps=1,
@@ -89,6 +99,7 @@ QUICK = Config(
     speed_size=(64, 64), speed_decode_frames=4, speed_encode_frames=4, speed_chunk=2, speed_reps=1,
     io_shape=(4, 4, 8, 8), io_reps=1, pipe_reps=1,
     gpu_size=(512, 320), gpu_frames=4, gpu_steps=2, gpu_reps=1,
+    big_size=(64, 64), big_frames=5, big_steps=2, big_reps=1, tiling_size=(320, 320), tiling_latent_frames=2,
 )
 SMOKE = dataclasses.replace(QUICK, name="smoke", dry=True)
 
@@ -673,14 +684,7 @@ GPU_ROWS = (
 
 
 def gpu(ctx: Context) -> list[Row]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return [Row(key, what, status="skipped: no CUDA device") for key, what in GPU_ROWS]
-    try:
-        return gpu_rows(ctx)
-    except Exception as error:  # noqa: BLE001  (a GPU problem should not hide the CPU figures)
-        return [Row(key, what, status=f"error: {type(error).__name__}: {error}"[:300]) for key, what in GPU_ROWS]
+    return on_gpu(GPU_ROWS, lambda: gpu_rows(ctx))
 
 
 def svd_xt_random(folder: Path) -> Path:
@@ -828,5 +832,7 @@ SECTIONS: list[tuple[str, str, Callable[[Context], list[Row]]]] = [
     ("4", "decode and encode speed", codec_speed),
     ("5", "latent file IO", latent_io),
     ("6", "GPU", gpu),
+    ("7", "big models", big_models),
+    ("8", "big models on a GPU", gpu_big_models),
 ]
 

@@ -270,6 +270,22 @@ def table(rows: Sequence[Row]) -> str:
 # --- formatting ------------------------------------------------------------------------------
 
 
+def on_gpu(rows: Sequence[tuple[str, str]], measure: Callable[[], list[Row]], *, dry: bool = False) -> list[Row]:
+    """The rows (key, what) that ``measure`` fills on a CUDA device: skipped without one, not
+    run in a smoke run (``dry``), and an error in each when the GPU run fails (a GPU problem
+    should not hide the CPU figures)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return [Row(key, what, status="skipped: no CUDA device") for key, what in rows]
+    if dry:
+        return [Row(key, what, status="not run (smoke)") for key, what in rows]
+    try:
+        return measure()
+    except Exception as error:  # noqa: BLE001
+        return [Row(key, what, status=f"error: {type(error).__name__}: {error}"[:300]) for key, what in rows]
+
+
 def seconds(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 

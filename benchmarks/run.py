@@ -29,6 +29,10 @@ GOALS = {
     "4": "Decode and encode speed: at least 1.0× the frames per second of the raw VAE calls at the same chunk.",
     "5": "Latent IO: saving and loading a clip (on disk and through a pipe) takes at most 0.5× the time of torch.save + torch.load.",
     "6": "On a GPU: SVD-XT shapes in fp16 (generate overhead, --low-vram peak VRAM, torch.compile).",
+    "7": "Big models: `--cache` runs at most 0.75× the full transformer calls and no more time, `--quantize fp8` stores "
+         "the transformer in at most 0.55× the bytes of bf16, `--vae-tiling` decodes in no more peak memory.",
+    "8": "Big models on a GPU: `--cache`, `--quantize fp8`, `--offload group` and `--compile` at Wan 2.1 1.3B shapes "
+         "(random weights), time and peak VRAM.",
 }
 
 
@@ -135,6 +139,8 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
         f"{config.long_frames} frames, chunk {config.decode_chunk}; codec speed {config.speed_size[0]}x{config.speed_size[1]} px, "
         f"chunk {config.speed_chunk}, {config.speed_reps} repetitions; latent IO a {'x'.join(map(str, config.io_shape))} "
         f"clip, {config.io_reps} repetitions ({config.pipe_reps} through the pipe); startup {config.startup_reps} repetitions; "
+        f"big models {config.big_size[0]}x{config.big_size[1]} px, {config.big_frames} frames, {config.big_steps} steps "
+        f"({config.big_reps} repetitions), tiled decode {config.tiling_size[0]}x{config.tiling_size[1]} px; "
         f"warm-up {config.warmup} of each side"
     )
     notes = [f"- **{row.key}** {row.note}" for row in rows if row.note]
@@ -151,7 +157,8 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
         "",
         noise_paragraph(facts),
         "",
-        (f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights), "
+        (f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights; section 7: "
+         "`tiny-random-wan22` and `tiny-random-wan`, the real Wan classes likewise), "
          "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`). "
          f"Torch threads: {facts.get('torch threads', '?')} in this process and every child (`--threads`): on a "
          "shared machine, OpenMP threads waiting on each other at every barrier made single calls vary up to tenfold."),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from benchmarks import run
+from benchmarks.big_models import GPU_BIG_ROWS
 from benchmarks.cases import GPU_ROWS
 
-ROWS = ["1a", "1b", "2a", "2b", "3a", "3b", "3c", "4a", "4b", "5a", "5b", "5c", "5d", *(key for key, _ in GPU_ROWS)]
+ROWS = ["1a", "1b", "2a", "2b", "3a", "3b", "3c", "4a", "4b", "5a", "5b", "5c", "5d", *(key for key, _ in GPU_ROWS),
+        "7a", "7b", "7c", "7d", "7e", "7f", *(key for key, _ in GPU_BIG_ROWS)]
 
 
 def test_smoke_run_prints_and_writes_every_row(tmp_path, tiny_model, capsys):
@@ -17,7 +19,7 @@ def test_smoke_run_prints_and_writes_every_row(tmp_path, tiny_model, capsys):
     keys = [line.split("|")[1].strip() for line in printed.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
     assert keys == ROWS
     assert "error:" not in printed
-    for number in "123456":
+    for number in "12345678":
         assert f"- Goal {number}." in printed
     written = report.read_text()
     assert printed.split("\n\n")[0] in written  # the same table

@@ -175,7 +175,8 @@ def _refine(model: LoadedModel, clip: LatentClip, latents: torch.Tensor, origina
     refined[originals] = known
     effective = knobs.resolved(model.pipeline, model.family)
     record = {"strength": refine.strength, "seed": refine.seed, "model": model.model_id,
-              "denoising_steps": generation.strength_steps(refine.strength, effective.steps), **effective.record()}
+              "denoising_steps": generation.strength_steps(refine.strength, effective.steps), **effective.record(),
+              **generation.acceleration_record(model)}
     return refined, record
 
 
@@ -310,7 +311,7 @@ def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, 
     latents = torch.cat([a.latents.float(), bridge[1:], b.latents.float()[1:]]) if join else bridge
     effective = knobs.resolved(model.pipeline, model.family)
     arguments = {"mode": "keyframes", "a": names[0], "b": names[1], "frames": frames, "join": join, "resample": resample,
-                 "seed": seed, "model": model.model_id, **effective.record()}
+                 "seed": seed, "model": model.model_id, **effective.record(), **generation.acceleration_record(model)}
     return a.with_step("interpolate", arguments, latents=latents, seed=seed)
 
 
@@ -542,7 +543,8 @@ def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regenerat
     regenerated = generation.regenerate(model, image, latents, strength=regeneration.strength, knobs=knobs,
                                         seed=regeneration.seed, progress=progress)
     steps = generation.strength_steps(regeneration.strength, effective.steps)
-    return regenerated, {**record, "model": model.model_id, "denoising_steps": steps, **effective.record()}
+    return regenerated, {**record, "model": model.model_id, "denoising_steps": steps, **effective.record(),
+                         **generation.acceleration_record(model)}
 
 
 def parse_pca_shift(text: str) -> tuple[int, float]:

@@ -35,6 +35,32 @@ def _devices() -> list[dict[str, Any]]:
     return devices
 
 
+def _acceleration(device: Any) -> dict[str, Any]:
+    """What vidlatent.acceleration can use here: CUDA streams (group offload overlaps transfers
+    with compute on them), fp8 weight storage, the compile backend and whether it can build
+    (inductor needs a C++ compiler on the CPU and triton on CUDA), LoRA (peft)."""
+    import importlib.util
+    import shutil
+
+    import torch
+
+    from vidlatent.acceleration import DEFAULT_COMPILE_BACKEND, compile_backend
+
+    backend = compile_backend()
+    compiler = next((found for name in ("c++", "g++", "clang++") if (found := shutil.which(name))), None)
+    triton = importlib.util.find_spec("triton") is not None
+    ready = backend != DEFAULT_COMPILE_BACKEND or (compiler is not None and (device.type != "cuda" or triton))
+    return {
+        "cuda_streams": torch.cuda.is_available(),
+        "fp8_storage": hasattr(torch, "float8_e4m3fn") and device.type != "mps",
+        "compile_backend": backend,
+        "compile_ready": ready,
+        "cpp_compiler": compiler,
+        "triton": triton,
+        "lora": _version("peft") is not None,
+    }
+
+
 def describe_environment() -> dict[str, Any]:
     """Everything a bug report needs, as a JSON-ready dict."""
     import os
@@ -52,7 +78,7 @@ def describe_environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in ("torch", "diffusers", "transformers", "accelerate",
-                                                         "safetensors", "huggingface-hub", "imageio-ffmpeg", "click")},
+                                                         "safetensors", "huggingface-hub", "imageio-ffmpeg", "click", "peft")},
         "ffmpeg": _ffmpeg(),
         "devices": _devices(),
         "auto": {
@@ -61,6 +87,7 @@ def describe_environment() -> dict[str, Any]:
             "offload_generate": resolve_offload("auto", device, PIPELINE_COMPONENTS),
             "offload_decode": resolve_offload("auto", device, ("vae",)),
         },
+        "acceleration": _acceleration(device),
         "torch_threads": torch.get_num_threads(),
         "cache": {"huggingface": str(constants.HF_HUB_CACHE), "hub_offline": bool(constants.HF_HUB_OFFLINE),
                   "vidlatent": str(cache_root())},

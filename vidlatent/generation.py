@@ -84,9 +84,11 @@ def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _step_reporter(progress: Progress, extra: StepHook | None = None):  # type: ignore[no-untyped-def]
+def _step_reporter(progress: Progress, extra: StepHook | None = None, end_step: Callable[[], None] | None = None):  # type: ignore[no-untyped-def]
     def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         changed = extra(pipeline, step, tensors) if extra else {}
+        if end_step is not None:
+            end_step()
         progress(step + 1)
         return changed
 
@@ -138,12 +140,20 @@ def sample(
         **family.pipeline_arguments(model, image=image, last_image=last_image, size=size, frames=frames),
         "generator": cpu_generator(seed),
         "output_type": "latent",
-        "callback_on_step_end": _step_reporter(progress, on_step),
+        "callback_on_step_end": _step_reporter(progress, on_step, model.accelerated.end_step),
         **knobs.pipeline_kwargs(family),
         **extra,
         **(arguments or {}),
     }
     return family.pipeline_output(model.pipeline(**call))
+
+
+def acceleration_record(model: LoadedModel) -> dict[str, Any]:
+    """``{"acceleration": ...}`` for a history entry of a sampling step when the model was loaded
+    with anything that changes its latents (cache, compile, fp8, LoRA), with the cache's counts
+    since the last such record; {} on the default path."""
+    record = model.accelerated.record()
+    return {"acceleration": record} if record else {}
 
 
 def generate(
@@ -190,7 +200,8 @@ def generate(
     )
     return clip.with_step(
         "generate",
-        {"source": source, "image_sha256": image_sha256, "size": f"{size[0]}x{size[1]}", "seed": seed, **effective.record()},
+        {"source": source, "image_sha256": image_sha256, "size": f"{size[0]}x{size[1]}", "seed": seed, **effective.record(),
+         **acceleration_record(model)},
     )
 
 
@@ -236,6 +247,10 @@ def frame_image(latents: torch.Tensor, model: LoadedModel, index: int) -> Image.
     (its last pixel frame, for VAEs with several pixel frames per latent frame)."""
     from PIL import Image
 
+    from vidlatent.models import plan_vae_tiling
+
+    spatial = model.layout.spatial
+    plan_vae_tiling(model, (int(latents.shape[-1]) * spatial, int(latents.shape[-2]) * spatial))
     return Image.fromarray(model.family.decode_frame(latents, model.vae, device=model.execution_device, index=index))
 
 
@@ -426,6 +441,8 @@ def extend(
     """
     import torch
 
+    from vidlatent.models import plan_vae_tiling
+
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     family.check_extend(spec)
@@ -437,6 +454,7 @@ def extend(
         overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
     options = dataclasses.replace(options, overlap=overlap)
     options.validate(segment_latents, clip.frames, minimum=family.minimum_overlap)
+    plan_vae_tiling(model, (clip.width, clip.height))  # the clip's end is decoded for each segment
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()
     segments = []
@@ -459,5 +477,5 @@ def extend(
     return extended.with_step(
         "extend",
         {"times": options.times, "overlap": overlap, "drift_correction": options.drift_correction,
-         "model": model.model_id, "segments": segments, **effective.record()},
+         "model": model.model_id, "segments": segments, **effective.record(), **acceleration_record(model)},
     )

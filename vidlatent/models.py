@@ -3,9 +3,10 @@
 It decides, in one place: which folder a ``--model`` names (alias, local diffusers folder, hub
 id, or a tiny random model), which model family runs it (from the folder's
 ``model_index.json``), which device (CUDA, then MPS, then CPU), which dtype (fp16 on GPUs,
-fp32 on CPU), which weight variant (fp16 files where the folder has them), and whether to
-offload to the CPU (through diffusers/accelerate). Only safetensors weights are loaded and no
-remote code runs. Commands ask only for the components they need.
+fp32 on CPU), which weight variant (fp16 files where the folder has them), whether to
+offload to the CPU (through diffusers/accelerate), and what ``vidlatent.acceleration`` applies
+(LoRA, fp8 storage, step cache, compilation, VAE tiling). Only safetensors weights are loaded
+and no remote code runs. Commands ask only for the components they need.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent import families
+from vidlatent.acceleration import (
+    DENOISERS, Acceleration, Applied, apply_before_placement, apply_compile, check_fits, check_loras, read_loras,
+)
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.families.svd import DEFAULT_MODEL, DEFAULT_NATIVE_AREA, native_area
 
@@ -31,14 +35,16 @@ TINY_RANDOM = "tiny-random"
 TINY_MODELS = tuple(families.tiny_models())
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
 DTYPES = ("auto", "fp16", "bf16", "fp32")
-OFFLOADS = ("auto", "none", "model", "sequential")
+OFFLOADS = ("auto", "none", "model", "group", "sequential")
 # Stable Video Diffusion's components (the default model's family).
 PIPELINE_COMPONENTS = families.family("svd").components
 # Components that have no weight files.
 WEIGHTLESS = ("scheduler", "feature_extractor", "tokenizer", "image_processor")
-DENOISERS = ("unet", "transformer", "transformer_2")
-# With auto offload, a GPU with less memory than this runs the full pipeline with model offload.
-AUTO_OFFLOAD_BELOW_BYTES = 16 * 2**30
+# What auto offload keeps free on the GPU beside the weights: activations and the VAE's decode.
+AUTO_OFFLOAD_RESERVE_BYTES = 3 * 2**30
+# Bytes per element of the safetensors dtypes (for weight sizes read from file headers).
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
+                "I8": 1, "U8": 1, "BOOL": 1}
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_NATIVE_AREA", "native_area"]
 
@@ -59,22 +65,25 @@ class LoadOptions:
             tiny-random-ltx).
         device: auto, cpu, cuda, cuda:N or mps.
         dtype: auto, fp16, bf16 or fp32.
-        offload: auto, none, model or sequential.
+        offload: auto, none, model, group or sequential.
+        acceleration: --cache, --compile, --quantize, --vae-tiling and --lora.
     """
 
     model: str = DEFAULT_MODEL
     device: str = "auto"
     dtype: str = "auto"
     offload: str = "auto"
+    acceleration: Acceleration = Acceleration()
 
     def validate(self) -> None:
-        """Raise UsageError for a bad device, dtype or offload name (cheap, before loading)."""
+        """Raise UsageError for a bad device, dtype, offload name or acceleration (cheap, before loading)."""
         if self.device not in DEVICES and not _is_cuda_index(self.device):
             raise UsageError(f"--device {self.device!r}: expected one of {', '.join(DEVICES)} or cuda:N")
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
         if self.offload not in OFFLOADS:
             raise UsageError(f"--offload {self.offload!r}: expected one of {', '.join(OFFLOADS)}")
+        self.acceleration.validate()
 
 
 def _is_cuda_index(device: str) -> bool:
@@ -112,6 +121,7 @@ class LoadedModel:
     layout: LatentLayout
     pipeline: Any = None
     components: tuple[str, ...] = field(default=())
+    accelerated: Applied = field(default_factory=Applied)  # what vidlatent.acceleration applied
 
     @property
     def execution_device(self) -> torch.device:
@@ -164,20 +174,80 @@ def resolve_dtype(name: str, device: torch.device, note: Note = _silent, *, pref
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
-def resolve_offload(name: str, device: torch.device, components: Sequence[str]) -> str:
-    """Turn a --offload value into none, model or sequential."""
+def resolve_offload(name: str, device: torch.device, components: Sequence[str], weights: dict[str, int] | None = None,
+                    note: Note = _silent) -> str:
+    """Turn a --offload value into none, model, group or sequential.
+
+    ``auto`` on a CUDA device with a denoiser to load picks by the ``weights`` (bytes per
+    component, as loaded) and the device's free memory (``auto_offload``) and notes what it
+    picked; without ``weights`` (no model named) it answers ``by model size``.
+    """
     if device.type == "cpu":
-        if name in ("model", "sequential"):
+        if name in ("model", "group", "sequential"):
             raise UsageError(f"--offload {name} moves weights between a GPU and the CPU; it needs --device cuda")
         return "none"
     if name != "auto":
         return name
     if device.type == "cuda" and any(denoiser in components for denoiser in DENOISERS):
+        if weights is None:
+            return "by model size"
         import torch
 
-        total = torch.cuda.get_device_properties(device).total_memory
-        return "model" if total < AUTO_OFFLOAD_BELOW_BYTES else "none"
+        free = torch.cuda.mem_get_info(device)[0]
+        choice, reason = auto_offload(weights, free)
+        note(f"--offload auto: {choice} ({reason} on {device})")
+        return choice
     return "none"
+
+
+def auto_offload(weights: dict[str, int], free: int, reserve: int = AUTO_OFFLOAD_RESERVE_BYTES) -> tuple[str, str]:
+    """What --offload auto picks, and why in words: ``none`` when every weight fits in ``free``
+    bytes with ``reserve`` to spare, ``model`` (one component on the GPU at a time) when the
+    largest one does, else ``group`` (the denoiser's blocks streamed in turn)."""
+    total = sum(weights.values())
+    largest = max(weights, key=weights.__getitem__) if weights else "nothing"
+    size = weights.get(largest, 0)
+    facts = (f"the weights take {_gib(total)}, the largest component ({largest}) {_gib(size)}, with "
+             f"{_gib(reserve)} kept for activations; {_gib(free)} free")
+    if total + reserve <= free:
+        return "none", facts
+    if size + reserve <= free:
+        return "model", facts
+    return "group", facts
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB"
+
+
+def weight_bytes(folder: Path, components: Sequence[str], dtype: torch.dtype, fp8: Sequence[str] = ()) -> dict[str, int]:
+    """Bytes each component's weights take once loaded in ``dtype`` (the components in ``fp8``:
+    one byte per weight), from the safetensors headers alone (no weights read)."""
+    import json
+    import struct
+
+    import torch
+
+    size = torch.empty((), dtype=dtype).element_size()
+    sizes: dict[str, int] = {}
+    for name in components:
+        files = sorted((folder / name).glob("*.safetensors")) if name not in WEIGHTLESS else []
+        plain = [file for file in files if ".fp16." not in file.name] or files
+        total = 0
+        for file in plain:
+            with open(file, "rb") as handle:
+                header = json.loads(handle.read(struct.unpack("<Q", handle.read(8))[0]))
+            for key, entry in header.items():
+                if key == "__metadata__":
+                    continue
+                count = 1
+                for side in entry["shape"]:
+                    count *= side
+                floating = entry["dtype"].startswith(("F", "BF"))
+                total += count * (1 if name in fp8 else size) if floating else count * _DTYPE_BYTES.get(entry["dtype"], 4)
+        if total:
+            sizes[name] = total
+    return sizes
 
 
 def model_folder(model: str, components: Sequence[str], *, fp16: bool = False) -> Path:
@@ -255,12 +325,12 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _placement(options: LoadOptions, components: Sequence[str], note: Note, family: Family) -> tuple[torch.device, torch.dtype, str]:
+def _placement(options: LoadOptions, components: Sequence[str], note: Note, family: Family) -> tuple[torch.device, torch.dtype]:
     options.validate()
     device = resolve_device(options.device, note)
     dtype = resolve_dtype(options.dtype, device, note, preferred=family.preferred_gpu_dtype)
-    offload = resolve_offload(options.offload, device, components)
-    return device, dtype, offload
+    resolve_offload("none" if options.offload == "auto" else options.offload, device, components)  # refuse early
+    return device, dtype
 
 
 def _model_id(model: str, folder: Path) -> str:
@@ -293,7 +363,8 @@ def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
     """Load only the VAE of ``options.model`` (for encode and decode)."""
     options.validate()
     info = describe(options)
-    device, dtype, _ = _placement(options, ("vae",), note, info.family)
+    check_fits(options.acceleration, info.family, info.spec, device=options.device)
+    device, dtype = _placement(options, ("vae",), note, info.family)
     folder = model_folder(options.model, ("vae",), fp16=dtype == _fp16())
     _quiet_libraries()
     import diffusers
@@ -308,9 +379,12 @@ def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
     space = latent_space_of(vae)
     vae.to(device)
     vae.eval()
+    if options.acceleration.vae_tiling:
+        vae.enable_tiling()
     return LoadedModel(
         model_id=info.model_id, folder=folder, device=device, dtype=dtype, offload="none", vae=vae, latent_space=space,
         family=info.family, spec=info.spec, layout=info.family.layout(vae), components=("vae",),
+        accelerated=Applied(acceleration=options.acceleration, note=note),
     )
 
 
@@ -319,21 +393,30 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     """Load the family's pipeline for ``options.model`` with only ``components`` (the rest are None).
 
     Args:
-        options: model, device, dtype, offload.
+        options: model, device, dtype, offload, acceleration.
         components: the components to load; None for what sampling needs.
-        note: called with one-line notes (fp16 on a CPU, ...).
+        note: called with one-line notes (fp16 on a CPU, what --offload auto picked, ...).
         image: the pipeline class for sampling with a conditioning image (else text only).
     """
     options.validate()
     info = describe(options)
     family, spec = info.family, info.spec
+    acceleration = options.acceleration
+    check_fits(acceleration, family, spec, device=options.device)
     components = tuple(components) if components is not None else family.sampling_components(spec, image=image)
-    device, dtype, offload = _placement(options, components, note, family)
-    folder = model_folder(options.model, components, fp16=dtype == _fp16())
+    device, dtype = _placement(options, components, note, family)
     _quiet_libraries()
     import diffusers
 
     pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image))
+    loras = read_loras(acceleration.loras, pipeline_class)
+    if loras and info.folder is not None:  # before the weights load (or download): configs only
+        check_loras(loras, info.folder, spec, components)
+    folder = model_folder(options.model, components, fp16=dtype == _fp16())
+    weights = None
+    if options.offload == "auto" and device.type == "cuda":
+        weights = weight_bytes(folder, components, dtype, DENOISERS if acceleration.quantize == "fp8" else ())
+    offload = resolve_offload(options.offload, device, components, weights, note)
     expected = inspect.signature(pipeline_class.__init__).parameters
     skipped = {name: None for name in family.components if name not in components and name in expected}
     pipeline = _load_component(
@@ -343,18 +426,64 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
         options.model,
     )
     space = latent_space_of(pipeline.vae) if pipeline.vae is not None else ""
+    if loras and info.folder is None:
+        check_loras(loras, folder, spec, components)
+    applied = apply_before_placement(pipeline, acceleration, spec, dtype, loras, note)
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
+    elif offload == "group":
+        # The VAE stays whole on the device: the families' streamed codecs call its encoder and
+        # decoder directly, past the hooks that would bring its weights in.
+        import torch
+
+        pipeline.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
+                                      num_blocks_per_group=1, use_stream=device.type == "cuda", exclude_modules=["vae"])
     elif offload == "sequential":
         pipeline.enable_sequential_cpu_offload(device=device)
     else:
         pipeline.to(device)
+    apply_compile(pipeline, applied, family, device, offload, note)
+    if acceleration.vae_tiling and pipeline.vae is not None:
+        pipeline.vae.enable_tiling()
     pipeline.set_progress_bar_config(disable=True)
     return LoadedModel(
         model_id=info.model_id, folder=folder, device=device, dtype=dtype, offload=offload, vae=pipeline.vae,
         latent_space=space, family=family, spec=spec, layout=family.layout(pipeline.vae) if pipeline.vae is not None else None,
-        pipeline=pipeline, components=components,
+        pipeline=pipeline, components=components, accelerated=applied,
     )
+
+
+def plan_vae_tiling(model: LoadedModel, size: tuple[int, int]) -> bool:
+    """Whether ``model``'s VAE decodes ``size`` (width, height) tiled: as --vae-tiling says, and
+    without it (auto) on where the family's estimate of the decode's working memory exceeds
+    the memory free on the device (the loader's note says so). Returns whether tiling is on."""
+    vae, family, note = model.vae, model.family, model.accelerated.note
+    if vae is None or not family.vae_tiling:
+        return False
+    choice = model.accelerated.acceleration.vae_tiling
+    if choice is None and not getattr(vae, "use_tiling", False):
+        need = family.decode_working_bytes(vae, size)
+        free = free_memory(model.execution_device)
+        if need is not None and free is not None and need > free:
+            vae.enable_tiling()
+            note(f"decoding {size[0]}x{size[1]} needs about {_gib(need)}, more than the {_gib(free)} free on "
+                 f"{model.execution_device}: VAE tiling is on (--no-vae-tiling turns it off)")
+    elif choice is False:
+        vae.disable_tiling()
+    return bool(getattr(vae, "use_tiling", False))
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (CUDA: the driver's count; CPU: available RAM); None if unknown."""
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu":
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    return None
 
 
 def _fp16() -> torch.dtype:

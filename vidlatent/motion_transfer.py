@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent import latent_ops
 from vidlatent.errors import UsageError
-from vidlatent.generation import Knobs, frame_image, knobs_for_clip, regenerate
+from vidlatent.generation import Knobs, acceleration_record, frame_image, knobs_for_clip, regenerate
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
 
@@ -137,5 +137,7 @@ def transfer(
         image = appearance_image or frame_image(appearance[None], model, 0)
         latents = sample_from(model, noise, image, knobs=knobs, seed=seed, progress=lambda done: progress(steps + done))
         details |= {"inversion_seed": source_seed, "knobs": knobs.resolved(model.pipeline).record()}
+    if options.needs_model and model is not None:
+        details |= acceleration_record(model)
     result = dataclasses.replace(motion, latents=latents, seed=seed if options.needs_model else motion.seed)
     return result.with_step("transfer-motion", details)

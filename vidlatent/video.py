@@ -134,8 +134,11 @@ def decode_clip(
     Returns:
         The number of frames written.
     """
+    from vidlatent.models import plan_vae_tiling
+
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     settings = settings if settings is not None else model.family.decode_settings(model.vae, clip)
+    plan_vae_tiling(model, (clip.width, clip.height))
     writer: Any
     with media.VideoWriter(output, fps=fps or clip.fps) as writer:
         for frame in model.family.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=chunk,

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from vidlatent import __version__
+from vidlatent.acceleration import CACHE_METHODS, DEFAULT_CACHE_THRESHOLD, QUANTIZE_CHOICES
 from vidlatent.atomic import STDIO
 from vidlatent.errors import UsageError
 from vidlatent.models import ALIASES, DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, TINY_MODELS, LoadOptions
@@ -81,11 +82,74 @@ def model_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dtype", envvar="VIDLATENT_DTYPE", show_envvar=True, default="auto", show_default=True,
                      type=click.Choice(DTYPES), help="Weights' precision: auto is fp16 on a GPU, fp32 on CPU."),
         click.option("--offload", envvar="VIDLATENT_OFFLOAD", show_envvar=True, default="auto", show_default=True,
-                     type=click.Choice(OFFLOADS), help="Move weights to the CPU between uses (diffusers/accelerate) to save GPU memory."),
+                     type=click.Choice(OFFLOADS),
+                     help="Keep weights on the CPU and bring them to the GPU as needed (diffusers): model (one component at a "
+                          "time), group (the denoiser's blocks in turn, overlapped on CUDA streams), sequential (layer by "
+                          "layer, slowest). auto: none if the weights fit in free GPU memory, model if the largest "
+                          "component does, else group; a note says which."),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+def _vae_tiling_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--vae-tiling/--no-vae-tiling", default=None,
+                        help="Decode in overlapping spatial tiles (Wan; its decode streams frame by frame already). "
+                             "Default: on where the estimated decode memory exceeds the free memory, with a note.")
+
+
+def _with_acceleration(load: LoadOptions, **changes: Any) -> LoadOptions:
+    import dataclasses
+
+    load = dataclasses.replace(load, acceleration=dataclasses.replace(load.acceleration, **changes))
+    load.validate()
+    return load
+
+
+def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--cache, --compile, --quantize, --vae-tiling and --lora, folded into the command's
+    ``load: LoadOptions`` (its ``acceleration``); goes below ``model_options``. A model family
+    that cannot take one refuses it before it loads (``load_sampler``)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, load: LoadOptions, cache: str | None, compile_denoiser: bool, quantize: str | None,
+                vae_tiling: bool | None, lora: tuple[str, ...], **kwargs: Any) -> Any:
+        from vidlatent.acceleration import parse_cache, parse_lora
+
+        load = _with_acceleration(load, cache=parse_cache(cache) if cache else None, compile=compile_denoiser,
+                                  quantize=quantize, vae_tiling=vae_tiling, loras=tuple(parse_lora(each) for each in lora))
+        return function(*args, load=load, **kwargs)
+
+    options = [
+        click.option("--cache", metavar="METHOD[:THRESHOLD]",
+                     help=f"Skip the denoiser's remaining blocks on steps where its first block barely changes "
+                          f"({' or '.join(CACHE_METHODS)}; threshold [{DEFAULT_CACHE_THRESHOLD:g}]: higher skips more). "
+                          "Transformer models (Wan); the history records how many steps were skipped."),
+        click.option("--compile", "compile_denoiser", is_flag=True,
+                     help="torch.compile the denoiser (Wan: its repeated blocks; SVD: the whole UNet). The first run "
+                          "pays for the compilation."),
+        click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES),
+                     help="Store the denoiser's weights in fp8 and compute in --dtype, layer by layer (half the memory "
+                          "of bf16; norms and embeddings stay in --dtype)."),
+        _vae_tiling_option(),
+        click.option("--lora", multiple=True, metavar="PATH[:SCALE[:EXPERT]]",
+                     help="A LoRA (.safetensors) at SCALE [1.0]; repeat to combine. Wan 2.2 two-expert models: into "
+                          "both experts, or EXPERT high or low. One that does not fit the model is refused."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def vae_tiling_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--vae-tiling/--no-vae-tiling alone (decode), folded into ``load``; goes below ``model_options``."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, load: LoadOptions, vae_tiling: bool | None, **kwargs: Any) -> Any:
+        return function(*args, load=_with_acceleration(load, vae_tiling=vae_tiling), **kwargs)
+
+    return _vae_tiling_option()(wrapper)
 
 
 def output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -334,10 +398,14 @@ def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def describe_model(load: LoadOptions) -> Any:
-    """The family and spec of the model ``load`` names (configs only), for checks before loading."""
+    """The family and spec of the model ``load`` names (configs only), for checks before loading;
+    refuses acceleration flags the family cannot take (--cache on SVD, ...)."""
+    from vidlatent.acceleration import check_fits
     from vidlatent.models import describe
 
-    return describe(load)
+    info = describe(load)
+    check_fits(load.acceleration, info.family, info.spec, device=load.device)
+    return info
 
 
 def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, image: bool = True) -> Any:

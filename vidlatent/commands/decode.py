@@ -9,7 +9,7 @@ import click
 from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
     Reporter, State, common_options, decode_options, describe_model, expand_inputs, join_launch, make_batch_folder,
-    model_options, output_entry, output_option, pass_state, plan_outputs,
+    model_options, output_entry, output_option, pass_state, plan_outputs, vae_tiling_option,
 )
 
 
@@ -29,6 +29,7 @@ Examples:
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the video. Default: the clip's.")
 @decode_options
 @model_options
+@vae_tiling_option
 @common_options
 @pass_state
 def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int, fps: float | None,  # type: ignore[no-untyped-def]

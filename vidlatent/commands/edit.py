@@ -9,9 +9,9 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
-    low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, sampling_options,
-    seed_option,
+    ClipInput, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, default_output,
+    describe_model, load_sampler, low_memory_options, model_options, output_entry, output_option, pass_state,
+    prepare_output, sampling_options, seed_option,
 )
 from vidlatent.errors import UsageError
 
@@ -47,6 +47,7 @@ Examples:
 @seed_option
 @low_memory_options
 @model_options
+@acceleration_options
 @common_options
 @pass_state
 def command(state: State, clip: str, output: str | None, trim: str | None, reverse: bool, image: str | None,  # type: ignore[no-untyped-def]

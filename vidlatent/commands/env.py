@@ -19,9 +19,10 @@ Examples:
 @common_options
 @pass_state
 def command(state: State) -> None:
-    """Show versions (vidlatent, Python, torch, diffusers, transformers, accelerate, ffmpeg), the
-    devices found with their memory, what --device/--dtype/--offload auto would pick, and the
-    cache folders. Paste it into bug reports; --json prints the same as one object.
+    """Show versions (vidlatent, Python, torch, diffusers, transformers, accelerate, peft, ffmpeg),
+    the devices found with their memory, what --device/--dtype/--offload auto would pick, which
+    of --offload group (CUDA streams), --quantize fp8, --compile and --lora this machine can use,
+    and the cache folders. Paste it into bug reports; --json prints the same as one object.
     """
     from vidlatent.environment import describe_environment
 
@@ -44,6 +45,12 @@ def command(state: State) -> None:
     auto = facts["auto"]
     table.add_row("auto picks", f"device {auto['device']}, dtype {auto['dtype']}, offload {auto['offload_generate']} "
                                 f"(generate) / {auto['offload_decode']} (decode)")
+    speed = facts["acceleration"]
+    yes = {True: "yes", False: "no"}
+    table.add_row("acceleration", f"CUDA streams {yes[speed['cuda_streams']]} (--offload group), fp8 storage "
+                                  f"{yes[speed['fp8_storage']]} (--quantize fp8), compile {speed['compile_backend']} "
+                                  f"{'ready' if speed['compile_ready'] else 'NOT ready (no C++ compiler, or no triton on CUDA)'}"
+                                  f" (--compile), LoRA {yes[speed['lora']]} (--lora)")
     table.add_row("cache", f"hub {facts['cache']['huggingface']}{' (offline)' if facts['cache']['hub_offline'] else ''}; "
                            f"vidlatent {facts['cache']['vidlatent']}")
     for name, value in facts["environment"].items():

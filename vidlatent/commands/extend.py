@@ -8,9 +8,9 @@ import click
 
 from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, describe_model, expand_inputs, join_launch,
-    load_sampler, low_memory_options, model_options, output_option, pass_state, plan_outputs, prepare_output, sampling_options,
-    seed_option, write_clip,
+    ClipInput, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, describe_model, expand_inputs,
+    join_launch, load_sampler, low_memory_options, model_options, output_option, pass_state, plan_outputs, prepare_output,
+    sampling_options, seed_option, write_clip,
 )
 
 
@@ -35,6 +35,7 @@ Examples:
 @seed_option
 @low_memory_options
 @model_options
+@acceleration_options
 @common_options
 @pass_state
 def command(state: State, clips: tuple[str, ...], output: str | None, times: int, overlap: int | None, drift_correction: bool,  # type: ignore[no-untyped-def]

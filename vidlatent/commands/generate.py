@@ -11,9 +11,9 @@ from vidlatent import distributed
 from vidlatent.atomic import STDIO
 from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    TEXT_ONLY, LowMemory, Reporter, State, announce_seed, common_options, describe_model, expand_inputs, load_sampler,
-    low_memory_options, model_options, output_entry, output_option, pass_state, plan_outputs, prepare_output, sampling_options,
-    seed_option, write_clip, join_launch,
+    TEXT_ONLY, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, describe_model, expand_inputs,
+    join_launch, load_sampler, low_memory_options, model_options, output_entry, output_option, pass_state, plan_outputs,
+    prepare_output, sampling_options, seed_option, write_clip,
 )
 from vidlatent.commands.upscale import upscaler_option
 from vidlatent.errors import UsageError
@@ -57,6 +57,7 @@ Examples:
 @upscaler_option
 @low_memory_options
 @model_options
+@acceleration_options
 @common_options
 @pass_state
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]

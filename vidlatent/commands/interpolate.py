@@ -12,8 +12,9 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
-    low_memory_options, model_options, output_entry, output_option, pass_state, prepare_output, prompt_options, seed_option,
+    ClipInput, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, default_output,
+    describe_model, load_sampler, low_memory_options, model_options, output_entry, output_option, pass_state,
+    prepare_output, prompt_options, seed_option,
 )
 from vidlatent.errors import UsageError
 
@@ -58,6 +59,7 @@ Examples:
 @seed_option
 @low_memory_options
 @model_options
+@acceleration_options
 @common_options
 @pass_state
 def command(state: State, clips: tuple[str, ...], output: str | None, factor: int | None, method: str, loop: bool,  # type: ignore[no-untyped-def]

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, common_options, default_output, load_sampler, low_memory_options,
-    model_options, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
+    ClipInput, LowMemory, Reporter, State, acceleration_options, common_options, default_output, load_sampler,
+    low_memory_options, model_options, output_option, pass_state, prepare_output, sampling_options, seed_option,
+    write_clip,
 )
 
 
@@ -34,6 +35,7 @@ Examples:
 @seed_option
 @low_memory_options
 @model_options
+@acceleration_options
 @common_options
 @pass_state
 def command(state: State, motion_clip: str, appearance: str, output: str | None, method: str, refine: float, match_stats: bool,  # type: ignore[no-untyped-def]

@@ -14,6 +14,9 @@ It owns what differs between them and nothing else:
   own noise schedule, and how to start part-way down it (``regenerate_tail``);
 - how a clip is continued (``extend_segment``: by default conditioned on its last frame, the
   overlap pinned through the step callback; LTX conditions natively on the clip's last frames).
+- which of diffusers' speed and memory tools its models take (``supports_cache``,
+  ``compile_target``, ``supports_lora``, ``vae_tiling``: see ``vidlatent.acceleration``), so
+  a new family opts in by setting them, and commands never ask which family they run.
 
 Everything else (commands, the latent math, extend's segment loop, the SDEdit strength rule,
 pinned frames, drift correction) is written once, against this interface, in
@@ -159,6 +162,11 @@ class Family:
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1
     timestep_decoder: ClassVar[bool] = False  # its VAE's decoder takes --decode-timestep / --decode-noise-scale
+    # What vidlatent.acceleration may apply (--cache, --compile, --lora, --vae-tiling):
+    supports_cache: ClassVar[bool] = False  # the denoiser is a diffusers CacheMixin with transformer blocks
+    compile_target: ClassVar[str] = "whole"  # "repeated-blocks": compile_repeated_blocks; "whole": torch.compile
+    supports_lora: ClassVar[bool] = False  # the pipeline has a diffusers LoRA loader (load_lora_weights)
+    vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that decode_frames honours
 
     # --- configs (per family) ------------------------------------------------------------------
 
@@ -242,6 +250,11 @@ class Family:
     def default_decode_chunk(self, model: Any) -> int:
         """Latent frames per decoder call when --decode-chunk is not given."""
         return 8
+
+    def decode_working_bytes(self, vae: Any, size: tuple[int, int]) -> int | None:
+        """An estimate of the memory an untiled decode of (width, height) frames works in, for
+        turning VAE tiling on where it would not fit; None where the family has no estimate."""
+        return None
 
     def fingerprint_weights(self, vae: Any) -> list[torch.Tensor]:
         """The weights the latent-space fingerprint is computed from: the encoder's and decoder's

@@ -114,6 +114,10 @@ class LTX(Family):
     knob_defaults = {"prompt": "", "decode_timestep": DECODE_TIMESTEP, "decode_noise_scale": DECODE_NOISE_SCALE}
     preferred_gpu_dtype = "bf16"  # diffusers' docs: bfloat16 is the recommended dtype
     timestep_decoder = True
+    supports_cache = True  # LTXVideoTransformer3DModel is a CacheMixin
+    compile_target = "repeated-blocks"  # its _repeated_blocks: LTXVideoTransformerBlock
+    supports_lora = True  # LTXVideoLoraLoaderMixin
+    vae_tiling = True  # decode_frames tiles with --vae-tiling, and always past the VAE's tile size
     default_overlap = 2  # extend: the clip's last 9 frames (see README, "LTX-Video")
     minimum_overlap = 1
     comfyui = {
@@ -499,9 +503,11 @@ def _decoder_input(latents: torch.Tensor, vae: Any, device: torch.device,
 
 
 def _decode_window(vae: Any, z: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
-    """One decoder call on (1, C, t, h, w): in spatial tiles when the frames exceed the VAE's tile size."""
+    """One decoder call on (1, C, t, h, w): in spatial tiles with --vae-tiling, and always when the
+    frames exceed the VAE's tile size."""
     ratio = int(vae.spatial_compression_ratio)
-    if z.shape[-1] > vae.tile_sample_min_width // ratio or z.shape[-2] > vae.tile_sample_min_height // ratio:
+    large = z.shape[-1] > vae.tile_sample_min_width // ratio or z.shape[-2] > vae.tile_sample_min_height // ratio
+    if large or getattr(vae, "use_tiling", False):
         return vae.tiled_decode(z, temb, return_dict=False)[0]
     return vae.decoder(z, temb)
 

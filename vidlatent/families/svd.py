@@ -68,6 +68,9 @@ class StableVideoDiffusion(Family):
     has_forward_chunking = True
     default_overlap = 2
     minimum_overlap = 0
+    # A UNet: no step cache or LoRA loader in diffusers' SVD pipeline, no tiled decode in its
+    # temporal VAE; --compile compiles the whole UNet (the diffusers recipe).
+    compile_target = "whole"
 
     def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
         side = round(native_area(folder) ** 0.5)

@@ -32,6 +32,9 @@ I2V = "WanImageToVideoPipeline"
 T2V = "WanPipeline"
 TEMPORAL = 4
 DEFAULT_FRAMES = 81  # the pipelines' num_frames default
+# Tensors of a decoder step's full-resolution size alive at its peak (decode_working_bytes): a
+# rough, conservative figure, to be calibrated against measured peaks on a GPU.
+DECODE_LIVE = 8
 # diffusers' AutoencoderKLWan defaults (Wan 2.1's VAE) and Wan 2.2's 48-channel VAE (as in
 # ComfyUI's Wan22 latent format): used for ComfyUI latents, which do not carry them.
 WAN21_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
@@ -107,6 +110,10 @@ class Wan(Family):
     preferred_gpu_dtype = "bf16"  # Wan is trained and released in bf16; fp16 risks overflow
     # The pipelines need a prompt; without --prompt vidlatent passes the empty one.
     knob_defaults = {"prompt": ""}
+    supports_cache = True  # WanTransformer3DModel is a CacheMixin
+    compile_target = "repeated-blocks"  # its _repeated_blocks: WanTransformerBlock
+    supports_lora = True  # WanLoraLoaderMixin, into either expert (load_into_transformer_2)
+    vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode_chunks
     comfyui = {
         (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),
         (5, 48): _comfyui(48, 16, WAN22_MEAN, WAN22_STD, "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 24.0, "2.2"),
@@ -220,7 +227,12 @@ class Wan(Family):
         """The VAE's own causal decoding (``AutoencoderKLWan._decode``), streamed: one latent frame
         after another through the decoder's feature cache, each one's pixels, (1, 3, N, H, W) in
         [-1, 1] (N = 1, then 4), yielded as they come, so memory does not grow with the length.
-        Concatenated, they equal ``vae.decode`` of the whole clip bit for bit (tested)."""
+        Concatenated, they equal ``vae.decode`` of the whole clip bit for bit (tested).
+
+        With the VAE's tiling on (``vae.enable_tiling()``) and frames larger than a tile, as
+        ``vae.decode`` then does, the VAE's own tiled decode (``tiled_decode``), streamed too
+        (``_tiled_steps``): equal to ``vae.tiled_decode`` bit for bit (tested).
+        """
         import torch
         from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
 
@@ -228,17 +240,23 @@ class Wan(Family):
         with torch.inference_mode(), _cache_cleared(vae):
             onload(vae)
             z = self._denormalize(latents.permute(1, 0, 2, 3)[None].to(device=device, dtype=vae.dtype), vae)  # (1, C, T, h, w)
-            x = vae.post_quant_conv(z)
-            for index in range(x.shape[2]):
-                vae._conv_idx = [0]
-                step = x[:, :, index : index + 1]
-                if index == 0:
-                    out = vae.decoder(step, feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=True)
-                else:
-                    out = vae.decoder(step, feat_cache=vae._feat_map, feat_idx=vae._conv_idx)
+            ratio = vae.spatial_compression_ratio
+            tiled = getattr(vae, "use_tiling", False) and (
+                z.shape[4] > vae.tile_sample_min_width // ratio or z.shape[3] > vae.tile_sample_min_height // ratio)
+            for out in (_tiled_steps(vae, z) if tiled else _steps(vae, z)):
                 if patch is not None:
                     out = unpatchify(out, patch_size=patch)
                 yield torch.clamp(out, min=-1.0, max=1.0)
+
+    def decode_working_bytes(self, vae: Any, size: tuple[int, int]) -> int | None:
+        """A rough estimate: a decoder step works on 4 pixel frames at full resolution (after
+        the patch, if any) with about twice the decoder's last-stage channels, in ``DECODE_LIVE``
+        tensors of that size at once (activations, norms and the causal caches)."""
+        config = vae.config
+        patch = config.patch_size or 1
+        channels = 2 * int(config.decoder_base_dim or config.base_dim) * int(config.dim_mult[0])
+        pixels = (size[0] // patch) * (size[1] // patch)
+        return DECODE_LIVE * TEMPORAL * pixels * channels * vae.dtype.itemsize
 
     @staticmethod
     def _normalize(raw: torch.Tensor, vae: Any) -> torch.Tensor:
@@ -373,6 +391,77 @@ def _causal_groups(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.
             group, first = [], False
     if group:
         yield group
+
+
+def _steps(vae: Any, z: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``AutoencoderKLWan._decode``'s loop over (1, C, T, h, w) latents, one latent frame at a
+    time through the decoder's feature cache: (1, C', N, H', W') each, before unpatchify."""
+    x = vae.post_quant_conv(z)
+    for index in range(x.shape[2]):
+        vae._conv_idx = [0]
+        step = x[:, :, index : index + 1]
+        if index == 0:
+            yield vae.decoder(step, feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=True)
+        else:
+            yield vae.decoder(step, feat_cache=vae._feat_map, feat_idx=vae._conv_idx)
+
+
+def _tiled_steps(vae: Any, z: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``AutoencoderKLWan.tiled_decode``, streamed over time. diffusers decodes each spatial tile
+    through all frames (clearing the feature cache between tiles), then blends the tiles of the
+    whole video, which it holds; here every tile keeps its own feature cache, and each latent
+    frame's tiles are decoded, blended and cropped exactly as there (the blend works frame by
+    frame), so the output held is one frame group's. On a GPU the caches of the tiles not being
+    decoded wait in CPU memory (together they are larger than one untiled frame's, by the
+    tiles' overlap), so the GPU holds one tile's cache and activations at a time."""
+    import torch
+
+    park = torch.device("cpu") if z.device.type != "cpu" else None
+
+    _, _, frames, height, width = z.shape
+    ratio = vae.spatial_compression_ratio
+    tile_height, tile_width = vae.tile_sample_min_height // ratio, vae.tile_sample_min_width // ratio
+    stride_height, stride_width = vae.tile_sample_stride_height // ratio, vae.tile_sample_stride_width // ratio
+    sample_height, sample_width = height * ratio, width * ratio
+    sample_stride_height, sample_stride_width = vae.tile_sample_stride_height, vae.tile_sample_stride_width
+    patch = vae.config.patch_size
+    if patch is not None:
+        sample_height, sample_width = sample_height // patch, sample_width // patch
+        sample_stride_height, sample_stride_width = sample_stride_height // patch, sample_stride_width // patch
+        blend_height = vae.tile_sample_min_height // patch - sample_stride_height
+        blend_width = vae.tile_sample_min_width // patch - sample_stride_width
+    else:
+        blend_height = vae.tile_sample_min_height - sample_stride_height
+        blend_width = vae.tile_sample_min_width - sample_stride_width
+    starts = [(i, j) for i in range(0, height, stride_height) for j in range(0, width, stride_width)]
+    caches = {start: [None] * len(vae._feat_map) for start in starts}
+    for index in range(frames):
+        rows: list[list[torch.Tensor]] = []
+        for i in range(0, height, stride_height):
+            row = []
+            for j in range(0, width, stride_width):
+                cache = caches[(i, j)] if park is None else _moved(caches[(i, j)], z.device)
+                tile = vae.post_quant_conv(z[:, :, index : index + 1, i : i + tile_height, j : j + tile_width])
+                row.append(vae.decoder(tile, feat_cache=cache, feat_idx=[0], first_chunk=index == 0))
+                caches[(i, j)] = cache if park is None else _moved(cache, park)
+            rows.append(row)
+        result_rows = []
+        for i, row in enumerate(rows):
+            result_row = []
+            for j, tile in enumerate(row):
+                # blend_v and blend_h write into the tile they are given, as in tiled_decode.
+                if i > 0:
+                    tile = vae.blend_v(rows[i - 1][j], tile, blend_height)
+                if j > 0:
+                    tile = vae.blend_h(row[j - 1], tile, blend_width)
+                result_row.append(tile[:, :, :, :sample_stride_height, :sample_stride_width])
+            result_rows.append(torch.cat(result_row, dim=-1))
+        yield torch.cat(result_rows, dim=3)[:, :, :, :sample_height, :sample_width]
+
+
+def _moved(cache: list[Any], device: torch.device) -> list[Any]:
+    # A decoder feature cache holds tensors, None and "Rep" markers; values move, never change.
+    return [entry.to(device, non_blocking=True) if hasattr(entry, "to") else entry for entry in cache]
 
 
 @contextlib.contextmanager
