@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, default_output, model_options, output_entry, output_option, pass_state,
+    Reporter, State, check_video_sizes, common_options, default_output, model_options, output_entry, output_option,
+    pass_state,
 )
 
 
@@ -42,6 +43,7 @@ def command(state: State, clip: str, output: str | None, chunk: int, fps: float 
     media.output_kind(output)
     check_output(output, [clip])
     latent_clip = latentfile.read(clip)
+    check_video_sizes([output], (latent_clip.width, latent_clip.height))
     if not model_given:
         load = dataclasses.replace(load, model=latent_clip.model)
     with report.timed("load"):

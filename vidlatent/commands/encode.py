@@ -14,10 +14,11 @@ def frame_selection_options(function):  # type: ignore[no-untyped-def]
     """--start/--frames/--stride/--fps/--size: which frames of a video to read, at what size."""
     for option in reversed(
         [
-            click.option("--start", type=int, default=0, show_default=True, help="First frame to read (0-based)."),
-            click.option("--frames", type=int, help="Read at most this many frames."),
-            click.option("--stride", type=int, default=1, show_default=True, help="Keep every Nth frame."),
-            click.option("--fps", type=float, help="Resample to this frame rate instead of --stride."),
+            click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="First frame to read (0-based)."),
+            click.option("--frames", type=click.IntRange(min=1), help="Read at most this many frames."),
+            click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Keep every Nth frame."),
+            click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+                         help="Resample to this frame rate instead of --stride (by the frames' timestamps)."),
             click.option("--size", metavar="WxH", help="Resize to this size (multiples of 64). Default: keep the aspect ratio at the model's native area."),
         ]
     ):
@@ -61,6 +62,7 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
     check_output(output, [video])
     selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
     plan = plan_encode(video, selection=selection, size=media.parse_size(size) if size else None)
+    media.check_frames_folder(video, same_size=size is None)
     with report.timed("load"):
         model = load_vae(load, note=report.note)
     with report.timed("encode"), report.progress("encoding", plan.frames) as progress:

@@ -52,6 +52,7 @@ def command(state: State, clip: str, output: str | None, times: int, overlap: in
         output = default_output(clip, ".safetensors", tag="-extended")
     prepare_output(output, [clip])
     source = ClipInput.open(clip)
+    source.check_video_output(output, source.load_options(load, model_given))
 
     model = load_sampler(source.load_options(load, model_given), memory, report)
     start = source.latents(model, report)

@@ -9,8 +9,9 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands._shared import (
-    LowMemory, Reporter, State, announce_seed, common_options, load_sampler, low_memory_options, model_options,
-    output_entry, output_option, pass_state, prepare_output, sampling_options, seed_option, write_clip,
+    LowMemory, Reporter, State, announce_seed, check_video_sizes, common_options, load_sampler, low_memory_options,
+    model_options, native_area_before_loading, output_entry, output_option, pass_state, prepare_output,
+    sampling_options, seed_option, write_clip,
 )
 from vidlatent.errors import UsageError
 
@@ -51,24 +52,35 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     stderr and recorded in the latent file.
     """
     from vidlatent import latentfile, media
-    from vidlatent.generation import file_sha256, generate, random_seed
 
     report = Reporter(state, "generate")
     sources = expand_images(images)
     explicit_size = media.parse_size(size) if size else None
     outputs = plan_outputs(sources, num_videos, output, ".mp4")
     latent_outputs = plan_outputs(sources, num_videos, latent_out, LATENT_SUFFIX) if latent_out else None
-    # Read every image now: a bad one fails in a blink, before the model loads.
+    for path in [p for row in latent_outputs or [] for p in row]:
+        if not latentfile.is_latent_path(path):
+            raise UsageError(f"--latent-out {path}: latents go to a .safetensors (or .latent) file, or - for stdout")
+        if path == STDIO and STDIO in outputs[0]:
+            raise UsageError("-o - and --latent-out - would both write to stdout; give one of them a file")
+    # Read every image now: a bad one fails in a blink, before the model loads; so does a size
+    # that the video encoder would refuse once the frames are made.
     image_bytes = {source: read_image_bytes(source) for source in sources}
-    for source, data in image_bytes.items():
-        media.load_image(data if source == STDIO else source)
+    native_area = None
+    for source, targets in zip(sources, outputs):
+        picture = media.load_image(image_bytes[source] if source == STDIO else source)
+        if not all(latentfile.is_latent_path(target) for target in targets):
+            if explicit_size is None:
+                native_area = native_area or native_area_before_loading(load)
+            check_video_sizes(targets, explicit_size or media.fit_size(*picture.size, native_area))
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, sources)
+    from vidlatent.generation import file_sha256, generate, random_seed  # torch: only once the arguments are good
 
     base_seed = random_seed() if seed is None else seed
-    if seed is None:
-        announce_seed(report, base_seed)
     model = load_sampler(load, memory, report)
+    if seed is None:
+        announce_seed(report, base_seed)  # once the model is there: a run that cannot start needs no seed
     steps = knobs.resolved(model.pipeline).steps
     written: list[dict] = []  # type: ignore[type-arg]
     for source_index, source in enumerate(sources):
@@ -81,11 +93,12 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
                 clip = generate(model, image, knobs=knobs, seed=video_seed, size=explicit_size,
                                 source=source if source == STDIO else str(Path(source).resolve()),
                                 image_sha256=file_sha256(data), progress=progress)
-            if latent_outputs:
-                latentfile.write(clip, latent_outputs[source_index][index])
-                written.append(output_entry(latent_outputs[source_index][index], clip))
+            latents_at = latent_outputs[source_index][index] if latent_outputs else None
+            if latents_at:  # first, so that a failing video writer cannot lose them
+                latentfile.write(clip, latents_at)
+                written.append(output_entry(latents_at, clip))
             target = outputs[source_index][index]
-            written.append(write_clip(clip, target, model, memory, report))
+            written.append(write_clip(clip, target, model, memory, report, latents_at=latents_at))
             report.note(f"wrote {target} ({clip.frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
     report.summary(written, stdout_busy=STDIO in (entry["path"] for entry in written), model=model.model_id, seed=base_seed)
 
