@@ -68,5 +68,5 @@ def command(state: State, video: str, output: str | None, start: int, frames: in
     with report.timed("encode"), report.progress("encoding", plan.frames) as progress:
         clip = encode_video(plan, model, chunk=chunk, progress=progress)
     write(clip, output)
-    report.summary([output_entry(output, clip)], stdout_busy=output == "-", model=model.model_id)
     report.note(f"wrote {clip.frames} latent frames ({clip.width}x{clip.height} px, {clip.fps:g} fps) to {output}")
+    report.summary([output_entry(output, clip)], stdout_busy=output == "-", model=model.model_id)  # the last line
