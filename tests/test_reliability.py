@@ -56,13 +56,15 @@ def sized_clip(small_clip: Path, target: Path, frames: int, side: int) -> Path:
 def test_signal_during_decode_leaves_nothing(tmp_path, small_clip, vidlatent_cmd, signum, code, word):
     # 24 frames of 576x576 px, one per decoder call: the decode lasts long enough to be stopped mid-way.
     clip = sized_clip(small_clip, tmp_path / "c.safetensors", 24, 576)
+    # In a session of its own, as a shell runs a job: the signal goes to its process group, as
+    # a terminal's Ctrl-C does (and `kill -TERM -PGID`); ffmpeg runs in a group of its own.
     process = subprocess.Popen([*vidlatent_cmd, "decode", str(clip), "-o", str(tmp_path / "long.mp4"), "--chunk", "1"],
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
     # Once ffmpeg has written the partial file's header, frames are flowing: stop it there.
     while time.monotonic() < deadline and not any(p.name.startswith(".long.mp4.") and p.stat().st_size for p in tmp_path.iterdir()):
         time.sleep(0.05)
-    process.send_signal(signum)  # as Ctrl-C does, and `kill -TERM`, timeout, make and CI cancels
+    os.killpg(process.pid, signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr.decode()
     assert stderr.decode().splitlines()[-1].startswith(f"vidlatent: {word}") and "Traceback" not in stderr.decode()

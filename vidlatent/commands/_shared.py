@@ -449,7 +449,7 @@ class ClipInput:
         from vidlatent.latentfile import is_latent_path
 
         if is_latent_path(output):
-            return
+            return  # no limit, and no need to find the model's native area
         if self.clip is not None:
             size = (self.clip.width, self.clip.height)
         else:
