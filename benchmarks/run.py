@@ -27,7 +27,7 @@ GOALS = {
     "2": "Generate overhead: `vidlatent generate` takes at most 1.03× the same diffusers call, as whole processes and in-process.",
     "3": "Decode memory: `vidlatent decode`'s peak RSS grows at most 1.25× from 50 to 400 frames, while `decode_latents`' grows with the frames.",
     "4": "Decode and encode speed: at least 1.0× the frames per second of the raw VAE calls at the same chunk.",
-    "5": "Latent IO: saving and loading a clip (on disk and through a pipe) takes at most 0.5× the time of torch.save + torch.load.",
+    "5": "Latent IO: saving and loading a clip takes at most 1.2× plain safetensors `save_file` + `load_file` of the same tensor.",
     "6": "On a GPU: SVD-XT shapes in fp16 (generate overhead, --low-vram peak VRAM, torch.compile).",
     "7": "Big models: `--cache` runs at most 0.75× the full transformer calls and no more time, `--quantize fp8` stores "
          "the transformer in at most 0.55× the bytes of bf16, `--vae-tiling` decodes in no more peak memory.",

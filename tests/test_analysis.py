@@ -463,7 +463,8 @@ def test_refusals(tmp_path, encoded, args, message):
 @pytest.mark.parametrize("option", [["--pca", "0"], ["--static-threshold", "0"]])
 def test_out_of_range_numbers_are_usage_errors(encoded, option):
     result = run("analyze", str(encoded["bear"]), *option)
-    assert result.exit_code == 2 and f"Invalid value for '{option[0]}'" in result.stderr
+    assert result.exit_code == 2 and result.stderr.startswith(f"vidlatent: error: invalid value for '{option[0]}': 0")
+    assert result.stderr.endswith("; see vidlatent analyze --help\n") and result.stderr.count("\n") == 1
 
 
 def test_unwritable_plot_folder_is_a_runtime_failure(tmp_path, encoded):

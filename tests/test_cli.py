@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import imageio_ffmpeg
 import pytest
@@ -136,7 +134,7 @@ def test_incompatible_vae_is_refused(tmp_path, bear_clip, other_tiny_model):
         (["decode", "{tmp}/absent.safetensors", "-o", "{tmp}/o.mp4"], 2, "no such file"),
         (["decode", "{notlatent}", "-o", "{tmp}/o.mp4"], 2, "not a readable safetensors file"),
         (["decode", "{clip}", "-o", "{tmp}/o.avi"], 2, ".mp4"),
-        (["decode", "-", "-o", "{tmp}/o.mp4"], 2, "not a latent file"),
+        (["decode", "-", "-o", "{tmp}/o.mp4"], 2, "stdin: is empty"),
         (["decode", "-"], 2, "give -o"),
         (["inspect", "{notlatent}"], 2, "not a readable safetensors file"),
     ],
@@ -190,22 +188,3 @@ def test_unwritable_output_folder(tmp_path, bear_clip):
 def test_debug_shows_traceback(tmp_path):
     result = CliRunner().invoke(main, ["decode", str(tmp_path / "absent.safetensors"), "-o", str(tmp_path / "o.mp4"), "--debug"])
     assert result.exit_code == 2 and "Traceback" in result.stderr
-
-
-def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path, tiny_model, vidlatent_cmd):
-    # A long selection (the mp4 repeated through a folder would be slower to set up): encode
-    # test_video1 at 576x576 so the run lasts long enough to be interrupted mid-way.
-    out = tmp_path / "long.mp4"
-    clip = tmp_path / "c.safetensors"
-    subprocess.run([*vidlatent_cmd, "encode", str(data_file("test_video1.mp4")), "--model", "tiny-random",
-                    "--size", "576x576", "-o", str(clip), "-q"], check=True)
-    process = subprocess.Popen([*vidlatent_cmd, "decode", str(clip), "-o", str(out), "--chunk", "1"],
-                               stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.name.startswith(".long.mp4") for p in tmp_path.iterdir()):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr.decode()
-    assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]

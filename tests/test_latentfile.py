@@ -181,10 +181,11 @@ def test_require_space_names_both_sides():
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     target = tmp_path / "out.safetensors"
 
-    def explode(self, data):
+    def explode(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pathlib.Path.write_bytes", explode)
+    # Ctrl-C once the bytes are written, before the rename: the temporary file must go.
+    monkeypatch.setattr("vidlatent.atomic.os.chmod", explode)
     with pytest.raises(KeyboardInterrupt):
         latentfile.write(make_clip(), target)
     assert list(tmp_path.iterdir()) == []

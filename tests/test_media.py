@@ -14,9 +14,11 @@ from PIL import Image
 
 from vidlatent.errors import MediaError, OutputError, UsageError
 from vidlatent.media import (
+    MAX_VIDEO_SIDE,
     FrameSelection,
     VideoInfo,
     VideoWriter,
+    check_video_size,
     fit_size,
     iter_frames,
     load_image,
@@ -362,7 +364,54 @@ def test_load_image_errors(tmp_path: Path) -> None:
         load_image(tmp_path)
 
 
+@pytest.mark.parametrize("chunk", ["tEXt", "zTXt", "iTXt"])
+def test_photo_with_a_large_metadata_chunk_loads(tmp_path: Path, chunk: str) -> None:
+    # A 1024x768 photo carrying 6 MB of camera metadata, as real ones do: every viewer opens it.
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    text = "<x:xmpmeta>" + "0123456789abcdef" * (6 * 2**20 // 16) + "</x:xmpmeta>"
+    if chunk == "iTXt":
+        info.add_itxt("XML:com.adobe.xmp", text, zip=True)
+    else:
+        info.add_text("Comment", text, zip=chunk == "zTXt")
+    path = tmp_path / "photo.png"
+    Image.fromarray(ramp_frame(1024, 768)).save(path, pnginfo=info)
+    assert load_image(path).size == (1024, 768)
+    assert (PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY) == (2**20, 64 * 2**20)  # Pillow's own, restored
+
+
 # --- sizes -----------------------------------------------------------------------------------
+
+
+def test_video_size_limits_are_the_bundled_encoders(tmp_path: Path) -> None:
+    """MAX_VIDEO_SIDE is what the bundled ffmpeg really accepts: one frame at the limit encodes,
+    one a step beyond is refused, by ffmpeg and by check_video_size alike."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    encoders = {".mp4": ["-c:v", "libx264", "-pix_fmt", "yuv420p"], ".gif": [], ".webm": ["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p"]}
+    for suffix, codec in encoders.items():
+        limit = MAX_VIDEO_SIDE[suffix]
+        for width, accepted in ((limit, True), (limit + 2, False)):
+            target = tmp_path / f"w{width}{suffix}"
+            command = [ffmpeg, "-v", "quiet", "-f", "lavfi", "-i", f"color=s={width}x16:d=0.1", "-frames:v", "1", *codec, str(target)]
+            assert (subprocess.run(command).returncode == 0) == accepted, (suffix, width)
+            if accepted:
+                check_video_size(target, width, 16)
+            else:
+                with pytest.raises(UsageError, match=f"at most {limit} px a side"):
+                    check_video_size(target, width, 16)
+    check_video_size(tmp_path / "o.mp4", 16383, 16)  # padded to 16384: fine
+    check_video_size(tmp_path / "frames", 100_000, 16)  # PNG frames: no limit
+    with pytest.raises(UsageError, match="24256x64 px is more than ffmpeg's libx264"):
+        VideoWriter(tmp_path / "wide.mp4", fps=7).write(np.zeros((64, 24256, 3), np.uint8))
+    assert list(tmp_path.glob(".wide.mp4*")) == []
+
+
+def test_video_cannot_go_to_stdout() -> None:
+    with pytest.raises(UsageError, match="cannot go to standard output"):
+        output_kind("-")
+
+
 
 
 @pytest.mark.parametrize(("text", "size"), [("1024x576", (1024, 576)), ("64X64", (64, 64)), (" 512 x 768 ", (512, 768))])

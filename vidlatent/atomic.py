@@ -2,13 +2,16 @@
 
 Every output is first written under a temporary name in the target's own folder (so the final
 rename stays on one file system) and renamed over the target only when writing succeeded.
-A failure, an exception or Ctrl-C removes the temporary file or folder instead.
+A failure, an exception, Ctrl-C or SIGTERM removes the temporary file or folder instead.
+Standard output cannot be renamed into place, so ``write_stdout`` writes all of its bytes
+or fails.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -109,3 +112,49 @@ def check_output(output: str | os.PathLike[str], inputs: Iterable[str | os.PathL
         same = out.exists() and src.exists() and os.path.samefile(out, src)
         if same or out.resolve() == src.resolve():
             raise UsageError(f"output {output} is the input {source}; write to another path (-o)")
+
+
+def write_stdout(data: bytes | bytearray | memoryview, *, what: str = "the output") -> None:
+    """Write every byte of ``data`` to standard output, or raise OutputError.
+
+    Args:
+        data: the bytes (latents, or an encoded JSON line).
+        what: how to name them in the error, e.g. "the latents".
+
+    An unbuffered stdout (PYTHONUNBUFFERED=1) may take only part of a write to a pipe; the
+    rest is written until all of it went out. A reader that went away (``| head -c 10``)
+    makes this an OutputError, never a silent success, and stdout is pointed at /dev/null so
+    that Python's own flush at exit does not fail a second time.
+    """
+    view = memoryview(data).cast("B")
+    sys.stdout.flush()  # text written earlier goes first
+    stream = sys.stdout.buffer
+    written = 0
+    try:
+        while written < len(view):
+            count = stream.write(view[written:])
+            if count is None:  # a non-blocking stdout that is full
+                raise OutputError(f"cannot write {what} to standard output: it would block; use a blocking pipe or -o FILE")
+            written += count
+        stream.flush()
+    except BrokenPipeError as error:
+        discard_stdout()
+        raise OutputError(
+            f"output pipe closed by the reader before all {len(view)} bytes of {what} were written; "
+            "it got an incomplete copy (let the reader read to the end, or write to -o FILE)"
+        ) from error
+    except OSError as error:
+        raise OutputError(f"cannot write {what} to standard output: {error.strerror or error}") from error
+
+
+def discard_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, after its reader went away (no-op without a real fd)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # a stdout without a descriptor (click's CliRunner): nothing is flushed at exit
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)

@@ -2,22 +2,28 @@
 
 Each subcommand lives in ``vidlatent/commands/<name>.py`` and is imported only when it runs
 (or when its help is asked for), so ``vidlatent --help`` and shell completion never import
-torch. Library errors become one line on stderr; tracebacks only with --debug.
+torch. Every way a command can end badly ends the same way: one line on stderr (tracebacks
+only with --debug), an exit status (2 usage, 1 runtime, 130 Ctrl-C, 143 SIGTERM) and, with
+--json, one JSON object on the stream the summary would have used (docs/json.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import os
-import sys
+import signal
+import threading
 import traceback
 import warnings
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import click
 
 from vidlatent import __version__
-from vidlatent.errors import VidlatentError
+from vidlatent.errors import Note, VidlatentError
 
 # name -> (module under vidlatent.commands that defines `command`, one-line summary). The
 # summaries live here so that `vidlatent --help` lists the commands without importing them.
@@ -37,17 +43,12 @@ COMMANDS = {
     "env": ("env", "Show versions, devices and defaults, for bug reports."),
 }
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM's 15: what a shell reports for a process that SIGTERM ended
+RAW_ARGS = "vidlatent.args"  # ctx.meta key: the command line as given, for the --json failure object
 
 
-class CommandFailed(click.ClickException):
-    """A VidlatentError on its way out: one line on stderr and the error's exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"vidlatent: error: {self.format_message()}", err=True)
+class Terminated(BaseException):
+    """SIGTERM arrived (timeout, make, a CI cancel): it unwinds like Ctrl-C, so partial outputs go."""
 
 
 class LazyGroup(click.Group):
@@ -76,6 +77,15 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl([(name, summary) for name, (_, summary) in sorted(COMMANDS.items())])
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[RAW_ARGS] = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # plain `vidlatent` shows the help
+        except click.UsageError as error:
+            end(error, list(args))  # `vidlatent --bogus`: before any subcommand
+
     def invoke(self, ctx: click.Context) -> Any:
         from vidlatent.commands._shared import State
 
@@ -84,34 +94,126 @@ class LazyGroup(click.Group):
         state.debug = state.debug or bool(ctx.params.get("debug")) or bool(os.environ.get("VIDLATENT_DEBUG"))
         _print_notes_on_stderr(state)
         try:
-            return super().invoke(ctx)
-        except VidlatentError as error:
-            if state.debug:
-                traceback.print_exc()
-            raise CommandFailed(str(error), error.exit_code) from error
-        except (KeyboardInterrupt, click.Abort):
-            click.echo("vidlatent: interrupted; no output was written", err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except BrokenPipeError:
-            # The reader of our stdout went away (e.g. `| head`); nothing more can be said there.
-            sys.stderr.write("vidlatent: error: output pipe closed by the reader\n")
-            raise click.exceptions.Exit(1) from None
-        except (click.ClickException, click.exceptions.Exit):
-            raise
-        except Exception as error:
-            if state.debug:
-                raise
-            raise CommandFailed(f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)", 1) from error
+            with _sigterm_unwinds():
+                return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise  # --help, --version: not a failure
+        except (Exception, KeyboardInterrupt, Terminated) as error:
+            if state.debug and not isinstance(error, (KeyboardInterrupt, Terminated, click.ClickException)):
+                traceback.print_exception(error)
+            end(error, ctx.meta.get(RAW_ARGS, []))
+
+
+def end(error: BaseException, words: list[str]) -> NoReturn:
+    """End the command that ``error`` stopped: its one line on stderr, with --json the failure
+    object, and its exit status.
+
+    Args:
+        error: what stopped it.
+        words: the command line as given (for --json and where the object goes).
+    """
+    line, code = outcome(error)
+    if isinstance(error, BrokenPipeError):
+        from vidlatent.atomic import discard_stdout
+
+        discard_stdout()  # the reader went away: Python's flush at exit must not fail again
+    click.echo(line, err=True)
+    _print_failure_json(words, line, code)
+    raise click.exceptions.Exit(code) from None
+
+
+def outcome(error: BaseException) -> tuple[str, int]:
+    """The one line for stderr and the exit status of a command that ``error`` ended."""
+    if isinstance(error, Terminated):
+        return "vidlatent: terminated (SIGTERM); no output was written", EXIT_TERMINATED
+    if isinstance(error, (KeyboardInterrupt, click.exceptions.Abort)):
+        return "vidlatent: interrupted; no output was written", EXIT_INTERRUPTED
+    if isinstance(error, click.UsageError):
+        return f"vidlatent: error: {usage_line(error)}", error.exit_code
+    if isinstance(error, (VidlatentError, click.ClickException)):
+        message = error.format_message() if isinstance(error, click.ClickException) else str(error)
+        return f"vidlatent: error: {_one_line(message)}", error.exit_code
+    if isinstance(error, BrokenPipeError):
+        return "vidlatent: error: output pipe closed by the reader", 1
+    return f"vidlatent: error: unexpected {type(error).__name__}: {_one_line(str(error))} (rerun with --debug for the traceback)", 1
+
+
+def usage_line(error: click.UsageError) -> str:
+    """click's usage error as one line in vidlatent's style, ending with where the help is.
+
+    click prints the usage and "Try ... for help" above "Error: ..."; here the message (with
+    click's capital and full stop dropped) and the help command share one line.
+    """
+    message = _one_line(error.format_message()).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    # The root is vidlatent by whatever name it was started (python -m, a test runner).
+    command = " ".join(["vidlatent", *(error.ctx.command_path.split()[1:] if error.ctx is not None else [])])
+    return f"{message}; see {command} --help"
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _print_failure_json(words: list[str], line: str, code: int) -> None:
+    """With --json, one object saying what failed, on the stream the summary would have used."""
+    command, wants_json, stdout_busy = _request(words)
+    if not wants_json:
+        return
+    message = line.removeprefix("vidlatent: error: ").removeprefix("vidlatent: ")
+    text = json.dumps({"command": command, "vidlatent": __version__, "status": "error", "exit_code": code, "error": message})
+    if stdout_busy:
+        click.echo(text, err=True)
+        return
+    from vidlatent.atomic import write_stdout
+    from vidlatent.errors import OutputError
+
+    with contextlib.suppress(OutputError):  # a reader that went away cannot be told either
+        write_stdout((text + "\n").encode(), what="the --json object")
+
+
+def _request(words: list[str]) -> tuple[str, bool, bool]:
+    """From the command line as given: the subcommand, whether --json is asked for, and whether
+    stdout carries latents (``-o -``), in which case JSON goes to stderr."""
+    words = words[: words.index("--")] if "--" in words else words
+    command = next((word for word in words if word in COMMANDS), "")
+    pairs = zip(words, words[1:])
+    stdout_busy = any(option in ("-o", "--output", "--latent-out") and value == "-" for option, value in pairs) or any(
+        word in ("-o-", "--output=-", "--latent-out=-") for word in words
+    )
+    return command, "--json" in words, stdout_busy
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Within the block SIGTERM raises Terminated, so that partial outputs are removed as on Ctrl-C.
+
+    Only the first SIGTERM raises: a second one must not cut that cleanup short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_notes_on_stderr(state: Any) -> None:
-    """Show the library's LatentNote warnings as one-line notes (silenced by --quiet)."""
+    """Show the library's notes (LatentNote, Note) as one-line notes (silenced by --quiet)."""
     from vidlatent.latentfile import LatentNote
 
     show_other = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if not issubclass(category, LatentNote):
+        if not issubclass(category, (LatentNote, Note)):
             show_other(message, category, *args, **kwargs)
         elif not state.quiet:
             click.echo(f"vidlatent: note: {message}", err=True)

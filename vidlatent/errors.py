@@ -42,3 +42,8 @@ class OutputError(VidlatentError):
 
 class ModelError(VidlatentError):
     """A model cannot be found or loaded (exit status 1)."""
+
+
+class Note(UserWarning):
+    """Something the user should know that is not an error (a video that ended early); the
+    CLI prints it as one ``vidlatent: note:`` line on stderr."""

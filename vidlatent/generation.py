@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent import latent_ops, media
 from vidlatent.errors import UsageError
-from vidlatent.knobs import FLAGS, Knobs, check_frames
+from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
 
-__all__ = ["FLAGS", "Knobs", "check_frames"]
+__all__ = ["FLAGS", "Knobs", "check_frames", "check_size", "default_size"]
 
 if TYPE_CHECKING:
     import torch
@@ -61,23 +61,6 @@ def cpu_generator(seed: int) -> torch.Generator:
     import torch
 
     return torch.Generator("cpu").manual_seed(seed)
-
-
-def check_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size") -> None:
-    """Refuse a pixel size that is not a multiple of the model's size multiple, naming the nearest."""
-    width, height = size
-    multiple = spec.size_multiple
-    if width % multiple or height % multiple or width < multiple or height < multiple:
-        near = f"{max(multiple, round(width / multiple) * multiple)}x{max(multiple, round(height / multiple) * multiple)}"
-        raise UsageError(f"{flag} {width}x{height}: {spec.title} needs sides that are multiples of {multiple}; use {near}")
-
-
-def default_size(spec: ModelSpec, image: Image.Image | None) -> tuple[int, int]:
-    """The size a generation gets without --size: the image's aspect ratio at the model's native
-    area (rounded to its size multiple), or its native size for text only."""
-    if image is None:
-        return spec.native_size
-    return media.fit_size(image.width, image.height, spec.native_area, spec.size_multiple)
 
 
 def file_sha256(data: bytes) -> str:

@@ -1,4 +1,5 @@
-"""Sampling knobs: what a command line can ask of a model's sampler, and the checks on them.
+"""Sampling knobs: what a command line can ask of a model's sampler, and the checks on them
+(ranges, what a model takes, the frame counts and sizes it can make).
 
 Torch-free, so the command line validates knobs (ranges in click callbacks, what a model
 takes against its spec) before anything heavy is imported.
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from vidlatent.errors import UsageError
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from vidlatent.families.base import Family, ModelSpec
 
 
@@ -147,3 +150,20 @@ def check_knob(name: str, value: Any) -> None:
         raise UsageError(f"{FLAGS[name]} {value}: must be {RULES[name][1]}")
 
 
+def check_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size") -> None:
+    """Refuse a pixel size that is not a multiple of the model's size multiple, naming the nearest."""
+    width, height = size
+    multiple = spec.size_multiple
+    if width % multiple or height % multiple or width < multiple or height < multiple:
+        near = f"{max(multiple, round(width / multiple) * multiple)}x{max(multiple, round(height / multiple) * multiple)}"
+        raise UsageError(f"{flag} {width}x{height}: {spec.title} needs sides that are multiples of {multiple}; use {near}")
+
+
+def default_size(spec: ModelSpec, image: Image.Image | None) -> tuple[int, int]:
+    """The size a generation gets without --size: the image's aspect ratio at the model's native
+    area (rounded to its size multiple), or its native size for text only."""
+    if image is None:
+        return spec.native_size
+    from vidlatent import media
+
+    return media.fit_size(image.width, image.height, spec.native_area, spec.size_multiple)

@@ -18,15 +18,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import mmap
 import os
 import re
+import stat
 import sys
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent import __version__
-from vidlatent.atomic import STDIO, atomic_output
+from vidlatent.atomic import STDIO, atomic_output, write_stdout
 from vidlatent.errors import IncompatibleLatentsError, LatentFileError
 
 if TYPE_CHECKING:
@@ -315,37 +318,176 @@ def _metadata(clip: LatentClip) -> dict[str, str]:
     }
 
 
+# safetensors' dtype name -> torch's, in the order of safetensors' Rust ``Dtype`` enum: it lays
+# tensors out in that order, descending (the widest first, so every tensor stays aligned), then by name.
+_TORCH_DTYPES = {
+    "BOOL": "bool", "U8": "uint8", "I8": "int8", "F8_E5M2": "float8_e5m2", "F8_E4M3": "float8_e4m3fn",
+    "I16": "int16", "U16": "uint16", "F16": "float16", "BF16": "bfloat16", "I32": "int32", "U32": "uint32",
+    "F32": "float32", "F64": "float64", "I64": "int64", "U64": "uint64",
+}
+_DTYPE_ORDER = list(_TORCH_DTYPES)
+_SAFETENSORS_DTYPES = {torch_name: name for name, torch_name in _TORCH_DTYPES.items()}
+_MAX_HEADER = 100_000_000  # safetensors' own limit on the header's length
+_HEAD = 8  # the header's length, a little-endian u64, comes first
+
+
 def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes | bytearray:
-    """Serialise tensors and string metadata as safetensors; the same input always gives the same bytes."""
-    from safetensors.torch import save
+    """Serialise tensors and string metadata as safetensors; the same input always gives the same bytes.
 
-    return _with_sorted_header(save({name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}, metadata=metadata))
+    Args:
+        tensors: name -> tensor, any device and layout.
+        metadata: string -> string, stored under ``__metadata__``.
+
+    The bytes are those of ``safetensors.torch.save`` with the header's keys sorted (safetensors
+    orders its metadata map at random per process).
+    """
+    return b"".join(_safetensors_parts(tensors, metadata))
 
 
-def parse_safetensors(data: bytes, *, source: str, expected: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of safetensors bytes; LatentFileError naming ``source`` and ``expected`` if unreadable."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+def _safetensors_parts(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> list[bytes | memoryview]:
+    """A safetensors file in pieces: the 8-byte length and the sorted header, then each tensor's own memory.
 
-    if len(data) < 8:
+    Writing the pieces one after the other gives the file without copying any tensor.
+    """
+    prepared = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
+    names = {name: _safetensors_dtype(tensor) for name, tensor in prepared.items()}
+    order = sorted(prepared, key=lambda name: (-_DTYPE_ORDER.index(names[name]), name))
+    entries: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    offset = 0
+    for name in order:
+        size = prepared[name].numel() * prepared[name].element_size()
+        entries[name] = {"dtype": names[name], "shape": list(prepared[name].shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    header = json.dumps(dict(sorted(entries.items())), separators=(",", ":"), ensure_ascii=False).encode()
+    header += b" " * (-len(header) % 8)  # safetensors pads the header to a multiple of 8 bytes
+    return [len(header).to_bytes(_HEAD, "little") + header, *(_memory(prepared[name]) for name in order)]
+
+
+def _safetensors_dtype(tensor: torch.Tensor) -> str:
+    name = str(tensor.dtype).removeprefix("torch.")
+    if name not in _SAFETENSORS_DTYPES:
+        raise LatentFileError(f"tensors of dtype {name} cannot be stored in a safetensors file")
+    return _SAFETENSORS_DTYPES[name]
+
+
+def _memory(tensor: torch.Tensor) -> memoryview:
+    """The bytes of a contiguous CPU tensor, without a copy."""
+    import torch
+
+    if tensor.numel() == 0:
+        return memoryview(b"")
+    flat = tensor.reshape(-1)
+    return memoryview(flat.view(torch.uint8).numpy()).cast("B")  # uint8: numpy has no bfloat16
+
+
+def parse_safetensors(data: bytes | bytearray, *, source: str, expected: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of safetensors bytes; LatentFileError naming ``source`` and ``expected`` if unreadable.
+
+    Args:
+        data: the file's bytes. The tensors share the memory of a writable buffer (a bytearray, a
+            private memory map) without a copy; read-only bytes are copied once, since tensors
+            must be writable.
+        source: how to name the file in errors.
+        expected: what it should be, for errors ("a latent file").
+
+    The header is checked as safetensors checks it: known dtypes, shapes that match their byte
+    ranges, and ranges that tile the data exactly.
+    """
+    import torch
+
+    if len(data) == 0:
+        raise LatentFileError(f"{source}: is empty; expected {expected}")
+    if len(data) < _HEAD:
         raise LatentFileError(f"{source}: not {expected} (only {len(data)} bytes)")
     try:
-        tensors = load(data)
-        metadata = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
-    except (SafetensorError, ValueError) as error:
+        entries, start = _header(data)
+        metadata = entries.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise ValueError("its __metadata__ is not a map of strings")
+        layout = _layout(entries, len(data) - start)
+    except ValueError as error:
         raise LatentFileError(f"{source}: not a readable safetensors file ({error}); was it truncated, or is it not {expected}?") from error
+    buffer = bytearray(data) if memoryview(data).readonly else data  # tensors must be writable
+    tensors = {}
+    for name, (kind, shape, begin, end) in layout.items():
+        if end == begin:
+            tensors[name] = torch.empty(shape, dtype=kind)
+        else:
+            count = (end - begin) // kind.itemsize
+            tensors[name] = torch.frombuffer(buffer, dtype=kind, offset=start + begin, count=count).reshape(shape)
     return tensors, metadata
 
 
-def read_bytes(path: str | os.PathLike[str], *, expected: str = "a .safetensors latent file") -> bytes:
-    """The whole content of ``path``, or of standard input for ``-``; LatentFileError when unreadable."""
+def _header(data: bytes | bytearray) -> tuple[dict[str, Any], int]:
+    """The parsed header JSON and where the tensor data starts; ValueError when malformed."""
+    length = int.from_bytes(data[:_HEAD], "little")
+    if length > min(_MAX_HEADER, len(data) - _HEAD):
+        raise ValueError(f"its header claims {length} bytes but {len(data) - _HEAD} follow")
+    try:
+        entries = json.loads(bytes(data[_HEAD : _HEAD + length]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"its header is not JSON: {error}") from error
+    if not isinstance(entries, dict):
+        raise ValueError("its header is not a JSON object")
+    return entries, _HEAD + length
+
+
+def _layout(entries: dict[str, Any], available: int) -> dict[str, tuple[Any, list[int], int, int]]:
+    """name -> (torch dtype, shape, begin, end) of each tensor; ValueError unless the ranges tile ``available`` bytes."""
+    import torch
+
+    layout = {}
+    for name, info in entries.items():
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        except (TypeError, KeyError, ValueError) as error:
+            raise ValueError(f"tensor {name!r} lacks dtype, shape or data_offsets") from error
+        if dtype not in _TORCH_DTYPES:
+            raise ValueError(f"tensor {name!r} has an unknown dtype {dtype!r}")
+        numbers = [*shape, begin, end] if isinstance(shape, list) else [None]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
+            raise ValueError(f"tensor {name!r} has a malformed shape or data_offsets")
+        kind = getattr(torch, _TORCH_DTYPES[dtype])
+        size = math.prod(shape) * kind.itemsize
+        if end - begin != size:
+            raise ValueError(f"tensor {name!r}: shape {shape} of {dtype} needs {size} bytes, its data_offsets give {end - begin}")
+        layout[name] = (kind, shape, begin, end)
+    position = 0
+    for _, _, begin, end in sorted(layout.values(), key=lambda entry: (entry[2], entry[3])):
+        if begin != position:
+            raise ValueError(f"the tensors' data_offsets leave a gap or overlap at byte {position}")
+        position = end
+    if position != available:
+        raise ValueError(f"the header declares {position} bytes of tensor data, {available} are there")
+    return layout
+
+
+def read_bytes(path: str | os.PathLike[str], *, expected: str = "a .safetensors latent file") -> bytes | bytearray | mmap.mmap:
+    """The content of ``path``, or of standard input for ``-``; LatentFileError when unreadable.
+
+    Args:
+        path: a file, or ``-``.
+        expected: what the file should be, for errors.
+
+    A file is memory-mapped (privately, as safetensors' own ``load_file`` does), so that the
+    tensors parsed from it need no copy. From a pipe (stdin, or a named pipe) it reads exactly the length that the safetensors header
+    declares, so a reader need not wait for its writer to exit. A video, an image or a folder
+    is refused by name before anything is read.
+    """
     if str(path) == STDIO:
         if sys.stdin.isatty():
             raise LatentFileError("-: standard input is a terminal; pipe a latent file in (… -o - | vidlatent …)")
-        return sys.stdin.buffer.read()
+        return _read_declared(sys.stdin.buffer)
+    _refuse_media(Path(path))
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                return _read_declared(handle)
+            if status.st_size == 0:
+                return b""
+            # A private map: tensors made on it are writable, and writes never reach the file.
+            return mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     except FileNotFoundError as error:
         raise LatentFileError(f"{path}: no such file") from error
     except IsADirectoryError as error:
@@ -354,14 +496,69 @@ def read_bytes(path: str | os.PathLike[str], *, expected: str = "a .safetensors 
         raise LatentFileError(f"{path}: cannot be read ({error.strerror})") from error
 
 
+def _refuse_media(path: Path) -> None:
+    from vidlatent.media import IMAGE_SUFFIXES, SUPPORTED_VIDEO_READ
+
+    suffix = path.suffix.lower()
+    if suffix in SUPPORTED_VIDEO_READ:
+        raise LatentFileError(f"{path}: is a video, not a latent file; encode it first: vidlatent encode {path} -o clip.safetensors")
+    if suffix in IMAGE_SUFFIXES:
+        raise LatentFileError(f"{path}: is an image, not a latent file; make a clip from it: vidlatent generate {path} -o clip.safetensors")
+
+
+def _read_into(stream: Any, view: memoryview) -> int:
+    """Fill ``view`` from ``stream`` until it is full or the stream ends; the bytes read."""
+    done = 0
+    while done < len(view):
+        count = stream.readinto(view[done:])
+        if not count:
+            break
+        done += count
+    return done
+
+
+def _read_declared(stream: Any) -> bytearray:
+    """One safetensors file from a stream: the header's length, the header, then the data it declares.
+
+    Anything that is not a well-formed header is read to the end of the stream, so that the
+    parser names what is wrong with it.
+    """
+    data = bytearray(_HEAD)
+    read = _read_into(stream, memoryview(data))
+    if read < _HEAD:
+        return data[:read]  # the stream ended
+    length = int.from_bytes(data, "little")
+    if length > _MAX_HEADER:
+        return data + stream.read()
+    data += stream.read(length)
+    try:
+        entries, start = _header(data)
+        entries.pop("__metadata__", None)
+        total = start + max((int(info["data_offsets"][1]) for info in entries.values()), default=0)
+    except (ValueError, TypeError, KeyError, IndexError):
+        return data + stream.read()
+    held = len(data)
+    if total > held:
+        data.extend(bytes(total - held))  # room for the tensors, filled in place by the read
+        read = _read_into(stream, memoryview(data)[held:])
+        if held + read < total:
+            del data[held + read :]  # the stream ended early: the parser says the file is truncated
+    return data
+
+
 def write_bytes(data: bytes | bytearray, path: str | os.PathLike[str]) -> None:
-    """Write ``data`` atomically to ``path``, or to standard output for ``-``."""
+    """Write ``data`` atomically to ``path``, or all of it to standard output for ``-`` (else OutputError)."""
+    _write_parts([data], path)
+
+
+def _write_parts(parts: list[bytes | bytearray | memoryview], path: str | os.PathLike[str]) -> None:
     if str(path) == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        for part in parts:
+            write_stdout(part, what="the latents")
         return
-    with atomic_output(path) as temporary:
-        temporary.write_bytes(data)
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
+        for part in parts:
+            handle.write(part)
 
 
 def to_bytes(clip: LatentClip) -> bytes | bytearray:
@@ -370,11 +567,16 @@ def to_bytes(clip: LatentClip) -> bytes | bytearray:
     A clip read from a ComfyUI file and unchanged since also carries that file's tensor, as
     ``comfyui_latent_tensor``, so that converting it back is exact.
     """
+    return safetensors_bytes(*_latent_file(clip))
+
+
+def _latent_file(clip: LatentClip) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The checked tensors and the metadata of ``clip``'s latent file."""
     _validate_tensor(clip.latents, "clip")
     tensors = {TENSOR_NAME: clip.latents}
     if _comfyui_raw_current(clip):
         tensors[COMFYUI_RAW_TENSOR] = clip.comfyui_raw
-    return safetensors_bytes(tensors, _metadata(clip))
+    return tensors, _metadata(clip)
 
 
 def to_comfyui_bytes(clip: LatentClip) -> bytes | bytearray:
@@ -440,22 +642,6 @@ def _comfyui_metadata_in(history: Any) -> dict[str, str]:
         if isinstance(kept, dict):
             return {str(key): str(value) for key, value in kept.items()}
     return {}
-
-
-def _with_sorted_header(data: bytes) -> bytes | bytearray:
-    # safetensors writes its metadata map in a random order on each run; the header (an 8-byte
-    # little-endian length, then that many bytes of JSON) is re-written with sorted keys so
-    # that the same clip gives byte-identical files. The length stays the same: same pairs.
-    length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + length])
-    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
-    ordered = json.dumps(dict(sorted(header.items())), separators=(",", ":"), ensure_ascii=False).encode()
-    if len(ordered) > length:
-        return data
-    # One copy of the buffer, the header replaced in place (slicing and joining copies twice).
-    rewritten = bytearray(data)
-    rewritten[8 : 8 + length] = ordered.ljust(length, b" ")
-    return rewritten
 
 
 def from_bytes(data: bytes, *, source: str = "latent file") -> LatentClip:
@@ -633,7 +819,8 @@ def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | Non
     """
     if comfyui is None:
         comfyui = str(path).lower().endswith(COMFYUI_SUFFIX)
-    write_bytes(to_comfyui_bytes(clip) if comfyui else to_bytes(clip), path)
+    # A vidlatent file goes out in pieces, the tensor's memory written as it is (no copy).
+    _write_parts([to_comfyui_bytes(clip)] if comfyui else _safetensors_parts(*_latent_file(clip)), path)
 
 
 def folder_latents(folder: str | os.PathLike[str]) -> list[str]:

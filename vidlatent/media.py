@@ -10,14 +10,22 @@ aspect ratio, scales it to about the model's native pixel area (1024x576 for SVD
 each side to the nearest multiple of 64. Frames are brought to a size by scaling them until
 they *cover* it and center-cropping the excess (``resize_frame``, ``resize_image``): the
 picture is never stretched, and Pillow's LANCZOS filter antialiases when shrinking.
+
+Timing. A video is read at one constant rate that agrees with its timestamps: a constant-rate
+video frame by frame, a variable-rate one (phones, screen recordings) through ffmpeg's fps
+filter at its average rate, frames / duration. A video that ends before the length its
+header declares (a truncated download) is read as far as it goes, with a note saying so.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import math
 import os
 import re
+import warnings
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vidlatent.atomic import atomic_output
-from vidlatent.errors import MediaError, OutputError, UsageError
+from vidlatent.errors import MediaError, Note, OutputError, UsageError
 
 SUPPORTED_VIDEO_READ = (".mp4", ".webm", ".mov", ".avi", ".gif", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -43,6 +51,18 @@ _ENCODERS = {
     ".webm": ("libvpx-vp9", "webm", "yuv420p"),
     ".gif": ("gif", "gif", "pal8"),
 }
+# The longest side each encoder takes, found by trying the bundled ffmpeg (n9.0): libx264 says
+# "invalid width x height" above 16384, libvpx-vp9 "g_w out of range [1..65536]", and the gif
+# encoder "does not support resolutions above 65535x65535".
+MAX_VIDEO_SIDE = {".mp4": 16384, ".webm": 65536, ".gif": 65535}
+# ffmpeg also refuses any picture with (width + 128) x (height + 128) >= INT_MAX / 8 pixels
+# (libavutil's av_image_check_size).
+_MAX_PICTURE = (2**31 - 1) // 8
+# Pillow refuses PNG text chunks that expand beyond 1 MiB (64 MiB in all) as decompression
+# bombs, but a camera's metadata chunk can be several MB. These limits apply while vidlatent
+# opens an image: a text chunk still cannot expand without bound.
+PNG_TEXT_CHUNK_LIMIT = 64 * 2**20
+PNG_TEXT_MEMORY_LIMIT = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -70,12 +90,17 @@ class FrameSelection:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """A source's frame size, rate and length, before any selection (fps 0.0: unknown)."""
+    """A source's frame size, rate and length, before any selection (fps 0.0: unknown).
+
+    ``fps`` is the rate the frames are read at: for a variable-rate video (``variable_rate``)
+    its average, frames / duration, at which iter_frames resamples it by the timestamps.
+    """
 
     width: int
     height: int
     fps: float
     frame_count: int | None
+    variable_rate: bool = False
 
 
 def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo:
@@ -100,12 +125,60 @@ def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FP
         meta = _next_or_media_error(reader, path)
     finally:
         reader.close()
-    try:
-        frame_count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except RuntimeError:
-        frame_count = None  # decodable header but no countable stream: report it as unknown
+    timing = _timing(path, float(meta["fps"]))
     width, height = meta["size"]
-    return VideoInfo(int(width), int(height), float(meta["fps"]), frame_count)
+    return VideoInfo(int(width), int(height), timing.fps, timing.frames, timing.variable)
+
+
+@dataclass(frozen=True)
+class _Timing:
+    fps: float  # the rate to read at
+    frames: int | None  # frames in the file (None: not countable)
+    variable: bool  # resample by timestamps: the header's rate disagrees with frames / duration
+
+
+def _timing(path: Path, header_fps: float) -> _Timing:
+    """How to read ``path`` so that its frames and their rate agree with its timestamps.
+
+    ffmpeg's header rate is the stream's average as the container states it, and ffmpeg reads
+    a video by repeating frames up to a rate of its own guess (a 3.8 s variable-rate clip of
+    38 frames may read as 75 frames said to be 11 fps). So the frames' presentation times are
+    listed from the packets: evenly spaced, the video is read frame by frame at the header's
+    rate; otherwise at its average, frames / duration, resampled by the timestamps.
+    """
+    status = path.stat()
+    times, last = _frame_times(str(path), status.st_mtime_ns, status.st_size)
+    if len(times) < 2:
+        return _Timing(header_fps, len(times) or None, False)
+    intervals = [later - earlier for earlier, later in zip(times, times[1:])]
+    typical = sorted(intervals)[len(intervals) // 2]
+    if not typical > 0 or all(abs(interval - typical) <= 0.25 * typical for interval in intervals):
+        return _Timing(header_fps, len(times), False)
+    duration = times[-1] - times[0] + (last or typical)
+    return _Timing(len(times) / duration, len(times), True)
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_times(path: str, mtime_ns: int, size: int) -> tuple[tuple[float, ...], float]:
+    """The sorted presentation times (s) of a video file's frames and the last one's duration.
+
+    From its packets, without decoding (ffmpeg's framecrc muxer, one fast pass); cached per
+    version of the file. No times when ffmpeg lists no packets.
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "quiet", "-nostdin", "-i", path, "-map", "0:v:0", "-c", "copy",
+               "-f", "framecrc", "-"]
+    listing = subprocess.run(command, capture_output=True, text=True, errors="replace").stdout
+    base = re.search(r"^#tb 0: (\d+)/(\d+)", listing, re.MULTILINE)
+    if base is None:
+        return (), 0.0
+    tick = int(base[1]) / int(base[2])
+    packets = [line.split(",") for line in listing.splitlines() if line.startswith("0,")]  # stream, dts, pts, duration, …
+    times = sorted(int(fields[2]) * tick for fields in packets)
+    return tuple(times), (int(packets[-1][3]) * tick if packets else 0.0)
 
 
 def selected_fps(info: VideoInfo, selection: FrameSelection) -> float:
@@ -143,6 +216,7 @@ def iter_frames(
     """
     selection.validate()
     path = Path(path)
+    declared = 0
     if path.is_dir():
         source: Generator[np.ndarray, None, None] = _folder_frames(path, same_size=size is None)
         source_fps = float(folder_fps)
@@ -150,10 +224,18 @@ def iter_frames(
         _check_video_file(path)
         import imageio_ffmpeg
 
-        reader = imageio_ffmpeg.read_frames(str(path))
+        # Never let ffmpeg repeat frames to a rate of its own choosing: every frame once, or a
+        # variable-rate video resampled to its average rate (by a second reader).
+        reader = imageio_ffmpeg.read_frames(str(path), output_params=["-fps_mode", "passthrough"])
         meta = _next_or_media_error(reader, path)
+        timing = _timing(path, float(meta["fps"]))
+        if timing.variable:
+            reader.close()
+            reader = imageio_ffmpeg.read_frames(str(path), output_params=["-vf", f"fps={timing.fps:.6f}", "-fps_mode", "passthrough"])
+            meta = _next_or_media_error(reader, path)
         source = _video_frames(reader, path, meta["size"])
-        source_fps = float(meta["fps"])
+        source_fps = timing.fps
+        declared = round(float(meta.get("duration") or 0) * source_fps)  # what the header promises
     if selection.fps is not None and source_fps <= 0:
         source.close()
         raise MediaError(f"{path}: the video's frame rate is unknown, so --fps cannot resample it; use --stride")
@@ -170,6 +252,13 @@ def iter_frames(
                     return  # closing `source` in finally stops ffmpeg before the end of the file
     finally:
         source.close()
+    if declared and seen < declared - max(2, 0.05 * declared):
+        warnings.warn(
+            f"{path}: the video ended early: {seen} frames read, its header declares {declared} "
+            f"({declared / source_fps:.2f} s at {source_fps:g} fps); the file may be truncated",
+            Note,
+            stacklevel=2,
+        )
     if yielded == 0 and seen == 0:
         raise MediaError(f"{path}: the source has no frames; check the file is a complete video")
     if yielded == 0:
@@ -214,11 +303,36 @@ def _folder_frames(folder: Path, same_size: bool) -> Generator[np.ndarray, None,
         if first_size is None:
             first_size = image.size
         elif same_size and image.size != first_size:
-            raise MediaError(
-                f"{file}: {image.size[0]}x{image.size[1]} differs from the folder's first image "
-                f"({first_size[0]}x{first_size[1]}); give --size to resize all frames to one size"
-            )
+            raise MediaError(_size_differs(file, image.size, first_size))
         yield np.asarray(image)  # (H, W, 3) uint8
+
+
+def check_frames_folder(path: str | os.PathLike[str], *, same_size: bool) -> None:
+    """For a folder of frames: raise MediaError now, before any model loads, for an image that
+    Pillow cannot identify or (with ``same_size``) one whose size differs from the first's.
+
+    Only the images' headers are read; a file is not a folder: nothing to check.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    first_size = None
+    for file in folder_images(folder):
+        try:
+            with _png_text_limits(), Image.open(file) as image:
+                size = image.size
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            raise MediaError(f"{file}: not a readable image ({_image_reason(error)}); give a PNG, JPEG, WebP, BMP or TIFF file") from error
+        first_size = first_size or size
+        if same_size and size != first_size:
+            raise MediaError(_size_differs(file, size, first_size))
+
+
+def _size_differs(file: Path, size: tuple[int, int], first_size: tuple[int, int]) -> str:
+    return (
+        f"{file}: {size[0]}x{size[1]} differs from the folder's first image "
+        f"({first_size[0]}x{first_size[1]}); give --size to resize all frames to one size"
+    )
 
 
 def folder_images(folder: Path) -> list[Path]:
@@ -285,14 +399,31 @@ def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
     if not isinstance(source, bytes) and not Path(source).is_file():
         raise MediaError(f"{name}: not a file; give an image file")
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+        with _png_text_limits(), Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
             opened.load()  # decode now so truncated files fail here, inside the try
             image = ImageOps.exif_transpose(opened)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        # Pillow's "cannot identify image file <path>" would repeat the name.
-        reason = "unknown format" if isinstance(error, UnidentifiedImageError) else str(error)
-        raise MediaError(f"{name}: not a readable image ({reason}); give a PNG, JPEG, WebP, BMP or TIFF file") from error
+        raise MediaError(f"{name}: not a readable image ({_image_reason(error)}); give a PNG, JPEG, WebP, BMP or TIFF file") from error
     return _to_rgb(image)
+
+
+def _image_reason(error: BaseException) -> str:
+    # Pillow's "cannot identify image file <path>" would repeat the name.
+    return "unknown format" if isinstance(error, UnidentifiedImageError) else str(error)
+
+
+@contextlib.contextmanager
+def _png_text_limits() -> Iterator[None]:
+    """Pillow's PNG text-chunk limits raised to PNG_TEXT_CHUNK_LIMIT and PNG_TEXT_MEMORY_LIMIT, within the block."""
+    from PIL import PngImagePlugin
+
+    saved = PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY
+    PngImagePlugin.MAX_TEXT_CHUNK = max(saved[0], PNG_TEXT_CHUNK_LIMIT)
+    PngImagePlugin.MAX_TEXT_MEMORY = max(saved[1], PNG_TEXT_MEMORY_LIMIT)
+    try:
+        yield
+    finally:
+        PngImagePlugin.MAX_TEXT_CHUNK, PngImagePlugin.MAX_TEXT_MEMORY = saved
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -411,6 +542,8 @@ def output_kind(path: str | os.PathLike[str]) -> str:
 
     Raises UsageError for any other suffix.
     """
+    if str(path) == "-":
+        raise UsageError("-o -: a video cannot go to standard output; give a file (-o out.mp4) or pipe latents instead")
     path = Path(path)
     if path.suffix.lower() in VIDEO_WRITE_SUFFIXES:
         return "video"
@@ -421,6 +554,28 @@ def output_kind(path: str | os.PathLike[str]) -> str:
         f"{path}: cannot write '{path.suffix}' output; use {', '.join(VIDEO_WRITE_SUFFIXES)} "
         f"or a name without suffix for a folder of PNG frames"
     )
+
+
+def check_video_size(path: str | os.PathLike[str], width: int, height: int) -> None:
+    """Refuse a width x height that ``path``'s encoder cannot write, before any work is done.
+
+    Args:
+        path: the output; a folder of PNG frames (or latents) has no such limit.
+        width, height: the frames' size in pixels (.mp4 pads odd sides to even).
+
+    Raises UsageError naming the limit (MAX_VIDEO_SIDE) and what can be written instead.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in MAX_VIDEO_SIDE:
+        return
+    padded = (width + width % 2, height + height % 2) if suffix == ".mp4" else (width, height)
+    limit = MAX_VIDEO_SIDE[suffix]
+    if max(padded) > limit or (padded[0] + 128) * (padded[1] + 128) >= _MAX_PICTURE:
+        encoder = _ENCODERS[suffix][0]
+        raise UsageError(
+            f"{path}: {width}x{height} px is more than ffmpeg's {encoder} encodes (at most {limit} px a side); "
+            "choose a smaller --size, or write PNG frames (-o a name without suffix) or latents (-o NAME.safetensors)"
+        )
 
 
 def _require_frames_folder(path: Path) -> None:
@@ -479,6 +634,11 @@ class VideoWriter:
         _check_frame(frame)
         size = (frame.shape[1], frame.shape[0])
         if self.size is None:
+            try:
+                check_video_size(self.path, *size)
+            except UsageError:
+                self._abort()
+                raise
             self.size = size
         elif size != self.size:
             raise ValueError(f"frame {self.frames_written} is {size[0]}x{size[1]}, the video is {self.size[0]}x{self.size[1]}")

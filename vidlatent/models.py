@@ -287,7 +287,8 @@ def _hub_snapshot(repo_id: str, components: Sequence[str], *, fp16: bool) -> Pat
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, FileNotFoundError):
         pass
-    how = "connect to the internet once to download it, or pass --model PATH to a diffusers folder"
+    how = ("connect to the internet once to download it, pass --model PATH to a diffusers folder, "
+           "or try vidlatent offline with --model tiny-random (a tiny random model: its output is noise)")
     if constants.HF_HUB_OFFLINE:
         raise ModelError(f"model {repo_id} is not on disk and HF_HUB_OFFLINE is set; {how}")
     try:

@@ -78,7 +78,7 @@ def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progre
     A VAE that makes whole latent frames of several pixel frames (Wan: 4k+1) encodes the
     largest count of the frames read that it accepts; ``note`` is told how many were left out.
     """
-    from vidlatent.generation import check_size
+    from vidlatent.knobs import check_size
 
     size = plan.size_for(model.native_area, model.spec.size_multiple)
     check_size(size, model.spec)

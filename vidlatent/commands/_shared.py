@@ -20,7 +20,7 @@ import click
 from vidlatent import __version__
 from vidlatent.acceleration import CACHE_METHODS, DEFAULT_CACHE_THRESHOLD, QUANTIZE_CHOICES
 from vidlatent.atomic import STDIO
-from vidlatent.errors import UsageError
+from vidlatent.errors import UsageError, VidlatentError
 from vidlatent.models import ALIASES, DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, TINY_MODELS, LoadOptions
 
 
@@ -170,6 +170,31 @@ def default_output(source: str, suffix: str, *, tag: str = "") -> str:
     return str(path.with_name(path.stem + tag + suffix))
 
 
+UNLIMITED_WIDTH = 1_000_000  # the width of a "console" that is a file or a pipe
+
+
+def text_console(*, stderr: bool = False) -> Any:
+    """A rich Console that never wraps or cuts a line unless it prints to a terminal.
+
+    On a terminal, tables fit its width. Written to a file or pipe (a log, ``env > env.txt``),
+    every line stays whole, however long: a line that a script may grep is one line.
+    """
+    from rich.console import Console
+
+    terminal = (sys.stderr if stderr else sys.stdout).isatty()
+    return Console(stderr=stderr, highlight=False, soft_wrap=not terminal, width=None if terminal else UNLIMITED_WIDTH)
+
+
+def print_json(text: str, *, err: bool = False) -> None:
+    """One JSON document and a newline: on stderr, or all of it on stdout (else OutputError)."""
+    if err:
+        click.echo(text, err=True)
+    else:
+        from vidlatent.atomic import write_stdout
+
+        write_stdout((text + "\n").encode(), what="the --json object")
+
+
 def require_binary_stdout(output: str) -> None:
     """Refuse to pour latent bytes onto a terminal."""
     if output == STDIO and sys.stdout.isatty():
@@ -198,9 +223,7 @@ class Reporter:
     @property
     def console(self) -> Any:
         if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(stderr=True, highlight=False)
+            self._console = text_console(stderr=True)
         return self._console
 
     @contextlib.contextmanager
@@ -224,9 +247,9 @@ class Reporter:
         if not self.json:
             return
         timings = dict(self.timings, total_s=round(time.perf_counter() - self._started, 4))
-        payload = {"command": self.command, "vidlatent": __version__, **fields, "outputs": outputs, "timings": timings}
-        text = json.dumps(payload, sort_keys=False)
-        click.echo(text, err=stdout_busy)
+        payload = {"command": self.command, "vidlatent": __version__, "status": "ok", **fields, "outputs": outputs,
+                   "timings": timings}
+        print_json(json.dumps(payload, sort_keys=False), err=stdout_busy)
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -238,6 +261,13 @@ class Reporter:
         if self.quiet:
             yield lambda _: None
             return
+        if not self.console.is_terminal:
+            # A log gets one line once the work is done, and none when it fails.
+            done = [0]
+            started = time.perf_counter()
+            yield lambda count: done.__setitem__(0, count)
+            self.note(f"{description} {done[0]}{f'/{total}' if total else ''} in {time.perf_counter() - started:.1f} s")
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         with Progress(
@@ -245,7 +275,11 @@ class Reporter:
             console=self.console, transient=False,
         ) as bar:
             task = bar.add_task(description, total=total)
-            yield lambda done: bar.update(task, completed=done)
+            try:
+                yield lambda done: bar.update(task, completed=done)
+            except BaseException:
+                bar.live.transient = True  # the error line follows; no stopped bar above it
+                raise
 
 
 def _checked_option(*names: str, type: Any = None, **attributes: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -437,18 +471,58 @@ def announce_seed(report: Reporter, seed: int) -> None:
     report.note(f"seed {seed} (pass --seed {seed} to repeat this run)")
 
 
-def write_clip(clip: Any, target: str, model: Any, memory: LowMemory, report: Reporter) -> dict[str, Any]:
-    """Write ``clip`` to ``target``: latents as they are, or decoded to a video; returns its summary entry."""
+def write_clip(clip: Any, target: str, model: Any, memory: LowMemory, report: Reporter, *,
+               latents_at: str | None = None) -> dict[str, Any]:
+    """Write ``clip`` to ``target``: latents as they are, or decoded to a video; returns its summary entry.
+
+    Args:
+        latents_at: where the clip's latents were already written (generate --latent-out), if anywhere.
+
+    Finished latents are never lost to a failing video writer: when decoding or encoding the
+    video fails, the latents are saved next to ``target`` (``rescue_path``) and the error says
+    where, and how to decode them again.
+    """
     from vidlatent import latentfile
+    from vidlatent.errors import OutputError
     from vidlatent.video import decode_clip
 
     if latentfile.is_latent_path(target):
         latentfile.write(clip, target)
-    else:
-        chunk = memory.decode_chunk or model.family.default_decode_chunk(model)
+        return output_entry(target, clip)
+    chunk = memory.decode_chunk or model.family.default_decode_chunk(model)
+    try:
         with report.timed("decode"), report.progress("decoding", clip.pixel_frames) as progress:
             decode_clip(clip, model, target, chunk=chunk, progress=progress)
+    except Exception as error:
+        reason = str(error) if isinstance(error, VidlatentError) else f"cannot write {target}: {type(error).__name__}: {error}"
+        if latents_at is None:
+            latents_at = rescue_path(target)
+            try:
+                latentfile.write(clip, latents_at)
+            except (VidlatentError, OSError) as second:
+                raise OutputError(f"{reason}; and the latents could not be saved either ({second})") from error
+        raise OutputError(f"{reason}; the latents are safe in {latents_at} (vidlatent decode {latents_at} -o OTHER.mp4)") from error
     return output_entry(target, clip)
+
+
+def rescue_path(target: str) -> str:
+    """A new latent file next to ``target`` for latents its video could not hold: out.mp4 -> out.latents.safetensors."""
+    path = Path(target)
+    candidate = path.with_name(f"{path.stem}.latents.safetensors")
+    number = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}.latents-{number}.safetensors")
+        number += 1
+    return str(candidate)
+
+
+def check_video_sizes(targets: list[str], size: tuple[int, int]) -> None:
+    """Refuse outputs whose video encoder cannot take ``size`` (width, height); latents and PNG folders always can."""
+    from vidlatent import latentfile, media
+
+    for target in targets:
+        if not latentfile.is_latent_path(target):
+            media.check_video_size(target, *size)
 
 
 def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str, Any]:
@@ -486,7 +560,12 @@ def prepare_output(path: str, inputs: list[str]) -> None:
     else:
         media.output_kind(path)
     if path != STDIO:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            from vidlatent.errors import OutputError
+
+            raise OutputError(f"cannot write {path}: its folder cannot be made ({error.strerror}); choose another -o") from error
     check_output(path, inputs)
 
 
@@ -509,8 +588,25 @@ class ClipInput:
 
         is_video = path != STDIO and (Path(path).suffix.lower() in media.SUPPORTED_VIDEO_READ or Path(path).is_dir())
         if is_video:
-            return cls(path=path, plan=plan_encode(path))
-        return cls(path=path, clip=latentfile.read(path))
+            plan = plan_encode(path)
+            media.check_frames_folder(path, same_size=True)
+            return cls(path=path, plan=plan)
+        clip = latentfile.read(path)
+        if clip.kind != "clip":
+            raise UsageError(f"{path}: is a {clip.kind}, not a clip (a direction goes to vidlatent edit CLIP --direction {path})")
+        return cls(path=path, clip=clip)
+
+    def check_video_output(self, output: str, load: LoadOptions) -> None:
+        """Refuse, before the model loads, a video ``output`` that its encoder cannot take at the clip's size."""
+        from vidlatent.latentfile import is_latent_path
+
+        if is_latent_path(output):
+            return  # no limit, and no need to find the model's native area
+        if self.clip is not None:
+            size = (self.clip.width, self.clip.height)
+        else:
+            size = self.plan.size_for(native_area_before_loading(load))
+        check_video_sizes([output], size)
 
     def load_options(self, load: LoadOptions, model_given: bool) -> LoadOptions:
         """Without --model, a latent clip is worked on by the model that made it."""

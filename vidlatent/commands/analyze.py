@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vidlatent.commands._shared import Reporter, State, common_options, pass_state
+from vidlatent.commands._shared import Reporter, State, common_options, pass_state, text_console
 from vidlatent.errors import IncompatibleLatentsError, UsageError, VidlatentError
 
 # vidlatent.analysis.STATIC_THRESHOLD, repeated here because that module imports torch and
@@ -213,10 +213,9 @@ def _fields(result: Any, sources: list[ClipSource], static_threshold: float) -> 
 
 
 def _print_tables(result: Any, sources: list[ClipSource]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = text_console()
     pca = result.pca
     threshold = result.clips[0].motion.threshold
     facts = Table(show_header=False, box=None)

@@ -8,8 +8,8 @@ import click
 
 from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    Reporter, State, common_options, decode_options, describe_model, expand_inputs, join_launch, make_batch_folder,
-    model_options, output_entry, output_option, pass_state, plan_outputs, vae_tiling_option,
+    Reporter, State, check_video_sizes, common_options, decode_options, describe_model, expand_inputs, join_launch,
+    make_batch_folder, model_options, output_entry, output_option, pass_state, plan_outputs, vae_tiling_option,
 )
 
 
@@ -58,6 +58,9 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
         make_batch_folder(target, outputs)
         check_output(target, sources)
     latent_clips, unreadable = read_clips(sources)
+    for source, target in zip(sources, outputs):
+        if source in latent_clips:
+            check_video_sizes([target], (latent_clips[source].width, latent_clips[source].height))
     loads = {source: load if model_given else dataclasses.replace(load, model=clip.model) for source, clip in latent_clips.items()}
     for model_load in {options.model: options for options in loads.values()}.values():
         family = describe_model(model_load).family

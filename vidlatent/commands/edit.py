@@ -31,7 +31,7 @@ Examples:
 @click.option("--reverse", is_flag=True, help="Play the clip backwards.")
 @click.option("--image", type=click.Path(dir_okay=False), metavar="PATH",
               help="Re-generate the clip towards this new first frame (needs --strength; loads the model).")
-@click.option("--strength", type=float, metavar="S",
+@click.option("--strength", type=click.FloatRange(0, 1), metavar="S",
               help="With --image: 0 keeps the clip exactly, 1 is a fresh generate from the image; S x STEPS steps run.")
 @click.option("--direction", "direction_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="Add this direction (made by vidlatent direction) to every frame.")
@@ -40,9 +40,9 @@ Examples:
               help="Move every frame along a principal component (1 = PC1) by AMOUNT standardised units; needs --components.")
 @click.option("--components", "components_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="With --pca-shift: the components file written by vidlatent analyze --save-components.")
-@click.option("--smooth", type=float, metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in frames.")
+@click.option("--smooth", type=click.FloatRange(min=0), metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in frames.")
 @click.option("--loop", is_flag=True, help="Crossfade the tail into the head so the clip loops (it gets shorter by the crossfade).")
-@click.option("--loop-frames", type=int, metavar="N", help="With --loop: frames of the crossfade [a quarter of the clip].")
+@click.option("--loop-frames", type=click.IntRange(min=1), metavar="N", help="With --loop: frames of the crossfade [a quarter of the clip].")
 @sampling_options
 @seed_option
 @low_memory_options
@@ -109,14 +109,14 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     plan.validate(source)
     prepare_output(output, [path for path in (clip, image, direction_path, components_path) if path])
 
-    if regeneration is not None and seed is None:
-        announce_seed(report, regeneration.seed)
     model = None
     if plan.needs_model:
         assert regeneration is not None
         load = ClipInput(path=clip, clip=source).load_options(load, model_given)
         regeneration.knobs.check_for(describe_model(load).spec)
         model = load_sampler(load, memory, report)
+    if regeneration is not None and seed is None:
+        announce_seed(report, regeneration.seed)
     steps = strength_steps(strength or 0.0, knobs.resolved(model.pipeline, model.family).steps) if model is not None else 0
     bar = report.progress("re-generating", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("edit"), bar as progress:

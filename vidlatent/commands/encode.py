@@ -17,12 +17,13 @@ def frame_selection_options(function):  # type: ignore[no-untyped-def]
     """--start/--frames/--stride/--fps/--size: which frames of a video to read, at what size."""
     for option in reversed(
         [
-            click.option("--start", type=int, default=0, show_default=True, help="First frame to read (0-based)."),
-            click.option("--frames", type=int, help="Read at most this many frames."),
-            click.option("--stride", type=int, default=1, show_default=True, help="Keep every Nth frame."),
-            click.option("--fps", type=float, help="Resample to this frame rate instead of --stride."),
-            click.option("--size", metavar="WxH", help="Resize to this size (multiples of the model's size multiple: SVD 64, Wan 16 or 32). "
-                                                       "Default: keep the aspect ratio at the model's native area."),
+            click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="First frame to read (0-based)."),
+            click.option("--frames", type=click.IntRange(min=1), help="Read at most this many frames."),
+            click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Keep every Nth frame."),
+            click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+                         help="Resample to this frame rate instead of --stride (by the frames' timestamps)."),
+            click.option("--size", metavar="WxH", help="Resize to this size (multiples of the model's size multiple: SVD 64, Wan 16 or 32, "
+                                                       "LTX 32). Default: keep the aspect ratio at the model's native area."),
         ]
     ):
         function = option(function)
@@ -56,7 +57,7 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
     from vidlatent import distributed, media
     from vidlatent.atomic import check_output
     from vidlatent.errors import InputError, UsageError
-    from vidlatent.generation import check_size
+    from vidlatent.knobs import check_size
     from vidlatent.latentfile import is_latent_path, write
     from vidlatent.models import load_vae
     from vidlatent.video import encode_video, plan_encode
@@ -77,6 +78,7 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
     for source in sources:
         try:
             plans[source] = plan_encode(source, selection=selection, size=explicit_size)
+            media.check_frames_folder(source, same_size=size is None)
         except InputError as error:
             if len(sources) == 1:
                 raise

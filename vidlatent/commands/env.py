@@ -6,7 +6,7 @@ import json
 
 import click
 
-from vidlatent.commands._shared import State, common_options, pass_state
+from vidlatent.commands._shared import State, common_options, pass_state, print_json, text_console
 
 
 @click.command(
@@ -28,9 +28,8 @@ def command(state: State) -> None:
 
     facts = describe_environment()
     if state.json:
-        click.echo(json.dumps(facts, indent=2))
+        print_json(json.dumps(facts, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
@@ -55,4 +54,4 @@ def command(state: State) -> None:
                            f"vidlatent {facts['cache']['vidlatent']}")
     for name, value in facts["environment"].items():
         table.add_row(name, value)
-    Console(highlight=False).print(table)
+    text_console().print(table)

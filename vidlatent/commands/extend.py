@@ -71,6 +71,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     for source in sources:
         try:
             inputs[source] = ClipInput.open(source)
+            inputs[source].check_video_output(outputs[sources.index(source)], inputs[source].load_options(load, model_given))
         except InputError as error:
             if len(sources) == 1:
                 raise

@@ -11,9 +11,9 @@ from vidlatent import distributed
 from vidlatent.atomic import STDIO
 from vidlatent.commands import _batch
 from vidlatent.commands._shared import (
-    TEXT_ONLY, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, describe_model, expand_inputs,
-    join_launch, load_sampler, low_memory_options, model_options, output_entry, output_option, pass_state, plan_outputs,
-    prepare_output, sampling_options, seed_option, write_clip,
+    TEXT_ONLY, LowMemory, Reporter, State, acceleration_options, announce_seed, check_video_sizes, common_options,
+    describe_model, expand_inputs, join_launch, load_sampler, low_memory_options, model_options, output_entry, output_option,
+    pass_state, plan_outputs, prepare_output, sampling_options, seed_option, write_clip,
 )
 from vidlatent.commands.upscale import upscaler_option
 from vidlatent.errors import UsageError
@@ -73,7 +73,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     --motion on Wan) and frame counts or sizes it cannot make are refused before it loads.
     """
     from vidlatent import latentfile, media, upscaling
-    from vidlatent.generation import check_size, file_sha256, generate, random_seed
+    from vidlatent.knobs import check_size, default_size
     from vidlatent.media import folder_images
 
     report = Reporter(state, "generate")
@@ -83,6 +83,11 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     explicit_size = media.parse_dimensions(size) if size else None
     outputs = plan_outputs(sources or [TEXT_ONLY], num_videos, output, ".mp4")
     latent_outputs = plan_outputs(sources or [TEXT_ONLY], num_videos, latent_out, LATENT_SUFFIX) if latent_out else None
+    for path in [p for row in latent_outputs or [] for p in row]:
+        if not latentfile.is_latent_path(path):
+            raise UsageError(f"--latent-out {path}: latents go to a .safetensors (or .latent) file, or - for stdout")
+        if path == STDIO and STDIO in outputs[0]:
+            raise UsageError("-o - and --latent-out - would both write to stdout; give one of them a file")
     # Read every image now: a bad one fails in a blink, before the model loads; in a batch it
     # fails its own outputs only (reported at the end), unless every image is bad.
     image_bytes, unreadable = read_images(sources)
@@ -98,6 +103,11 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         check_size(explicit_size, spec)
         if upscale:
             upscaling.low_size(explicit_size, spec)
+    # A size that the video encoder would refuse once the frames are made fails now too.
+    for source, targets in zip(sources or [TEXT_ONLY], outputs):
+        picture = media.load_image(image_bytes[source]) if source in image_bytes else None
+        final = explicit_size or (upscaling.final_size(spec, picture) if upscale else default_size(spec, picture))
+        check_video_sizes(targets, final)
     ranks = distributed.launched()
     if context_parallel is not None:
         check_context_parallel(context_parallel, ranks, described, image_bytes, explicit_size, knobs)
@@ -105,11 +115,13 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, inputs)
 
+    from vidlatent.generation import file_sha256, generate, random_seed  # torch: only once the arguments are good
+
     load = join_launch(load, ranks)
     base_seed = distributed.broadcast(random_seed(), ranks) if seed is None else seed
-    if seed is None:
-        announce_seed(report, base_seed)
     model = load_sampler(load, memory, report, image=bool(sources))
+    if seed is None:
+        announce_seed(report, base_seed)  # once the model is there: a run that cannot start needs no seed
     if context_parallel is not None:
         model.family.enable_context_parallel(model.pipeline, context_parallel)
     steps = knobs.resolved(model.pipeline, model.family).steps
@@ -142,11 +154,12 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         if not ranks.main and context_parallel is not None:
             return []  # every process made this video together; rank 0 writes it
         written = []
-        if latent_outputs:
-            latentfile.write(clip, latent_outputs[row][index])
-            written.append(output_entry(latent_outputs[row][index], clip))
+        latents_at = latent_outputs[row][index] if latent_outputs else None
+        if latents_at:  # first, so that a failing video writer cannot lose them
+            latentfile.write(clip, latents_at)
+            written.append(output_entry(latents_at, clip))
         target = outputs[row][index]
-        written.append(write_clip(clip, target, model, memory, report))
+        written.append(write_clip(clip, target, model, memory, report, latents_at=latents_at))
         report.note(f"wrote {target} ({clip.pixel_frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
         return written
 
@@ -159,7 +172,7 @@ def check_context_parallel(degree, ranks, described, image_bytes, size, knobs) -
     import torch
 
     from vidlatent import media
-    from vidlatent.generation import default_size
+    from vidlatent.knobs import default_size
 
     if degree < 2:
         raise UsageError(f"--context-parallel {degree}: must be at least 2 (the processes that share one video)")

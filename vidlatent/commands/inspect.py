@@ -6,7 +6,7 @@ import json
 
 import click
 
-from vidlatent.commands._shared import Reporter, State, common_options, pass_state
+from vidlatent.commands._shared import Reporter, State, common_options, pass_state, print_json, text_console
 
 
 @click.command(
@@ -30,25 +30,24 @@ def command(state: State, clip: str) -> None:
     summary = describe(latentfile.read(clip))
     summary.pop("torch")
     if state.json:
-        click.echo(json.dumps(summary, indent=2))
+        print_json(json.dumps(summary, indent=2))
         return
     _print_table(summary, Reporter(state))
 
 
 def _print_table(summary: dict, report: Reporter) -> None:  # type: ignore[type-arg]
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    out = text_console()
     facts = Table(show_header=False, box=None)
     for key in ("kind", "model", "latent_space", "shape", "dtype", "frames", "fps", "duration_s", "width", "height", "seed"):
         facts.add_row(key, str(summary[key]))
-    console.print(facts)
+    out.print(facts)
     channels = Table("channel", "mean", "std", "min", "max", title="per-channel statistics")
     for row in summary["channels"]:
         channels.add_row(str(row["channel"]), *(f"{row[k]:+.4f}" for k in ("mean", "std", "min", "max")))
-    console.print(channels)
+    out.print(channels)
     history = Table("#", "command", "arguments", title="history")
     for index, step in enumerate(summary["history"]):
         history.add_row(str(index), step.get("command", "?"), json.dumps(step.get("arguments", {}), sort_keys=True))
-    console.print(history)
+    out.print(history)

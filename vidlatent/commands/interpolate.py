@@ -37,18 +37,18 @@ Examples:
     "Latent file to write (.safetensors, or - for stdout). Default: CLIP's name with -interpolated.safetensors "
     "(with --transition: A's name with -transition.safetensors). With --steps: a folder, or a pattern with {index}."
 )
-@click.option("--factor", type=int, metavar="K", help="One clip: insert K-1 frames between neighbours (K >= 2); fps is multiplied by K.")
+@click.option("--factor", type=click.IntRange(min=2), metavar="K", help="One clip: insert K-1 frames between neighbours (K >= 2); fps is multiplied by K.")
 @click.option("--method", type=click.Choice(METHODS), default="slerp", show_default=True,
               help="How frames are blended: lerp, slerp (spherical, keeps the norm), hybrid (slerp of the per-channel mean, lerp of the rest).")
 @click.option("--loop", is_flag=True, help="With --factor: also fill the gap from the last frame to the first, so the clip loops.")
-@click.option("--refine", type=float, metavar="S",
+@click.option("--refine", type=click.FloatRange(0, 1), metavar="S",
               help="With --factor: re-noise the inserted frames to strength S (0-1) and denoise them with the model, "
                    "conditioned on the first frame, the original frames pinned.")
-@click.option("--refine-steps", type=int, metavar="N",
+@click.option("--refine-steps", type=click.IntRange(min=1), metavar="N",
               help="With --refine: the denoising schedule's steps, S x N of them run; with --keyframes: denoising steps "
                    "[the model's: SVD 25, Wan 50, LTX 50].")
-@click.option("--steps", "morph_steps", type=int, metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
-@click.option("--transition", type=int, metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
+@click.option("--steps", "morph_steps", type=click.IntRange(min=2), metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
+@click.option("--transition", type=click.IntRange(min=1), metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
 @click.option("--join", is_flag=True, help="With --transition: write A + transition + B as one clip.")
 @click.option("--keyframes", is_flag=True,
               help="With --transition F: make the F-frame bridge with the model, conditioned on A's last frame and B's first "
@@ -152,9 +152,9 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
 
     model, steps = None, 0
     if refinement is not None:
+        model = sampling.load_for(report, path, clip)
         if seed is None:
             announce_seed(report, refinement.seed)
-        model = sampling.load_for(report, path, clip)
         steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline, model.family).steps)
     bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(_ignore)
     with report.timed("interpolate"), bar as progress:

@@ -64,6 +64,7 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
         output = default_output(appearance, ".mp4", tag="-motion")
     prepare_output(output, [motion_clip, appearance])
     source = ClipInput.open(motion_clip)
+    source.check_video_output(output, source.load_options(load, model_given))
     kind = appearance_kind(appearance)
     appearance_clip = latentfile.read(appearance) if kind == "latents" else None
     image = media.load_image(appearance) if kind == "image" else None
