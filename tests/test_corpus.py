@@ -43,7 +43,7 @@ CASES = [
     ("env-bad-option", ["env", "--bogus"], 2, "no such option", None, True),
     # --- encode
     ("encode-missing-file", ["encode", "{in}/absent.mp4", "-o", OUT], 2, "no such file", None, True),
-    ("encode-no-argument", ["encode"], 2, "missing argument 'VIDEO'", None, True),
+    ("encode-no-argument", ["encode"], 2, "missing argument 'VIDEO...'", None, True),
     ("encode-empty-folder", ["encode", "{in}/empty-folder", "-o", OUT], 2, "holds no images", None, True),
     ("encode-folder-garbage-image", ["encode", "{in}/garbage-frames", "-o", OUT], 2, "not a readable image", None, True),
     ("encode-folder-mixed-sizes", ["encode", "{in}/mixed-frames", "-o", OUT], 2, "differs from the folder's first image", None, True),
@@ -77,8 +77,9 @@ CASES = [
     ("encode-unknown-option", ["encode", "{in}/video.mp4", "--resize", "2"], 2, "no such option", None, True),
     # --- decode
     ("decode-missing", ["decode", "{in}/absent.safetensors", "-o", VIDEO_OUT], 2, "no such file", None, True),
-    ("decode-no-argument", ["decode"], 2, "missing argument 'CLIP'", None, True),
-    ("decode-folder", ["decode", "{in}/empty-folder", "-o", VIDEO_OUT], 2, "is a directory", None, True),
+    ("decode-no-argument", ["decode"], 2, "missing argument 'CLIP...'", None, True),
+    ("decode-empty-folder", ["decode", "{in}/empty-folder", "-o", "{out}"], 2, "holds no latent files", None, True),
+    ("decode-folder-to-one-file", ["decode", "{in}/clips", "-o", VIDEO_OUT], 2, "there are 2 outputs", None, True),
     ("decode-an-mp4", ["decode", "{in}/video.mp4", "-o", VIDEO_OUT], 2, "is a video, not a latent file; encode it first: vidlatent encode", None, True),
     ("decode-an-image", ["decode", "{in}/image.png", "-o", VIDEO_OUT], 2, "is an image", None, True),
     ("decode-garbage", ["decode", "{in}/garbage.safetensors", "-o", VIDEO_OUT], 2, "not a readable safetensors file", None, False),
@@ -115,7 +116,7 @@ CASES = [
     ("inspect-bad-option", ["inspect", C, "--verbose"], 2, "no such option", None, True),
     # --- generate
     ("generate-missing-image", ["generate", "{in}/absent.png", "-o", VIDEO_OUT], 2, "no such image", None, False),
-    ("generate-no-argument", ["generate"], 2, "missing argument 'IMAGES...'", None, True),
+    ("generate-no-argument", ["generate"], 2, "give IMAGE... to animate, or --prompt TEXT", None, True),
     ("generate-text-as-png", ["generate", "{in}/text.png", "-o", VIDEO_OUT], 2, "not a readable image", None, False),
     ("generate-empty-folder", ["generate", "{in}/empty-folder", "-o", "{out}"], 2, "holds no images", None, False),
     ("generate-num-videos-zero", ["generate", "{in}/image.png", "--num-videos", "0"], 2, "'--num-videos': 0 is not in the range", None, True),
@@ -152,6 +153,15 @@ CASES = [
     ("extend-missing-video", ["extend", "{in}/absent.mp4", "-o", OUT], 2, "no such file", None, False),
     ("extend-overlap-too-long", ["extend", C, "--overlap", "9", "--frames", "4", "-o", OUT], 2, "--overlap 9", None, False),
     ("extend-wide-clip-to-mp4", ["extend", "{in}/wide.safetensors", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
+    ("extend-empty-folder", ["extend", "{in}/empty-folder", "-o", "{out}"], 2, "holds no latent files", None, False),
+    # --- upscale
+    ("upscale-no-argument", ["upscale"], 2, "missing argument 'CLIP'", None, True),
+    ("upscale-missing", ["upscale", "{in}/absent.safetensors", "-o", OUT], 2, "no such file", None, False),
+    ("upscale-garbage", ["upscale", "{in}/garbage.safetensors", "-o", OUT], 2, "not a readable safetensors file", None, False),
+    ("upscale-a-direction", ["upscale", "{in}/direction.safetensors", "-o", OUT], 2, "is a direction, not a clip", None, False),
+    ("upscale-svd-clip", ["upscale", C, "-o", OUT], 2, "LTX-Video", None, False),
+    ("upscale-output-is-input", ["upscale", C, "-o", C], 2, "is the input", None, False),
+    ("upscale-txt-output", ["upscale", C, "-o", "{out}/o.txt"], 2, "cannot write '.txt'", None, False),
     # --- interpolate
     ("interpolate-no-factor", ["interpolate", C, "-o", OUT], 2, "give --factor K", None, False),
     ("interpolate-factor-one", ["interpolate", C, "--factor", "1", "-o", OUT], 2, "'--factor': 1 is not in the range", None, True),
@@ -284,6 +294,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     _frame(folder / "image.png", (64, 64))
     _frame(folder / "wide.png", (10000, 10))
     (folder / "empty-folder").mkdir()
+    (folder / "clips").mkdir()
+    for name in ("a.safetensors", "b.safetensors"):
+        shutil.copy(folder / "clip.safetensors", folder / "clips" / name)
     (folder / "garbage-frames").mkdir()
     _frame(folder / "garbage-frames" / "frame1.png", (64, 64))
     (folder / "garbage-frames" / "frame2.png").write_text("not a picture")

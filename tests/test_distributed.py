@@ -7,6 +7,7 @@ On a CPU torch's results depend on its number of threads, and torchrun gives eac
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -121,14 +122,34 @@ def test_many_clips_in_one_process_each_failure_on_its_own(tmp_path, tiny_model)
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in clips.iterdir()) == ["bear.safetensors", "test_video1.safetensors"]
     (clips / "broken.safetensors").write_bytes(b"not a latent file")
-    result = CliRunner().invoke(main, ["decode", str(clips), "-o", str(tmp_path / "videos"), "-q"])
+    result = CliRunner().invoke(main, ["decode", str(clips), "-o", str(tmp_path / "videos"), "-q", "--json"])
     assert result.exit_code == 1
     assert sorted(path.name for path in (tmp_path / "videos").iterdir()) == ["bear.mp4", "test_video1.mp4"]
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith(f"vidlatent: error: {clips / 'broken.safetensors'}: ")
-    assert lines[-1] == "vidlatent: error: 1 of 3 inputs failed (" + str(clips / "broken.safetensors") + "); the others were written"
+    closing = "1 of 3 inputs failed (" + str(clips / "broken.safetensors") + "); the others were written"
+    assert lines[-1] == "vidlatent: error: " + closing
+    # --json: the failure object says what was written and what failed.
+    failure = json.loads(result.stdout)
+    assert failure["status"] == "error" and failure["exit_code"] == 1 and failure["error"] == closing
+    assert sorted(Path(entry["path"]).name for entry in failure["outputs"]) == ["bear.mp4", "test_video1.mp4"]
+    assert [entry["input"] for entry in failure["failed"]] == [str(clips / "broken.safetensors")]
+    assert lines[0] == f"vidlatent: error: {clips / 'broken.safetensors'}: {failure['failed'][0]['error']}"
     result = CliRunner().invoke(main, ["extend", str(clips / "bear.safetensors"), str(clips / "test_video1.safetensors"),
                                        "--frames", "3", "--steps", "1", "--seed", "2", "-o", str(tmp_path / "long"), "-q"])
     assert result.exit_code == 0, result.output
     # 2 frames, then one segment of 3 less the 2 pinned.
     assert [latentfile.read(tmp_path / "long" / f"{name}-extended.safetensors").frames for name in ("bear", "test_video1")] == [3, 3]
+
+
+@pytest.mark.parametrize("command", [["inspect", "clip.safetensors"], ["edit", "clip.safetensors", "--reverse", "-o", "x.safetensors"]])
+def test_commands_that_do_not_share_refuse_in_a_launch(tmp_path, command):
+    """Under torchrun, a command that would only run N times over refuses before it reads anything."""
+    from click.testing import CliRunner
+
+    from vidlatent.cli import main
+
+    result = CliRunner(env={"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}).invoke(main, command)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"vidlatent: error: {command[0]} does not share its work among the processes of a launch")
+    assert "decode, encode, extend, generate do" in result.stderr and len(result.stderr.splitlines()) == 1

@@ -232,7 +232,7 @@ def test_generate_saves_the_latents_when_the_video_cannot_be_written(tmp_path, t
     assert result.exit_code == 1
     rescued = tmp_path / "clip.latents.safetensors"
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("vidlatent: generating test_image.png 2/2 in ")  # the work that was done
+    assert lines[0].startswith("vidlatent: generating from test_image.png 2/2 in ")  # the work that was done
     assert lines[1:] == [  # and no stopped "decoding 0/2" above the error
         f"vidlatent: error: cannot write {out}: ffmpeg stopped (No space left on device); the latents are safe in "
         f"{rescued} (vidlatent decode {rescued} -o OTHER.mp4)"

@@ -24,6 +24,7 @@ import click
 
 from vidlatent import __version__
 from vidlatent.errors import Note, VidlatentError
+from vidlatent.errors import UsageError as VidlatentUsageError
 
 # name -> (module under vidlatent.commands that defines `command`, one-line summary). The
 # summaries live here so that `vidlatent --help` lists the commands without importing them.
@@ -42,6 +43,8 @@ COMMANDS = {
     "upscale": ("upscale", "Upscale an LTX-Video clip 2x: latent upsampler, then a refining pass."),
     "env": ("env", "Show versions, devices and defaults, for bug reports."),
 }
+# The commands that share their inputs among the processes of a torchrun / accelerate launch.
+SHARED_COMMANDS = frozenset({"generate", "encode", "decode", "extend"})
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM's 15: what a shell reports for a process that SIGTERM ended
 RAW_ARGS = "vidlatent.args"  # ctx.meta key: the command line as given, for the --json failure object
@@ -86,6 +89,17 @@ class LazyGroup(click.Group):
         except click.UsageError as error:
             end(error, list(args))  # `vidlatent --bogus`: before any subcommand
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        from vidlatent.distributed import launched
+
+        if launched().parallel and name not in SHARED_COMMANDS:
+            raise VidlatentUsageError(
+                f"{name} does not share its work among the processes of a launch; run it without torchrun "
+                f"({', '.join(sorted(SHARED_COMMANDS))} do)"
+            )
+        return name, command, rest
+
     def invoke(self, ctx: click.Context) -> Any:
         from vidlatent.commands._shared import State
 
@@ -118,7 +132,7 @@ def end(error: BaseException, words: list[str]) -> NoReturn:
 
         discard_stdout()  # the reader went away: Python's flush at exit must not fail again
     click.echo(line, err=True)
-    _print_failure_json(words, line, code)
+    _print_failure_json(words, line, code, getattr(error, "json_fields", {}))
     raise click.exceptions.Exit(code) from None
 
 
@@ -156,13 +170,15 @@ def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
 
 
-def _print_failure_json(words: list[str], line: str, code: int) -> None:
-    """With --json, one object saying what failed, on the stream the summary would have used."""
+def _print_failure_json(words: list[str], line: str, code: int, fields: dict[str, Any] | None = None) -> None:
+    """With --json, one object saying what failed, on the stream the summary would have used;
+    ``fields`` adds what the error knows (a batch: the outputs written and the inputs that failed)."""
     command, wants_json, stdout_busy = _request(words)
     if not wants_json:
         return
     message = line.removeprefix("vidlatent: error: ").removeprefix("vidlatent: ")
-    text = json.dumps({"command": command, "vidlatent": __version__, "status": "error", "exit_code": code, "error": message})
+    text = json.dumps({"command": command, "vidlatent": __version__, "status": "error", "exit_code": code, "error": message,
+                       **(fields or {})})
     if stdout_busy:
         click.echo(text, err=True)
         return

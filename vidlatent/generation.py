@@ -404,6 +404,19 @@ def segment_frames(clip: LatentClip) -> int | None:
     return None
 
 
+def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, frames: int, clip_frames: int) -> ExtendOptions:
+    """``options`` with the overlap filled in (the family's default, where segments of ``frames``
+    pixel frames are long enough for it: LTX 2, or 1) and checked against a segment's and the
+    clip's latent frames; commands call it before the model loads."""
+    segment_latents = spec.frame_rule.latent_frames(frames)
+    overlap = options.overlap
+    if overlap is None:
+        overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
+    options = dataclasses.replace(options, overlap=overlap)
+    options.validate(segment_latents, clip_frames, minimum=family.minimum_overlap)
+    return options
+
+
 def extend(
     model: LoadedModel,
     clip: LatentClip,
@@ -431,12 +444,8 @@ def extend(
     family.check_extend(spec)
     knobs.check_for(spec)
     effective = knobs.resolved(model.pipeline, family)
-    segment_latents = spec.frame_rule.latent_frames(effective.frames)
+    options = resolve_overlap(options, family, spec, effective.frames, clip.frames)
     overlap = options.overlap
-    if overlap is None:  # the family's default, where a segment is long enough for it (LTX: 2, or 1)
-        overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
-    options = dataclasses.replace(options, overlap=overlap)
-    options.validate(segment_latents, clip.frames, minimum=family.minimum_overlap)
     plan_vae_tiling(model, (clip.width, clip.height))  # the clip's end is decoded for each segment
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()

@@ -824,12 +824,16 @@ def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | Non
 
 
 def folder_latents(folder: str | os.PathLike[str]) -> list[str]:
-    """The latent files (.safetensors, .latent) in ``folder``, in natural order (clip2 before clip10)."""
+    """The latent files (.safetensors, .latent) in ``folder``, in natural order (clip2 before clip10);
+    a folder without any is refused."""
     from pathlib import Path
 
+    from vidlatent.errors import UsageError
     from vidlatent.media import natural_key
 
     files = [path for path in Path(folder).iterdir() if path.is_file() and is_latent_path(path)]
+    if not files:
+        raise UsageError(f"{folder}: the folder holds no latent files (.safetensors, {COMFYUI_SUFFIX}); give latent files or a folder of them")
     return [str(path) for path in sorted(files, key=natural_key)]
 
 

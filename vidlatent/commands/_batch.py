@@ -20,7 +20,14 @@ T = TypeVar("T")
 
 
 class InputsFailed(VidlatentError):
-    """Some inputs of a batch failed, each reported on its own line; the others were written (exit status 1)."""
+    """Some inputs of a batch failed, each reported on its own line; the others were written (exit status 1).
+
+    ``json_fields`` go into the --json failure object: the ``outputs`` written and the inputs ``failed``.
+    """
+
+    def __init__(self, message: str, *, outputs: list[dict[str, Any]], failed: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.json_fields = {"outputs": outputs, "failed": failed}
 
 
 def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: Callable[[T], str],
@@ -58,5 +65,6 @@ def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: 
         for _, name, message in failures:
             click.echo(f"vidlatent: error: {name}: {message}", err=True)
         names = ", ".join(name for _, name, _ in failures)
-        raise InputsFailed(f"{len(failures)} of {len(jobs)} inputs failed ({names}); the others were written")
+        raise InputsFailed(f"{len(failures)} of {len(jobs)} inputs failed ({names}); the others were written",
+                           outputs=entries, failed=[{"input": name, "error": message} for _, name, message in failures])
     return entries

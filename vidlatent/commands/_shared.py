@@ -605,7 +605,8 @@ class ClipInput:
         if self.clip is not None:
             size = (self.clip.width, self.clip.height)
         else:
-            size = self.plan.size_for(native_area_before_loading(load))
+            spec = describe_model(load).spec  # configs only: the model's native area and size multiple
+            size = self.plan.size_for(spec.native_area, spec.size_multiple)
         check_video_sizes([output], size)
 
     def load_options(self, load: LoadOptions, model_given: bool) -> LoadOptions:

@@ -57,7 +57,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     from vidlatent import distributed, latentfile
     from vidlatent.atomic import STDIO
     from vidlatent.errors import InputError
-    from vidlatent.generation import ExtendOptions
+    from vidlatent.generation import ExtendOptions, resolve_overlap, segment_frames
 
     report = Reporter(state, "extend")
     options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
@@ -79,10 +79,15 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     if len(unreadable) == len(sources):
         raise next(iter(unreadable.values()))
     loads = {source: clip_input.load_options(load, model_given) for source, clip_input in inputs.items()}
-    for model_load in {options.model: options for options in loads.values()}.values():
-        described = describe_model(model_load)
-        described.family.check_extend(described.spec)
-        knobs.check_for(described.spec)
+    described = {model_load.model: describe_model(model_load) for model_load in loads.values()}
+    for info in described.values():
+        info.family.check_extend(info.spec)
+        knobs.check_for(info.spec)
+    for source, clip_input in inputs.items():  # an overlap too long for the segments, before anything loads
+        if clip_input.clip is not None:
+            info = described[loads[source].model]
+            frames = knobs.frames or segment_frames(clip_input.clip) or info.spec.frames
+            resolve_overlap(options, info.family, info.spec, frames, clip_input.clip.frames)
     ranks = distributed.launched()
     samplers: dict[str, Any] = {}  # model id -> its pipeline, loaded once per process
 

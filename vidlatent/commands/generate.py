@@ -219,8 +219,9 @@ def read_images(sources: list[str]) -> tuple[dict[str, bytes], dict[str, Excepti
     unreadable: dict[str, Exception] = {}
     for source in sources:
         try:
-            image_bytes[source] = read_image_bytes(source)
-            media.load_image(image_bytes[source] if source == STDIO else source)
+            data = read_image_bytes(source)
+            media.load_image(data if source == STDIO else source)
+            image_bytes[source] = data  # only an image that decodes
         except MediaError as error:
             if len(sources) == 1:
                 raise
