@@ -179,6 +179,7 @@ CASES = [
     ("interpolate-garbage", ["interpolate", "{in}/garbage.safetensors", "--factor", "2", "-o", OUT], 2, "not a readable safetensors file", None, False),
     ("interpolate-stdin-twice", ["interpolate", "-", "-", "--transition", "2", "-o", OUT], 2, "only once", b"", False),
     ("interpolate-output-is-input", ["interpolate", C, "--factor", "2", "-o", C], 2, "is the input", None, False),
+    ("interpolate-keyframes-on-svd", ["interpolate", C, C, "--transition", "3", "--keyframes", "-o", OUT], 2, "cannot be conditioned on a last frame", None, False),
     ("interpolate-sizes-differ", ["interpolate", C, "{in}/wide.safetensors", "--transition", "2", "-o", OUT], 2, "--resample", None, False),
     # --- edit
     ("edit-nothing-to-do", ["edit", C, "-o", OUT], 2, "nothing to do", None, False),
@@ -222,6 +223,7 @@ CASES = [
     ("transfer-refine-too-big", ["transfer-motion", C, "{in}/image.png", "--refine", "2", "-o", OUT], 2, "'--refine'", None, True),
     ("transfer-bad-method", ["transfer-motion", C, "{in}/image.png", "--method", "magic", "-o", OUT], 2, "'--method'", None, True),
     ("transfer-inversion-refine", ["transfer-motion", C, "{in}/image.png", "--method", "inversion", "--refine", "0.5", "-o", OUT], 2, "belong to --method residual", None, False),
+    ("transfer-knobs-without-model", ["transfer-motion", C, "{in}/image.png", "--steps", "5", "-o", OUT], 2, "--steps applies only with --refine S", None, False),
     ("transfer-txt-output", ["transfer-motion", C, "{in}/image.png", "-o", "{out}/o.txt"], 2, "cannot write '.txt'", None, False),
     ("transfer-no-appearance", ["transfer-motion", C], 2, "missing argument 'APPEARANCE'", None, True),
     ("transfer-wide-to-mp4", ["transfer-motion", "{in}/wide.safetensors", "{in}/image.png", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),

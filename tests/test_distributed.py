@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import resized_photo
+from tests.conftest import data_file, resized_photo
 from vidlatent import latentfile
 
 def torchrun() -> list[str]:
@@ -149,7 +149,33 @@ def test_commands_that_do_not_share_refuse_in_a_launch(tmp_path, command):
 
     from vidlatent.cli import main
 
-    result = CliRunner(env={"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}).invoke(main, command)
+    result = CliRunner(env={"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}).invoke(main, command)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"vidlatent: error: {command[0]} does not share its work among the processes of a launch")
     assert "decode, encode, extend, generate do" in result.stderr and len(result.stderr.splitlines()) == 1
+    # Rank 1 meets the same mistake and leaves the saying (and the status) to rank 0.
+    other = CliRunner(env={"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}).invoke(main, [*command, "--json"])
+    assert (other.exit_code, other.output) == (0, "")
+
+
+def test_one_input_failing_in_a_launch_ends_every_process_with_one_line(tmp_path, tiny_model):
+    """One clip for two processes: rank 0 has it and cannot load the model; rank 1, with no work,
+    meets it at the gather and ends too, silently, so the error is said once."""
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    (broken / "vae" / "diffusion_pytorch_model.safetensors").unlink()  # its configs still describe it
+    clip = tmp_path / "clip.safetensors"
+    encoded = run([sys.executable, "-m", "vidlatent", "encode", str(data_file("bear.gif")), "--model", "tiny-random", "--frames",
+                   "2", "--size", "64x64", "-o", str(clip), "-q"], tmp_path)
+    assert encoded.returncode == 0, encoded.stderr
+    result = run([*torchrun(), "-m", "vidlatent", "decode", str(clip), "--model", str(broken), "-o", str(tmp_path / "x.mp4")],
+                 tmp_path)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("vidlatent:")]
+    assert len(errors) == 1 and errors[0].startswith(f"vidlatent: error: --model {broken}: cannot be loaded"), result.stderr
+    assert not (tmp_path / "x.mp4").exists()
+    # Rank 1 ended quietly with 0, so torchrun waited for rank 0, the one failure it reports.
+    assert "closing signal SIGTERM" not in result.stderr and "exitcode  : 1" in result.stderr
+    assert "<NO_OTHER_FAILURES>" in result.stderr and "rank      : 0 (local_rank: 0)" in result.stderr

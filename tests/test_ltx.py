@@ -265,6 +265,24 @@ def test_spatial_tiles_equal_the_vaes_tiled_decode(ltx):
     assert 0 < (tiled - untiled).abs().mean() < 0.2
 
 
+def test_frames_over_the_tile_are_tiled_unless_no_vae_tiling(ltx):
+    """Without --vae-tiling, frames over the VAE's 512 px tile are decoded in tiles; --no-vae-tiling
+    keeps one untiled decode whatever the size."""
+    import dataclasses
+
+    from vidlatent.models import plan_vae_tiling
+
+    vae = ltx.vae
+    off = dataclasses.replace(ltx, accelerated=dataclasses.replace(
+        ltx.accelerated, acceleration=dataclasses.replace(ltx.accelerated.acceleration, vae_tiling=False)))
+    try:
+        assert not plan_vae_tiling(ltx, (512, 512)) and not vae.use_tiling
+        assert plan_vae_tiling(ltx, (544, 512)) and vae.use_tiling
+        assert not plan_vae_tiling(off, (544, 512)) and not vae.use_tiling
+    finally:
+        vae.disable_tiling()
+
+
 def test_encode_is_the_vae_mean_normalised(ltx):
     frames = list(media.iter_frames(data_file("bear.gif"), media.FrameSelection(frames=10), size=(64, 64)))
     notes: list[str] = []

@@ -200,6 +200,27 @@ def test_pinned_overlap_is_the_re_encoded_conditioning_frame(clip_path, wan):
     assert torch.equal(segment[:1], known)
 
 
+def test_a_longer_overlap_is_conditioned_on_its_own_first_frame(clip_path, wan):
+    """--overlap 2: the segment starts with the clip's last 5 pixel frames, so its conditioning
+    image (the frame Wan places at 0) is the first of them, not the clip's last."""
+    clip = latentfile.read(clip_path)
+    image, known = wan.family.continuation(wan, clip.latents, 2)
+    frames = list(wan.family.decode_frames(clip.latents, wan.vae, device=torch.device("cpu")))
+    assert np.array_equal(np.asarray(image), frames[-5]) and known.shape == (2, 16, 8, 8)
+    alone = wan.family.encode_frames([frames[-5]], wan.vae, device=torch.device("cpu"))
+    assert torch.equal(known[:1], alone)  # causal: the first latent frame is that frame's own encoding
+
+
+def test_a_text_only_model_samples_with_its_text_pipeline():
+    """Wan 2.2 T2V-A14B has no image pipeline: every command loads WanPipeline for it, and an
+    edit towards an image is refused before it loads (described by hub id, nothing downloaded)."""
+    from vidlatent.models import describe
+
+    info = describe("wan22-t2v-a14b")
+    assert info.family.pipeline_class(info.spec, image=True) == "WanPipeline"
+    assert "image_encoder" not in info.family.sampling_components(info.spec, image=True)
+
+
 def test_generate_extend_decode_pipe(tmp_path, photo, tiny_wan, vidlatent_cmd):
     out = tmp_path / "long.mp4"
     command = " ".join(vidlatent_cmd)
@@ -266,6 +287,25 @@ def test_keyframes_bridge_a_to_b(tmp_path, photo, flf2v):
     # A (2 latent) + the bridge without its first frame (2) + B without its first (1): 5 latent, 17 pixel frames.
     assert whole.frames == 5 and torch.equal(whole.latents[:2], latentfile.read(a).latents)
     assert torch.equal(whole.latents[2:4], result.latents[1:])
+
+
+def test_edit_towards_an_image_on_a_text_only_model_is_refused(tmp_path, clip_path, photo):
+    result = CliRunner().invoke(main, ["edit", str(clip_path), "--image", photo, "--strength", "0.5", "--model",
+                                       "wan22-t2v-a14b", "-o", str(tmp_path / "x.safetensors")])
+    assert result.exit_code == 2, result.output
+    assert "Wan 2.2 text-to-video takes no image" in result.stderr and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_extend_stops_once_on_an_error_every_clip_would_meet(tmp_path, clip_path):
+    """--forward-chunking on Wan is refused when the model is asked for it: once, for the whole
+    batch, with its own status, not once per clip."""
+    copy = tmp_path / "copy.safetensors"
+    shutil.copy(clip_path, copy)
+    result = CliRunner().invoke(main, ["extend", str(clip_path), str(copy), "--forward-chunking", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "vidlatent: error: --forward-chunking: Wan's denoiser has no chunked feed-forward in diffusers; leave it out"]
 
 
 def test_keyframes_on_a_model_without_last_frames_is_refused(tmp_path, clip_path):

@@ -126,11 +126,24 @@ def end(error: BaseException, words: list[str]) -> NoReturn:
         error: what stopped it.
         words: the command line as given (for --json and where the object goes).
     """
+    from vidlatent.distributed import launched
+
     line, code = outcome(error)
     if isinstance(error, BrokenPipeError):
         from vidlatent.atomic import discard_stdout
 
         discard_stdout()  # the reader went away: Python's flush at exit must not fail again
+    ranks = launched()
+    if not ranks.main:
+        # In a launch rank 0 speaks for all. The command line's mistakes are the same in every
+        # process: the others end quietly with 0, so that the launcher waits for rank 0's message
+        # and status (see commands/_batch.py). Interruptions are everyone's; anything else is
+        # this process's own, said with its rank. --json stays rank 0's.
+        if isinstance(error, (click.UsageError, VidlatentUsageError)):
+            raise click.exceptions.Exit(0) from None
+        if not isinstance(error, (KeyboardInterrupt, click.exceptions.Abort, Terminated)):
+            click.echo(line.replace("vidlatent: ", f"vidlatent: rank {ranks.rank}: ", 1), err=True)
+        raise click.exceptions.Exit(code) from None
     click.echo(line, err=True)
     _print_failure_json(words, line, code, getattr(error, "json_fields", {}))
     raise click.exceptions.Exit(code) from None

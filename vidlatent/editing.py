@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from vidlatent.families.base import ModelSpec
     from vidlatent.knobs import Knobs
     from vidlatent.models import LoadedModel
 
@@ -273,6 +274,17 @@ def transition(a: LatentClip, b: LatentClip, frames: int, *, method: str = DEFAU
     return a.with_step("interpolate", arguments, latents=latents)
 
 
+def keyframe_knobs(spec: ModelSpec, knobs: Knobs, frames: int) -> Knobs:
+    """The knobs of a keyframe bridge of ``frames`` pixel frames, checked against the model's spec
+    (it must take a last frame, and ``frames`` must follow its rule): before the model loads."""
+    if not spec.last_image:
+        raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
+                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video)")
+    knobs = dataclasses.replace(knobs, frames=frames)
+    knobs.check_for(spec)
+    return knobs
+
+
 def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, knobs: Knobs, seed: int, join: bool = False,
               resample: bool = False, names: tuple[str, str] = ("A", "B"), progress: Progress = _no_progress) -> LatentClip:
     """A bridge of ``frames`` pixel frames made by the model, conditioned on a's last frame and
@@ -297,12 +309,7 @@ def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, 
 
     from vidlatent import generation
 
-    spec = model.spec
-    if not spec.last_image:
-        raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
-                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video)")
-    knobs = dataclasses.replace(knobs, frames=frames)
-    knobs.check_for(spec)
+    knobs = keyframe_knobs(model.spec, knobs, frames)
     a.require_space(model.latent_space, what=f"--model {model.model_id}")
     b = fit_pair(a, b, names=names, resample=resample, same_fps=join)
     first = generation.frame_image(a.latents.float(), model, -1)

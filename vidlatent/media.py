@@ -4,10 +4,11 @@ Frames are numpy arrays of shape (H, W, 3), dtype uint8, RGB. Videos are decoded
 by the ffmpeg that ships with imageio-ffmpeg (never a system ffmpeg), images by Pillow. This
 module does not import torch.
 
-Size policy. Stable Video Diffusion needs widths and heights that are multiples of 64, so an
-explicit ``--size`` must be one (``parse_size``). Without one, ``fit_size`` keeps the input's
-aspect ratio, scales it to about the model's native pixel area (1024x576 for SVD) and rounds
-each side to the nearest multiple of 64. Frames are brought to a size by scaling them until
+Size policy. A model takes sides that are multiples of its size multiple (SVD 64, Wan 16,
+LTX 32): an explicit ``--size`` (``parse_dimensions``) is checked against it by
+``vidlatent.knobs.check_size``. Without one, ``fit_size`` keeps the input's aspect ratio,
+scales it to about the model's native pixel area (1024x576 for SVD) and rounds each side to
+the nearest multiple. Frames are brought to a size by scaling them until
 they *cover* it and center-cropping the excess (``resize_frame``, ``resize_image``): the
 picture is never stretched, and Pillow's LANCZOS filter antialiases when shrinking.
 
@@ -451,23 +452,6 @@ def parse_dimensions(text: str) -> tuple[int, int]:
     width, height = int(match[1]), int(match[2])
     if width <= 0 or height <= 0:
         raise UsageError(f"--size {text}: width and height must be positive, e.g. 1024x576")
-    return width, height
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``WIDTHxHEIGHT`` (e.g. "1024x576") into (width, height), for SVD.
-
-    Args:
-        text: the option value.
-
-    Raises UsageError unless both sides are positive multiples of 64.
-    """
-    width, height = parse_dimensions(text)
-    if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-        raise UsageError(
-            f"--size {text}: width and height must be positive multiples of {SIZE_MULTIPLE} "
-            f"(SVD's requirement), e.g. 1024x576"
-        )
     return width, height
 
 

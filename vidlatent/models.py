@@ -456,13 +456,16 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
 
 def plan_vae_tiling(model: LoadedModel, size: tuple[int, int]) -> bool:
     """Whether ``model``'s VAE decodes ``size`` (width, height) tiled: as --vae-tiling says, and
-    without it (auto) on where the family's estimate of the decode's working memory exceeds
-    the memory free on the device (the loader's note says so). Returns whether tiling is on."""
+    without it (auto) on where the family tiles such frames anyway (LTX: over its 512 px tile) or
+    where its estimate of the decode's working memory exceeds the memory free on the device (the
+    loader's note says so). Returns whether tiling is on."""
     vae, family, note = model.vae, model.family, model.accelerated.note
     if vae is None or not family.vae_tiling:
         return False
     choice = model.accelerated.acceleration.vae_tiling
-    if choice is None and not getattr(vae, "use_tiling", False):
+    if choice is None and not getattr(vae, "use_tiling", False) and family.tiles_by_default(vae, size):
+        vae.enable_tiling()
+    elif choice is None and not getattr(vae, "use_tiling", False):
         need = family.decode_working_bytes(vae, size)
         free = free_memory(model.execution_device)
         if need is not None and free is not None and need > free:

@@ -149,8 +149,10 @@ def upscale(model: LoadedModel, upsampler: Upsampler, clip: LatentClip, *, knobs
         conditioning = media.resize_image(image, size) if image is not None else None
         latents = generation.sample(model, conditioning, knobs=refined, seed=seed, progress=progress, latents=latents,
                                     size=size, arguments=arguments)
-        record |= {"seed": seed, "model": model.model_id, "image": image is not None, **arguments,
-                   **refined.resolved(model.pipeline, model.family).record()}
+        resolved = refined.resolved(model.pipeline, model.family).record()
+        if "timesteps" in arguments:  # the pass runs the recipe's timesteps, not the checkpoint's default schedule
+            resolved.pop("steps", None)
+        record |= {"seed": seed, "model": model.model_id, "image": image is not None, **resolved, **arguments}
     upscaled = dataclasses.replace(clip, latents=latents, width=size[0], height=size[1], seed=seed if refine else clip.seed)
     return upscaled.with_step("upscale", record)
 

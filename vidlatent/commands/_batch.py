@@ -4,6 +4,11 @@ accelerate launch), a failing input reported while the others go on.
 Every process builds the same list of jobs; ``run`` gives each its contiguous share
 (``vidlatent.distributed.shard``), gathers what every process wrote to all of them, and has
 rank 0 report the inputs that failed. One job alone fails the command as it always did.
+
+When the batch fails, rank 0 says so and exits with the status; the other processes exit 0.
+A launcher (torchrun, accelerate) stops every process as soon as one fails, so a quiet rank
+that failed first could stop rank 0 before its message is out; exiting 0 it lets the launcher
+wait for rank 0, whose status the launcher then reports (its own exit status is 1).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from typing import Any, TypeVar
 import click
 
 from vidlatent import distributed
-from vidlatent.errors import VidlatentError
+from vidlatent.errors import InputError, ModelError, UsageError, VidlatentError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class InputsFailed(VidlatentError):
@@ -28,6 +34,36 @@ class InputsFailed(VidlatentError):
     def __init__(self, message: str, *, outputs: list[dict[str, Any]], failed: list[dict[str, str]]) -> None:
         super().__init__(message)
         self.json_fields = {"outputs": outputs, "failed": failed}
+
+
+class BatchStopped(VidlatentError):
+    """An error that ended a batch in one of the processes of a launch, said once by rank 0
+    with the exit status the error has."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def open_inputs(sources: Sequence[str], open_one: Callable[[str], R]) -> tuple[dict[str, R], dict[str, Exception]]:
+    """Open every input before the model loads: ``(opened, unreadable)`` by source.
+
+    An input that cannot be read (an ``InputError``) fails the command when it is the only one,
+    or when every input fails (with the first error); else it is kept apart, to fail its own
+    outputs while the others go on.
+    """
+    opened: dict[str, R] = {}
+    unreadable: dict[str, Exception] = {}
+    for source in sources:
+        try:
+            opened[source] = open_one(source)
+        except InputError as error:
+            if len(sources) == 1:
+                raise
+            unreadable[source] = error
+    if sources and len(unreadable) == len(sources):
+        raise next(iter(unreadable.values()))
+    return opened, unreadable
 
 
 def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: Callable[[T], str],
@@ -44,27 +80,52 @@ def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: 
 
     Raises:
         InputsFailed: some of several jobs failed (after the others ran).
+        BatchStopped: in a launch, the one job failed, or an error that every job would meet
+            (``stops_the_batch``); outside a launch that error itself is raised.
     """
+    together = share and ranks.parallel  # every process must reach the gather, whatever fails
     mine = distributed.shard(jobs, ranks) if share else list(enumerate(jobs))
     done: list[tuple[int, list[dict[str, Any]]]] = []
     failed: list[tuple[int, str, str]] = []
+    stop: tuple[str, int] | None = None  # an error that ends the whole batch: its line and exit status
     for index, job in mine:
         try:
             done.append((index, work(job)))
         except Exception as error:
-            if len(jobs) == 1:
+            ends = len(jobs) == 1 or stops_the_batch(error)
+            if ends and not together:
                 raise
-            message = str(error) if isinstance(error, VidlatentError) else f"unexpected {type(error).__name__}: {error}"
-            failed.append((index, label(job), message.splitlines()[0] if message else type(error).__name__))
-    parts = distributed.gather((done, failed), ranks) if share else [(done, failed)]
-    entries = [entry for _, outputs in sorted(item for part, _ in parts for item in part) for entry in outputs]
-    failures = sorted(item for _, part in parts for item in part)
+            if ends:
+                stop = (describe(error), getattr(error, "exit_code", 1))
+                break
+            failed.append((index, label(job), describe(error)))
+    parts = distributed.gather((done, failed, stop), ranks) if together else [(done, failed, stop)]
+    stops = [part[2] for part in parts if part[2] is not None]
+    if stops:
+        if not ranks.main:
+            raise click.exceptions.Exit(0)  # rank 0 says it, with the status (see the module docstring)
+        raise BatchStopped(*stops[0])
+    entries = [entry for _, outputs in sorted(item for part in parts for item in part[0]) for entry in outputs]
+    failures = sorted(item for part in parts for item in part[1])
     if failures:
         if not ranks.main:
-            raise click.exceptions.Exit(1)  # rank 0 reports every process's failures
+            raise click.exceptions.Exit(0)  # rank 0 reports every process's failures, with the status
         for _, name, message in failures:
             click.echo(f"vidlatent: error: {name}: {message}", err=True)
         names = ", ".join(name for _, name, _ in failures)
-        raise InputsFailed(f"{len(failures)} of {len(jobs)} inputs failed ({names}); the others were written",
+        rest = "the others were written" if len(failures) < len(jobs) else "nothing was written"
+        raise InputsFailed(f"{len(failures)} of {len(jobs)} inputs failed ({names}); {rest}",
                            outputs=entries, failed=[{"input": name, "error": message} for _, name, message in failures])
     return entries
+
+
+def stops_the_batch(error: Exception) -> bool:
+    """An error about the command or the model rather than one input (a usage mistake that is
+    not an unreadable input, a model that cannot load): every job would meet it, so it ends the batch."""
+    return isinstance(error, ModelError) or (isinstance(error, UsageError) and not isinstance(error, InputError))
+
+
+def describe(error: Exception) -> str:
+    """An error's message as one line."""
+    message = str(error) if isinstance(error, VidlatentError) else f"unexpected {type(error).__name__}: {error}"
+    return message.splitlines()[0] if message.strip() else type(error).__name__

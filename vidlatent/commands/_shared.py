@@ -501,6 +501,8 @@ def write_clip(clip: Any, target: str, model: Any, memory: LowMemory, report: Re
                 latentfile.write(clip, latents_at)
             except (VidlatentError, OSError) as second:
                 raise OutputError(f"{reason}; and the latents could not be saved either ({second})") from error
+        if latents_at == STDIO:
+            raise OutputError(f"{reason}; the latents went to stdout (--latent-out -)") from error
         raise OutputError(f"{reason}; the latents are safe in {latents_at} (vidlatent decode {latents_at} -o OTHER.mp4)") from error
     return output_entry(target, clip)
 
@@ -596,18 +598,19 @@ class ClipInput:
             raise UsageError(f"{path}: is a {clip.kind}, not a clip (a direction goes to vidlatent edit CLIP --direction {path})")
         return cls(path=path, clip=clip)
 
-    def check_video_output(self, output: str, load: LoadOptions) -> None:
-        """Refuse, before the model loads, a video ``output`` that its encoder cannot take at the clip's size."""
+    def check_video_output(self, output: str, load: LoadOptions, *, scale: int = 1) -> None:
+        """Refuse, before the model loads, a video ``output`` that its encoder cannot take at the
+        clip's size (times ``scale``, for an upscale)."""
         from vidlatent.latentfile import is_latent_path
 
         if is_latent_path(output):
             return  # no limit, and no need to find the model's native area
         if self.clip is not None:
-            size = (self.clip.width, self.clip.height)
+            width, height = self.clip.width, self.clip.height
         else:
             spec = describe_model(load).spec  # configs only: the model's native area and size multiple
-            size = self.plan.size_for(spec.native_area, spec.size_multiple)
-        check_video_sizes([output], size)
+            width, height = self.plan.size_for(spec.native_area, spec.size_multiple)
+        check_video_sizes([output], (width * scale, height * scale))
 
     def load_options(self, load: LoadOptions, model_given: bool) -> LoadOptions:
         """Without --model, a latent clip is worked on by the model that made it."""

@@ -57,7 +57,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
         media.output_kind(target)
         make_batch_folder(target, outputs)
         check_output(target, sources)
-    latent_clips, unreadable = read_clips(sources)
+    latent_clips, unreadable = _batch.open_inputs(sources, latentfile.read)  # each clip read and checked
     for source, target in zip(sources, outputs):
         if source in latent_clips:
             check_video_sizes([target], (latent_clips[source].width, latent_clips[source].height))
@@ -97,23 +97,3 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
     # One clip: its decode settings are the summary's; several: each output's own.
     single = {"decode": entries[0].pop("decode")} if len(entries) == 1 and "decode" in entries[0] else {}
     report.summary(entries, stdout_busy=False, model=entries[0]["model"] if entries else load.model, **single)
-
-
-def read_clips(sources: list[str]) -> tuple[dict[str, Any], dict[str, Exception]]:
-    """Every clip, read and checked; with several, the unreadable ones apart (each fails on its
-    own). One clip, or a batch of unreadable ones only, fails here with the first error."""
-    from vidlatent import latentfile
-    from vidlatent.errors import InputError
-
-    clips: dict[str, Any] = {}
-    unreadable: dict[str, Exception] = {}
-    for source in sources:
-        try:
-            clips[source] = latentfile.read(source)
-        except InputError as error:
-            if len(sources) == 1:
-                raise
-            unreadable[source] = error
-    if sources and len(unreadable) == len(sources):
-        raise next(iter(unreadable.values()))
-    return clips, unreadable

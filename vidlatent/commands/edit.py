@@ -70,6 +70,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     """
     from vidlatent import editing, latentfile, media
     from vidlatent.analysis import load_components
+    from vidlatent.families.base import IMAGE_NONE
     from vidlatent.generation import Knobs, file_sha256, random_seed, strength_steps, with_clip_prompts
 
     report = Reporter(state, "edit")
@@ -113,7 +114,11 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     if plan.needs_model:
         assert regeneration is not None
         load = ClipInput(path=clip, clip=source).load_options(load, model_given)
-        regeneration.knobs.check_for(describe_model(load).spec)
+        spec = describe_model(load).spec
+        if spec.image == IMAGE_NONE:
+            raise UsageError(f"--image: {spec.title} takes no image, so it cannot re-generate towards one; "
+                             "use a model that animates images (--model …)")
+        regeneration.knobs.check_for(spec)
         model = load_sampler(load, memory, report)
     if regeneration is not None and seed is None:
         announce_seed(report, regeneration.seed)

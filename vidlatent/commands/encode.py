@@ -56,7 +56,7 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
     """
     from vidlatent import distributed, media
     from vidlatent.atomic import check_output
-    from vidlatent.errors import InputError, UsageError
+    from vidlatent.errors import UsageError
     from vidlatent.knobs import check_size
     from vidlatent.latentfile import is_latent_path, write
     from vidlatent.models import load_vae
@@ -73,18 +73,13 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
         check_output(target, sources)
     selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
     explicit_size = media.parse_dimensions(size) if size else None
-    plans: dict[str, Any] = {}
-    unreadable: dict[str, Exception] = {}
-    for source in sources:
-        try:
-            plans[source] = plan_encode(source, selection=selection, size=explicit_size)
-            media.check_frames_folder(source, same_size=size is None)
-        except InputError as error:
-            if len(sources) == 1:
-                raise
-            unreadable[source] = error
-    if len(unreadable) == len(sources):
-        raise next(iter(unreadable.values()))
+
+    def open_video(source: str) -> Any:
+        plan = plan_encode(source, selection=selection, size=explicit_size)
+        media.check_frames_folder(source, same_size=size is None)
+        return plan
+
+    plans, unreadable = _batch.open_inputs(sources, open_video)
     if explicit_size is not None:
         check_size(explicit_size, describe_model(load).spec)
     ranks = distributed.launched()

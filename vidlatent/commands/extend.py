@@ -56,7 +56,6 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     """
     from vidlatent import distributed, latentfile
     from vidlatent.atomic import STDIO
-    from vidlatent.errors import InputError
     from vidlatent.generation import ExtendOptions, resolve_overlap, segment_frames
 
     report = Reporter(state, "extend")
@@ -66,18 +65,13 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     outputs = [row[0] for row in plan_outputs(sources, 1, output, ".safetensors", tag="-extended")]
     for target in outputs:
         prepare_output(target, sources)
-    inputs: dict[str, ClipInput] = {}
-    unreadable: dict[str, Exception] = {}
-    for source in sources:
-        try:
-            inputs[source] = ClipInput.open(source)
-            inputs[source].check_video_output(outputs[sources.index(source)], inputs[source].load_options(load, model_given))
-        except InputError as error:
-            if len(sources) == 1:
-                raise
-            unreadable[source] = error
-    if len(unreadable) == len(sources):
-        raise next(iter(unreadable.values()))
+
+    def open_clip(source: str) -> ClipInput:
+        clip_input = ClipInput.open(source)
+        clip_input.check_video_output(outputs[sources.index(source)], clip_input.load_options(load, model_given))
+        return clip_input
+
+    inputs, unreadable = _batch.open_inputs(sources, open_clip)
     loads = {source: clip_input.load_options(load, model_given) for source, clip_input in inputs.items()}
     described = {model_load.model: describe_model(model_load) for model_load in loads.values()}
     for info in described.values():

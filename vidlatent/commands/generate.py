@@ -99,6 +99,8 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         raise UsageError("--upscaler needs --upscale")
     if upscale:
         upscaling.check_model(described.family)
+        upscaler = upscaler or upscaling.default_upscaler(described.model_id)
+        upscaling.upscaler_folder(upscaler)  # a missing upsampler fails before the model loads
     if explicit_size is not None:
         check_size(explicit_size, spec)
         if upscale:
@@ -125,7 +127,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     if context_parallel is not None:
         model.family.enable_context_parallel(model.pipeline, context_parallel)
     steps = knobs.resolved(model.pipeline, model.family).steps
-    upsampler = upscaling.load_upsampler(upscaler or upscaling.default_upscaler(model.model_id), model) if upscale else None
+    upsampler = upscaling.load_upsampler(upscaler, model) if upscale else None
     # One job per video: (source's index, source, video index); video i of an image uses seed + i.
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
 
@@ -213,22 +215,13 @@ def read_images(sources: list[str]) -> tuple[dict[str, bytes], dict[str, Excepti
     One image, or a batch whose every image is unreadable, fails here with the first error.
     """
     from vidlatent import media
-    from vidlatent.errors import MediaError
 
-    image_bytes: dict[str, bytes] = {}
-    unreadable: dict[str, Exception] = {}
-    for source in sources:
-        try:
-            data = read_image_bytes(source)
-            media.load_image(data if source == STDIO else source)
-            image_bytes[source] = data  # only an image that decodes
-        except MediaError as error:
-            if len(sources) == 1:
-                raise
-            unreadable[source] = error
-    if sources and len(unreadable) == len(sources):
-        raise next(iter(unreadable.values()))
-    return image_bytes, unreadable
+    def read_image(source: str) -> bytes:
+        data = read_image_bytes(source)
+        media.load_image(data if source == STDIO else source)  # only an image that decodes
+        return data
+
+    return _batch.open_inputs(sources, read_image)
 
 
 def read_image_bytes(source: str) -> bytes:

@@ -77,8 +77,6 @@ def command(state: State, clips: tuple[str, ...], output: str | None, factor: in
     (or - for stdin); outputs are latents: pipe them to `vidlatent decode` for a video. See
     docs/editing.md.
     """
-    from vidlatent.knobs import Knobs
-
     report = Reporter(state, "interpolate")
     sampling = Sampling(knobs=dataclasses.replace(prompts, steps=refine_steps), seed=seed, memory=memory, load=load,
                         model_given=model_given)
@@ -222,6 +220,10 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
 
     seed = random_seed() if sampling.seed is None else sampling.seed
     prepare_output(output, list(paths))
+    # What the bridge needs of the model and of the clips, checked before the model loads.
+    load = ClipInput(path=paths[0], clip=a).load_options(sampling.load, sampling.model_given)
+    editing.keyframe_knobs(describe_model(load).spec, sampling.knobs_for(a), frames)
+    editing.fit_pair(a, b, names=(paths[0], paths[1]), resample=resample, same_fps=join)
     model = sampling.load_for(report, paths[0], a)
     if sampling.seed is None:
         announce_seed(report, seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, acceleration_options, common_options, default_output, load_sampler,
+    ClipInput, LowMemory, Reporter, State, acceleration_options, common_options, default_output, describe_model, load_sampler,
     low_memory_options, model_options, output_option, pass_state, prepare_output, sampling_options, seed_option,
     write_clip,
 )
@@ -53,7 +53,10 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
     """
     from vidlatent import latentfile, media
     from vidlatent.atomic import STDIO
+    from vidlatent.errors import UsageError
+    from vidlatent.families.base import IMAGE_NONE
     from vidlatent.generation import random_seed
+    from vidlatent.knobs import FLAGS
     from vidlatent.models import load_vae
     from vidlatent.motion_transfer import TransferOptions, transfer
 
@@ -65,6 +68,15 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
     prepare_output(output, [motion_clip, appearance])
     source = ClipInput.open(motion_clip)
     source.check_video_output(output, source.load_options(load, model_given))
+    if options.needs_model:  # what the model cannot take, before it loads
+        spec = describe_model(source.load_options(load, model_given)).spec
+        if spec.image == IMAGE_NONE:
+            raise UsageError(f"--method {method} --refine {refine}: {spec.title} takes no image to condition on the "
+                             "appearance; use a model that animates images, or --refine 0")
+        knobs.check_for(spec)
+    elif knobs.given():
+        flag = FLAGS[next(iter(knobs.given()))]
+        raise UsageError(f"{flag} applies only with --refine S or --method inversion (without them no model samples)")
     kind = appearance_kind(appearance)
     appearance_clip = latentfile.read(appearance) if kind == "latents" else None
     image = media.load_image(appearance) if kind == "image" else None

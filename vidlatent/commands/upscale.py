@@ -53,7 +53,7 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     from vidlatent import media
     from vidlatent.atomic import STDIO
     from vidlatent.generation import random_seed
-    from vidlatent.upscaling import check_model, default_upscaler, load_upsampler, refine_steps, upscale
+    from vidlatent.upscaling import FACTOR, check_model, default_upscaler, load_upsampler, refine_steps, upscale, upscaler_folder
 
     report = Reporter(state, "upscale")
     if output is None:
@@ -65,6 +65,9 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     described = describe_model(load)
     check_model(described.family, "upscale")
     prompts.check_for(described.spec)
+    source.check_video_output(output, load, scale=FACTOR)
+    upscaler = upscaler or default_upscaler(described.model_id)
+    upscaler_folder(upscaler)  # a missing upsampler fails before the model loads
 
     model = load_sampler(load, memory, report)
     start = source.latents(model, report)
@@ -72,7 +75,7 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     if seed is None and start.seed is None:
         announce_seed(report, base_seed)
     with report.timed("load"):
-        upsampler = load_upsampler(upscaler or default_upscaler(model.model_id), model)
+        upsampler = load_upsampler(upscaler, model)
     with report.timed("upscale"), report.progress("upscaling", refine_steps(model) if refine else 0) as progress:
         result = upscale(model, upsampler, start, knobs=prompts, seed=base_seed, image=picture, refine=refine, progress=progress)
     entry = write_clip(result, output, model, memory, report)

@@ -251,6 +251,11 @@ class Family:
         """Latent frames per decoder call when --decode-chunk is not given."""
         return 8
 
+    def tiles_by_default(self, vae: Any, size: tuple[int, int]) -> bool:
+        """Whether (width, height) frames are decoded in spatial tiles when --vae-tiling is not
+        given (--no-vae-tiling still turns it off)."""
+        return False
+
     def decode_working_bytes(self, vae: Any, size: tuple[int, int]) -> int | None:
         """An estimate of the memory an untiled decode of (width, height) frames works in, for
         turning VAE tiling on where it would not fit; None where the family has no estimate."""
@@ -323,8 +328,8 @@ class Family:
     # --- model-level operations that families may do their own way -------------------------
 
     def continuation(self, model: Any, latents: torch.Tensor, overlap: int) -> tuple[Image.Image, torch.Tensor]:
-        """What the next segment of ``latents`` (T, C, h, w) is conditioned on: the clip's last pixel
-        frame, and the ``overlap`` latent frames its start is pinned to.
+        """What the next segment of ``latents`` (T, C, h, w) is conditioned on: its first pixel frame
+        (the clip's last for an overlap of 1), and the ``overlap`` latent frames its start is pinned to.
 
         Default, for causal video VAEs: the clip is decoded in order (memory bounded by the
         streaming decoder) keeping its last (overlap - 1) * temporal + 1 pixel frames, and those
@@ -340,15 +345,17 @@ class Family:
         tail: deque[np.ndarray] = deque(maxlen=max(1, rule.pixel_frames(overlap)))
         tail.extend(self.decode_frames(latents, model.vae, device=device))
         known = self.encode_frames(list(tail), model.vae, device=device) if overlap else latents[:0]
-        return Image.fromarray(tail[-1]), known[:overlap]
+        # The segment starts with these frames, so it is conditioned on the first of them (the
+        # clip's last frame when overlap is 1 or 0): image and pinned frames agree.
+        return Image.fromarray(tail[0]), known[:overlap]
 
     def extend_segment(self, model: Any, latents: torch.Tensor, overlap: int, *, knobs: Any, seed: int,
                        progress: Progress = _no_progress) -> torch.Tensor:
         """One new segment continuing ``latents`` (T, C, h, w), (T', C, h, w) float32: its first
         ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out).
 
-        Default: conditioned on the clip's last pixel frame, the overlap frames (``continuation``)
-        pinned through the step callback, re-noised after every step.
+        Default: conditioned on the segment's first pixel frame and the overlap frames
+        (``continuation``), pinned through the step callback, re-noised after every step.
         """
         from vidlatent.generation import pin_frames, sample
 

@@ -117,7 +117,7 @@ class LTX(Family):
     supports_cache = True  # LTXVideoTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: LTXVideoTransformerBlock
     supports_lora = True  # LTXVideoLoraLoaderMixin
-    vae_tiling = True  # decode_frames tiles with --vae-tiling, and always past the VAE's tile size
+    vae_tiling = True  # decode_frames tiles with --vae-tiling, and by default past the VAE's tile size
     default_overlap = 2  # extend: the clip's last 9 frames (see README, "LTX-Video")
     minimum_overlap = 1
     comfyui = {
@@ -242,6 +242,12 @@ class LTX(Family):
             note(f"encoded {count} frames: LTX's VAE takes 8k+1, so the last {len(held) - count} frame(s) were left out")
         return _normalize(raw.float(), vae)[0].permute(1, 0, 2, 3).cpu()  # (T, C, h, w)
 
+    def tiles_by_default(self, vae: Any, size: tuple[int, int]) -> bool:
+        """Frames wider or taller than the VAE's tile (512 px) are decoded in tiles unless
+        --no-vae-tiling: one untiled decode of such frames is what runs out of memory."""
+        width, height = size
+        return width > vae.tile_sample_min_width or height > vae.tile_sample_min_height
+
     def decode_settings(self, vae: Any, clip: Any = None, *, timestep: float | None = None,
                         noise_scale: float | None = None) -> DecodeSettings | None:
         """The clip's decoding: --decode-timestep / --decode-noise-scale where given, else the values
@@ -274,8 +280,9 @@ class LTX(Family):
         is not causal: each chunk is decoded with the latent frames around it that the decoder's
         convolutions reach (``decoder_context``) and cut to its own frames, so chunks equal one
         ``vae.decode`` of the whole clip to float rounding (tested: within 1e-5) while memory
-        grows with chunk + context, not with the clip. Frames larger than the VAE's tile size
-        (512 px) are decoded in spatial tiles, as ``vae.enable_tiling()`` does.
+        grows with chunk + context, not with the clip. With the VAE's tiling on (the commands
+        turn it on for frames over its 512 px tile, unless --no-vae-tiling) each window is
+        decoded in spatial tiles, as diffusers' ``tiled_decode`` does.
         """
         import torch
 
@@ -503,11 +510,9 @@ def _decoder_input(latents: torch.Tensor, vae: Any, device: torch.device,
 
 
 def _decode_window(vae: Any, z: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
-    """One decoder call on (1, C, t, h, w): in spatial tiles with --vae-tiling, and always when the
-    frames exceed the VAE's tile size."""
-    ratio = int(vae.spatial_compression_ratio)
-    large = z.shape[-1] > vae.tile_sample_min_width // ratio or z.shape[-2] > vae.tile_sample_min_height // ratio
-    if large or getattr(vae, "use_tiling", False):
+    """One decoder call on (1, C, t, h, w): in spatial tiles where the VAE's tiling is on (by
+    --vae-tiling, or by default for frames over its tile size: ``LTX.tiles_by_default``)."""
+    if getattr(vae, "use_tiling", False):
         return vae.tiled_decode(z, temb, return_dict=False)[0]
     return vae.decoder(z, temb)
 

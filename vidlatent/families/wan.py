@@ -160,10 +160,10 @@ class Wan(Family):
         )
 
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
-        return I2V if image else T2V
+        return I2V if image and spec.image != IMAGE_NONE else T2V  # a text-only model has no image pipeline
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
-        if image:
+        if image and spec.image != IMAGE_NONE:
             return self.components
         return tuple(name for name in self.components if name not in ("image_encoder", "image_processor"))
 
