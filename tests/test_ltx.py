@@ -162,6 +162,10 @@ def test_edit_and_refine_on_ltx_clips(tmp_path, clip_path, photo):
     cli("edit", str(clip_path), "--image", photo, "--strength", "0.5", "--steps", "2", "--seed", "1", "-o", str(edited), "-q")
     operation = latentfile.read(edited).history[-1]["arguments"]["operations"][0]
     assert (operation["prompt"], operation["denoising_steps"]) == (PROMPT, 1)  # the clip's own prompt
+    # The history says the schedule that ran: one step of the linear-quadratic schedule, scaled into [0, 0.5].
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import linear_quadratic_schedule
+
+    assert operation["timesteps"] == [float(level) * 0.5 * 1000.0 for level in linear_quadratic_schedule(1)]
     refined = tmp_path / "refined.safetensors"
     cli("interpolate", str(clip_path), "--factor", "2", "--refine", "0.5", "--refine-steps", "2", "--seed", "1", "-o", str(refined), "-q")
     result = latentfile.read(refined)

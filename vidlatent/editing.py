@@ -174,10 +174,8 @@ def _refine(model: LoadedModel, clip: LatentClip, latents: torch.Tensor, origina
     # Pinned frames end at noise 0, equal to the originals in the model's dtype; in fp16 that
     # rounds them, so the float32 originals are put back.
     refined[originals] = known
-    effective = knobs.resolved(model.pipeline, model.family)
     record = {"strength": refine.strength, "seed": refine.seed, "model": model.model_id,
-              "denoising_steps": generation.strength_steps(refine.strength, effective.steps), **effective.record(),
-              **generation.acceleration_record(model)}
+              **generation.regeneration_record(model, knobs, refine.strength)}
     return refined, record
 
 
@@ -292,12 +290,12 @@ def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, 
 
     The bridge's first frame repeats a's last and its last frame b's first, so ``join`` leaves
     out the bridge's first latent frame and b's first: for causal VAEs that keeps the frame
-    rule, (T - 1) * 4 + 1, true of the joined clip.
+    rule ((T - 1) * 4 + 1 for Wan, (T - 1) * 8 + 1 for LTX) true of the joined clip.
 
     Args:
         a, b: clips of the model's latent space, one size (or ``resample``); for ``join``, one
             fps too (or ``resample``, which retimes b).
-        frames: the bridge's pixel frames (the model's --frames rule: 4k+1 for Wan).
+        frames: the bridge's pixel frames (the model's --frames rule: 4k+1 for Wan, 8k+1 for LTX).
         model: a loaded first-last-frame model.
         knobs: sampling knobs (frames is ``frames``).
         seed: seeds the bridge.
@@ -546,12 +544,10 @@ def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regenerat
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     image = media.resize_image(regeneration.image, (clip.width, clip.height))
     knobs = generation.knobs_for_clip(model, regeneration.knobs, int(latents.shape[0]))
-    effective = knobs.resolved(model.pipeline, model.family)
     regenerated = generation.regenerate(model, image, latents, strength=regeneration.strength, knobs=knobs,
                                         seed=regeneration.seed, progress=progress)
-    steps = generation.strength_steps(regeneration.strength, effective.steps)
-    return regenerated, {**record, "model": model.model_id, "denoising_steps": steps, **effective.record(),
-                         **generation.acceleration_record(model)}
+    return regenerated, {**record, "model": model.model_id,
+                         **generation.regeneration_record(model, knobs, regeneration.strength)}
 
 
 def parse_pca_shift(text: str) -> tuple[int, float]:

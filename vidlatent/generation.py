@@ -201,7 +201,7 @@ class ExtendOptions:
     Args:
         times: how many segments to add.
         overlap: latent frames each new segment shares with the end of the clip so far;
-            None for the family's default (SVD 2, Wan 1).
+            None for the family's default (SVD 2, Wan 1, LTX 2; shorter where a segment is).
         drift_correction: match each new segment's per-channel statistics to the first segment's.
     """
 
@@ -342,7 +342,8 @@ def regenerate(
       by that sliver.)
     - otherwise: one pipeline call started part-way down the schedule from the noised clip, the
       family's way (SVD: the pipeline's ``sigmas=`` and ``latents=``; Wan: the scheduler's
-      last k steps).
+      last k steps; LTX: noise level S itself, its own k-step schedule scaled into [0, S]
+      through ``timesteps=``, since its ``denoise_strength`` cuts steps rather than noise).
 
     The seed enters only through noise: the latent noise (``initial_noise``, the noise
     ``generate`` would start from, unless ``noise`` is given) and any noise the pipeline draws
@@ -379,6 +380,15 @@ def regenerate(
                       on_step=on_step, latents=latents, sigmas=sigmas, size=size, arguments=arguments)
 
     return model.family.regenerate_tail(model, call, latents, noise, steps, count)
+
+
+def regeneration_record(model: LoadedModel, knobs: Knobs, strength: float) -> dict[str, Any]:
+    """The history record of a ``regenerate`` with ``knobs`` at ``strength``: the steps it ran,
+    the knobs, and what the family's tail ran that the knobs do not say (LTX: its timesteps)."""
+    effective = knobs.resolved(model.pipeline, model.family)
+    kept = strength_steps(strength, effective.steps)
+    tail = model.family.tail_record(effective.steps, kept) if 0 < kept < effective.steps else {}
+    return {"denoising_steps": kept, **effective.record(), **tail, **acceleration_record(model)}
 
 
 def with_clip_prompts(knobs: Knobs, clip: LatentClip) -> Knobs:
@@ -428,10 +438,10 @@ def extend(
 ) -> LatentClip:
     """Continue ``clip`` ``options.times`` times; segment j uses seed + j.
 
-    Each new segment is made by the family's ``extend_segment``: by default conditioned on the
-    clip's last pixel frame so far, its first ``overlap`` latent frames pinned to the end of the
-    clip (SVD's last latent frames; for causal VAEs, the encoding of the last (overlap - 1) * 4 + 1
-    pixel frames, so the conditioning frame is the first of them); LTX conditions natively on the
+    Each new segment is made by the family's ``extend_segment``: by default its first ``overlap``
+    latent frames pinned to the end of the clip and conditioned on the clip's end (SVD: its last
+    latent frames, and its last pixel frame; for causal VAEs, the encoding of the last
+    (overlap - 1) * 4 + 1 pixel frames, and the first of them); LTX conditions natively on the
     clip's last (overlap - 1) * 8 + 1 pixel frames. Those frames are not repeated in the result, so
     the clip grows by (segment frames - overlap) latent frames per segment.
     """

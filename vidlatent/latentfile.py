@@ -3,7 +3,8 @@
 A latent file is a safetensors file with one tensor ``latents`` of shape (T, C, h, w), frames
 first for every model family, holding the values the family's diffusers pipeline returns with
 ``output_type="latent"`` (SVD: multiplied by the VAE's scaling factor; Wan: normalised by the
-VAE's ``latents_mean``/``latents_std``), and string metadata that says what the numbers mean:
+VAE's ``latents_mean``/``latents_std``; LTX: normalised by its ``latents_mean``/``latents_std``
+and scaling factor, unpacked), and string metadata that says what the numbers mean:
 the family, the latent space, the spatial and temporal compression, the rule from latent to
 pixel frames and the normalisation. This module is the only one that reads or writes it;
 everything it rejects raises LatentFileError. Version-1 files (SVD only) still read.

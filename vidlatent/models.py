@@ -2,8 +2,8 @@
 
 It decides, in one place: which folder a ``--model`` names (alias, local diffusers folder, hub
 id, or a tiny random model), which model family runs it (from the folder's
-``model_index.json``), which device (CUDA, then MPS, then CPU), which dtype (fp16 on GPUs,
-fp32 on CPU), which weight variant (fp16 files where the folder has them), whether to
+``model_index.json``), which device (CUDA, then MPS, then CPU), which dtype (on a GPU the
+family's: fp16 for SVD, bf16 for Wan and LTX where the GPU has it; fp32 on CPU), which weight variant (fp16 files where the folder has them), whether to
 offload to the CPU (through diffusers/accelerate), and what ``vidlatent.acceleration`` applies
 (LoRA, fp8 storage, step cache, compilation, VAE tiling). Only safetensors weights are loaded
 and no remote code runs. Commands ask only for the components they need.
@@ -158,7 +158,7 @@ def resolve_dtype(name: str, device: torch.device, note: Note = _silent, *, pref
     """Turn a --dtype value into a torch dtype.
 
     ``auto`` is fp32 on a CPU and the model family's ``preferred`` dtype on a GPU (fp16 for
-    SVD; bf16 for Wan, trained in bf16, where the GPU has it, else fp16).
+    SVD; bf16 for Wan and LTX, trained in bf16, where the GPU has it, else fp16).
     """
     import torch
 

@@ -43,9 +43,9 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     """Continue CLIP (a latent file, a folder of them, - for stdin, or a video, encoded first)
     TIMES times; several clips each (shared among the processes of a torchrun launch).
 
-    Each new segment is generated conditioned on the clip's current last frame. Its first
-    OVERLAP latent frames start from the end of the clip (SVD: its last latent frames; Wan: its
-    last frames re-encoded, the conditioning frame first), re-noised to the current noise level
+    Each new segment is generated conditioned on the clip's end. Its first OVERLAP latent frames
+    start from the end of the clip (SVD: its last latent frames, conditioned on its last frame;
+    Wan: its last frames re-encoded, conditioned on the first of them), re-noised to the current noise level
     after every step and kept pinned, so the seam is continuous; they are not repeated, so the
     clip grows by a segment minus OVERLAP latent frames each time. LTX-Video is conditioned
     natively instead: the clip's last (OVERLAP - 1) x 8 + 1 frames are its condition at frame 0.

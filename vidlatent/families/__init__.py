@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vidlatent.errors import LatentFileError, ModelError
 
 if TYPE_CHECKING:
-    from vidlatent.families.base import ComfyAssumption, Family
+    from vidlatent.families.base import ComfyAssumption, Family, ModelSpec
 
 MODULES = {
     "svd": "vidlatent.families.svd",

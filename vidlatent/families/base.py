@@ -151,7 +151,6 @@ class Family:
     pipeline_classes: ClassVar[tuple[str, ...]]  # model_index.json _class_name values it runs
     vae_class: ClassVar[str]
     components: ClassVar[tuple[str, ...]]  # every component a pipeline of this family has
-    weightless: ClassVar[tuple[str, ...]] = ("scheduler",)  # components without weight files
     aliases: ClassVar[dict[str, str]] = {}  # short name -> hub id
     tiny: ClassVar[tuple[str, ...]] = ()  # names of tiny random models (built by ``build_tiny``)
     knob_arguments: ClassVar[dict[str, str]] = {}  # Knobs field -> pipeline argument
@@ -324,6 +323,10 @@ class Family:
         latents (T, C, h, w) and returns (T, C, h, w).
         """
         raise NotImplementedError
+
+    def tail_record(self, steps: int, kept: int) -> dict[str, Any]:
+        """What ``regenerate_tail`` ran, where the knobs alone do not say it (for the history)."""
+        return {}
 
     # --- model-level operations that families may do their own way -------------------------
 

@@ -96,7 +96,6 @@ class LTX(Family):
     pipeline_classes = (CONDITION, "LTXPipeline", "LTXImageToVideoPipeline")
     vae_class = "AutoencoderKLLTXVideo"
     components = ("vae", "text_encoder", "tokenizer", "transformer", "scheduler")
-    weightless = ("scheduler", "tokenizer")
     aliases = {checkpoint.alias: checkpoint.hub for checkpoint in CHECKPOINTS}
     tiny = (TINY,)
     knob_arguments = {
@@ -391,11 +390,16 @@ class LTX(Family):
         ``timesteps=`` after one level above it, and denoise_strength cuts exactly that level: the
         pipeline noises the clip to S with its own first draw, the seed's noise (``noise``).
         """
+        timesteps = [1000.0, *self.tail_record(steps, kept)["timesteps"]]
+        return call(latents=clean, steps=None, timesteps=timesteps, denoise_strength=(kept + 0.5) / (kept + 1))
+
+    def tail_record(self, steps: int, kept: int) -> dict[str, Any]:
+        """The timesteps a partial strength runs: the ``kept``-step linear-quadratic schedule scaled
+        into [0, S] (not a distilled checkpoint's own timesteps, which start near 1000)."""
         from diffusers.pipelines.ltx.pipeline_ltx_condition import linear_quadratic_schedule
 
         strength = kept / steps
-        timesteps = [1000.0] + [float(level) * strength * 1000.0 for level in linear_quadratic_schedule(kept)]
-        return call(latents=clean, steps=None, timesteps=timesteps, denoise_strength=(kept + 0.5) / (kept + 1))
+        return {"timesteps": [float(level) * strength * 1000.0 for level in linear_quadratic_schedule(kept)]}
 
     def extend_segment(self, model: Any, latents: torch.Tensor, overlap: int, *, knobs: Any, seed: int,
                        progress: Progress = _no_progress) -> torch.Tensor:

@@ -44,7 +44,6 @@ class StableVideoDiffusion(Family):
     pipeline_classes = ("StableVideoDiffusionPipeline",)
     vae_class = "AutoencoderKLTemporalDecoder"
     components = ("vae", "image_encoder", "unet", "scheduler", "feature_extractor")
-    weightless = ("scheduler", "feature_extractor")
     aliases = {
         "svd": "stabilityai/stable-video-diffusion-img2vid",
         "svd-xt": "stabilityai/stable-video-diffusion-img2vid-xt",

@@ -96,7 +96,6 @@ class Wan(Family):
     vae_class = "AutoencoderKLWan"
     components = ("vae", "text_encoder", "tokenizer", "transformer", "transformer_2", "scheduler", "image_encoder",
                   "image_processor")
-    weightless = ("scheduler", "tokenizer", "image_processor")
     aliases = {checkpoint.alias: checkpoint.hub for checkpoint in CHECKPOINTS}
     tiny = tuple(TINY)
     knob_arguments = {
