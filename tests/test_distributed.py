@@ -153,9 +153,9 @@ def test_commands_that_do_not_share_refuse_in_a_launch(tmp_path, command):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"vidlatent: error: {command[0]} does not share its work among the processes of a launch")
     assert "decode, encode, extend, generate do" in result.stderr and len(result.stderr.splitlines()) == 1
-    # Rank 1 meets the same mistake and leaves the saying (and the status) to rank 0.
+    # Rank 1 meets the same mistake and leaves the saying to rank 0.
     other = CliRunner(env={"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}).invoke(main, [*command, "--json"])
-    assert (other.exit_code, other.output) == (0, "")
+    assert (other.exit_code, other.output) == (2, "")
 
 
 def test_one_input_failing_in_a_launch_ends_every_process_with_one_line(tmp_path, tiny_model):

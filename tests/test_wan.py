@@ -319,6 +319,14 @@ def test_a_wan_clip_is_refused_by_the_svd_decoder(tmp_path, clip_path, tiny_mode
     result = CliRunner().invoke(main, ["decode", str(clip_path), "--model", "tiny-random", "-o", str(tmp_path / "x.mp4")])
     assert result.exit_code == 2 and "belong to another VAE" in result.stderr and result.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+    # With an SVD clip beside it, the Wan clip fails alone: another latent space is about that input.
+    svd = tmp_path / "svd.safetensors"
+    encoded = CliRunner().invoke(main, ["encode", str(data_file("bear.gif")), "--model", "tiny-random", "--frames", "2",
+                                        "--size", "64x64", "-o", str(svd), "-q"])
+    assert encoded.exit_code == 0, encoded.output
+    both = CliRunner().invoke(main, ["decode", str(clip_path), str(svd), "--model", "tiny-random", "-o", str(tmp_path / "out"), "-q"])
+    assert both.exit_code == 1 and "1 of 2 inputs failed" in both.stderr, both.output
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["svd.mp4"]
 
 
 def test_latent_ops_commands_work_on_wan_clips(tmp_path, clip_path, photo):

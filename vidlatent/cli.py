@@ -135,13 +135,13 @@ def end(error: BaseException, words: list[str]) -> NoReturn:
         discard_stdout()  # the reader went away: Python's flush at exit must not fail again
     ranks = launched()
     if not ranks.main:
-        # In a launch rank 0 speaks for all. The command line's mistakes are the same in every
-        # process: the others end quietly with 0, so that the launcher waits for rank 0's message
-        # and status (see commands/_batch.py). Interruptions are everyone's; anything else is
-        # this process's own, said with its rank. --json stays rank 0's.
-        if isinstance(error, (click.UsageError, VidlatentUsageError)):
-            raise click.exceptions.Exit(0) from None
-        if not isinstance(error, (KeyboardInterrupt, click.exceptions.Abort, Terminated)):
+        # In a launch rank 0 speaks for all: a usage mistake (the same command line in every
+        # process) and an interruption are said by it; anything else is this process's own, said
+        # with its rank. The status stays this process's, so that the launcher stops the others
+        # even where rank 0 did not meet the error (an input another node cannot see). --json
+        # stays rank 0's.
+        if not isinstance(error, (click.UsageError, VidlatentUsageError, KeyboardInterrupt, click.exceptions.Abort,
+                                  Terminated)):
             click.echo(line.replace("vidlatent: ", f"vidlatent: rank {ranks.rank}: ", 1), err=True)
         raise click.exceptions.Exit(code) from None
     click.echo(line, err=True)

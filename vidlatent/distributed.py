@@ -10,8 +10,8 @@ writes each output itself, atomically. Job i is seeded the same whatever the num
 processes, so the outputs equal a single process's, byte for byte (on a CPU: at the same
 number of torch threads, which torchrun sets to 1). Rank 0 alone prints progress and notes;
 the results of all ranks are gathered to it for the one ``--json`` summary and the list of
-failed inputs, and exits with the command's status (the others exit 0 once rank 0 speaks for
-them, so that the launcher waits for it: ``vidlatent.commands._batch``).
+failed inputs, and exits with the command's status (after that gather the others exit 0, so
+that the launcher waits for rank 0: ``vidlatent.commands._batch``).
 
 Nothing here is a scheduler, a queue or a socket: the launchers start the processes, and
 torch.distributed (gloo on CPUs, NCCL on GPUs, through accelerate) carries the few objects

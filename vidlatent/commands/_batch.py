@@ -5,10 +5,11 @@ Every process builds the same list of jobs; ``run`` gives each its contiguous sh
 (``vidlatent.distributed.shard``), gathers what every process wrote to all of them, and has
 rank 0 report the inputs that failed. One job alone fails the command as it always did.
 
-When the batch fails, rank 0 says so and exits with the status; the other processes exit 0.
-A launcher (torchrun, accelerate) stops every process as soon as one fails, so a quiet rank
-that failed first could stop rank 0 before its message is out; exiting 0 it lets the launcher
-wait for rank 0, whose status the launcher then reports (its own exit status is 1).
+When the batch fails, rank 0 says so and exits with the status; the other processes, which
+met rank 0 at the gather and so know it is saying it, exit 0. A launcher (torchrun,
+accelerate) stops every process as soon as one fails, so a quiet rank that failed first could
+stop rank 0 before its message is out; exiting 0 it lets the launcher wait for rank 0, whose
+status the launcher then reports (its own exit status is 1).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from vidlatent import distributed
-from vidlatent.errors import InputError, ModelError, UsageError, VidlatentError
+from vidlatent.errors import IncompatibleLatentsError, InputError, ModelError, UsageError, VidlatentError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -121,8 +122,11 @@ def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: 
 
 def stops_the_batch(error: Exception) -> bool:
     """An error about the command or the model rather than one input (a usage mistake that is
-    not an unreadable input, a model that cannot load): every job would meet it, so it ends the batch."""
-    return isinstance(error, ModelError) or (isinstance(error, UsageError) and not isinstance(error, InputError))
+    not about the input, a model that cannot load): every job would meet it, so it ends the batch.
+    An unreadable input, or a clip of another latent space than the model's, fails alone."""
+    if isinstance(error, (InputError, IncompatibleLatentsError)):
+        return False
+    return isinstance(error, (ModelError, UsageError))
 
 
 def describe(error: Exception) -> str:
