@@ -116,6 +116,10 @@ class LazyGroup(click.Group):
             if state.debug and not isinstance(error, (KeyboardInterrupt, Terminated, click.ClickException)):
                 traceback.print_exception(error)
             end(error, ctx.meta.get(RAW_ARGS, []))
+        finally:
+            from vidlatent.distributed import finish
+
+            finish()  # in a launch, leave the process group cleanly, whatever the outcome
 
 
 def end(error: BaseException, words: list[str]) -> NoReturn:

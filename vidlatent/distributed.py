@@ -104,3 +104,17 @@ def broadcast(value: T, ranks: Ranks) -> T:
 
     start()
     return broadcast_object_list([value], from_process=0)[0]  # type: ignore[no-any-return]
+
+
+def finish() -> None:
+    """Leave the launch's process group, where this process joined one, before the interpreter
+    exits: its threads are joined here, not torn down at exit, which can abort the process
+    ("terminate called without an active exception") while the other ranks still run."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:
+        return  # never joined one: nothing to leave, and no torch to import
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
