@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from diffusers.utils import load_image
 from PIL import Image
 
-from tests.conftest import data_file
+from tests.conftest import data_file, resized_photo
 from vidlatent import latent_ops, latentfile
 from vidlatent.cli import main
 from vidlatent.generation import ExtendOptions, Knobs, extend, file_sha256, generate
@@ -26,9 +26,7 @@ DRIFT_BOUND = 1e-3
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> str:
     """The shared test image at 128x64, a size the tiny model runs in a blink; no resize needed."""
-    path = tmp_path_factory.mktemp("photo") / "photo.png"
-    Image.open(data_file("test_image.png")).convert("RGB").resize((128, 64), Image.LANCZOS).save(path)
-    return str(path)
+    return resized_photo(tmp_path_factory.mktemp("photo"), (128, 64))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tests.conftest import data_file
+from tests.conftest import data_file, resized_photo
 from vidlatent import latentfile, media
 from vidlatent.cli import main
 from vidlatent.codec import tensor_to_pixels
@@ -40,9 +40,7 @@ def generator(seed: int) -> torch.Generator:
 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("photo") / "photo.png"
-    Image.open(data_file("test_image.png")).convert("RGB").resize((64, 64), Image.LANCZOS).save(path)
-    return str(path)
+    return resized_photo(tmp_path_factory.mktemp("photo"), (64, 64))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from vidlatent import latentfile
 from vidlatent.cli import main
 from vidlatent.codec import tensor_to_pixels
 from vidlatent.generation import Knobs, pin_frames, regenerate, sample
-from vidlatent.models import LoadOptions, load_pipeline, load_vae
+from vidlatent.models import LoadOptions, load_pipeline
 
 PROMPT = "a red fox runs"
 

@@ -196,14 +196,11 @@ def _print_failure_json(words: list[str], line: str, code: int, fields: dict[str
     message = line.removeprefix("vidlatent: error: ").removeprefix("vidlatent: ")
     text = json.dumps({"command": command, "vidlatent": __version__, "status": "error", "exit_code": code, "error": message,
                        **(fields or {})})
-    if stdout_busy:
-        click.echo(text, err=True)
-        return
-    from vidlatent.atomic import write_stdout
+    from vidlatent.commands._shared import print_json
     from vidlatent.errors import OutputError
 
     with contextlib.suppress(OutputError):  # a reader that went away cannot be told either
-        write_stdout((text + "\n").encode(), what="the --json object")
+        print_json(text, err=stdout_busy)
 
 
 def _request(words: list[str]) -> tuple[str, bool, bool]:

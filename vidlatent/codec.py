@@ -50,6 +50,11 @@ def tensor_to_pixels(images: torch.Tensor) -> np.ndarray:
     return (array * 255).round().astype("uint8")
 
 
+def video_to_pixels(video: torch.Tensor) -> np.ndarray:
+    """A video VAE's output, (1, 3, N, H, W) in [-1, 1] -> (N, H, W, 3) uint8 frames."""
+    return tensor_to_pixels(video[0].permute(1, 0, 2, 3).float())
+
+
 def encode_frames(
     frames: Iterable[np.ndarray],
     vae: Any,

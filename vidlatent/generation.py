@@ -165,7 +165,7 @@ def generate(
     """
     spec = model.spec
     knobs.check_for(spec)
-    size = size or default_size(spec, image)
+    size = size or default_size(spec, image.size if image is not None else None)
     check_size(size, spec)
     conditioning = media.resize_image(image, size) if image is not None else None
     last = media.resize_image(last_image, size) if last_image is not None else None

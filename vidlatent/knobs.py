@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 from vidlatent.errors import UsageError
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from vidlatent.families.base import Family, ModelSpec
 
 
@@ -159,11 +157,12 @@ def check_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size") 
         raise UsageError(f"{flag} {width}x{height}: {spec.title} needs sides that are multiples of {multiple}; use {near}")
 
 
-def default_size(spec: ModelSpec, image: Image.Image | None) -> tuple[int, int]:
-    """The size a generation gets without --size: the image's aspect ratio at the model's native
-    area (rounded to its size multiple), or its native size for text only."""
-    if image is None:
+def default_size(spec: ModelSpec, image_size: tuple[int, int] | None) -> tuple[int, int]:
+    """The size a generation gets without --size: the aspect ratio of the image (of
+    ``image_size``, width and height) at the model's native area (rounded to its size multiple),
+    or its native size for text only (None)."""
+    if image_size is None:
         return spec.native_size
     from vidlatent import media
 
-    return media.fit_size(image.width, image.height, spec.native_area, spec.size_multiple)
+    return media.fit_size(*image_size, spec.native_area, spec.size_multiple)

@@ -827,8 +827,6 @@ def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | Non
 def folder_latents(folder: str | os.PathLike[str]) -> list[str]:
     """The latent files (.safetensors, .latent) in ``folder``, in natural order (clip2 before clip10);
     a folder without any is refused."""
-    from pathlib import Path
-
     from vidlatent.errors import UsageError
     from vidlatent.media import natural_key
 

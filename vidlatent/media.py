@@ -323,7 +323,7 @@ def check_frames_folder(path: str | os.PathLike[str], *, same_size: bool) -> Non
             with _png_text_limits(), Image.open(file) as image:
                 size = image.size
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            raise MediaError(f"{file}: not a readable image ({_image_reason(error)}); give a PNG, JPEG, WebP, BMP or TIFF file") from error
+            raise _unreadable_image(file, error) from error
         first_size = first_size or size
         if same_size and size != first_size:
             raise MediaError(_size_differs(file, size, first_size))
@@ -404,13 +404,15 @@ def load_image(source: str | os.PathLike[str] | bytes) -> Image.Image:
             opened.load()  # decode now so truncated files fail here, inside the try
             image = ImageOps.exif_transpose(opened)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise MediaError(f"{name}: not a readable image ({_image_reason(error)}); give a PNG, JPEG, WebP, BMP or TIFF file") from error
+        raise _unreadable_image(name, error) from error
     return _to_rgb(image)
 
 
-def _image_reason(error: BaseException) -> str:
+def _unreadable_image(name: str | os.PathLike[str], error: BaseException) -> MediaError:
+    """The one error for an image Pillow cannot open or decode."""
     # Pillow's "cannot identify image file <path>" would repeat the name.
-    return "unknown format" if isinstance(error, UnidentifiedImageError) else str(error)
+    reason = "unknown format" if isinstance(error, UnidentifiedImageError) else str(error)
+    return MediaError(f"{name}: not a readable image ({reason}); give a PNG, JPEG, WebP, BMP or TIFF file")
 
 
 @contextlib.contextmanager

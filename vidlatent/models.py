@@ -191,10 +191,7 @@ def resolve_offload(name: str, device: torch.device, components: Sequence[str], 
     if device.type == "cuda" and any(denoiser in components for denoiser in DENOISERS):
         if weights is None:
             return "by model size"
-        import torch
-
-        free = torch.cuda.mem_get_info(device)[0]
-        choice, reason = auto_offload(weights, free)
+        choice, reason = auto_offload(weights, free_memory(device) or 0)  # always known on CUDA
         note(f"--offload auto: {choice} ({reason} on {device})")
         return choice
     return "none"
@@ -223,10 +220,10 @@ def _gib(count: int) -> str:
 def weight_bytes(folder: Path, components: Sequence[str], dtype: torch.dtype, fp8: Sequence[str] = ()) -> dict[str, int]:
     """Bytes each component's weights take once loaded in ``dtype`` (the components in ``fp8``:
     one byte per weight), from the safetensors headers alone (no weights read)."""
-    import json
-    import struct
+    import math
 
     import torch
+    from safetensors import safe_open
 
     size = torch.empty((), dtype=dtype).element_size()
     sizes: dict[str, int] = {}
@@ -235,16 +232,12 @@ def weight_bytes(folder: Path, components: Sequence[str], dtype: torch.dtype, fp
         plain = [file for file in files if ".fp16." not in file.name] or files
         total = 0
         for file in plain:
-            with open(file, "rb") as handle:
-                header = json.loads(handle.read(struct.unpack("<Q", handle.read(8))[0]))
-            for key, entry in header.items():
-                if key == "__metadata__":
-                    continue
-                count = 1
-                for side in entry["shape"]:
-                    count *= side
-                floating = entry["dtype"].startswith(("F", "BF"))
-                total += count * (1 if name in fp8 else size) if floating else count * _DTYPE_BYTES.get(entry["dtype"], 4)
+            with safe_open(file, "pt") as weights:  # the header: names, dtypes and shapes
+                for key in weights.keys():
+                    tensor = weights.get_slice(key)
+                    count, stored = math.prod(tensor.get_shape()), tensor.get_dtype()
+                    floating = stored.startswith(("F", "BF"))
+                    total += count * ((1 if name in fp8 else size) if floating else _DTYPE_BYTES.get(stored, 4))
         if total:
             sizes[name] = total
     return sizes
@@ -327,7 +320,7 @@ def _quiet_libraries() -> None:
 
 
 def _placement(options: LoadOptions, components: Sequence[str], note: Note, family: Family) -> tuple[torch.device, torch.dtype]:
-    options.validate()
+    """Device and dtype of ``options`` (validated by the caller); an --offload the device cannot take is refused."""
     device = resolve_device(options.device, note)
     dtype = resolve_dtype(options.dtype, device, note, preferred=family.preferred_gpu_dtype)
     resolve_offload("none" if options.offload == "auto" else options.offload, device, components)  # refuse early
@@ -463,17 +456,18 @@ def plan_vae_tiling(model: LoadedModel, size: tuple[int, int]) -> bool:
     if vae is None or not family.vae_tiling:
         return False
     choice = model.accelerated.acceleration.vae_tiling
-    if choice is None and not getattr(vae, "use_tiling", False) and family.tiles_by_default(vae, size):
-        vae.enable_tiling()
-    elif choice is None and not getattr(vae, "use_tiling", False):
-        need = family.decode_working_bytes(vae, size)
-        free = free_memory(model.execution_device)
-        if need is not None and free is not None and need > free:
-            vae.enable_tiling()
-            note(f"decoding {size[0]}x{size[1]} needs about {_gib(need)}, more than the {_gib(free)} free on "
-                 f"{model.execution_device}: VAE tiling is on (--no-vae-tiling turns it off)")
-    elif choice is False:
+    if choice is False:
         vae.disable_tiling()
+    elif choice is None and not getattr(vae, "use_tiling", False):
+        if family.tiles_by_default(vae, size):
+            vae.enable_tiling()
+        else:
+            need = family.decode_working_bytes(vae, size)
+            free = free_memory(model.execution_device)
+            if need is not None and free is not None and need > free:
+                vae.enable_tiling()
+                note(f"decoding {size[0]}x{size[1]} needs about {_gib(need)}, more than the {_gib(free)} free on "
+                     f"{model.execution_device}: VAE tiling is on (--no-vae-tiling turns it off)")
     return bool(getattr(vae, "use_tiling", False))
 
 

@@ -61,6 +61,14 @@ def default_upscaler(model_id: str) -> str:
     return TINY_UPSCALER if model_id == TINY else DEFAULT_UPSCALER
 
 
+def choose_upscaler(name: str | None, model_id: str) -> str:
+    """The upsampler ``--upscaler`` names, or the model's own (``default_upscaler``), once its folder
+    is found: a missing one fails before the model loads."""
+    name = name or default_upscaler(model_id)
+    upscaler_folder(name)
+    return name
+
+
 def low_size(size: tuple[int, int], spec: ModelSpec) -> tuple[int, int]:
     """The size generated before a 2x upscale to ``size``; both must fit the model's size multiple."""
     width, height = size
@@ -72,14 +80,15 @@ def low_size(size: tuple[int, int], spec: ModelSpec) -> tuple[int, int]:
     return width // FACTOR, height // FACTOR
 
 
-def final_size(spec: ModelSpec, image: Image.Image | None) -> tuple[int, int]:
-    """The size --upscale makes without --size: as generate's default, in multiples of twice the
-    model's size multiple (the model's native size for text alone)."""
+def final_size(spec: ModelSpec, image_size: tuple[int, int] | None) -> tuple[int, int]:
+    """The size --upscale makes without --size: as generate's default for an image of
+    ``image_size`` (width, height), in multiples of twice the model's size multiple (the model's
+    native size for text alone, None)."""
     from vidlatent import media
 
-    if image is None:
+    if image_size is None:
         return spec.native_size
-    return media.fit_size(image.width, image.height, spec.native_area, FACTOR * spec.size_multiple)
+    return media.fit_size(*image_size, spec.native_area, FACTOR * spec.size_multiple)
 
 
 def upscaler_folder(name: str) -> Path:

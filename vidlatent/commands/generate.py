@@ -90,7 +90,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
             raise UsageError("-o - and --latent-out - would both write to stdout; give one of them a file")
     # Read every image now: a bad one fails in a blink, before the model loads; in a batch it
     # fails its own outputs only (reported at the end), unless every image is bad.
-    image_bytes, unreadable = read_images(sources)
+    image_bytes, image_sizes, unreadable = read_images(sources)
     end_image = media.load_image(last_image) if last_image is not None else None
     described = describe_model(load)
     spec = described.spec
@@ -99,20 +99,19 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         raise UsageError("--upscaler needs --upscale")
     if upscale:
         upscaling.check_model(described.family)
-        upscaler = upscaler or upscaling.default_upscaler(described.model_id)
-        upscaling.upscaler_folder(upscaler)  # a missing upsampler fails before the model loads
+        upscaler = upscaling.choose_upscaler(upscaler, described.model_id)
     if explicit_size is not None:
         check_size(explicit_size, spec)
         if upscale:
             upscaling.low_size(explicit_size, spec)
     # A size that the video encoder would refuse once the frames are made fails now too.
     for source, targets in zip(sources or [TEXT_ONLY], outputs):
-        picture = media.load_image(image_bytes[source]) if source in image_bytes else None
-        final = explicit_size or (upscaling.final_size(spec, picture) if upscale else default_size(spec, picture))
+        image_size = image_sizes.get(source)
+        final = explicit_size or (upscaling.final_size(spec, image_size) if upscale else default_size(spec, image_size))
         check_video_sizes(targets, final)
     ranks = distributed.launched()
     if context_parallel is not None:
-        check_context_parallel(context_parallel, ranks, described, image_bytes, explicit_size, knobs)
+        check_context_parallel(context_parallel, ranks, described, image_sizes, explicit_size, knobs)
     inputs = [*sources, *([last_image] if last_image else [])]
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, inputs)
@@ -141,7 +140,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         data = image_bytes.get(source, b"")
         image = media.load_image(data) if source != TEXT_ONLY else None
         video_seed = base_seed + index
-        final = (explicit_size or upscaling.final_size(spec, image)) if upsampler is not None else explicit_size
+        final = (explicit_size or upscaling.final_size(spec, image_sizes.get(source))) if upsampler is not None else explicit_size
         with report.timed("generate"), report.progress(f"generating from {label(job)}", steps) as progress:
             clip = generate(model, image, knobs=knobs, seed=video_seed,
                             size=upscaling.low_size(final, spec) if upsampler is not None else final,
@@ -169,11 +168,10 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     report.summary(entries, stdout_busy=STDIO in (entry["path"] for entry in entries), model=model.model_id, seed=base_seed)
 
 
-def check_context_parallel(degree, ranks, described, image_bytes, size, knobs) -> None:  # type: ignore[no-untyped-def]
+def check_context_parallel(degree, ranks, described, image_sizes, size, knobs) -> None:  # type: ignore[no-untyped-def]
     """--context-parallel N: one video split over the N processes of a launch, checked before loading."""
     import torch
 
-    from vidlatent import media
     from vidlatent.knobs import default_size
 
     if degree < 2:
@@ -183,8 +181,8 @@ def check_context_parallel(degree, ranks, described, image_bytes, size, knobs) -
                          f"(this launch has {ranks.world} process(es))")
     spec = described.spec
     frames = knobs.frames or spec.frames
-    for image in [media.load_image(data) for data in image_bytes.values()] or [None]:
-        described.family.check_context_parallel(described.folder, spec, size or default_size(spec, image), frames, degree)
+    for image_size in list(image_sizes.values()) or [None]:
+        described.family.check_context_parallel(described.folder, spec, size or default_size(spec, image_size), frames, degree)
     if torch.accelerator.device_count() == 0:
         # diffusers 0.42.1 places each rank on device rank % torch.accelerator.device_count().
         raise UsageError(f"--context-parallel {degree}: needs GPUs (diffusers places each process on an accelerator; "
@@ -209,19 +207,21 @@ def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  #
     knobs.check_for(spec)
 
 
-def read_images(sources: list[str]) -> tuple[dict[str, bytes], dict[str, Exception]]:
-    """Every image's bytes, checked to be an image; with several, the unreadable ones apart.
+def read_images(sources: list[str]) -> tuple[dict[str, bytes], dict[str, tuple[int, int]], dict[str, Exception]]:
+    """Every image's bytes and (width, height), from one decode that checks it is an image; with
+    several, the unreadable ones apart.
 
     One image, or a batch whose every image is unreadable, fails here with the first error.
     """
     from vidlatent import media
 
-    def read_image(source: str) -> bytes:
+    def read_image(source: str) -> tuple[bytes, tuple[int, int]]:
         data = read_image_bytes(source)
-        media.load_image(data if source == STDIO else source)  # only an image that decodes
-        return data
+        return data, media.load_image(data if source == STDIO else source).size  # only an image that decodes
 
-    return _batch.open_inputs(sources, read_image)
+    opened, unreadable = _batch.open_inputs(sources, read_image)
+    return ({source: data for source, (data, _) in opened.items()}, {source: size for source, (_, size) in opened.items()},
+            unreadable)
 
 
 def read_image_bytes(source: str) -> bytes:

@@ -80,8 +80,6 @@ def command(state: State, clips: tuple[str, ...], output: str | None, factor: in
     report = Reporter(state, "interpolate")
     sampling = Sampling(knobs=dataclasses.replace(prompts, steps=refine_steps), seed=seed, memory=memory, load=load,
                         model_given=model_given)
-    if refine_steps is not None and refine_steps < 1:
-        raise UsageError(f"--refine-steps {refine_steps}: must be at least 1")
     if refine is None and not keyframes:
         for flag, value in {"--refine-steps": refine_steps, "--seed": seed, **_prompt_flags(prompts)}.items():
             if value is not None:
@@ -179,8 +177,6 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
         raise UsageError("- (stdin) can be given only once")
     names = (paths[0], paths[1])
     if morph_steps is not None:
-        if morph_steps < 2:
-            raise UsageError(f"--steps {morph_steps}: must be at least 2 (the first clip is A, the last B)")
         targets = _morph_outputs(paths, output, morph_steps)
         a, b = (editing.read_clip(path, command="interpolate") for path in paths)
         # Pure latent math, cheap: done before the outputs' folders are made, so a clip that
@@ -195,8 +191,6 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
         report.summary([output_entry(t, r) for r, t in zip(results, targets)], stdout_busy=False, model=a.model)
         return
     assert transition is not None
-    if transition < 1:
-        raise UsageError(f"--transition {transition}: must be at least 1 frame")
     output = output or default_output(paths[0], ".safetensors", tag="-transition")
     editing.check_latent_output(output, "interpolate")
     a, b = (editing.read_clip(path, command="interpolate") for path in paths)
@@ -222,15 +216,15 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
     prepare_output(output, list(paths))
     # What the bridge needs of the model and of the clips, checked before the model loads.
     load = ClipInput(path=paths[0], clip=a).load_options(sampling.load, sampling.model_given)
-    editing.keyframe_knobs(describe_model(load).spec, sampling.knobs_for(a), frames)
+    knobs = editing.keyframe_knobs(describe_model(load).spec, sampling.knobs_for(a), frames)
     editing.fit_pair(a, b, names=(paths[0], paths[1]), resample=resample, same_fps=join)
-    model = sampling.load_for(report, paths[0], a)
+    model = load_sampler(load, sampling.memory, report)
     if sampling.seed is None:
         announce_seed(report, seed)
-    steps = sampling.knobs_for(a).resolved(model.pipeline, model.family).steps
+    steps = knobs.resolved(model.pipeline, model.family).steps
     with report.timed("interpolate"), report.progress("bridging", steps) as progress:
-        return editing.keyframes(a, b, frames, model=model, knobs=sampling.knobs_for(a), seed=seed, join=join,
-                                 resample=resample, names=(paths[0], paths[1]), progress=progress)
+        return editing.keyframes(a, b, frames, model=model, knobs=knobs, seed=seed, join=join, resample=resample,
+                                 names=(paths[0], paths[1]), progress=progress)
 
 
 def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int) -> list[str]:

@@ -53,7 +53,7 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     from vidlatent import media
     from vidlatent.atomic import STDIO
     from vidlatent.generation import random_seed
-    from vidlatent.upscaling import FACTOR, check_model, default_upscaler, load_upsampler, refine_steps, upscale, upscaler_folder
+    from vidlatent.upscaling import FACTOR, check_model, choose_upscaler, load_upsampler, refine_steps, upscale
 
     report = Reporter(state, "upscale")
     if output is None:
@@ -66,8 +66,7 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     check_model(described.family, "upscale")
     prompts.check_for(described.spec)
     source.check_video_output(output, load, scale=FACTOR)
-    upscaler = upscaler or default_upscaler(described.model_id)
-    upscaler_folder(upscaler)  # a missing upsampler fails before the model loads
+    upscaler = choose_upscaler(upscaler, described.model_id)
 
     model = load_sampler(load, memory, report)
     start = source.latents(model, report)

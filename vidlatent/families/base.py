@@ -214,7 +214,17 @@ class Family:
         """(T, C, h, w) normalised latents -> (H, W, 3) uint8 frames, streamed in order.
 
         ``settings``: for timestep-conditioned decoders (``timestep_decoder``); None for the others.
+        Default: the frames of ``decode_chunks``, as they come.
         """
+        from vidlatent.codec import video_to_pixels
+
+        for pixels in self.decode_chunks(latents, vae, device=device, chunk=chunk, settings=settings):
+            yield from video_to_pixels(pixels)
+
+    def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+                      settings: DecodeSettings | None = None) -> Iterator[torch.Tensor]:
+        """(T, C, h, w) normalised latents -> the video VAE's pixels, (1, 3, N, H, W) in [-1, 1],
+        a few frames at a time, in order (for families whose ``decode_frames`` is the default)."""
         raise NotImplementedError
 
     def decode_settings(self, vae: Any, clip: Any = None, *, timestep: float | None = None,

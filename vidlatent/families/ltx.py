@@ -90,6 +90,11 @@ LOCAL_DISTILLED = Checkpoint("", "", "", (1216, 704), distilled=True, adain=1.0)
 TINY_NATIVE_SIZE = (64, 64)
 
 
+def _known(hub_id: str) -> Checkpoint | None:
+    """The checkpoint of CHECKPOINTS with this hub id, if any."""
+    return next((checkpoint for checkpoint in CHECKPOINTS if checkpoint.hub == hub_id), None)
+
+
 class LTX(Family):
     name = "ltx"
     title = "LTX-Video"
@@ -134,7 +139,7 @@ class LTX(Family):
     # --- configs -------------------------------------------------------------------------------
 
     def for_model(self, model_id: str, folder: Path | None) -> Family:
-        checkpoint = next((each for each in CHECKPOINTS if each.hub == model_id), None)
+        checkpoint = _known(model_id)
         if checkpoint is None and folder is not None and "distilled" in _checkpoint_name(Path(folder)).lower():
             checkpoint = LOCAL_DISTILLED
         return LTX(checkpoint) if checkpoint is not None else self
@@ -159,17 +164,17 @@ class LTX(Family):
         scaling = vae.get("spatio_temporal_scaling") or [True, True, True, False]
         spatial = int(vae.get("spatial_compression_ratio") or int(vae.get("patch_size", 4)) * 2 ** sum(scaling))
         temporal = int(vae.get("temporal_compression_ratio") or int(vae.get("patch_size_t", 1)) * 2 ** sum(scaling))
-        checkpoint = next((each for each in CHECKPOINTS if each.hub == model_id), None)
+        checkpoint = _known(model_id)
         native = TINY_NATIVE_SIZE if model_id == TINY else (checkpoint.native_size if checkpoint else (768, 512))
         return self._spec(native_size=native, size_multiple=spatial * int(transformer.get("patch_size", 1)), temporal=temporal,
                           timestep_decoder=bool(vae.get("timestep_conditioning", True)), title=self._title(model_id, checkpoint))
 
     def known_spec(self, hub_id: str) -> ModelSpec | None:
-        for checkpoint in CHECKPOINTS:
-            if checkpoint.hub == hub_id:
-                return self._spec(native_size=checkpoint.native_size, size_multiple=SPATIAL, temporal=TEMPORAL,
-                                  timestep_decoder=True, title=self._title(hub_id, checkpoint))
-        return None
+        checkpoint = _known(hub_id)
+        if checkpoint is None:
+            return None
+        return self._spec(native_size=checkpoint.native_size, size_multiple=SPATIAL, temporal=TEMPORAL,
+                          timestep_decoder=True, title=self._title(hub_id, checkpoint))
 
     def _title(self, model_id: str, checkpoint: Checkpoint | None) -> str:
         checkpoint = checkpoint or self.checkpoint
@@ -260,14 +265,6 @@ class LTX(Family):
             seed=int(clip.seed) if clip is not None and clip.seed is not None else 0,
         )
 
-    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
-                      settings: DecodeSettings | None = None) -> Iterator[np.ndarray]:
-        """(T, C, h, w) latents to uint8 frames, streamed by ``decode_chunks``."""
-        from vidlatent.codec import tensor_to_pixels
-
-        for pixels in self.decode_chunks(latents, vae, device=device, chunk=chunk, settings=settings):
-            yield from tensor_to_pixels(pixels[0].permute(1, 0, 2, 3).float())
-
     def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
                       settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:
         """Pixel frames ``first`` to ``last`` (default: all) of the clip, (1, 3, N, H, W) in [-1, 1], in
@@ -307,12 +304,12 @@ class LTX(Family):
 
     def decode_frame(self, latents: torch.Tensor, vae: Any, *, device: torch.device, index: int) -> np.ndarray:
         # The last pixel frame of latent frame ``index``, decoded with the frames around it.
-        from vidlatent.codec import tensor_to_pixels
+        from vidlatent.codec import video_to_pixels
 
         index = index % int(latents.shape[0])
         pixel = FrameRule(int(vae.temporal_compression_ratio), causal=True).pixel_frames(index + 1) - 1
         chunk = next(self.decode_chunks(latents, vae, device=device, first=pixel, last=pixel))
-        return tensor_to_pixels(chunk[0].permute(1, 0, 2, 3).float())[0]
+        return video_to_pixels(chunk)[0]
 
     # --- sampling ------------------------------------------------------------------------------
 
@@ -408,7 +405,7 @@ class LTX(Family):
         segment's first ``overlap`` latent frames are the clip's end and the rest continue it."""
         from PIL import Image
 
-        from vidlatent.codec import tensor_to_pixels
+        from vidlatent.codec import video_to_pixels
         from vidlatent.generation import sample
 
         rule = model.layout.frame_rule
@@ -416,7 +413,7 @@ class LTX(Family):
         first = last - rule.pixel_frames(overlap) + 1
         tail = [Image.fromarray(frame) for pixels in self.decode_chunks(latents, model.vae, device=model.execution_device,
                                                                         first=first, last=last)
-                for frame in tensor_to_pixels(pixels[0].permute(1, 0, 2, 3).float())]
+                for frame in video_to_pixels(pixels)]
         if len(tail) == 1:
             return sample(model, tail[0], knobs=knobs, seed=seed, progress=progress)
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition

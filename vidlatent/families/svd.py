@@ -72,21 +72,20 @@ class StableVideoDiffusion(Family):
     compile_target = "whole"
 
     def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
-        side = round(native_area(folder) ** 0.5)
-        return ModelSpec(
-            family=self.name, title=self.title, native_size=(side, side), size_multiple=SIZE_MULTIPLE,
-            frame_rule=FrameRule(), fps=DEFAULT_FPS, image=IMAGE_REQUIRED, last_image=False,
-            knobs=frozenset(self.knob_arguments), frames=int(read_config(folder, "unet").get("num_frames", 25)),
-        )
+        return self._spec(native_area(folder), int(read_config(folder, "unet").get("num_frames", 25)))
 
     def known_spec(self, hub_id: str) -> ModelSpec | None:
         if hub_id not in self.aliases.values():
             return None
-        side = round(DEFAULT_NATIVE_AREA**0.5)  # both SVD checkpoints: UNet sample_size 96, VAE factor 8
+        # Both SVD checkpoints: UNet sample_size 96, VAE factor 8; SVD-XT makes 25 frames, SVD 14.
+        return self._spec(DEFAULT_NATIVE_AREA, 25 if hub_id.endswith("-xt") else 14)
+
+    def _spec(self, area: int, frames: int) -> ModelSpec:
+        side = round(area**0.5)
         return ModelSpec(
             family=self.name, title=self.title, native_size=(side, side), size_multiple=SIZE_MULTIPLE,
             frame_rule=FrameRule(), fps=DEFAULT_FPS, image=IMAGE_REQUIRED, last_image=False,
-            knobs=frozenset(self.knob_arguments), frames=25 if hub_id.endswith("-xt") else 14,
+            knobs=frozenset(self.knob_arguments), frames=frames,
         )
 
     def build_tiny(self, name: str) -> Any:

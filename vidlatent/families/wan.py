@@ -213,20 +213,14 @@ class Wan(Family):
             note(f"encoded {done} frames: Wan's VAE takes 4k+1, so the last {len(left)} frame(s) were left out")
         return self._normalize(latents.float(), vae)[0].permute(1, 0, 2, 3).cpu()  # (T, C, h, w)
 
-    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
-                      settings: DecodeSettings | None = None) -> Iterator[np.ndarray]:
-        """(T, C, h, w) latents to uint8 frames, streamed (``decode_chunks``); ``chunk`` is not
-        used: the decoder's own step is one latent frame (and it takes no timestep: no ``settings``)."""
-        from vidlatent.codec import tensor_to_pixels
-
-        for pixels in self.decode_chunks(latents, vae, device=device):
-            yield from tensor_to_pixels(pixels[0].permute(1, 0, 2, 3).float())
-
-    def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device) -> Iterator[torch.Tensor]:
+    def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+                      settings: DecodeSettings | None = None) -> Iterator[torch.Tensor]:
         """The VAE's own causal decoding (``AutoencoderKLWan._decode``), streamed: one latent frame
         after another through the decoder's feature cache, each one's pixels, (1, 3, N, H, W) in
         [-1, 1] (N = 1, then 4), yielded as they come, so memory does not grow with the length.
-        Concatenated, they equal ``vae.decode`` of the whole clip bit for bit (tested).
+        Concatenated, they equal ``vae.decode`` of the whole clip bit for bit (tested). ``chunk``
+        is not used: the decoder's own step is one latent frame (and it takes no timestep: no
+        ``settings``).
 
         With the VAE's tiling on (``vae.enable_tiling()``) and frames larger than a tile, as
         ``vae.decode`` then does, the VAE's own tiled decode (``tiled_decode``), streamed too
