@@ -121,12 +121,12 @@ def fp8_rows() -> list[Row]:
     import torch
 
     from vidlatent.acceleration import Acceleration, store_fp8
-    from vidlatent.models import _quiet_libraries
+    from vidlatent.tiny import quiet_libraries
 
     bf16 = _load(dtype="bf16").pipeline.transformer
     fp8_model = _load(Acceleration(quantize="fp8"), dtype="bf16").pipeline.transformer
     ours, theirs = _parameter_bytes(fp8_model), _parameter_bytes(bf16)
-    _quiet_libraries()
+    quiet_libraries()
     big = wan_14b_on_meta().to(torch.bfloat16)
     big_bf16 = _parameter_bytes(big)
     store_fp8(big, torch.bfloat16)
@@ -230,7 +230,7 @@ def wan_1_3b_random(folder: Path) -> Path:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from vidlatent.families.wan import tiny_tokenizer
+    from vidlatent.families.common import tiny_tokenizer
 
     if (folder / "model_index.json").is_file():
         return folder

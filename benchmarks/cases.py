@@ -334,7 +334,7 @@ def write_random_clip(ctx: Context, frames: int, size: tuple[int, int], path: Pa
     latents = torch.randn((frames, 4, height // 8, width // 8), generator=generator) * 0.5  # (F, C, h, w)
     model = ctx.vae()
     clip = latentfile.LatentClip(latents=latents, model=str(ctx.folder), latent_space=model.latent_space, fps=7.0,
-                                 height=height, width=width)
+                                 height=height, width=width, layout=model.layout)
     latentfile.write(clip, path)
     return path
 
@@ -399,6 +399,7 @@ def codec_speed(ctx: Context) -> list[Row]:
     import torch
 
     from vidlatent import codec
+    from vidlatent.families import svd
 
     cfg = ctx.config
     width, height = cfg.speed_size
@@ -412,7 +413,7 @@ def codec_speed(ctx: Context) -> list[Row]:
     pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (F, 3, H, W) in [-1, 1]
 
     def decode_vidlatent() -> None:
-        for _ in codec.decode_frames(latents, vae, device=device, chunk=chunk):
+        for _ in codec.decode_frames(svd.FAMILY, latents, vae, device=device, chunk=chunk):
             pass
 
     def decode_diffusers() -> None:
@@ -422,7 +423,7 @@ def codec_speed(ctx: Context) -> list[Row]:
                 _ = vae.decode(part / scale, num_frames=part.shape[0]).sample
 
     def encode_vidlatent() -> None:
-        codec.encode_frames(iter(frames), vae, device=device, chunk=chunk)
+        svd.encode_frames(iter(frames), vae, device=device, chunk=chunk)
 
     def encode_diffusers() -> None:
         with torch.no_grad():
@@ -452,12 +453,12 @@ def codec_speed(ctx: Context) -> list[Row]:
 
     setup = f"{width}x{height} px, chunk {chunk}, tiny-random VAE, in-process; ratio = vidlatent fps / reference fps (higher: vidlatent faster)"
     return [
-        fps_row("4a", "decode: `codec.decode_frames` vs a `vae.decode(z / scale, num_frames=chunk)` loop",
+        fps_row("4a", "decode: `codec.decode_frames` (SVD) vs a `vae.decode(z / scale, num_frames=chunk)` loop",
                 decode_pair, cfg.speed_decode_frames,
                 f"{cfg.speed_decode_frames} frames, {setup}. vidlatent also converts each frame to uint8 RGB "
                 f"(`codec.tensor_to_pixels`, {to_uint8 * 1000:.1f} ms per run, {to_uint8 / decode_pair.subject_median:.1%} "
                 f"of it); the loop stops at the float tensor.", to_uint8),
-        fps_row("4b", "encode: `codec.encode_frames` vs a `vae.encode(x).latent_dist.mode() * scale` loop",
+        fps_row("4b", "encode: SVD's `encode_frames` vs a `vae.encode(x).latent_dist.mode() * scale` loop",
                 encode_pair, cfg.speed_encode_frames,
                 f"{cfg.speed_encode_frames} frames, {setup}. vidlatent starts from uint8 frames (`codec.pixels_to_tensor`, "
                 f"{from_uint8 * 1000:.1f} ms per run, {from_uint8 / encode_pair.subject_median:.1%} of it); the loop gets "
@@ -477,7 +478,8 @@ def latent_io(ctx: Context) -> list[Row]:
     cfg = ctx.config
     latents = torch.randn(cfg.io_shape, generator=torch.Generator().manual_seed(SEED)) * 0.5  # (F, C, h, w)
     clip = latentfile.LatentClip(latents=latents, model=str(ctx.folder), latent_space=ctx.vae().latent_space, fps=7.0,
-                                 height=cfg.io_shape[2] * 8, width=cfg.io_shape[3] * 8, seed=SEED)
+                                 height=cfg.io_shape[2] * 8, width=cfg.io_shape[3] * 8, seed=SEED,
+                                 layout=ctx.vae().layout)
     ours, theirs, plain = (ctx.workdir / name for name in ("io.safetensors", "io.pt", "io-plain.safetensors"))
 
     def vidlatent_round_trip() -> None:
@@ -645,7 +647,7 @@ def svd_xt_random(folder: Path) -> Path:
         CLIPVisionModelWithProjection,
     )
 
-    from vidlatent.tiny import SVD_SCHEDULER_CONFIG
+    from vidlatent.families.svd import SCHEDULER_CONFIG as SVD_SCHEDULER_CONFIG
 
     if (folder / "model_index.json").is_file():
         return folder
@@ -702,7 +704,7 @@ class _GpuWork:
 
         clip = vidlatent_generate(model, self.image, knobs=self.knobs, seed=SEED, size=(self.width, self.height))
         if decode_chunk:
-            for _ in codec.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=decode_chunk):
+            for _ in codec.decode_frames(model.family, clip.latents, model.vae, device=model.execution_device, chunk=decode_chunk):
                 pass
         torch.cuda.synchronize()
 

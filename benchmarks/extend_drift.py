@@ -16,7 +16,7 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from vidlatent import latent_ops
+    from vidlatent import codec, latent_ops
     from vidlatent.generation import ExtendOptions, Knobs, extend, generate
     from vidlatent.models import LoadOptions, load_pipeline
 
@@ -34,7 +34,7 @@ def main() -> None:
             fresh = (result.frames - clip.frames) // times  # latent frames per segment
             left = [latent_ops.drift(result.latents[clip.frames + fresh * k : clip.frames + fresh * (k + 1)], reference)
                     for k in range(times)]
-            frames = np.stack(list(model.family.decode_frames(result.latents, model.vae, device=cpu))).astype(np.float64)
+            frames = np.stack(list(codec.decode_frames(model.family, result.latents, model.vae, device=cpu))).astype(np.float64)
             steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))  # (frames - 1,)
             per_segment = model.layout.frame_rule.pixel_frames(fresh + 1) - 1
             seams = [clip.pixel_frames - 1 + per_segment * k for k in range(times)]
@@ -42,10 +42,10 @@ def main() -> None:
             print("  drift before correction (mean, std ratio - 1):", [(round(m, 2), round(r, 2)) for m, r in recorded])
             print("  drift after:", [(round(d.mean, 6), round(d.std_ratio, 6)) for d in left])
             print(f"  seam step {steps[seams].mean():.2f}, inner step {np.delete(steps, seams).mean():.2f} (of 255)")
-        frame = list(model.family.decode_frames(clip.latents, model.vae, device=cpu))[-1]
+        frame = list(codec.decode_frames(model.family, clip.latents, model.vae, device=cpu))[-1]
         start = frame.astype(np.float64)
         for _ in range(8):
-            frame = next(model.family.decode_frames(model.family.encode_frames([frame], model.vae, device=cpu), model.vae, device=cpu))
+            frame = next(codec.decode_frames(model.family, model.family.encode_frames([frame], model.vae, device=cpu), model.vae, device=cpu))
         end = frame.astype(np.float64)
         print(f"{name}, 8 last-frame round trips: mean colour {start.mean(axis=(0, 1)).round(1)} -> {end.mean(axis=(0, 1)).round(1)}, "
               f"contrast (std) {start.std():.1f} -> {end.std():.1f}")

@@ -85,15 +85,11 @@ def reference(tiny_model: Path):
 @pytest.fixture(scope="session")
 def other_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second tiny model of the same shapes but other random weights: an incompatible VAE."""
-    import vidlatent.tiny as tiny
+    from vidlatent.families.svd import build_tiny_svd
+    from vidlatent.tiny import save_tiny_random
 
     folder = tmp_path_factory.mktemp("other") / "other-tiny"
-    original = tiny.SEED
-    tiny.SEED = 1
-    try:
-        tiny.save_tiny_random(folder)
-    finally:
-        tiny.SEED = original
+    save_tiny_random(folder, build=lambda: build_tiny_svd(seed=1))
     return folder
 
 

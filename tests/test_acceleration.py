@@ -200,11 +200,11 @@ def test_tiled_streamed_decode_equals_diffusers_tiled_decode(name):
     vae = model.vae
     latents = torch.randn((3, vae.config.z_dim, 8, 8) if name == "tiny-random-wan" else (3, 48, 4, 4),
                           generator=torch.Generator().manual_seed(0))  # (T, C, h, w): 64x64 pixels
-    untiled = torch.cat(list(FAMILY.decode_chunks(latents, vae, device=torch.device("cpu"))), 2)
+    untiled = torch.cat(list(FAMILY.decode(latents, vae, device=torch.device("cpu"))), 2)
     # 48-pixel tiles every 32 pixels: 2x2 tiles a frame, blended over 16 pixels.
     vae.enable_tiling(tile_sample_min_height=48, tile_sample_min_width=48, tile_sample_stride_height=32,
                       tile_sample_stride_width=32)
-    chunks = list(FAMILY.decode_chunks(latents, vae, device=torch.device("cpu")))
+    chunks = list(FAMILY.decode(latents, vae, device=torch.device("cpu")))
     assert [chunk.shape[2] for chunk in chunks] == [1, 4, 4]  # still streamed, one latent frame at a time
     z = FAMILY._denormalize(latents.permute(1, 0, 2, 3)[None], vae)  # the pipeline's decode input
     with torch.no_grad():

@@ -20,6 +20,7 @@ from vidlatent.analysis import (
 )
 from vidlatent.cli import main
 from vidlatent.errors import IncompatibleLatentsError, LatentFileError, UsageError
+from vidlatent.families.svd import LAYOUT as SVD_LAYOUT
 
 SPACE = "AutoencoderKLTemporalDecoder/c4/s0.18215/fp:+1.0000,-1.0000,+0.5000,-0.5000"
 OTHER_SPACE = "AutoencoderKLTemporalDecoder/c4/s0.18215/fp:+0.1000,+0.2000,+0.3000,+0.4000"
@@ -234,7 +235,7 @@ def test_load_components_refuses_bad_files(tmp_path, fitted, fault, message):
     if fault == "garbage":
         path.write_bytes(b"not safetensors at all")
     elif fault == "latent file":
-        latentfile.write(latentfile.LatentClip(clip, "m", SPACE, 7.0, 48, 64), path)
+        latentfile.write(latentfile.LatentClip(clip, "m", SPACE, 7.0, 48, 64, layout=SVD_LAYOUT), path)
     elif fault == "version":
         _components_file(path, components, format_version="2")
     elif fault == "missing std":

@@ -15,6 +15,7 @@ from PIL import Image
 
 from tests.conftest import data_file
 from vidlatent import codec, media
+from vidlatent.families import svd
 from vidlatent.models import LoadOptions, load_vae
 
 CPU = torch.device("cpu")
@@ -60,7 +61,7 @@ def reference_decode(pipe, latents: torch.Tensor, chunk: int) -> np.ndarray:
 
 @pytest.mark.parametrize("chunk", [1, 3, FRAMES])
 def test_decode_matches_pipeline_bit_for_bit(vae, pipe, latents, chunk):
-    ours = np.stack(list(codec.decode_frames(latents, vae, device=CPU, chunk=chunk)))
+    ours = np.stack(list(codec.decode_frames(svd.FAMILY, latents, vae, device=CPU, chunk=chunk)))
     reference = reference_decode(pipe, latents, chunk)
     assert ours.shape == (FRAMES, SIZE, SIZE, 3)
     assert ours.dtype == np.uint8
@@ -72,8 +73,8 @@ def test_decode_matches_pipeline_bit_for_bit(vae, pipe, latents, chunk):
 def test_decode_chunk_size_changes_the_temporal_window(vae, latents):
     # The temporal decoder mixes frames within a chunk, so chunking is not a no-op; the
     # bit-exact checks above are therefore per chunk size, not one answer for all.
-    whole = np.stack(list(codec.decode_frames(latents, vae, device=CPU, chunk=FRAMES)))
-    single = np.stack(list(codec.decode_frames(latents, vae, device=CPU, chunk=1)))
+    whole = np.stack(list(codec.decode_frames(svd.FAMILY, latents, vae, device=CPU, chunk=FRAMES)))
+    single = np.stack(list(codec.decode_frames(svd.FAMILY, latents, vae, device=CPU, chunk=1)))
     assert not np.array_equal(whole, single)
 
 
@@ -86,7 +87,7 @@ def test_decode_is_a_generator_that_streams(vae, latents, monkeypatch):
         return decode(*args, **kwargs)
 
     monkeypatch.setattr(vae, "decode", counting_decode)
-    frames = codec.decode_frames(latents, vae, device=CPU, chunk=2)
+    frames = codec.decode_frames(svd.FAMILY, latents, vae, device=CPU, chunk=2)
     assert calls == []  # nothing runs before the first frame is asked for
     first = next(frames)
     assert first.shape == (SIZE, SIZE, 3)
@@ -99,13 +100,13 @@ def test_decode_is_a_generator_that_streams(vae, latents, monkeypatch):
     assert calls == [2, 2, 2]
     assert len(rest) == FRAMES - 3
     monkeypatch.undo()
-    expected = np.stack(list(codec.decode_frames(latents, vae, device=CPU, chunk=2)))
+    expected = np.stack(list(codec.decode_frames(svd.FAMILY, latents, vae, device=CPU, chunk=2)))
     np.testing.assert_array_equal(np.stack([first, second, third, *rest]), expected)
 
 
 def test_decode_last_chunk_may_be_short(vae, pipe, latents):
     # F=6 with chunk=4: chunks of 4 and 2, as the pipeline's decode_latents does.
-    ours = np.stack(list(codec.decode_frames(latents, vae, device=CPU, chunk=4)))
+    ours = np.stack(list(codec.decode_frames(svd.FAMILY, latents, vae, device=CPU, chunk=4)))
     np.testing.assert_array_equal(ours, reference_decode(pipe, latents, 4))
 
 
@@ -129,7 +130,7 @@ def reference_encode(pipe, frames: list[np.ndarray], chunk: int) -> torch.Tensor
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 8])
 def test_encode_matches_pipeline_bit_for_bit(vae, pipe, video_frames, chunk):
-    ours = codec.encode_frames(iter(video_frames), vae, device=CPU, chunk=chunk)
+    ours = svd.encode_frames(iter(video_frames), vae, device=CPU, chunk=chunk)
     reference = reference_encode(pipe, video_frames, chunk)
     assert ours.shape == (5, 4, SIZE // 8, SIZE // 8)
     assert ours.dtype == torch.float32
@@ -144,30 +145,30 @@ def test_encode_whole_batch_matches_pipeline_on_all_frames_at_once(vae, pipe, vi
     with torch.no_grad():
         pixels = pipe.video_processor.preprocess(images, height=SIZE, width=SIZE)
         reference = pipe.vae.encode(pixels).latent_dist.mode() * pipe.vae.config.scaling_factor
-    assert torch.equal(codec.encode_frames(iter(video_frames), vae, device=CPU, chunk=len(video_frames)), reference)
+    assert torch.equal(svd.encode_frames(iter(video_frames), vae, device=CPU, chunk=len(video_frames)), reference)
 
 
 def test_encode_is_independent_of_chunk_size(vae, video_frames):
     # The encoder is per-frame, so chunking changes nothing but float rounding in PyTorch's
     # batch-size dependent CPU kernels (observed: ~1e-5 on latents of magnitude ~0.2).
-    results = [codec.encode_frames(iter(video_frames), vae, device=CPU, chunk=chunk) for chunk in (1, 2, 3, 5)]
+    results = [svd.encode_frames(iter(video_frames), vae, device=CPU, chunk=chunk) for chunk in (1, 2, 3, 5)]
     for result in results[1:]:
         torch.testing.assert_close(result, results[0], rtol=0, atol=1e-4)
     # ...while a different frame order would move the latents by far more than that.
-    swapped = codec.encode_frames(iter(video_frames[::-1]), vae, device=CPU, chunk=5)
+    swapped = svd.encode_frames(iter(video_frames[::-1]), vae, device=CPU, chunk=5)
     assert (swapped - results[0]).abs().max() > 1e-2
 
 
 def test_encode_reports_progress_and_is_deterministic(vae, video_frames):
     done: list[int] = []
-    first = codec.encode_frames(iter(video_frames), vae, device=CPU, chunk=2, progress=done.append)
+    first = svd.encode_frames(iter(video_frames), vae, device=CPU, chunk=2, progress=done.append)
     assert done == [2, 4, 5]
-    assert torch.equal(first, codec.encode_frames(iter(video_frames), vae, device=CPU, chunk=2))
+    assert torch.equal(first, svd.encode_frames(iter(video_frames), vae, device=CPU, chunk=2))
 
 
 def test_encode_rejects_no_frames(vae):
     with pytest.raises(ValueError, match="no frames"):
-        codec.encode_frames(iter([]), vae, device=CPU)
+        svd.encode_frames(iter([]), vae, device=CPU)
 
 
 def test_pixels_to_tensor_matches_pipeline_preprocessing(pipe, video_frames):

@@ -16,6 +16,7 @@ from tests.conftest import data_file
 from vidlatent import latent_ops, latentfile
 from vidlatent.cli import main
 from vidlatent.generation import Knobs, generate, pin_frames, regenerate
+from vidlatent.families.svd import LAYOUT as SVD_LAYOUT
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadOptions, load_pipeline
 
@@ -41,7 +42,7 @@ def make_clip(path, *, frames: int = 4, seed: int = 0, size: int = 8, fps: float
     """A latent file of random latents: the pure-latent paths need no model to make one."""
     latents = torch.randn((frames, 4, size, size), generator=torch.Generator().manual_seed(seed))
     clip = LatentClip(latents=latents, model="tiny-random", latent_space=space, fps=fps, height=size * 8, width=size * 8,
-                      seed=seed).with_step("test", {"seed": seed})
+                      seed=seed, layout=SVD_LAYOUT).with_step("test", {"seed": seed})
     latentfile.write(clip, path)
     return clip
 

@@ -13,6 +13,7 @@ from safetensors.torch import save, save_file
 
 from vidlatent import latentfile
 from vidlatent.errors import IncompatibleLatentsError, LatentFileError
+from vidlatent.families.svd import LAYOUT as SVD_LAYOUT
 from vidlatent.latentfile import LatentClip, LatentSpace
 
 SPACE = "AutoencoderKLTemporalDecoder/c4/s0.18215/fp:+1.0000,-0.5000,+0.2500,+0.1250"
@@ -20,7 +21,8 @@ SPACE = "AutoencoderKLTemporalDecoder/c4/s0.18215/fp:+1.0000,-0.5000,+0.2500,+0.
 
 def make_clip(frames: int = 3) -> LatentClip:
     latents = torch.arange(frames * 4 * 2 * 3, dtype=torch.float32).reshape(frames, 4, 2, 3) / 10
-    return LatentClip(latents=latents, model="tiny-random", latent_space=SPACE, fps=7.0, height=16, width=24, seed=5)
+    return LatentClip(latents=latents, model="tiny-random", latent_space=SPACE, fps=7.0, height=16, width=24, seed=5,
+                      layout=SVD_LAYOUT)
 
 
 def valid_metadata() -> dict[str, str]:
@@ -117,7 +119,8 @@ def test_refuses_non_finite_values(bad):
     with pytest.raises(LatentFileError, match="NaN or infinite"):
         latentfile.from_bytes(data)
     with pytest.raises(LatentFileError, match="NaN or infinite"):
-        latentfile.to_bytes(LatentClip(latents=latents, model="m", latent_space=SPACE, fps=1, height=16, width=16))
+        latentfile.to_bytes(LatentClip(latents=latents, model="m", latent_space=SPACE, fps=1, height=16, width=16,
+                                              layout=SVD_LAYOUT))
 
 
 def test_refuses_integer_latents():

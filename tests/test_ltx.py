@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.conftest import data_file, resized_photo
-from vidlatent import latentfile, media
+from vidlatent import codec, latentfile, media
 from vidlatent.cli import main
 from vidlatent.codec import tensor_to_pixels
 from vidlatent.families.base import DecodeSettings
@@ -179,7 +179,7 @@ def test_extend_is_the_pipelines_own_video_conditioning(clip_path, ltx, diffuser
     result = extend(ltx, clip, knobs=knobs, options=ExtendOptions(drift_correction=False), seed=7)
     step = result.history[-1]["arguments"]
     assert step["overlap"] == 2 and result.frames == 3 + 2 and torch.equal(result.latents[:3], clip.latents)
-    frames = list(ltx.family.decode_frames(clip.latents, ltx.vae, device=CPU))[-9:]
+    frames = list(codec.decode_frames(ltx.family, clip.latents, ltx.vae, device=CPU))[-9:]
     condition = LTXVideoCondition(video=[Image.fromarray(frame) for frame in frames], frame_index=0, strength=1.0)
     expected = diffusers_pipeline(conditions=[condition], prompt=PROMPT, height=64, width=64, num_frames=25, num_inference_steps=2,
                                   generator=generator(7), output_type="latent").frames[0].permute(1, 0, 2, 3)
@@ -213,8 +213,8 @@ def test_keyframes_condition_on_a_last_frame_and_b_first(tmp_path, photo, unseen
     cli("interpolate", str(a), str(b), "--transition", "17", "--keyframes", "--join", "--refine-steps", "2", "--seed", "3",
         "-o", str(joined), "-q")
     clip_a, clip_b, whole = latentfile.read(a), latentfile.read(b), latentfile.read(joined)
-    first = ltx.family.decode_frame(clip_a.latents, ltx.vae, device=CPU, index=-1)  # the unseen folder's VAE, the same weights
-    last = ltx.family.decode_frame(clip_b.latents, ltx.vae, device=CPU, index=0)
+    first = codec.decode_frame(ltx.family, clip_a.latents, ltx.vae, device=CPU, index=-1)  # the unseen folder's VAE, the same weights
+    last = codec.decode_frame(ltx.family, clip_b.latents, ltx.vae, device=CPU, index=0)
     conditions = [LTXVideoCondition(image=Image.fromarray(first), frame_index=0),
                   LTXVideoCondition(image=Image.fromarray(last), frame_index=16)]
     bridge = diffusers_pipeline(conditions=conditions, prompt=PROMPT, height=64, width=64, num_frames=17, num_inference_steps=2,
@@ -233,7 +233,7 @@ def test_streamed_decode_equals_the_vae_decode(ltx):
     assert decoder_context(vae.decoder) == (7, 7)
     latents = torch.randn(12, 128, 1, 1, generator=generator(0))  # 89 frames of 32x32: windows of up to 16 latent frames
     settings = DecodeSettings(timestep=0.05, noise_scale=0.025, seed=7)
-    chunks = list(family.decode_chunks(latents, vae, device=CPU, chunk=2, settings=settings))
+    chunks = list(family.decode(latents, vae, device=CPU, chunk=2, settings=settings))
     assert [chunk.shape[2] for chunk in chunks] == [9] + [16] * 5
     z = latents.permute(1, 0, 2, 3)[None] * vae.latents_std.view(1, -1, 1, 1, 1) + vae.latents_mean.view(1, -1, 1, 1, 1)
     z = (1 - 0.025) * z + 0.025 * torch.randn(z.shape, generator=generator(7))
@@ -241,8 +241,8 @@ def test_streamed_decode_equals_the_vae_decode(ltx):
         whole = vae.decode(z, torch.tensor([0.05])).sample
     assert (torch.cat(chunks, 2) - whole).abs().max() < 1e-5
     # One frame (a conditioning image) is the frame decode writes (with the default settings).
-    frame = family.decode_frame(latents, vae, device=CPU, index=5)
-    every = torch.cat(list(family.decode_chunks(latents, vae, device=CPU, chunk=3)), 2)[0].permute(1, 0, 2, 3)
+    frame = codec.decode_frame(family, latents, vae, device=CPU, index=5)
+    every = torch.cat(list(family.decode(latents, vae, device=CPU, chunk=3)), 2)[0].permute(1, 0, 2, 3)
     assert np.array_equal(frame, tensor_to_pixels(every[40:41])[0])
 
 
@@ -250,10 +250,10 @@ def test_spatial_tiles_equal_the_vaes_tiled_decode(ltx):
     vae, family = ltx.vae, ltx.family
     latents = torch.randn(1, 128, 4, 4, generator=generator(1))  # one frame of 128x128
     settings = DecodeSettings(timestep=0.05, noise_scale=0.0)
-    untiled = torch.cat(list(family.decode_chunks(latents, vae, device=CPU, settings=settings)), 2)
+    untiled = torch.cat(list(family.decode(latents, vae, device=CPU, settings=settings)), 2)
     vae.enable_tiling(tile_sample_min_height=96, tile_sample_min_width=96, tile_sample_stride_height=64, tile_sample_stride_width=64)
     try:
-        tiled = torch.cat(list(family.decode_chunks(latents, vae, device=CPU, settings=settings)), 2)
+        tiled = torch.cat(list(family.decode(latents, vae, device=CPU, settings=settings)), 2)
         z = latents.permute(1, 0, 2, 3)[None] * vae.latents_std.view(1, -1, 1, 1, 1) + vae.latents_mean.view(1, -1, 1, 1, 1)
         with torch.no_grad():
             reference = vae.decode(z, torch.tensor([0.05])).sample
@@ -320,14 +320,15 @@ def test_upscale_equals_the_documented_multi_scale_workflow(tmp_path, photo, uns
     generate | upscale --image gives the same clip."""
     from diffusers import LTXLatentUpsamplePipeline
 
-    from vidlatent.upscaling import TINY_UPSCALER, upscaler_folder
+    from vidlatent.families.ltx import FAMILY, TINY_UPSCALER
+    from vidlatent.upscaling import upscaler_folder
 
     out, chained = tmp_path / "up.safetensors", tmp_path / "chained.safetensors"
     common = ["--model", str(unseen["ltx"]), "--prompt", PROMPT, "--frames", "9", "--steps", "2", "--seed", "4", "-q"]
     cli("generate", photo, *common, "--size", "64x64", "--upscale", "--upscaler", TINY_UPSCALER, "-o", str(out))
     low = cli("generate", photo, *common, "--size", "32x32", "-o", "-").stdout_bytes
     cli("upscale", "-", "--image", photo, "--upscaler", TINY_UPSCALER, "-o", str(chained), "-q", input=low)
-    upsampler = LTXLatentUpsamplePipeline.from_pretrained(upscaler_folder(TINY_UPSCALER), vae=diffusers_pipeline.vae)
+    upsampler = LTXLatentUpsamplePipeline.from_pretrained(upscaler_folder(TINY_UPSCALER, FAMILY), vae=diffusers_pipeline.vae)
     image = Image.open(photo)
     first = diffusers_pipeline(image=media.resize_image(image, (32, 32)), prompt=PROMPT, height=32, width=32, num_frames=9,
                                num_inference_steps=2, generator=generator(4), output_type="latent").frames

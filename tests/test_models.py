@@ -197,9 +197,11 @@ def test_a_local_folder_is_returned_as_is(tiny_model, tmp_path):
 
 
 def test_native_area(tiny_model, tmp_path):
+    from vidlatent.families import svd
+
     # sample_size 8 x 2**(4 VAE blocks - 1) = 64 pixels a side.
-    assert models.native_area(tiny_model) == 64 * 64
-    assert models.native_area(tmp_path) == models.DEFAULT_NATIVE_AREA == 1024 * 576
+    assert svd.native_area(tiny_model) == 64 * 64
+    assert svd.native_area(tmp_path) == svd.DEFAULT_NATIVE_AREA == 1024 * 576
 
 
 # --- loading -----------------------------------------------------------------------------------

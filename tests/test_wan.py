@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.conftest import data_file, resized_photo
-from vidlatent import latentfile
+from vidlatent import codec, latentfile
 from vidlatent.cli import main
 from vidlatent.codec import tensor_to_pixels
 from vidlatent.generation import Knobs, pin_frames, regenerate, sample
@@ -117,14 +117,14 @@ def clip_path(tmp_path_factory, photo, tiny_wan):
 def test_streamed_decode_equals_vae_decode(clip_path, wan):
     clip = latentfile.read(clip_path)
     vae = wan.vae
-    chunks = list(wan.family.decode_chunks(clip.latents, vae, device=torch.device("cpu")))
+    chunks = list(wan.family.decode(clip.latents, vae, device=torch.device("cpu")))
     assert [chunk.shape[2] for chunk in chunks] == [1, 4, 4]  # one latent frame at a time: 1, then 4 pixel frames
     mean = torch.tensor(vae.config.latents_mean).view(1, 16, 1, 1, 1)
     inverse_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, 16, 1, 1, 1)
     with torch.no_grad():
         whole = vae.decode(clip.latents.permute(1, 0, 2, 3)[None] / inverse_std + mean).sample  # the pipeline's decode
     assert torch.equal(torch.cat(chunks, 2), whole)
-    frames = np.stack(list(wan.family.decode_frames(clip.latents, vae, device=torch.device("cpu"))))
+    frames = np.stack(list(codec.decode_frames(wan.family, clip.latents, vae, device=torch.device("cpu"))))
     assert np.array_equal(frames, tensor_to_pixels(whole[0].permute(1, 0, 2, 3)))
 
 
@@ -192,9 +192,10 @@ def test_partial_strength_equals_diffusers_video_to_video(tmp_path):
 
 def test_pinned_overlap_is_the_re_encoded_conditioning_frame(clip_path, wan):
     clip = latentfile.read(clip_path)
-    image, known = wan.family.continuation(wan, clip.latents, 1)
+    continuation = wan.family.continuation(wan, clip.latents, 1)
+    image, known = continuation.image, continuation.pinned
     # The conditioning frame is the clip's last pixel frame, and it is what the segment starts from.
-    last = list(wan.family.decode_frames(clip.latents, wan.vae, device=torch.device("cpu")))[-1]
+    last = list(codec.decode_frames(wan.family, clip.latents, wan.vae, device=torch.device("cpu")))[-1]
     assert np.array_equal(np.asarray(image), last) and known.shape == (1, 16, 8, 8)
     segment = sample(wan, image, knobs=Knobs(frames=9, steps=3, prompt=PROMPT), seed=5, on_step=pin_frames(known, [0], 5))
     assert torch.equal(segment[:1], known)
@@ -204,8 +205,9 @@ def test_a_longer_overlap_is_conditioned_on_its_own_first_frame(clip_path, wan):
     """--overlap 2: the segment starts with the clip's last 5 pixel frames, so its conditioning
     image (the frame Wan places at 0) is the first of them, not the clip's last."""
     clip = latentfile.read(clip_path)
-    image, known = wan.family.continuation(wan, clip.latents, 2)
-    frames = list(wan.family.decode_frames(clip.latents, wan.vae, device=torch.device("cpu")))
+    continuation = wan.family.continuation(wan, clip.latents, 2)
+    image, known = continuation.image, continuation.pinned
+    frames = list(codec.decode_frames(wan.family, clip.latents, wan.vae, device=torch.device("cpu")))
     assert np.array_equal(np.asarray(image), frames[-5]) and known.shape == (2, 16, 8, 8)
     alone = wan.family.encode_frames([frames[-5]], wan.vae, device=torch.device("cpu"))
     assert torch.equal(known[:1], alone)  # causal: the first latent frame is that frame's own encoding

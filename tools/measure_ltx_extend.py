@@ -27,7 +27,7 @@ def rms(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     import torch
 
-    from vidlatent import media
+    from vidlatent import codec, media
     from vidlatent.generation import ExtendOptions, Knobs, extend, generate
     from vidlatent.models import LoadOptions, load_pipeline
 
@@ -51,7 +51,7 @@ def main() -> None:
             segment = dataclasses.replace(knobs, frames=segment_frames[overlap])
             long = extend(model, clip, knobs=segment, options=ExtendOptions(times=arguments.times, overlap=overlap,
                                                                           drift_correction=False), seed=seed + 100)
-            frames = list(model.family.decode_frames(long.latents, model.vae, device=device))
+            frames = list(codec.decode_frames(model.family, long.latents, model.vae, device=device))
             steps = [rms(a, b) for a, b in zip(frames[: clip.pixel_frames - 1], frames[1 : clip.pixel_frames])]
             seam = clip.pixel_frames - 1
             found["pixel seam"].append(rms(frames[seam], frames[seam + 1]) / statistics.mean(steps))

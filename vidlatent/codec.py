@@ -1,10 +1,10 @@
-"""Pixels to latents and back, in chunks, with the VAE alone.
+"""Pixels as the VAEs see them, and decoded frames as the commands write them.
 
-Both directions stream: ``encode_frames`` consumes an iterator of frames and keeps only one
-chunk of pixels at a time; ``decode_frames`` yields frames chunk by chunk, so a caller that
-writes them out as they come never holds more than one chunk of pixels, whatever the length.
-The arithmetic follows diffusers' StableVideoDiffusionPipeline (``decode_latents`` and its
-image pre- and post-processing), so the numbers agree with the reference.
+Neutral ground below the families: ``pixels_to_tensor`` and ``tensor_to_pixels`` are diffusers'
+image pre- and post-processing arithmetic (so the numbers agree with the pipelines), and
+``decode_frames`` / ``decode_frame`` turn a family's one streamed decoder (``Family.decode``)
+into uint8 frames, chunk by chunk: a caller that writes them out as they come never holds more
+than one chunk of pixels, whatever the length.
 """
 
 from __future__ import annotations
@@ -17,14 +17,10 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-Progress = Callable[[int], None]
 
 
-def _no_progress(_: int) -> None:
-    pass
-
-
-def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+def chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """``frames`` in lists of ``size`` (the last may be shorter)."""
     chunk: list[np.ndarray] = []
     for frame in frames:
         chunk.append(frame)
@@ -55,75 +51,27 @@ def video_to_pixels(video: torch.Tensor) -> np.ndarray:
     return tensor_to_pixels(video[0].permute(1, 0, 2, 3).float())
 
 
-def encode_frames(
-    frames: Iterable[np.ndarray],
-    vae: Any,
-    *,
-    device: torch.device,
-    chunk: int = 8,
-    progress: Progress = _no_progress,
-) -> torch.Tensor:
-    """Encode frames to scaled latents, ``chunk`` frames at a time.
+def decode_frames(family: Any, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+                  settings: Any = None) -> Iterator[np.ndarray]:
+    """(T, C, h, w) latents -> (H, W, 3) uint8 frames, streamed in order, through ``family.decode``.
 
     Args:
-        frames: (H, W, 3) uint8 RGB frames, all of one size (multiples of 8).
-        vae: an AutoencoderKLTemporalDecoder (or any diffusers VAE with a latent_dist).
-        device: where to run the encoder.
-        chunk: frames per encoder call; bounds the pixel memory.
-        progress: called with the number of frames done after each chunk.
-
-    Returns:
-        (F, C, H/8, W/8) float32 latents on the CPU, multiplied by the VAE's scaling factor.
-        The encoder's mode (its mean) is used, so encoding is deterministic.
+        family: the clip's model family.
+        latents: the clip's normalised latents.
+        vae: the family's VAE.
+        device: where to decode.
+        chunk: latent frames per decoder call, where the family's decoder takes chunks.
+        settings: a timestep-conditioned decoder's DecodeSettings (LTX); None for the others.
     """
-    import torch
-
-    # An fp16 VAE that asks for it encodes in fp32, as the pipeline does (force_upcast).
-    upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
-    dtype = torch.float32 if upcast else vae.dtype
-    if upcast:
-        vae.to(dtype=torch.float32)
-    parts: list[torch.Tensor] = []
-    done = 0
-    try:
-        with torch.inference_mode():
-            for group in _chunks(frames, chunk):
-                pixels = pixels_to_tensor(group).to(device=device, dtype=dtype)  # (N, 3, H, W)
-                latents = vae.encode(pixels).latent_dist.mode() * vae.config.scaling_factor  # (N, C, h, w)
-                parts.append(latents.float().cpu())
-                done += len(group)
-                progress(done)
-    finally:
-        if upcast:
-            vae.to(dtype=torch.float16)
-    if not parts:
-        raise ValueError("no frames to encode")
-    return torch.cat(parts)
+    for video in family.decode(latents, vae, device=device, chunk=chunk, settings=settings):
+        yield from video_to_pixels(video)
 
 
-def decode_frames(
-    latents: torch.Tensor,
-    vae: Any,
-    *,
-    device: torch.device,
-    chunk: int = 8,
-) -> Iterator[np.ndarray]:
-    """Decode scaled latents to frames, ``chunk`` latent frames per temporal-decoder call.
-
-    Args:
-        latents: (F, C, h, w) latents, multiplied by the VAE's scaling factor.
-        vae: an AutoencoderKLTemporalDecoder.
-        device: where to run the decoder.
-        chunk: frames per decoder call (the decoder's temporal window); bounds the memory.
-
-    Yields:
-        (H, W, 3) uint8 RGB frames, one at a time, in order.
-    """
-    import torch
-
-    with torch.inference_mode():
-        for start in range(0, latents.shape[0], chunk):
-            # Same arithmetic as StableVideoDiffusionPipeline.decode_latents.
-            part = 1 / vae.config.scaling_factor * latents[start : start + chunk].to(device=device, dtype=vae.dtype)
-            images = vae.decode(part, num_frames=part.shape[0]).sample  # (N, 3, H, W)
-            yield from tensor_to_pixels(images.float())
+def decode_frame(family: Any, latents: torch.Tensor, vae: Any, *, device: torch.device, index: int) -> np.ndarray:
+    """The last pixel frame of latent frame ``index`` (negative counts from the end), decoded with
+    what the family's decoder needs around it (causal VAEs: the frames before it)."""
+    index = index % int(latents.shape[0])
+    pixel = family.layout(vae).frame_rule.pixel_frames(index + 1) - 1
+    frames = [frame for video in family.decode(latents, vae, device=device, first=pixel, last=pixel)
+              for frame in video_to_pixels(video)]
+    return frames[-1]

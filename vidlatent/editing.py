@@ -23,6 +23,7 @@ from vidlatent import latent_ops, latentfile, media
 from vidlatent.atomic import STDIO
 from vidlatent.errors import IncompatibleLatentsError, UsageError
 from vidlatent.latentfile import LatentClip, LatentSpace
+from vidlatent.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     import torch
@@ -32,13 +33,9 @@ if TYPE_CHECKING:
     from vidlatent.knobs import Knobs
     from vidlatent.models import LoadedModel
 
-Progress = Callable[[int], None]
 METHODS = tuple(latent_ops.METHODS)
 DEFAULT_METHOD = "slerp"
 
-
-def _no_progress(_: int) -> None:
-    pass
 
 
 # --- reading and checking clips -------------------------------------------------------------------
@@ -127,7 +124,7 @@ def interpolate(
     loop: bool = False,
     refine: Refinement | None = None,
     model: LoadedModel | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> LatentClip:
     """Upsample ``clip`` in time: ``factor - 1`` new frames between neighbours, fps times ``factor``.
 
@@ -284,7 +281,7 @@ def keyframe_knobs(spec: ModelSpec, knobs: Knobs, frames: int) -> Knobs:
 
 
 def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, knobs: Knobs, seed: int, join: bool = False,
-              resample: bool = False, names: tuple[str, str] = ("A", "B"), progress: Progress = _no_progress) -> LatentClip:
+              resample: bool = False, names: tuple[str, str] = ("A", "B"), progress: Progress = no_progress) -> LatentClip:
     """A bridge of ``frames`` pixel frames made by the model, conditioned on a's last frame and
     b's first (``last_image``: first-last-frame models), or A + bridge + B.
 
@@ -487,7 +484,7 @@ class EditPlan:
         return self.loop_frames if self.loop_frames is not None else max(1, frames // 4)
 
 
-def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, progress: Progress = _no_progress) -> LatentClip:
+def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, progress: Progress = no_progress) -> LatentClip:
     """Apply ``plan`` to ``clip``, in the documented order; one ``edit`` step in the history lists them.
 
     Args:

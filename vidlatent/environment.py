@@ -69,7 +69,8 @@ def describe_environment() -> dict[str, Any]:
     from huggingface_hub import constants
 
     from vidlatent import __version__
-    from vidlatent.models import PIPELINE_COMPONENTS, resolve_device, resolve_dtype, resolve_offload
+    from vidlatent.acceleration import DENOISERS
+    from vidlatent.models import resolve_device, resolve_dtype, resolve_offload
     from vidlatent.tiny import cache_root
 
     device = resolve_device("auto")
@@ -84,7 +85,7 @@ def describe_environment() -> dict[str, Any]:
         "auto": {
             "device": str(device),
             "dtype": str(resolve_dtype("auto", device)).removeprefix("torch."),
-            "offload_generate": resolve_offload("auto", device, PIPELINE_COMPONENTS),
+            "offload_generate": resolve_offload("auto", device, DENOISERS),
             "offload_decode": resolve_offload("auto", device, ("vae",)),
         },
         "acceleration": _acceleration(device),

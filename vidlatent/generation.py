@@ -19,18 +19,20 @@ import dataclasses
 import functools
 import hashlib
 import math
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import latent_ops, media
+from vidlatent import families, latent_ops, media
+from vidlatent.codec import decode_frame
 from vidlatent.errors import UsageError
 from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
+from vidlatent.progress import Progress, no_progress
+from vidlatent.seeds import MAX_SEED, cpu_generator, random_seed
 
-__all__ = ["FLAGS", "Knobs", "check_frames", "check_size", "default_size"]
+__all__ = ["FLAGS", "Knobs", "check_frames", "check_size", "cpu_generator", "default_size", "random_seed"]
 
 if TYPE_CHECKING:
     import torch
@@ -38,29 +40,12 @@ if TYPE_CHECKING:
 
     from vidlatent.families.base import Family, ModelSpec
 
-Progress = Callable[[int], None]
 StepHook = Callable[[Any, int, dict[str, Any]], dict[str, Any]]
-MAX_SEED = 2**64 - 1
 
-
-def _no_progress(_: int) -> None:
-    pass
 
 
 def _offset_progress(progress: Progress, offset: int, done: int) -> None:
     progress(offset + done)
-
-
-def random_seed() -> int:
-    """A fresh seed for runs without --seed; it is recorded so the run can be repeated."""
-    return secrets.randbelow(2**32)
-
-
-def cpu_generator(seed: int) -> torch.Generator:
-    """The generator --seed stands for: on the CPU, so a seed gives the same noise on every device."""
-    import torch
-
-    return torch.Generator("cpu").manual_seed(seed)
 
 
 def file_sha256(data: bytes) -> str:
@@ -84,7 +69,7 @@ def sample(
     *,
     knobs: Knobs,
     seed: int,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     on_step: StepHook | None = None,
     latents: torch.Tensor | None = None,
     sigmas: list[float] | None = None,
@@ -148,7 +133,7 @@ def generate(
     size: tuple[int, int] | None = None,
     source: str = "",
     image_sha256: str = "",
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     last_image: Image.Image | None = None,
 ) -> LatentClip:
     """Generate a latent clip from ``image`` (and the knobs' prompt), or from the prompt alone.
@@ -234,7 +219,7 @@ def frame_image(latents: torch.Tensor, model: LoadedModel, index: int) -> Image.
 
     spatial = model.layout.spatial
     plan_vae_tiling(model, (int(latents.shape[-1]) * spatial, int(latents.shape[-2]) * spatial))
-    return Image.fromarray(model.family.decode_frame(latents, model.vae, device=model.execution_device, index=index))
+    return Image.fromarray(decode_frame(model.family, latents, model.vae, device=model.execution_device, index=index))
 
 
 def last_frame_image(latents: torch.Tensor, model: LoadedModel) -> Image.Image:
@@ -265,8 +250,6 @@ def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int, family: F
     noise_generator = torch.Generator("cpu").manual_seed((seed + 2**32) % MAX_SEED)
 
     def pin(pipeline: Any, step: int, tensors: dict[str, Any]) -> dict[str, Any]:
-        from vidlatent import families
-
         own = family or families.for_pipeline(pipeline)
         latents = tensors["latents"]
         frames = own.from_pipeline_latents(latents, size=tuple(known.shape[-2:]))  # a (T, C, h, w) view of the pipeline's tensor
@@ -324,7 +307,7 @@ def regenerate(
     knobs: Knobs = Knobs(),
     seed: int,
     noise: torch.Tensor | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     on_step: StepHook | None = None,
     size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
@@ -394,24 +377,18 @@ def regeneration_record(model: LoadedModel, knobs: Knobs, strength: float) -> di
 def with_clip_prompts(knobs: Knobs, clip: LatentClip) -> Knobs:
     """``knobs`` with the prompts of the clip's own generation where none are given, so that
     continuing or editing a Wan clip keeps describing the same video."""
-    for step in reversed(clip.history):
-        if step.get("command") in ("generate", "extend"):
-            arguments = step.get("arguments", {})
-            return dataclasses.replace(
-                knobs,
-                prompt=knobs.prompt if knobs.prompt is not None else arguments.get("prompt"),
-                negative_prompt=knobs.negative_prompt if knobs.negative_prompt is not None else arguments.get("negative_prompt"),
-            )
-    return knobs
+    recorded = clip.recorded("prompt", "negative_prompt")
+    return dataclasses.replace(
+        knobs,
+        prompt=knobs.prompt if knobs.prompt is not None else recorded.get("prompt"),
+        negative_prompt=knobs.negative_prompt if knobs.negative_prompt is not None else recorded.get("negative_prompt"),
+    )
 
 
 def segment_frames(clip: LatentClip) -> int | None:
     """The pixel frames of the segments the clip was made of (its generate or extend step), if recorded."""
-    for step in reversed(clip.history):
-        if step.get("command") in ("generate", "extend"):
-            frames = step.get("arguments", {}).get("frames")
-            return int(frames) if isinstance(frames, int) else None
-    return None
+    frames = clip.recorded("frames").get("frames")
+    return int(frames) if isinstance(frames, int) else None
 
 
 def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, frames: int, clip_frames: int) -> ExtendOptions:
@@ -427,6 +404,21 @@ def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, fra
     return options
 
 
+def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, knobs: Knobs, seed: int,
+                   progress: Progress = no_progress) -> torch.Tensor:
+    """One new segment continuing ``latents`` (T, C, h, w), (T', C, h, w) float32: its first
+    ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out).
+
+    Conditioned on what the family's ``continuation`` says (by default the segment's first pixel
+    frame, with the overlap frames pinned through the step callback, re-noised after every step).
+    """
+    continuation = model.family.continuation(model, latents, overlap)
+    pinned = continuation.pinned
+    on_step = pin_frames(pinned, range(int(pinned.shape[0])), seed, model.family) if pinned.shape[0] else None
+    return sample(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
+                  size=continuation.size, arguments=continuation.arguments or None)
+
+
 def extend(
     model: LoadedModel,
     clip: LatentClip,
@@ -434,11 +426,11 @@ def extend(
     knobs: Knobs = Knobs(),
     options: ExtendOptions = ExtendOptions(),
     seed: int,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> LatentClip:
     """Continue ``clip`` ``options.times`` times; segment j uses seed + j.
 
-    Each new segment is made by the family's ``extend_segment``: by default its first ``overlap``
+    Each new segment is made by ``extend_segment``: by default its first ``overlap``
     latent frames pinned to the end of the clip and conditioned on the clip's end (SVD: its last
     latent frames, and its last pixel frame; for causal VAEs, the encoding of the last
     (overlap - 1) * 4 + 1 pixel frames, and the first of them); LTX conditions natively on the
@@ -451,7 +443,7 @@ def extend(
 
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
-    family.check_extend(spec)
+    spec.check_extend()
     knobs.check_for(spec)
     effective = knobs.resolved(model.pipeline, family)
     options = resolve_overlap(options, family, spec, effective.frames, clip.frames)
@@ -463,8 +455,8 @@ def extend(
     steps_done = 0
     for index in range(options.times):
         segment_seed = seed + index
-        segment = family.extend_segment(model, latents, overlap, knobs=knobs, seed=segment_seed,
-                                        progress=functools.partial(_offset_progress, progress, steps_done))
+        segment = extend_segment(model, latents, overlap, knobs=knobs, seed=segment_seed,
+                                 progress=functools.partial(_offset_progress, progress, steps_done))
         steps_done += effective.steps
         fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)

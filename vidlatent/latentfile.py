@@ -21,7 +21,6 @@ import json
 import math
 import mmap
 import os
-import re
 import stat
 import sys
 import warnings
@@ -32,6 +31,10 @@ from typing import TYPE_CHECKING, Any
 from vidlatent import __version__
 from vidlatent.atomic import STDIO, atomic_output, write_stdout
 from vidlatent.errors import IncompatibleLatentsError, LatentFileError
+# The vocabulary of the file's metadata (re-exported: readers of latent files use these names).
+from vidlatent.layout import FrameRule, LatentLayout, LatentSpace, Normalization
+
+__all__ = ["FrameRule", "LatentLayout", "LatentSpace", "Normalization", "LatentClip", "read", "write"]
 
 if TYPE_CHECKING:
     import torch
@@ -50,192 +53,10 @@ COMFYUI_RAW_TENSOR = "comfyui_latent_tensor"
 
 class LatentNote(UserWarning):
     """Something the user should know about their latents; the CLI prints it as a note."""
+# The steps of a history that sample a clip's frames with knobs (generate, extend).
+SAMPLING_COMMANDS = ("generate", "extend")
 REQUIRED_KEYS = ("format", "format_version", "kind", "model", "latent_space", "fps", "height", "width", "history")
 LAYOUT_KEYS = ("family", "spatial_compression", "temporal_compression", "frame_rule", "normalization")
-
-
-@dataclass(frozen=True)
-class LatentSpace:
-    """What VAE and scaling a clip's numbers belong to.
-
-    ``fingerprint`` is a few numbers computed from the VAE's weights (see
-    vidlatent.models.latent_space_of), compared with a tolerance so that the fp16, bf16 and
-    fp32 copies of one VAE agree while two different VAEs of the same shape do not. An empty
-    fingerprint means "not known" (a ComfyUI latent): then only class, channels and scaling
-    factor are compared.
-    """
-
-    vae: str
-    channels: int
-    scaling_factor: float
-    fingerprint: tuple[float, ...]
-
-    FINGERPRINT_TOLERANCE = 0.05
-    _PATTERN = re.compile(r"^(?P<vae>\w+)/c(?P<channels>\d+)/s(?P<scale>[0-9.eE+-]+)/fp:(?P<fp>[0-9.eE+,-]*)$")
-
-    def __str__(self) -> str:
-        numbers = ",".join(f"{value:+.4f}" for value in self.fingerprint)
-        return f"{self.vae}/c{self.channels}/s{self.scaling_factor:g}/fp:{numbers}"
-
-    @classmethod
-    def parse(cls, text: str) -> LatentSpace:
-        match = cls._PATTERN.match(text)
-        if not match:
-            raise LatentFileError(f"latent_space {text!r} is not of the form VAE/cN/sSCALE/fp:A,B,C,D")
-        return cls(
-            vae=match["vae"],
-            channels=int(match["channels"]),
-            scaling_factor=float(match["scale"]),
-            fingerprint=tuple(float(value) for value in match["fp"].split(",") if value),
-        )
-
-    def matches(self, other: LatentSpace) -> bool:
-        return (
-            self.vae == other.vae
-            and self.channels == other.channels
-            and math.isclose(self.scaling_factor, other.scaling_factor, rel_tol=1e-6)
-            and (not self.fingerprint or not other.fingerprint or len(self.fingerprint) == len(other.fingerprint))
-            and all(abs(a - b) <= self.FINGERPRINT_TOLERANCE for a, b in zip(self.fingerprint, other.fingerprint))
-        )
-
-
-@dataclass(frozen=True)
-class FrameRule:
-    """How many pixel frames T latent frames stand for.
-
-    ``temporal`` pixel frames per latent frame; ``causal`` when the first latent frame stands
-    for one pixel frame alone (Wan's and LTX's causal VAEs: (T - 1) * temporal + 1 frames).
-    SVD's VAE is per frame: temporal 1, so T latent frames are T pixel frames.
-    """
-
-    temporal: int = 1
-    causal: bool = False
-
-    _PATTERN = re.compile(r"^(?:T|T\*(?P<times>\d+)|\(T-1\)\*(?P<causal>\d+)\+1)$")
-
-    def __str__(self) -> str:
-        if self.causal:
-            return f"(T-1)*{self.temporal}+1"
-        return "T" if self.temporal == 1 else f"T*{self.temporal}"
-
-    @classmethod
-    def parse(cls, text: str) -> FrameRule:
-        match = cls._PATTERN.match(text)
-        if not match:
-            raise LatentFileError(f"frame_rule {text!r} is not one of T, T*N or (T-1)*N+1")
-        if match["causal"]:
-            return cls(temporal=int(match["causal"]), causal=True)
-        return cls(temporal=int(match["times"] or 1))
-
-    def pixel_frames(self, latent_frames: int) -> int:
-        """Pixel frames that ``latent_frames`` latent frames decode to."""
-        if self.causal:
-            return (latent_frames - 1) * self.temporal + 1
-        return latent_frames * self.temporal
-
-    def accepts(self, pixel_frames: int) -> bool:
-        """True when ``pixel_frames`` is a count this VAE encodes to whole latent frames."""
-        if pixel_frames < 1:
-            return False
-        return (pixel_frames - 1) % self.temporal == 0 if self.causal else pixel_frames % self.temporal == 0
-
-    def latent_frames(self, pixel_frames: int) -> int:
-        """Latent frames of ``pixel_frames`` pixel frames (the largest count that fits)."""
-        if self.causal:
-            return (pixel_frames - 1) // self.temporal + 1
-        return pixel_frames // self.temporal
-
-    def neighbours(self, pixel_frames: int) -> tuple[int, int]:
-        """The accepted counts nearest ``pixel_frames``: the largest not above it (at least the
-        smallest accepted) and the smallest not below it."""
-        below = self.pixel_frames(max(1, self.latent_frames(pixel_frames)))
-        above = below if below >= pixel_frames else self.pixel_frames(self.latent_frames(pixel_frames) + 1)
-        return below, above
-
-    def describe(self) -> str:
-        """For messages: "4k+1", "a multiple of 8", "any number of"."""
-        if self.causal:
-            return f"{self.temporal}k+1"
-        return "any number of" if self.temporal == 1 else f"a multiple of {self.temporal}"
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """How the file's values relate to the raw VAE latents, per channel.
-
-    file value = (raw - mean) * factor / std, with mean 0 and std 1 where not given: SVD's is
-    the scaling factor alone (0.18215); Wan's the VAE's ``latents_mean``/``latents_std`` with
-    factor 1. These numbers let tools that keep raw latents (ComfyUI) convert without loading
-    the model; vidlatent's own encode and decode use each family's exact arithmetic.
-    """
-
-    factor: float = 1.0
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-
-    def to_json(self) -> str:
-        return json.dumps({"factor": self.factor, "mean": list(self.mean), "std": list(self.std)}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Normalization:
-        try:
-            value = json.loads(text)
-            return cls(factor=float(value["factor"]), mean=tuple(float(v) for v in value.get("mean") or ()),
-                       std=tuple(float(v) for v in value.get("std") or ()))
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            raise LatentFileError(f"normalization {text[:80]!r} is not a JSON object with factor, mean and std ({error})") from error
-
-    def raw(self, latents: torch.Tensor) -> torch.Tensor:
-        """File values (T, C, h, w) to raw VAE latents: latents * std / factor + mean, float32
-        (ComfyUI's ``process_out``, so a ComfyUI reader recovers exactly these values)."""
-        latents = latents.float()
-        if not self.mean and not self.std:
-            return latents / self.factor
-        mean, std = self._tensors(latents)
-        return latents * std / self.factor + mean
-
-    def normalized(self, raw: torch.Tensor) -> torch.Tensor:
-        """Raw VAE latents (T, C, h, w) to file values: (raw - mean) * factor / std, float32
-        (ComfyUI's ``process_in``: the values ComfyUI samples with)."""
-        raw = raw.float()
-        if not self.mean and not self.std:
-            return raw * self.factor
-        mean, std = self._tensors(raw)
-        return (raw - mean) * self.factor / std
-
-    def _tensors(self, like: torch.Tensor) -> tuple[Any, Any]:
-        import torch
-
-        channels = like.shape[1]
-        mean = torch.tensor(self.mean or [0.0] * channels, dtype=torch.float32).view(1, channels, 1, 1)
-        std = torch.tensor(self.std or [1.0] * channels, dtype=torch.float32).view(1, channels, 1, 1)
-        return mean, std
-
-
-SVD_SCALING_FACTOR = 0.18215
-
-
-@dataclass(frozen=True)
-class LatentLayout:
-    """Where a clip's numbers come from and how they map to pixels: the family, the VAE's
-    spatial compression, its frame rule and its normalisation."""
-
-    family: str = "svd"
-    spatial: int = 8
-    frame_rule: FrameRule = FrameRule()
-    normalization: Normalization = Normalization(factor=SVD_SCALING_FACTOR)
-
-    def metadata(self) -> dict[str, str]:
-        return {
-            "family": self.family,
-            "spatial_compression": str(self.spatial),
-            "temporal_compression": str(self.frame_rule.temporal),
-            "frame_rule": str(self.frame_rule),
-            "normalization": self.normalization.to_json(),
-        }
-
-
-SVD_LAYOUT = LatentLayout()
 
 
 @dataclass(frozen=True)
@@ -263,7 +84,7 @@ class LatentClip:
     seed: int | None = None
     history: tuple[dict[str, Any], ...] = ()
     kind: str = "clip"
-    layout: LatentLayout = SVD_LAYOUT
+    layout: LatentLayout = field(kw_only=True)
     # The tensor of the ComfyUI file this clip was read from, kept so that converting an
     # unchanged clip back writes ComfyUI's numbers bit for bit (see to_comfyui_bytes).
     comfyui_raw: Any = field(default=None, repr=False, compare=False)
@@ -287,6 +108,26 @@ class LatentClip:
         step = {"command": command, "arguments": _jsonable(arguments), "vidlatent": __version__}
         return dataclasses.replace(self, history=(*self.history, step), **changes)
 
+    def recorded(self, *names: str, commands: tuple[str, ...] | None = SAMPLING_COMMANDS,
+                 nested: bool = False) -> dict[str, Any]:
+        """The knob values the clip's history recorded: those of ``names`` found in the latest step
+        among ``commands`` (None: any step) that records any of them. The one reader of a clip's
+        recorded knobs.
+
+        Args:
+            names: argument names (Knobs fields: prompt, fps, decode_timestep, ...).
+            commands: the steps to read; default the sampling ones (generate, extend).
+            nested: look inside nested records too (an edit's operations, an upscale's refine pass).
+        """
+        for step in reversed(self.history):
+            if commands is not None and step.get("command") not in commands:
+                continue
+            found = {name: value for name in names
+                     if (value := _find_value(step.get("arguments", {}), name, 3 if nested else 0)) is not None}
+            if found:
+                return found
+        return {}
+
     def require_space(self, expected: str, *, what: str = "this model") -> None:
         """Raise IncompatibleLatentsError unless the clip belongs to ``expected``."""
         if not LatentSpace.parse(self.latent_space).matches(LatentSpace.parse(expected)):
@@ -295,6 +136,16 @@ class LatentClip:
                 f"(clip: {self.latent_space} from {self.model}; expected {expected}); "
                 f"use --model {self.model} or re-encode the video with this model"
             )
+
+
+def _find_value(record: Any, key: str, depth: int) -> Any:
+    """``record[key]`` if set, else (``depth`` levels down) the first one inside its nested dicts and lists."""
+    if isinstance(record, dict) and record.get(key) is not None:
+        return record[key]
+    if depth <= 0 or not isinstance(record, (dict, list)):
+        return None
+    items = record.values() if isinstance(record, dict) else record
+    return next((found for item in items if (found := _find_value(item, key, depth - 1)) is not None), None)
 
 
 def _jsonable(value: Any) -> Any:
@@ -726,7 +577,7 @@ def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], sourc
         height, width = int(metadata["height"]), int(metadata["width"])
         seed = int(metadata["seed"]) if metadata.get("seed") else None
         history = json.loads(metadata["history"])
-        layout = _layout_from(metadata, space) if version != "1" else LatentLayout(normalization=Normalization(factor=space.scaling_factor))
+        layout = _layout_from(metadata, space) if version != "1" else _version_1_layout(space)
     except LatentFileError as error:
         raise LatentFileError(f"{source}: {error}") from error
     except ValueError as error:
@@ -750,6 +601,12 @@ def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], sourc
         layout=layout,
         comfyui_raw=raw if raw is not None and raw.is_floating_point() else None,
     )
+
+
+def _version_1_layout(space: LatentSpace) -> LatentLayout:
+    """Version-1 files predate families: they hold Stable Video Diffusion latents (a per-frame VAE
+    at 1/8, scaled by the factor the latent space names), and say so only by that."""
+    return LatentLayout(family="svd", spatial=8, frame_rule=FrameRule(), normalization=Normalization(factor=space.scaling_factor))
 
 
 def _layout_from(metadata: dict[str, str], space: LatentSpace) -> LatentLayout:

@@ -22,22 +22,22 @@ from vidlatent.acceleration import (
     DENOISERS, Acceleration, Applied, apply_before_placement, apply_compile, check_fits, check_loras, read_loras,
 )
 from vidlatent.errors import ModelError, UsageError
-from vidlatent.families.svd import DEFAULT_MODEL, DEFAULT_NATIVE_AREA, native_area
+from vidlatent.tiny import quiet_libraries, tiny_random_path
 
 if TYPE_CHECKING:
     import torch
 
     from vidlatent.families.base import Family, ModelSpec
-    from vidlatent.latentfile import LatentLayout
+    from vidlatent.layout import LatentLayout
 
 ALIASES = families.aliases()
-TINY_RANDOM = "tiny-random"
+DEFAULT_MODEL = families.default_model()
 TINY_MODELS = tuple(families.tiny_models())
 DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 OFFLOADS = ("auto", "none", "model", "group", "sequential")
-# Stable Video Diffusion's components (the default model's family).
-PIPELINE_COMPONENTS = families.family("svd").components
+# The default model's components.
+PIPELINE_COMPONENTS = families.family(families.DEFAULT_FAMILY).components
 # Components that have no weight files.
 WEIGHTLESS = ("scheduler", "feature_extractor", "tokenizer", "image_processor")
 # What auto offload keeps free on the GPU beside the weights: activations and the VAE's decode.
@@ -45,8 +45,6 @@ AUTO_OFFLOAD_RESERVE_BYTES = 3 * 2**30
 # Bytes per element of the safetensors dtypes (for weight sizes read from file headers).
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
                 "I8": 1, "U8": 1, "BOOL": 1}
-
-__all__ = ["DEFAULT_MODEL", "DEFAULT_NATIVE_AREA", "native_area"]
 
 Note = Callable[[str], None]
 
@@ -252,8 +250,6 @@ def model_folder(model: str, components: Sequence[str], *, fp16: bool = False) -
         fp16: prefer the fp16 weight variant when downloading.
     """
     if model in TINY_MODELS:
-        from vidlatent.tiny import tiny_random_path
-
         return tiny_random_path(model)
     model = ALIASES.get(model, model)
     path = Path(model).expanduser()
@@ -302,23 +298,6 @@ def _variant(folder: Path, components: Sequence[str], dtype: torch.dtype) -> str
     return "fp16" if has_fp16 else None
 
 
-def _quiet_libraries() -> None:
-    # diffusers/transformers print progress bars and advice on stdout/stderr; stdout may carry
-    # latent bytes and stderr belongs to our own progress, so they are silenced.
-    import diffusers.utils.logging as diffusers_logging
-
-    # Errors too: diffusers logs failures it then raises, and those become our one-line errors.
-    diffusers_logging.set_verbosity(diffusers_logging.CRITICAL)
-    diffusers_logging.disable_progress_bar()
-    try:
-        import transformers.utils.logging as transformers_logging
-
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
 def _placement(options: LoadOptions, components: Sequence[str], note: Note, family: Family) -> tuple[torch.device, torch.dtype]:
     """Device and dtype of ``options`` (validated by the caller); an --offload the device cannot take is refused."""
     device = resolve_device(options.device, note)
@@ -353,18 +332,27 @@ def describe(options: LoadOptions | str) -> ModelInfo:
     return ModelInfo(model_id=model_id, folder=folder, family=family, spec=family.spec(folder, index, model_id))
 
 
-def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
-    """Load only the VAE of ``options.model`` (for encode and decode)."""
+def describe_checked(options: LoadOptions) -> ModelInfo:
+    """``describe``, and the acceleration flags the family cannot take refused (--cache on SVD, ...):
+    everything about the model that can be checked before loading, done once. Commands call it
+    before they load, and hand the result to ``load_vae`` or ``load_pipeline``."""
     options.validate()
     info = describe(options)
     check_fits(options.acceleration, info.family, info.spec, device=options.device)
+    return info
+
+
+def load_vae(options: LoadOptions, note: Note = _silent, *, info: ModelInfo | None = None) -> LoadedModel:
+    """Load only the VAE of ``options.model`` (for encode and decode); ``info``: its
+    ``describe_checked``, where the caller has it."""
+    info = info or describe_checked(options)
     device, dtype = _placement(options, ("vae",), note, info.family)
     folder = model_folder(options.model, ("vae",), fp16=dtype == _fp16())
-    _quiet_libraries()
+    quiet_libraries()
     import diffusers
 
     vae_class = getattr(diffusers, info.family.vae_class)
-    vae = _load_component(
+    vae = load_component(
         lambda: vae_class.from_pretrained(
             folder, subfolder="vae", torch_dtype=dtype, variant=_variant(folder, ("vae",), dtype), use_safetensors=True
         ),
@@ -383,7 +371,7 @@ def load_vae(options: LoadOptions, note: Note = _silent) -> LoadedModel:
 
 
 def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None, note: Note = _silent, *,
-                  image: bool = True) -> LoadedModel:
+                  image: bool = True, info: ModelInfo | None = None) -> LoadedModel:
     """Load the family's pipeline for ``options.model`` with only ``components`` (the rest are None).
 
     Args:
@@ -391,15 +379,14 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
         components: the components to load; None for what sampling needs.
         note: called with one-line notes (fp16 on a CPU, what --offload auto picked, ...).
         image: the pipeline class for sampling with a conditioning image (else text only).
+        info: the model's ``describe_checked``, where the caller has it (not described twice).
     """
-    options.validate()
-    info = describe(options)
+    info = info or describe_checked(options)
     family, spec = info.family, info.spec
     acceleration = options.acceleration
-    check_fits(acceleration, family, spec, device=options.device)
     components = tuple(components) if components is not None else family.sampling_components(spec, image=image)
     device, dtype = _placement(options, components, note, family)
-    _quiet_libraries()
+    quiet_libraries()
     import diffusers
 
     pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image))
@@ -413,7 +400,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     offload = resolve_offload(options.offload, device, components, weights, note)
     expected = inspect.signature(pipeline_class.__init__).parameters
     skipped = {name: None for name in family.components if name not in components and name in expected}
-    pipeline = _load_component(
+    pipeline = load_component(
         lambda: pipeline_class.from_pretrained(
             folder, torch_dtype=dtype, variant=_variant(folder, components, dtype), use_safetensors=True, **skipped
         ),
@@ -490,7 +477,7 @@ def _fp16() -> torch.dtype:
     return torch.float16
 
 
-def _load_component(load: Callable[[], Any], model: str) -> Any:
+def load_component(load: Callable[[], Any], model: str) -> Any:
     import warnings
 
     try:

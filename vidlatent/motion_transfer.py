@@ -14,27 +14,26 @@ Two methods:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidlatent import latent_ops
 from vidlatent.errors import UsageError
 from vidlatent.generation import Knobs, acceleration_record, frame_image, knobs_for_clip, regenerate
+from vidlatent.inversion import check_invertible, invert, sample_from
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
+from vidlatent.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-Progress = Callable[[int], None]
+    from vidlatent.families.base import ModelSpec
+
 METHODS = ("residual", "inversion")
 DEFAULT_METHOD = "residual"
 
-
-def _no_progress(_: int) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,11 @@ class TransferOptions:
         return self.method == "inversion" or self.refine > 0
 
 
-def recorded_knobs(clip: LatentClip) -> Knobs:
-    """The knobs the clip was generated with, from its history (frames and steps left out)."""
-    for step in reversed(clip.history):
-        if step.get("command") == "generate":
-            arguments = step.get("arguments", {})
-            names = ("fps", "motion", "noise_aug", "min_guidance", "max_guidance")
-            return Knobs(**{name: arguments[name] for name in names if arguments.get(name) is not None})
-    return Knobs()
+def recorded_knobs(clip: LatentClip, spec: ModelSpec) -> Knobs:
+    """The knobs of ``spec``'s model that the clip was generated with, from its history (frames and
+    steps left out: the clip's own frames are inverted, with the steps asked for)."""
+    names = sorted(spec.knobs - {"frames", "steps"})
+    return Knobs(**clip.recorded(*names, commands=("generate",)))
 
 
 def merged_knobs(given: Knobs, recorded: Knobs) -> Knobs:
@@ -90,7 +86,7 @@ def transfer(
     knobs: Knobs = Knobs(),
     seed: int = 0,
     appearance_source: str = "",
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> LatentClip:
     """Carry ``motion``'s motion onto ``appearance``.
 
@@ -126,17 +122,15 @@ def transfer(
             latents = regenerate(model, image, latents, strength=options.refine, knobs=knobs, seed=seed, progress=progress)
             details["knobs"] = knobs.resolved(model.pipeline, model.family).record()
     else:
-        from vidlatent.inversion import check_invertible, invert, sample_from
-
-        check_invertible(model)
-        knobs = knobs_for_clip(model, merged_knobs(knobs, recorded_knobs(motion)), motion.frames)
+        check_invertible(model.family, model.spec)
+        knobs = knobs_for_clip(model, merged_knobs(knobs, recorded_knobs(motion, model.spec)), motion.frames)
         source_seed = motion.seed if motion.seed is not None else seed
-        steps = knobs.resolved(model.pipeline).steps
+        steps = knobs.resolved(model.pipeline, model.family).steps
         own_first_frame = frame_image(motion.latents, model, 0)
         noise = invert(model, motion.latents, own_first_frame, knobs=knobs, seed=source_seed, progress=progress)
         image = appearance_image or frame_image(appearance[None], model, 0)
         latents = sample_from(model, noise, image, knobs=knobs, seed=seed, progress=lambda done: progress(steps + done))
-        details |= {"inversion_seed": source_seed, "knobs": knobs.resolved(model.pipeline).record()}
+        details |= {"inversion_seed": source_seed, "knobs": knobs.resolved(model.pipeline, model.family).record()}
     if options.needs_model and model is not None:
         details |= acceleration_record(model)
     result = dataclasses.replace(motion, latents=latents, seed=seed if options.needs_model else motion.seed)

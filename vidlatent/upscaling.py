@@ -1,26 +1,24 @@
-"""Spatial upscaling of LTX-Video clips: the library behind ``generate --upscale`` and ``upscale``.
+"""Spatial upscaling by a family's latent upsampler: the library behind ``generate --upscale`` and ``upscale``.
 
-LTX-Video's multi-scale workflow, as diffusers' LTX-Video documentation gives it: generate at half
-the size, upsample the latents 2x with ``LTXLatentUpsamplePipeline`` (the latent upsampler of
-``Lightricks/ltxv-spatial-upscaler-0.9.7``), refine them with a short pass of the same
-``LTXConditionPipeline`` started from the upsampled latents (``latents=`` and
-``denoise_strength``: 0.4 of 10 steps for the dev checkpoints; the documented timesteps for the
-distilled ones), then decode. The latents equal those diffusers calls bit for bit (tested on
-tiny models).
+The multi-scale workflow: generate at 1/factor of the size, upsample the latents with the family's
+latent upsampler (``Family.upsampler``: LTX-Video's ``LTXLatentUpsamplePipeline``, 2x; None for the
+families that have none, refused here in one line), refine them with a short pass of the same
+pipeline started from the upsampled latents (the upsampler's documented recipe), then decode. The
+latents equal those diffusers calls bit for bit (tested on tiny models).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vidlatent import families
 from vidlatent.errors import UsageError
+from vidlatent.progress import Progress, no_progress
 
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
     from vidlatent.families.base import Family, ModelSpec
@@ -28,113 +26,94 @@ if TYPE_CHECKING:
     from vidlatent.latentfile import LatentClip
     from vidlatent.models import LoadedModel
 
-Progress = Callable[[int], None]
-DEFAULT_UPSCALER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
-TINY_UPSCALER = "tiny-random-ltx-upscaler"
-UPSCALER_ALIASES = {"ltxv-spatial-upscaler-0.9.7": DEFAULT_UPSCALER}
-FACTOR = 2
-SEED = 0
-
-
-def _no_progress(_: int) -> None:
-    pass
-
 
 @dataclass
 class Upsampler:
-    """A loaded latent upsampler: its name (as recorded) and its ``LTXLatentUpsamplePipeline``."""
+    """A loaded latent upsampler: its name (as recorded), its pipeline, and what its family declares
+    of it (``Family.upsampler``: factor, recipe, how to call it)."""
 
     name: str
     pipeline: Any
+    declared: Any
 
 
 def check_model(family: Family, flag: str = "--upscale") -> None:
-    """Refuse, before loading, a model without a latent upsampler."""
-    if family.name != "ltx":
-        raise UsageError(f"{flag}: {family.title} has no latent upsampler; LTX-Video has (--model ltx-0.9.7-dev, …)")
+    """Refuse, before loading, a model whose family declares no latent upsampler."""
+    if family.upsampler is None:
+        able = " or ".join(f"{each.title} (--model {next(iter(each.aliases), '')}, …)"
+                           for each in families.all_families() if each.upsampler is not None)
+        raise UsageError(f"{flag}: {family.title} has no latent upsampler; {able} has")
 
 
-def default_upscaler(model_id: str) -> str:
-    """The upsampler that goes with a model: the tiny one for tiny-random-ltx, else Lightricks' 0.9.7."""
-    from vidlatent.families.ltx import TINY
-
-    return TINY_UPSCALER if model_id == TINY else DEFAULT_UPSCALER
-
-
-def choose_upscaler(name: str | None, model_id: str) -> str:
-    """The upsampler ``--upscaler`` names, or the model's own (``default_upscaler``), once its folder
-    is found: a missing one fails before the model loads."""
-    name = name or default_upscaler(model_id)
-    upscaler_folder(name)
+def choose_upscaler(name: str | None, family: Family, model_id: str) -> str:
+    """The upsampler ``--upscaler`` names, or the model's own, once its folder is found: a model
+    without one, or a missing folder, fails before the model loads."""
+    check_model(family)
+    name = name or family.upsampler.default_for(model_id)
+    upscaler_folder(name, family)
     return name
 
 
-def low_size(size: tuple[int, int], spec: ModelSpec) -> tuple[int, int]:
-    """The size generated before a 2x upscale to ``size``; both must fit the model's size multiple."""
+def low_size(size: tuple[int, int], spec: ModelSpec, factor: int) -> tuple[int, int]:
+    """The size generated before an upscale by ``factor`` to ``size``; both must fit the model's size multiple."""
     width, height = size
-    multiple = FACTOR * spec.size_multiple
+    multiple = factor * spec.size_multiple
     if width % multiple or height % multiple:
         near = f"{max(multiple, round(width / multiple) * multiple)}x{max(multiple, round(height / multiple) * multiple)}"
-        raise UsageError(f"--size {width}x{height}: --upscale generates at half the size and upsamples 2x, so the sides "
-                         f"must be multiples of {multiple}; use {near}")
-    return width // FACTOR, height // FACTOR
+        raise UsageError(f"--size {width}x{height}: --upscale generates at 1/{factor} of the size and upsamples {factor}x, so "
+                         f"the sides must be multiples of {multiple}; use {near}")
+    return width // factor, height // factor
 
 
-def final_size(spec: ModelSpec, image_size: tuple[int, int] | None) -> tuple[int, int]:
+def final_size(spec: ModelSpec, image_size: tuple[int, int] | None, factor: int) -> tuple[int, int]:
     """The size --upscale makes without --size: as generate's default for an image of
-    ``image_size`` (width, height), in multiples of twice the model's size multiple (the model's
-    native size for text alone, None)."""
+    ``image_size`` (width, height), in multiples of ``factor`` times the model's size multiple (the
+    model's native size for text alone, None)."""
     from vidlatent import media
 
     if image_size is None:
         return spec.native_size
-    return media.fit_size(*image_size, spec.native_area, FACTOR * spec.size_multiple)
+    return media.fit_size(*image_size, spec.native_area, factor * spec.size_multiple)
 
 
-def upscaler_folder(name: str) -> Path:
-    """The diffusers folder of an upsampler: the tiny one (built on first use), a local folder or a hub id."""
-    from vidlatent import tiny
+def upscaler_folder(name: str, family: Family) -> Path:
+    """The diffusers folder of one of ``family``'s upsamplers: a tiny one (built on first use), a
+    local folder, an alias or a hub id."""
     from vidlatent.models import model_folder
+    from vidlatent.tiny import tiny_random_path
 
-    if name == TINY_UPSCALER:
-        return tiny.tiny_random_path(name, build_tiny_upsampler)
-    return model_folder(UPSCALER_ALIASES.get(name, name), ("latent_upsampler",))
+    declared = family.upsampler
+    if name in declared.tiny:
+        return tiny_random_path(name)
+    return model_folder(declared.aliases.get(name, name), (declared.component,))
 
 
 def load_upsampler(name: str, model: LoadedModel) -> Upsampler:
     """Load the latent upsampler ``name`` next to ``model``: its VAE, device and dtype."""
-    from vidlatent.models import _load_component, _quiet_libraries
+    from vidlatent.models import load_component
+    from vidlatent.tiny import quiet_libraries
 
-    folder = upscaler_folder(name)
-    _quiet_libraries()
-    from diffusers import LTXLatentUpsamplePipeline
+    declared = model.family.upsampler
+    folder = upscaler_folder(name, model.family)
+    quiet_libraries()
+    import diffusers
 
-    pipeline = _load_component(
-        lambda: LTXLatentUpsamplePipeline.from_pretrained(folder, vae=model.vae, torch_dtype=model.dtype, use_safetensors=True),
-        name,
-    )
-    pipeline.latent_upsampler.to(model.execution_device)
+    pipeline_class = getattr(diffusers, declared.pipeline_class)
+    pipeline = load_component(
+        lambda: pipeline_class.from_pretrained(folder, vae=model.vae, torch_dtype=model.dtype, use_safetensors=True), name)
+    getattr(pipeline, declared.component).to(model.execution_device)
     pipeline.set_progress_bar_config(disable=True)
-    return Upsampler(name=UPSCALER_ALIASES.get(name, name), pipeline=pipeline)
-
-
-def upsample(upsampler: Upsampler, latents: torch.Tensor, *, device: torch.device, adain_factor: float = 0.0,
-             tone_map_compression_ratio: float = 0.0) -> torch.Tensor:
-    """(T, C, h, w) normalised latents -> (T, C, 2h, 2w), through ``LTXLatentUpsamplePipeline``."""
-    video = latents.permute(1, 0, 2, 3)[None].to(device)  # (1, C, T, h, w)
-    output = upsampler.pipeline(latents=video, adain_factor=adain_factor, tone_map_compression_ratio=tone_map_compression_ratio,
-                                output_type="latent")
-    return output.frames[0].permute(1, 0, 2, 3).float().cpu()
+    return Upsampler(name=declared.aliases.get(name, name), pipeline=pipeline, declared=declared)
 
 
 def upscale(model: LoadedModel, upsampler: Upsampler, clip: LatentClip, *, knobs: Knobs, seed: int,
-            image: Image.Image | None = None, refine: bool = True, progress: Progress = _no_progress) -> LatentClip:
-    """``clip`` at twice its size: upsampled, then (``refine``) refined by the documented short pass.
+            image: Image.Image | None = None, refine: bool = True, progress: Progress = no_progress) -> LatentClip:
+    """``clip`` at ``factor`` times its size: upsampled, then (``refine``) refined by the documented short pass.
 
     Args:
-        model: the clip's LTX model, loaded for sampling.
-        upsampler: a latent upsampler (``load_upsampler``).
-        clip: an LTX clip of ``model``'s latent space.
+        model: the clip's model, loaded for sampling.
+        upsampler: a latent upsampler of its family (``load_upsampler``).
+        clip: a clip of ``model``'s latent space.
         knobs: sampling knobs of the refining pass (prompts: the clip's own where not given);
             its schedule is the checkpoint's documented one.
         seed: seeds the refining pass.
@@ -148,12 +127,12 @@ def upscale(model: LoadedModel, upsampler: Upsampler, clip: LatentClip, *, knobs
     check_model(model.family)
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     knobs = _clip_knobs(generation.knobs_for_clip(model, generation.with_clip_prompts(knobs, clip), clip.frames), clip)
-    filters = model.family.upsampler_filters()  # type: ignore[attr-defined]
-    latents = upsample(upsampler, clip.latents.float(), device=model.execution_device, **filters)  # (T, C, 2h, 2w)
-    size = (clip.width * FACTOR, clip.height * FACTOR)
-    record: dict[str, Any] = {"upscaler": upsampler.name, "factor": FACTOR, **filters, "refine": refine}
+    declared = upsampler.declared
+    latents = declared.upsample(upsampler.pipeline, clip.latents.float(), device=model.execution_device)  # (T, C, 2h, 2w)
+    size = (clip.width * declared.factor, clip.height * declared.factor)
+    record: dict[str, Any] = {"upscaler": upsampler.name, "factor": declared.factor, **declared.filters(), "refine": refine}
     if refine:
-        steps, arguments = model.family.refine_recipe()  # type: ignore[attr-defined]
+        steps, arguments = declared.refine_recipe()
         refined = dataclasses.replace(knobs, steps=steps)
         conditioning = media.resize_image(image, size) if image is not None else None
         latents = generation.sample(model, conditioning, knobs=refined, seed=seed, progress=progress, latents=latents,
@@ -168,7 +147,7 @@ def upscale(model: LoadedModel, upsampler: Upsampler, clip: LatentClip, *, knobs
 
 def refine_steps(model: LoadedModel) -> int:
     """The denoising steps the refining pass runs (for progress bars)."""
-    steps, arguments = model.family.refine_recipe()  # type: ignore[attr-defined]
+    steps, arguments = model.family.upsampler.refine_recipe()
     count = len(arguments["timesteps"]) if "timesteps" in arguments else steps
     return int(count * arguments["denoise_strength"])
 
@@ -177,22 +156,5 @@ def _clip_knobs(knobs: Knobs, clip: LatentClip) -> Knobs:
     """The frame rate the clip was made at (LTX is conditioned on it), where --fps is not given."""
     if knobs.fps is not None:
         return knobs
-    for step in reversed(clip.history):
-        fps = step.get("arguments", {}).get("fps")
-        if step.get("command") in ("generate", "extend") and isinstance(fps, int):
-            return dataclasses.replace(knobs, fps=fps)
-    return dataclasses.replace(knobs, fps=max(1, round(clip.fps)))
-
-
-def build_tiny_upsampler() -> Any:
-    """A tiny ``LTXLatentUpsamplePipeline`` (no VAE: it takes the model's) with a latent upsampler of
-    the real class, 128 channels, ``mid_channels`` 32 (its GroupNorms have 32 groups), weights drawn
-    under SEED."""
-    import torch
-    from diffusers import LTXLatentUpsamplePipeline
-    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
-
-    torch.manual_seed(SEED)
-    upsampler = LTXLatentUpsamplerModel(in_channels=128, mid_channels=32, num_blocks_per_stage=1, dims=3, spatial_upsample=True,
-                                        temporal_upsample=False)
-    return LTXLatentUpsamplePipeline(vae=None, latent_upsampler=upsampler)
+    fps = clip.recorded("fps").get("fps")
+    return dataclasses.replace(knobs, fps=fps if isinstance(fps, int) else max(1, round(clip.fps)))

@@ -13,16 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidlatent import media
+from vidlatent.codec import decode_frames
 from vidlatent.errors import MediaError
 from vidlatent.families.base import DecodeSettings
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel
+from vidlatent.progress import Progress, no_progress
 
-Progress = Callable[[int], None]
 
-
-def _no_progress(_: int) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def plan_encode(
     )
 
 
-def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progress: Progress = _no_progress,
+def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progress: Progress = no_progress,
                  note: Callable[[str], None] | None = None) -> LatentClip:
     """Encode the frames ``plan`` selects into a latent clip with ``model``'s VAE.
 
@@ -117,7 +115,7 @@ def decode_clip(
     *,
     chunk: int = 8,
     fps: float | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     settings: DecodeSettings | None = None,
 ) -> int:
     """Decode ``clip`` with ``model``'s VAE and stream the frames into ``output``.
@@ -141,8 +139,8 @@ def decode_clip(
     plan_vae_tiling(model, (clip.width, clip.height))
     writer: Any
     with media.VideoWriter(output, fps=fps or clip.fps) as writer:
-        for frame in model.family.decode_frames(clip.latents, model.vae, device=model.execution_device, chunk=chunk,
-                                                settings=settings):
+        for frame in decode_frames(model.family, clip.latents, model.vae, device=model.execution_device, chunk=chunk,
+                                   settings=settings):
             writer.write(frame)
             progress(writer.frames_written)
     return writer.frames_written

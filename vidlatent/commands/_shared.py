@@ -453,17 +453,17 @@ def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, imag
     from vidlatent.models import load_pipeline
 
     family = describe_model(load).family
-    chunking = memory.forward_chunking or (memory.low_vram and family.has_forward_chunking)
-    if memory.forward_chunking and not family.has_forward_chunking:
+    chunking = memory.forward_chunking or (memory.low_vram and family.forward_chunking is not None)
+    if memory.forward_chunking and family.forward_chunking is None:
         raise UsageError(f"--forward-chunking: {family.title}'s denoiser has no chunked feed-forward in diffusers; leave it out")
-    if memory.low_vram and not family.has_forward_chunking:
+    if memory.low_vram and family.forward_chunking is None:
         report.note(f"--low-vram: {family.title}'s denoiser has no chunked feed-forward; offloading and decoding in chunks only")
     if memory.offload_model:
         load = dataclasses.replace(load, offload="model")
     with report.timed("load"):
         model = load_pipeline(load, note=report.note, image=image)
     if chunking:
-        model.family.enable_forward_chunking(model.pipeline)
+        getattr(model.pipeline, model.family.forward_chunking).enable_forward_chunking()
     return model
 
 

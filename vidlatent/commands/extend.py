@@ -75,7 +75,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     loads = {source: clip_input.load_options(load, model_given) for source, clip_input in inputs.items()}
     described = {model_load.model: describe_model(model_load) for model_load in loads.values()}
     for info in described.values():
-        info.family.check_extend(info.spec)
+        info.spec.check_extend()
         knobs.check_for(info.spec)
     for source, clip_input in inputs.items():  # an overlap too long for the segments, before anything loads
         if clip_input.clip is not None:

@@ -97,17 +97,18 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     check_inputs(spec, knobs, with_image=bool(sources), last_image=end_image is not None)
     if upscaler is not None and not upscale:
         raise UsageError("--upscaler needs --upscale")
+    factor = None  # --upscale: the family's upsampler's
     if upscale:
-        upscaling.check_model(described.family)
-        upscaler = upscaling.choose_upscaler(upscaler, described.model_id)
+        upscaler = upscaling.choose_upscaler(upscaler, described.family, described.model_id)
+        factor = described.family.upsampler.factor
     if explicit_size is not None:
         check_size(explicit_size, spec)
-        if upscale:
-            upscaling.low_size(explicit_size, spec)
+        if factor:
+            upscaling.low_size(explicit_size, spec, factor)
     # A size that the video encoder would refuse once the frames are made fails now too.
     for source, targets in zip(sources or [TEXT_ONLY], outputs):
         image_size = image_sizes.get(source)
-        final = explicit_size or (upscaling.final_size(spec, image_size) if upscale else default_size(spec, image_size))
+        final = explicit_size or (upscaling.final_size(spec, image_size, factor) if factor else default_size(spec, image_size))
         check_video_sizes(targets, final)
     ranks = distributed.launched()
     if context_parallel is not None:
@@ -140,10 +141,10 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         data = image_bytes.get(source, b"")
         image = media.load_image(data) if source != TEXT_ONLY else None
         video_seed = base_seed + index
-        final = (explicit_size or upscaling.final_size(spec, image_sizes.get(source))) if upsampler is not None else explicit_size
+        final = (explicit_size or upscaling.final_size(spec, image_sizes.get(source), factor)) if factor else explicit_size
         with report.timed("generate"), report.progress(f"generating from {label(job)}", steps) as progress:
             clip = generate(model, image, knobs=knobs, seed=video_seed,
-                            size=upscaling.low_size(final, spec) if upsampler is not None else final,
+                            size=upscaling.low_size(final, spec, factor) if factor else final,
                             source=source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve()),
                             image_sha256=file_sha256(data) if image is not None else "", progress=progress,
                             last_image=end_image)

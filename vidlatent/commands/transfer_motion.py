@@ -56,6 +56,7 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
     from vidlatent.errors import UsageError
     from vidlatent.families.base import IMAGE_NONE
     from vidlatent.generation import random_seed
+    from vidlatent.inversion import check_invertible
     from vidlatent.knobs import FLAGS
     from vidlatent.models import load_vae
     from vidlatent.motion_transfer import TransferOptions, transfer
@@ -69,7 +70,10 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
     source = ClipInput.open(motion_clip)
     source.check_video_output(output, source.load_options(load, model_given))
     if options.needs_model:  # what the model cannot take, before it loads
-        spec = describe_model(source.load_options(load, model_given)).spec
+        described = describe_model(source.load_options(load, model_given))
+        spec = described.spec
+        if options.method == "inversion":
+            check_invertible(described.family, spec)
         if spec.image == IMAGE_NONE:
             raise UsageError(f"--method {method} --refine {refine}: {spec.title} takes no image to condition on the "
                              "appearance; use a model that animates images, or --refine 0")

@@ -53,7 +53,7 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     from vidlatent import media
     from vidlatent.atomic import STDIO
     from vidlatent.generation import random_seed
-    from vidlatent.upscaling import FACTOR, check_model, choose_upscaler, load_upsampler, refine_steps, upscale
+    from vidlatent.upscaling import check_model, choose_upscaler, load_upsampler, refine_steps, upscale
 
     report = Reporter(state, "upscale")
     if output is None:
@@ -65,8 +65,8 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     described = describe_model(load)
     check_model(described.family, "upscale")
     prompts.check_for(described.spec)
-    source.check_video_output(output, load, scale=FACTOR)
-    upscaler = choose_upscaler(upscaler, described.model_id)
+    source.check_video_output(output, load, scale=described.family.upsampler.factor)
+    upscaler = choose_upscaler(upscaler, described.family, described.model_id)
 
     model = load_sampler(load, memory, report)
     start = source.latents(model, report)

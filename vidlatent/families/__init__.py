@@ -3,7 +3,8 @@
 One module per family (``svd``, ``wan``, ``ltx``), each defining ``FAMILY``, an instance of
 ``vidlatent.families.base.Family``. This registry finds a family by name, by a model folder's
 ``model_index.json``, by a pipeline object, or by a model name (alias, known hub id, tiny
-random model). Adding a family is adding a module and a line to ``MODULES``.
+random model), and names the default model. Adding a family is adding a module and a line to
+``MODULES`` (docs/adding-a-family.md).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import LatentFileError, ModelError
@@ -24,6 +26,7 @@ MODULES = {
     "ltx": "vidlatent.families.ltx",
 }
 FAMILY_NAMES = tuple(MODULES)
+DEFAULT_FAMILY = "svd"  # the family of the model vidlatent runs without --model
 
 
 def family(name: str) -> Family:
@@ -40,9 +43,29 @@ def aliases() -> dict[str, str]:
     return {alias: hub for each in all_families() for alias, hub in each.aliases.items()}
 
 
+def default_model() -> str:
+    """The model vidlatent runs without --model: the default family's."""
+    model = family(DEFAULT_FAMILY).default_model
+    assert model is not None, f"the default family {DEFAULT_FAMILY} names no default model"
+    return model
+
+
 def tiny_models() -> dict[str, Family]:
     """The tiny random models, by name."""
     return {name: each for each in all_families() for name in each.tiny}
+
+
+def tiny_builders() -> dict[str, tuple[int, Callable[[], Any]]]:
+    """Every tiny random pipeline a family builds (models, and latent upsamplers), by name: its
+    version and its builder."""
+    builders: dict[str, tuple[int, Callable[[], Any]]] = {}
+    for each in all_families():
+        for name, version in each.tiny.items():
+            builders[name] = (version, lambda each=each, name=name: each.build_tiny(name))
+        if each.upsampler is not None:
+            for name, version in each.upsampler.tiny.items():
+                builders[name] = (version, lambda upsampler=each.upsampler, name=name: upsampler.build_tiny(name))
+    return builders
 
 
 def for_pipeline_class(class_name: str) -> Family | None:

@@ -1,53 +1,53 @@
 """The model-family interface: what plugs one kind of video model into every command.
 
 A family is one small object (``Family``) per kind of model: Stable Video Diffusion, Wan, ...
-It owns what differs between them and nothing else:
+It owns what differs between them and nothing else, mostly as declarations:
 
 - which diffusers pipeline classes and components it loads, its hub ids, aliases and tiny
-  random builders;
+  random models (``tiny``: name -> version, built by ``build_tiny``);
 - what a model folder can do (``ModelSpec``: native size and frame rate, the size multiple
   and frame-count rule, whether it takes an image, a prompt, a last frame), read from the
   folder's configs before any weights load;
-- the latent layout (``LatentLayout``: spatial compression, frame rule, normalisation) and
-  streamed encoding and decoding of frames;
+- the latent layout (``LatentLayout``: spatial compression, frame rule, normalisation), and one
+  streamed encoder (``encode_frames``) and one streamed decoder (``decode``) of frames;
 - one pipeline call (``pipeline_arguments``, ``pipeline_output``), the noise it starts from, its
   own noise schedule, and how to start part-way down it (``regenerate_tail``);
-- how a clip is continued (``extend_segment``: by default conditioned on its last frame, the
-  overlap pinned through the step callback; LTX conditions natively on the clip's last frames).
-- which of diffusers' speed and memory tools its models take (``supports_cache``,
-  ``compile_target``, ``supports_lora``, ``vae_tiling``: see ``vidlatent.acceleration``), so
-  a new family opts in by setting them, and commands never ask which family they run.
+- what a continuation of a clip is conditioned on (``continuation``: by default its last frames,
+  re-encoded and pinned; LTX conditions natively on the clip's last frames);
+- what it can do beyond sampling, as data: ``inversion`` (its sampler run backwards, for
+  ``transfer-motion --method inversion``) and ``upsampler`` (a latent upsampler, for
+  ``--upscale``) are objects, or None where the family cannot; which of diffusers' speed and
+  memory tools its models take (``supports_cache``, ``compile_target``, ``supports_lora``,
+  ``vae_tiling``, ``forward_chunking``: see ``vidlatent.acceleration``).
 
 Everything else (commands, the latent math, extend's segment loop, the SDEdit strength rule,
 pinned frames, drift correction) is written once, against this interface, in
 ``vidlatent.generation`` and friends. Family modules import torch and diffusers only inside
-their methods, so listing them stays cheap.
+their methods, so listing them stays cheap, and no family imports another (what two share is in
+``vidlatent.families.common``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vidlatent.latentfile import FrameRule, LatentLayout, Normalization
+from vidlatent.layout import FrameRule, LatentLayout, Normalization
+from vidlatent.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from PIL import Image
 
-Progress = Callable[[int], None]
 
 IMAGE_REQUIRED = "required"
 IMAGE_OPTIONAL = "optional"
 IMAGE_NONE = "none"
 
-
-def _no_progress(_: int) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,15 @@ class ModelSpec:
     def takes_prompt(self) -> bool:
         return "prompt" in self.knobs
 
+    def check_extend(self) -> None:
+        """Raise UsageError when this model cannot continue a clip from its last frame."""
+        from vidlatent.errors import UsageError
+
+        if self.image == IMAGE_NONE:
+            raise UsageError(f"{self.title} takes no image, so it cannot continue a clip from its last frame")
+        if self.last_image and not self.last_image_optional:
+            raise UsageError(f"{self.title} needs a last frame too; to bridge two clips use interpolate A B --transition F --keyframes")
+
 
 @dataclass(frozen=True)
 class ComfyAssumption:
@@ -124,6 +133,25 @@ class DecodeSettings:
         return {"decode_timestep": self.timestep, "decode_noise_scale": self.noise_scale, "decode_seed": self.seed}
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """What the next segment of a clip is conditioned on (``Family.continuation``).
+
+    Args:
+        image: the image it starts from (its first pixel frame), or None where ``arguments``
+            condition it.
+        pinned: (k, C, h, w) latent frames its first k frames are pinned to through the step
+            callback (re-noised after every step); k may be 0.
+        arguments: more pipeline arguments (LTX: ``conditions=``).
+        size: (width, height) where there is no ``image`` to take it from.
+    """
+
+    image: Image.Image | None
+    pinned: torch.Tensor
+    arguments: dict[str, Any] = field(default_factory=dict)
+    size: tuple[int, int] | None = None
+
+
 def onload(vae: Any) -> None:
     """Move an offloaded VAE to its execution device, as its own encode/decode would (accelerate's
     hook runs on those, not on the encoder and decoder called directly)."""
@@ -151,13 +179,14 @@ class Family:
     pipeline_classes: ClassVar[tuple[str, ...]]  # model_index.json _class_name values it runs
     vae_class: ClassVar[str]
     components: ClassVar[tuple[str, ...]]  # every component a pipeline of this family has
+    default_model: ClassVar[str | None] = None  # the model vidlatent runs without --model (the registry's default family)
     aliases: ClassVar[dict[str, str]] = {}  # short name -> hub id
-    tiny: ClassVar[tuple[str, ...]] = ()  # names of tiny random models (built by ``build_tiny``)
+    tiny: ClassVar[dict[str, int]] = {}  # tiny random models (built by ``build_tiny``): name -> version (bump on change)
     knob_arguments: ClassVar[dict[str, str]] = {}  # Knobs field -> pipeline argument
     knob_defaults: ClassVar[dict[str, Any]] = {}  # where vidlatent's default differs from "not passed"
     comfyui: ClassVar[dict[tuple[int, int], ComfyAssumption]] = {}  # (ndim, channels) -> assumption
     preferred_gpu_dtype: ClassVar[str] = "fp16"  # --dtype auto on a GPU
-    has_forward_chunking: ClassVar[bool] = False
+    forward_chunking: ClassVar[str | None] = None  # the denoiser component with diffusers' enable_forward_chunking()
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1
     timestep_decoder: ClassVar[bool] = False  # its VAE's decoder takes --decode-timestep / --decode-noise-scale
@@ -165,7 +194,10 @@ class Family:
     supports_cache: ClassVar[bool] = False  # the denoiser is a diffusers CacheMixin with transformer blocks
     compile_target: ClassVar[str] = "whole"  # "repeated-blocks": compile_repeated_blocks; "whole": torch.compile
     supports_lora: ClassVar[bool] = False  # the pipeline has a diffusers LoRA loader (load_lora_weights)
-    vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that decode_frames honours
+    vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that ``decode`` honours
+    # Optional capabilities: an object that does it, or None where the family cannot.
+    inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
+    upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
 
     # --- configs (per family) ------------------------------------------------------------------
 
@@ -205,26 +237,18 @@ class Family:
         raise NotImplementedError
 
     def encode_frames(self, frames: Iterable[np.ndarray], vae: Any, *, device: torch.device, chunk: int = 8,
-                      progress: Progress = _no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
+                      progress: Progress = no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
         """(H, W, 3) uint8 frames -> (T, C, h, w) float32 latents on the CPU, normalised."""
         raise NotImplementedError
 
-    def decode_frames(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
-                      settings: DecodeSettings | None = None) -> Iterator[np.ndarray]:
-        """(T, C, h, w) normalised latents -> (H, W, 3) uint8 frames, streamed in order.
+    def decode(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+               settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:
+        """(T, C, h, w) normalised latents -> pixel frames ``first`` to ``last`` (default: all) of the
+        clip, (1, 3, N, H, W) in [-1, 1], a few frames at a time, in order: the one decoder every
+        command streams (``vidlatent.codec.decode_frames`` turns it into uint8 frames).
 
         ``settings``: for timestep-conditioned decoders (``timestep_decoder``); None for the others.
-        Default: the frames of ``decode_chunks``, as they come.
         """
-        from vidlatent.codec import video_to_pixels
-
-        for pixels in self.decode_chunks(latents, vae, device=device, chunk=chunk, settings=settings):
-            yield from video_to_pixels(pixels)
-
-    def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
-                      settings: DecodeSettings | None = None) -> Iterator[torch.Tensor]:
-        """(T, C, h, w) normalised latents -> the video VAE's pixels, (1, 3, N, H, W) in [-1, 1],
-        a few frames at a time, in order (for families whose ``decode_frames`` is the default)."""
         raise NotImplementedError
 
     def decode_settings(self, vae: Any, clip: Any = None, *, timestep: float | None = None,
@@ -242,19 +266,6 @@ class Family:
         """What ComfyUI's latent format for this family does to raw VAE latents (its ``process_in``):
         the file's own normalisation by default."""
         return layout.normalization
-
-    def decode_frame(self, latents: torch.Tensor, vae: Any, *, device: torch.device, index: int) -> np.ndarray:
-        """The last pixel frame of latent frame ``index`` (negative counts from the end).
-
-        Default: decode in order up to that latent frame and keep the last pixel frame, which is
-        right for causal VAEs whose frames depend on the ones before.
-        """
-        index = index % int(latents.shape[0])
-        frame = None
-        for frame in self.decode_frames(latents[: index + 1], vae, device=device):
-            pass
-        assert frame is not None
-        return frame
 
     def default_decode_chunk(self, model: Any) -> int:
         """Latent frames per decoder call when --decode-chunk is not given."""
@@ -340,7 +351,7 @@ class Family:
 
     # --- model-level operations that families may do their own way -------------------------
 
-    def continuation(self, model: Any, latents: torch.Tensor, overlap: int) -> tuple[Image.Image, torch.Tensor]:
+    def continuation(self, model: Any, latents: torch.Tensor, overlap: int) -> Continuation:
         """What the next segment of ``latents`` (T, C, h, w) is conditioned on: its first pixel frame
         (the clip's last for an overlap of 1), and the ``overlap`` latent frames its start is pinned to.
 
@@ -353,33 +364,16 @@ class Family:
 
         from PIL import Image
 
+        from vidlatent.codec import decode_frames
+
         device = model.execution_device
         rule = model.layout.frame_rule
         tail: deque[np.ndarray] = deque(maxlen=max(1, rule.pixel_frames(overlap)))
-        tail.extend(self.decode_frames(latents, model.vae, device=device))
+        tail.extend(decode_frames(self, latents, model.vae, device=device))
         known = self.encode_frames(list(tail), model.vae, device=device) if overlap else latents[:0]
         # The segment starts with these frames, so it is conditioned on the first of them (the
         # clip's last frame when overlap is 1 or 0): image and pinned frames agree.
-        return Image.fromarray(tail[0]), known[:overlap]
-
-    def extend_segment(self, model: Any, latents: torch.Tensor, overlap: int, *, knobs: Any, seed: int,
-                       progress: Progress = _no_progress) -> torch.Tensor:
-        """One new segment continuing ``latents`` (T, C, h, w), (T', C, h, w) float32: its first
-        ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out).
-
-        Default: conditioned on the segment's first pixel frame and the overlap frames
-        (``continuation``), pinned through the step callback, re-noised after every step.
-        """
-        from vidlatent.generation import pin_frames, sample
-
-        image, known = self.continuation(model, latents, overlap)
-        on_step = pin_frames(known, range(overlap), seed, self) if overlap else None
-        return sample(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step)
-
-    def enable_forward_chunking(self, pipeline: Any) -> None:
-        """Run the denoiser's feed-forward layers in chunks (less memory, slower); only where
-        ``has_forward_chunking``."""
-        raise NotImplementedError
+        return Continuation(image=Image.fromarray(tail[0]), pinned=known[:overlap])
 
     def check_context_parallel(self, folder: Path | None, spec: ModelSpec, size: tuple[int, int], frames: int,
                                degree: int) -> None:
@@ -393,12 +387,3 @@ class Family:
     def enable_context_parallel(self, pipeline: Any, degree: int) -> None:
         """Split the denoiser's attention over ``degree`` processes (after ``check_context_parallel``)."""
         raise NotImplementedError
-
-    def check_extend(self, spec: ModelSpec) -> None:
-        """Raise UsageError when this model cannot continue a clip from its last frame."""
-        from vidlatent.errors import UsageError
-
-        if spec.image == IMAGE_NONE:
-            raise UsageError(f"{spec.title} takes no image, so it cannot continue a clip from its last frame")
-        if spec.last_image and not spec.last_image_optional:
-            raise UsageError(f"{spec.title} needs a last frame too; to bridge two clips use interpolate A B --transition F --keyframes")

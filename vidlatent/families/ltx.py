@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
-    IMAGE_OPTIONAL, ComfyAssumption, DecodeSettings, Family, ModelSpec, Progress, _no_progress, onload, read_config,
+    IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, Family, ModelSpec, onload, read_config,
 )
-from vidlatent.latentfile import FrameRule, LatentLayout, Normalization
+from vidlatent.layout import FrameRule, LatentLayout, Normalization
+from vidlatent.progress import Progress, no_progress
+from vidlatent.seeds import cpu_generator
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,6 +97,62 @@ def _known(hub_id: str) -> Checkpoint | None:
     return next((checkpoint for checkpoint in CHECKPOINTS if checkpoint.hub == hub_id), None)
 
 
+DEFAULT_UPSCALER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
+TINY_UPSCALER = "tiny-random-ltx-upscaler"
+
+
+class LatentUpsampler:
+    """LTX-Video's latent upsampler (``LTXLatentUpsamplePipeline``, 2x in space) and the refining pass
+    after it, as diffusers' LTX-Video documentation gives them: the upsampler of
+    ``Lightricks/ltxv-spatial-upscaler-0.9.7`` (AdaIN and tone-map settings per checkpoint), then a
+    short pass of the same ``LTXConditionPipeline`` from the upsampled latents (0.4 of 10 steps for the
+    dev checkpoints; the documented timesteps for the distilled ones). ``vidlatent.upscaling`` runs it.
+    """
+
+    factor = 2
+    pipeline_class = "LTXLatentUpsamplePipeline"
+    component = "latent_upsampler"  # the pipeline's model, moved to the device on load
+    aliases = {"ltxv-spatial-upscaler-0.9.7": DEFAULT_UPSCALER}
+    tiny = {TINY_UPSCALER: 1}
+
+    def __init__(self, checkpoint: Checkpoint | None = None) -> None:
+        self.checkpoint = checkpoint
+
+    def default_for(self, model_id: str) -> str:
+        """The upsampler that goes with a model: the tiny one for tiny-random-ltx, else Lightricks' 0.9.7."""
+        return TINY_UPSCALER if model_id == TINY else DEFAULT_UPSCALER
+
+    def filters(self) -> dict[str, float]:
+        """The upsampler's documented AdaIN and tone-map settings for this checkpoint."""
+        checkpoint = self.checkpoint or CHECKPOINTS[0]
+        return {"adain_factor": checkpoint.adain, "tone_map_compression_ratio": checkpoint.tone_map}
+
+    def refine_recipe(self) -> tuple[int | None, dict[str, Any]]:
+        """The documented refining pass after the upsampler: (steps, pipeline arguments)."""
+        if self.checkpoint is not None and self.checkpoint.distilled:
+            return None, dict(DISTILLED_REFINE)
+        return DEV_REFINE_STEPS, dict(DEV_REFINE)
+
+    def upsample(self, pipeline: Any, latents: torch.Tensor, *, device: torch.device) -> torch.Tensor:
+        """(T, C, h, w) normalised latents -> (T, C, 2h, 2w), through ``pipeline`` (an LTXLatentUpsamplePipeline)."""
+        video = latents.permute(1, 0, 2, 3)[None].to(device)  # (1, C, T, h, w)
+        output = pipeline(latents=video, output_type="latent", **self.filters())
+        return output.frames[0].permute(1, 0, 2, 3).float().cpu()
+
+    def build_tiny(self, name: str) -> Any:
+        """A tiny ``LTXLatentUpsamplePipeline`` (no VAE: it takes the model's) with a latent upsampler of
+        the real class, 128 channels, ``mid_channels`` 32 (its GroupNorms have 32 groups), weights drawn
+        under SEED."""
+        import torch
+        from diffusers import LTXLatentUpsamplePipeline
+        from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+        torch.manual_seed(SEED)
+        model = LTXLatentUpsamplerModel(in_channels=128, mid_channels=32, num_blocks_per_stage=1, dims=3,
+                                        spatial_upsample=True, temporal_upsample=False)
+        return LTXLatentUpsamplePipeline(vae=None, latent_upsampler=model)
+
+
 class LTX(Family):
     name = "ltx"
     title = "LTX-Video"
@@ -102,7 +160,7 @@ class LTX(Family):
     vae_class = "AutoencoderKLLTXVideo"
     components = ("vae", "text_encoder", "tokenizer", "transformer", "scheduler")
     aliases = {checkpoint.alias: checkpoint.hub for checkpoint in CHECKPOINTS}
-    tiny = (TINY,)
+    tiny = {TINY: 1}
     knob_arguments = {
         "frames": "num_frames",
         "steps": "num_inference_steps",
@@ -121,7 +179,7 @@ class LTX(Family):
     supports_cache = True  # LTXVideoTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: LTXVideoTransformerBlock
     supports_lora = True  # LTXVideoLoraLoaderMixin
-    vae_tiling = True  # decode_frames tiles with --vae-tiling, and by default past the VAE's tile size
+    vae_tiling = True  # decode tiles with --vae-tiling, and by default past the VAE's tile size
     default_overlap = 2  # extend: the clip's last 9 frames (see README, "LTX-Video")
     minimum_overlap = 1
     comfyui = {
@@ -135,6 +193,7 @@ class LTX(Family):
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         self.checkpoint = checkpoint
+        self.upsampler = LatentUpsampler(checkpoint)
 
     # --- configs -------------------------------------------------------------------------------
 
@@ -224,7 +283,7 @@ class LTX(Family):
         return Normalization()
 
     def encode_frames(self, frames: Iterable[np.ndarray], vae: Any, *, device: torch.device, chunk: int = 8,
-                      progress: Progress = _no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
+                      progress: Progress = no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
         """The VAE's encoding of the largest 8k + 1 frames of ``frames``, the posterior's mean,
         normalised as the pipelines normalise it. LTX's encoder is not streamed: the frames are held
         together (``note`` says how many past the last 8k + 1 were left out)."""
@@ -258,15 +317,15 @@ class LTX(Family):
         its history records (its generation's), else 0.05 and 0.025; the noise from the clip's seed."""
         if not vae.config.timestep_conditioning:
             return super().decode_settings(vae, clip, timestep=timestep, noise_scale=noise_scale)
-        history = clip.history if clip is not None else ()
+        recorded = clip.recorded("decode_timestep", "decode_noise_scale", commands=None, nested=True) if clip is not None else {}
         return DecodeSettings(
-            timestep=_first(timestep, _recorded(history, "decode_timestep"), DECODE_TIMESTEP),
-            noise_scale=_first(noise_scale, _recorded(history, "decode_noise_scale"), DECODE_NOISE_SCALE),
+            timestep=_first(timestep, recorded.get("decode_timestep"), DECODE_TIMESTEP),
+            noise_scale=_first(noise_scale, recorded.get("decode_noise_scale"), DECODE_NOISE_SCALE),
             seed=int(clip.seed) if clip is not None and clip.seed is not None else 0,
         )
 
-    def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
-                      settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:
+    def decode(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+               settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:
         """Pixel frames ``first`` to ``last`` (default: all) of the clip, (1, 3, N, H, W) in [-1, 1], in
         order, ``chunk`` latent frames' worth at a time.
 
@@ -290,7 +349,7 @@ class LTX(Family):
         with torch.inference_mode():
             onload(vae)
             z, temb = _decoder_input(latents, vae, device, settings)  # (1, C, T, h, w)
-            start, end = _latent_of(first, rule), _latent_of(last, rule) + 1
+            start, end = rule.latent_index(first), rule.latent_index(last) + 1
             for own_start in range(start, end, max(1, chunk)):
                 own_end = min(end, own_start + max(1, chunk))
                 window_start, window_end = max(0, own_start - before), min(total, own_end + after)
@@ -298,18 +357,9 @@ class LTX(Family):
                 # Window pixel q is clip pixel temporal * window_start + q (the decoder's upsamplers
                 # drop the frames before a clip's first latent frame's own one).
                 offset = rule.temporal * window_start
-                low = max(first, _pixels_of(own_start, rule)[0])
-                high = min(last, _pixels_of(own_end - 1, rule)[1])
+                low = max(first, rule.pixel_span(own_start)[0])
+                high = min(last, rule.pixel_span(own_end - 1)[1])
                 yield pixels[:, :, low - offset : high - offset + 1]
-
-    def decode_frame(self, latents: torch.Tensor, vae: Any, *, device: torch.device, index: int) -> np.ndarray:
-        # The last pixel frame of latent frame ``index``, decoded with the frames around it.
-        from vidlatent.codec import video_to_pixels
-
-        index = index % int(latents.shape[0])
-        pixel = FrameRule(int(vae.temporal_compression_ratio), causal=True).pixel_frames(index + 1) - 1
-        chunk = next(self.decode_chunks(latents, vae, device=device, first=pixel, last=pixel))
-        return video_to_pixels(chunk)[0]
 
     # --- sampling ------------------------------------------------------------------------------
 
@@ -357,8 +407,6 @@ class LTX(Family):
         """The pipeline draws its latents first, (1, C, T, h, w) float32, from the generator."""
         import torch
 
-        from vidlatent.generation import cpu_generator
-
         width, height = size
         spatial = model.layout.spatial
         shape = (1, int(model.pipeline.transformer.config.in_channels), latent_frames, height // spatial, width // spatial)
@@ -398,40 +446,27 @@ class LTX(Family):
         strength = kept / steps
         return {"timesteps": [float(level) * strength * 1000.0 for level in linear_quadratic_schedule(kept)]}
 
-    def extend_segment(self, model: Any, latents: torch.Tensor, overlap: int, *, knobs: Any, seed: int,
-                       progress: Progress = _no_progress) -> torch.Tensor:
+    def continuation(self, model: Any, latents: torch.Tensor, overlap: int) -> Continuation:
         """The pipeline's own video conditioning: the clip's last (overlap - 1) * 8 + 1 pixel frames
         as a condition at frame 0, strength 1 (overlap 1: its last frame, as an image), so the new
-        segment's first ``overlap`` latent frames are the clip's end and the rest continue it."""
+        segment's first ``overlap`` latent frames are the clip's end and the rest continue it. Nothing
+        is pinned: the condition holds them."""
         from PIL import Image
 
         from vidlatent.codec import video_to_pixels
-        from vidlatent.generation import sample
 
         rule = model.layout.frame_rule
         last = rule.pixel_frames(int(latents.shape[0])) - 1
         first = last - rule.pixel_frames(overlap) + 1
-        tail = [Image.fromarray(frame) for pixels in self.decode_chunks(latents, model.vae, device=model.execution_device,
-                                                                        first=first, last=last)
+        tail = [Image.fromarray(frame) for pixels in self.decode(latents, model.vae, device=model.execution_device,
+                                                                 first=first, last=last)
                 for frame in video_to_pixels(pixels)]
         if len(tail) == 1:
-            return sample(model, tail[0], knobs=knobs, seed=seed, progress=progress)
+            return Continuation(image=tail[0], pinned=latents[:0])
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
         condition = LTXVideoCondition(video=tail, frame_index=0, strength=1.0)
-        return sample(model, None, knobs=knobs, seed=seed, progress=progress, size=tail[0].size,
-                      arguments={"conditions": [condition]})
-
-    def refine_recipe(self) -> tuple[int | None, dict[str, Any]]:
-        """The documented refining pass after the latent upsampler: (steps, pipeline arguments)."""
-        if self.checkpoint is not None and self.checkpoint.distilled:
-            return None, dict(DISTILLED_REFINE)
-        return DEV_REFINE_STEPS, dict(DEV_REFINE)
-
-    def upsampler_filters(self) -> dict[str, float]:
-        """The latent upsampler's documented AdaIN and tone-map settings for this checkpoint."""
-        checkpoint = self.checkpoint or CHECKPOINTS[0]
-        return {"adain_factor": checkpoint.adain, "tone_map_compression_ratio": checkpoint.tone_map}
+        return Continuation(image=None, pinned=latents[:0], arguments={"conditions": [condition]}, size=tail[0].size)
 
     # --- tiny random models --------------------------------------------------------------------
 
@@ -452,38 +487,6 @@ def _first(*values: float | None) -> float:
     return float(next(value for value in values if value is not None))
 
 
-def _recorded(history: Iterable[dict[str, Any]], key: str) -> float | None:
-    """The latest value of ``key`` in a history's arguments (also inside an edit's operations or a
-    refine record)."""
-
-    def find(value: Any, depth: int = 0) -> Any:
-        if isinstance(value, dict):
-            if value.get(key) is not None:
-                return value[key]
-            nested = (find(item, depth + 1) for item in value.values() if depth < 3)
-        elif isinstance(value, list):
-            nested = (find(item, depth + 1) for item in value if depth < 3)
-        else:
-            return None
-        return next((found for found in nested if found is not None), None)
-
-    for step in reversed(list(history)):
-        found = find(step.get("arguments", {}))
-        if found is not None:
-            return float(found)
-    return None
-
-
-def _latent_of(pixel: int, rule: FrameRule) -> int:
-    """The latent frame pixel frame ``pixel`` belongs to (0; then 8 pixel frames per latent frame)."""
-    return 0 if pixel <= 0 else (pixel - 1) // rule.temporal + 1
-
-
-def _pixels_of(latent: int, rule: FrameRule) -> tuple[int, int]:
-    """The first and last pixel frame of latent frame ``latent``."""
-    return (0, 0) if latent == 0 else ((latent - 1) * rule.temporal + 1, latent * rule.temporal)
-
-
 def _normalize(raw: torch.Tensor, vae: Any) -> torch.Tensor:
     # The pipelines' arithmetic: (latents - mean) * scaling_factor / std.
     mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(raw.device, raw.dtype)
@@ -496,8 +499,6 @@ def _decoder_input(latents: torch.Tensor, vae: Any, device: torch.device,
     """(T, C, h, w) file latents -> what the pipeline hands ``vae.decode``: the denormalised latents
     (1, C, T, h, w), noised for timestep-conditioned VAEs, and the timestep (or None)."""
     import torch
-
-    from vidlatent.generation import cpu_generator
 
     z = latents.permute(1, 0, 2, 3)[None].to(device=device, dtype=torch.float32)
     mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(device, torch.float32)
@@ -559,7 +560,7 @@ def build_tiny_ltx() -> Any:
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline, LTXVideoTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    from vidlatent.families.wan import tiny_tokenizer
+    from vidlatent.families.common import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(SEED)

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
-    IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, Family, ModelSpec, Progress, _no_progress,
+    IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, Family, ModelSpec,
     onload, read_config,
 )
-from vidlatent.latentfile import FrameRule, LatentLayout, Normalization
+from vidlatent.layout import FrameRule, LatentLayout, Normalization
+from vidlatent.progress import Progress, no_progress
+from vidlatent.seeds import cpu_generator
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,7 +99,7 @@ class Wan(Family):
     components = ("vae", "text_encoder", "tokenizer", "transformer", "transformer_2", "scheduler", "image_encoder",
                   "image_processor")
     aliases = {checkpoint.alias: checkpoint.hub for checkpoint in CHECKPOINTS}
-    tiny = tuple(TINY)
+    tiny = {name: 1 for name in TINY}
     knob_arguments = {
         "frames": "num_frames",
         "steps": "num_inference_steps",
@@ -112,7 +114,7 @@ class Wan(Family):
     supports_cache = True  # WanTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: WanTransformerBlock
     supports_lora = True  # WanLoraLoaderMixin, into either expert (load_into_transformer_2)
-    vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode_chunks
+    vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
     comfyui = {
         (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),
         (5, 48): _comfyui(48, 16, WAN22_MEAN, WAN22_STD, "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 24.0, "2.2"),
@@ -176,7 +178,7 @@ class Wan(Family):
         )
 
     def encode_frames(self, frames: Iterable[np.ndarray], vae: Any, *, device: torch.device, chunk: int = 8,
-                      progress: Progress = _no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
+                      progress: Progress = no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
         """The VAE's own causal encoding (``AutoencoderKLWan._encode``), streamed: the first
         frame alone, then 4 frames at a time through the encoder's feature cache; only one group
         of pixels is held. Frames past the last whole group are left out (4k+1 are encoded) and
@@ -213,14 +215,15 @@ class Wan(Family):
             note(f"encoded {done} frames: Wan's VAE takes 4k+1, so the last {len(left)} frame(s) were left out")
         return self._normalize(latents.float(), vae)[0].permute(1, 0, 2, 3).cpu()  # (T, C, h, w)
 
-    def decode_chunks(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
-                      settings: DecodeSettings | None = None) -> Iterator[torch.Tensor]:
+    def decode(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
+               settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:
         """The VAE's own causal decoding (``AutoencoderKLWan._decode``), streamed: one latent frame
         after another through the decoder's feature cache, each one's pixels, (1, 3, N, H, W) in
         [-1, 1] (N = 1, then 4), yielded as they come, so memory does not grow with the length.
         Concatenated, they equal ``vae.decode`` of the whole clip bit for bit (tested). ``chunk``
         is not used: the decoder's own step is one latent frame (and it takes no timestep: no
-        ``settings``).
+        ``settings``). Pixel frames ``first`` to ``last``: a causal decoder decodes every frame
+        up to ``last`` and leaves out those before ``first``.
 
         With the VAE's tiling on (``vae.enable_tiling()``) and frames larger than a tile, as
         ``vae.decode`` then does, the VAE's own tiled decode (``tiled_decode``), streamed too
@@ -230,6 +233,10 @@ class Wan(Family):
         from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
 
         patch = vae.config.patch_size
+        rule = FrameRule(int(vae.config.scale_factor_temporal), causal=True)
+        if last is not None:
+            latents = latents[: rule.latent_index(last) + 1]  # the latent frames up to pixel frame ``last``
+        done = 0  # pixel frames yielded or left out so far
         with torch.inference_mode(), _cache_cleared(vae):
             onload(vae)
             z = self._denormalize(latents.permute(1, 0, 2, 3)[None].to(device=device, dtype=vae.dtype), vae)  # (1, C, T, h, w)
@@ -239,7 +246,11 @@ class Wan(Family):
             for out in (_tiled_steps(vae, z) if tiled else _steps(vae, z)):
                 if patch is not None:
                     out = unpatchify(out, patch_size=patch)
-                yield torch.clamp(out, min=-1.0, max=1.0)
+                count = int(out.shape[2])
+                low, high = max(0, first - done), count if last is None else min(count, last + 1 - done)
+                done += count
+                if low < high:
+                    yield torch.clamp(out if (low, high) == (0, count) else out[:, :, low:high], min=-1.0, max=1.0)
 
     def decode_working_bytes(self, vae: Any, size: tuple[int, int]) -> int | None:
         """A rough estimate: a decoder step works on 4 pixel frames at full resolution (after
@@ -297,8 +308,6 @@ class Wan(Family):
         """Both pipelines draw their latents first, (1, C, T, h, w) float32, from the generator
         (the image condition is encoded with the posterior's mean: no draw)."""
         import torch
-
-        from vidlatent.generation import cpu_generator
 
         width, height = size
         spatial = model.layout.spatial
@@ -468,15 +477,6 @@ def _cache_cleared(vae: Any) -> Iterator[None]:
         vae.clear_cache()
 
 
-def tiny_tokenizer() -> Any:
-    """A Unigram T5 tokenizer built in code (no download): characters and a few pieces."""
-    from transformers import T5Tokenizer
-
-    pieces = ["<pad>", "</s>", "<unk>", "▁", *"abcdefghijklmnopqrstuvwxyz0123456789.,", "▁a", "▁the", "▁of", "ing"]
-    vocab = [(piece, 0.0 if index < 3 else -float(index)) for index, piece in enumerate(pieces)]
-    return T5Tokenizer(vocab=vocab, extra_ids=0)
-
-
 def build_tiny_wan(*, wan22: bool) -> Any:
     """A tiny Wan pipeline of the real classes, weights drawn under SEED.
 
@@ -490,6 +490,8 @@ def build_tiny_wan(*, wan22: bool) -> Any:
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    from vidlatent.families.common import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(SEED)
