@@ -27,6 +27,7 @@ import torch
 
 from vidlatent import __version__
 from vidlatent.errors import IncompatibleLatentsError, LatentFileError, UsageError
+from vidlatent.latentfile import LatentSpace, parse_safetensors, read_bytes, safetensors_bytes, write_bytes
 
 STATIC_THRESHOLD = 0.05
 """Default static threshold on a clip's relative motion (see ``measure_motion``)."""
@@ -354,8 +355,6 @@ class Components:
     def check_clip(self, latents: torch.Tensor, latent_space: str | None = None, *, name: str = "the clip") -> None:
         """Raise IncompatibleLatentsError unless a (F, C, h, w) clip has these components' frame
         shape and (when given) latent space."""
-        from vidlatent.latentfile import LatentSpace
-
         if tuple(latents.shape[1:]) != self.frame_shape:
             raise IncompatibleLatentsError(
                 f"{name} has frames of shape {_shape(latents.shape[1:])} but the components were fit on "
@@ -406,8 +405,6 @@ def pca_shift(latents: torch.Tensor, components: Components, index: int, amount:
 
 def components_to_bytes(components: Components) -> bytes:
     """Serialise ``components`` as a components file (see docs/analyze.md)."""
-    from vidlatent.latentfile import safetensors_bytes
-
     tensors = {name: getattr(components, name).float() for name in COMPONENT_TENSORS}
     metadata = {
         "format": COMPONENTS_FORMAT,
@@ -422,15 +419,11 @@ def components_to_bytes(components: Components) -> bytes:
 
 def save_components(components: Components, path: str | os.PathLike[str]) -> None:
     """Write a components file atomically."""
-    from vidlatent.latentfile import write_bytes
-
     write_bytes(components_to_bytes(components), path)
 
 
 def load_components(path: str | os.PathLike[str]) -> Components:
     """Read and validate a components file; every fault raises LatentFileError naming ``path``."""
-    from vidlatent.latentfile import LatentSpace, parse_safetensors, read_bytes
-
     source = str(path)
     expected = "a components file written by vidlatent analyze --save-components"
     tensors, metadata = parse_safetensors(read_bytes(path, expected=expected), source=source, expected=expected)

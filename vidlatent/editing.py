@@ -14,14 +14,15 @@ appended that names B and how it was used.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import latent_ops, latentfile, media
+from vidlatent import generation, latent_ops, latentfile, media
+from vidlatent.analysis import pca_shift
 from vidlatent.atomic import STDIO
 from vidlatent.errors import IncompatibleLatentsError, UsageError
+from vidlatent.families.base import IMAGE_NONE
 from vidlatent.latentfile import LatentClip, LatentSpace
 from vidlatent.progress import Progress, no_progress
 
@@ -157,8 +158,6 @@ def interpolate(
 
 def _refine(model: LoadedModel, clip: LatentClip, latents: torch.Tensor, originals: list[int], refine: Refinement,
             progress: Progress) -> tuple[torch.Tensor, dict[str, Any]]:
-    from vidlatent import generation
-
     refine.validate()
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     known = clip.latents.float()  # (T, C, h, w): the originals, in order
@@ -179,9 +178,6 @@ def _refine(model: LoadedModel, clip: LatentClip, latents: torch.Tensor, origina
 def conditioning_image(model: LoadedModel, latents: torch.Tensor) -> Image.Image | None:
     """The image a re-generation of ``latents`` is conditioned on: its first frame, decoded, for
     models that take an image (None for text-only models)."""
-    from vidlatent import generation
-    from vidlatent.families.base import IMAGE_NONE
-
     return None if model.spec.image == IMAGE_NONE else generation.frame_image(latents, model, 0)
 
 
@@ -302,8 +298,6 @@ def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, 
     """
     import torch
 
-    from vidlatent import generation
-
     knobs = keyframe_knobs(model.spec, knobs, frames)
     a.require_space(model.latent_space, what=f"--model {model.model_id}")
     b = fit_pair(a, b, names=names, resample=resample, same_fps=join)
@@ -339,7 +333,7 @@ def make_direction(positives: list[LatentClip], negatives: list[LatentClip], *, 
             raise UsageError(f"{name} is {_size(clip)} and {reference_name} is {_size(reference)}; a direction needs clips of one size")
     latents = latent_ops.direction([clip.latents for clip in positives], [clip.latents for clip in negatives])
     made = LatentClip(latents=latents, model=reference.model, latent_space=reference.latent_space, fps=reference.fps,
-                      height=reference.height, width=reference.width, kind="direction")
+                      height=reference.height, width=reference.width, kind="direction", layout=reference.layout)
     return made.with_step("direction", {"positives": list(names[0]), "negatives": list(names[1])})
 
 
@@ -510,8 +504,6 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
         latents = latent_ops.add_direction(latents, plan.direction.latents.float(), plan.scale)
         operations.append({"operation": "direction", "source": plan.direction_source, "scale": plan.scale})
     if plan.pca_shift is not None:
-        from vidlatent.analysis import pca_shift
-
         component, amount = plan.pca_shift
         latents = pca_shift(latents, plan.components, component - 1, amount)
         operations.append({"operation": "pca_shift", "component": component, "amount": amount, "source": plan.components_source})
@@ -530,8 +522,6 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
 def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regeneration, model: LoadedModel | None,
                 progress: Progress) -> tuple[torch.Tensor, dict[str, Any]]:
     """The --image operation of ``edit``: the latents and the history record."""
-    from vidlatent import generation, media
-
     record: dict[str, Any] = {"operation": "image", "source": regeneration.source, "image_sha256": regeneration.image_sha256,
                               "strength": regeneration.strength, "seed": regeneration.seed}
     if regeneration.strength == 0:

@@ -28,7 +28,7 @@ from vidlatent.codec import decode_frame
 from vidlatent.errors import UsageError
 from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
 from vidlatent.latentfile import LatentClip
-from vidlatent.models import LoadedModel
+from vidlatent.models import LoadedModel, plan_vae_tiling
 from vidlatent.progress import Progress, no_progress
 from vidlatent.seeds import MAX_SEED, cpu_generator, random_seed
 
@@ -100,7 +100,10 @@ def sample(
         raise ValueError("sample needs an image or a size")
     extra: dict[str, Any] = {}
     if latents is not None:
-        extra["latents"] = family.to_pipeline_latents(latents).to(device=model.execution_device, dtype=family.latent_dtype(model))
+        import torch
+
+        dtype = torch.float32 if family.latents_in_float32 else model.dtype
+        extra["latents"] = to_pipeline_latents(family, latents).to(device=model.execution_device, dtype=dtype)
     if sigmas is not None:
         extra["sigmas"] = sigmas
     frames = knobs.resolved(model.pipeline, family).frames
@@ -113,7 +116,30 @@ def sample(
         **extra,
         **(arguments or {}),
     }
-    return family.pipeline_output(model.pipeline(**call))
+    return from_pipeline_latents(family, model.pipeline(**call).frames).float().cpu()
+
+
+def to_pipeline_latents(family: Family, latents: torch.Tensor) -> torch.Tensor:
+    """(T, C, h, w) -> the layout the family's pipelines take as ``latents=`` (``Family.pipeline_latents``)."""
+    return latents[None] if family.pipeline_latents == "frames-first" else latents.permute(1, 0, 2, 3)[None]
+
+
+def from_pipeline_latents(family: Family, tensor: torch.Tensor, *, size: tuple[int, int] | None = None,
+                          callback: bool = False) -> torch.Tensor:
+    """The family's pipeline latents (its ``output_type="latent"`` result, or with ``callback`` what a
+    step callback sees) -> a (T, C, h, w) view of them.
+
+    ``size``: the latent (h, w), for pipelines whose callbacks see tokens (``Family.callback_tokens``:
+    LTX, (1, T * h * w, C) in (t, h, w) order; conditions at later frames would add tokens first, so
+    vidlatent pins frames only in calls without them).
+    """
+    if callback and family.callback_tokens:
+        if size is None:
+            raise ValueError(f"{family.title}'s step callbacks see tokens: the latent (h, w) is needed to find the frames")
+        height, width = size
+        tokens = tensor[0]  # (S, C)
+        return tokens.view(tokens.shape[0] // (height * width), height, width, tokens.shape[1]).permute(0, 3, 1, 2)
+    return tensor[0] if family.pipeline_latents == "frames-first" else tensor[0].permute(1, 0, 2, 3)
 
 
 def acceleration_record(model: LoadedModel) -> dict[str, Any]:
@@ -215,8 +241,6 @@ def frame_image(latents: torch.Tensor, model: LoadedModel, index: int) -> Image.
     (its last pixel frame, for VAEs with several pixel frames per latent frame)."""
     from PIL import Image
 
-    from vidlatent.models import plan_vae_tiling
-
     spatial = model.layout.spatial
     plan_vae_tiling(model, (int(latents.shape[-1]) * spatial, int(latents.shape[-2]) * spatial))
     return Image.fromarray(decode_frame(model.family, latents, model.vae, device=model.execution_device, index=index))
@@ -252,7 +276,7 @@ def pin_frames(known: torch.Tensor, indices: Sequence[int], seed: int, family: F
     def pin(pipeline: Any, step: int, tensors: dict[str, Any]) -> dict[str, Any]:
         own = family or families.for_pipeline(pipeline)
         latents = tensors["latents"]
-        frames = own.from_pipeline_latents(latents, size=tuple(known.shape[-2:]))  # a (T, C, h, w) view of the pipeline's tensor
+        frames = from_pipeline_latents(own, latents, size=tuple(known.shape[-2:]), callback=True)  # a view of the pipeline's tensor
         sigma = own.sigma_after_step(pipeline, step)
         noise = torch.randn(known.shape, generator=noise_generator)
         frames[positions] = own.noised(known, noise, sigma).to(device=latents.device, dtype=latents.dtype)
@@ -438,8 +462,6 @@ def extend(
     the clip grows by (segment frames - overlap) latent frames per segment.
     """
     import torch
-
-    from vidlatent.models import plan_vae_tiling
 
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")

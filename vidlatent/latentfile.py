@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent import __version__
 from vidlatent.atomic import STDIO, atomic_output, write_stdout
-from vidlatent.errors import IncompatibleLatentsError, LatentFileError
+from vidlatent.errors import IncompatibleLatentsError, LatentFileError, UsageError
+from vidlatent import families
 # The vocabulary of the file's metadata (re-exported: readers of latent files use these names).
 from vidlatent.layout import FrameRule, LatentLayout, LatentSpace, Normalization
 
@@ -469,9 +470,7 @@ def _from_comfyui_layout(tensor: torch.Tensor, source: str) -> torch.Tensor:
 def _comfyui_normalization(layout: LatentLayout) -> Normalization:
     """What ComfyUI's latent format for the layout's family does to raw VAE latents: the layout's
     own normalisation (SVD, Wan), or none for LTX, whose ComfyUI VAE normalises internally."""
-    from vidlatent.families import family
-
-    return family(layout.family).comfyui_normalization(layout)
+    return Normalization() if families.family(layout.family).comfyui_normalized else layout.normalization
 
 
 def _comfyui_raw_current(clip: LatentClip) -> bool:
@@ -507,8 +506,6 @@ def from_bytes(data: bytes, *, source: str = "latent file") -> LatentClip:
 def _clip_from_comfyui(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: str) -> LatentClip:
     # With the version marker the tensor holds raw VAE latents; without it (ComfyUI's legacy
     # files) it already holds scaled SD-style values, which ComfyUI itself divides by 0.18215.
-    from vidlatent.families import comfyui_assumption
-
     original = tensors[COMFYUI_TENSOR]
     latent = _from_comfyui_layout(original, source)
     _validate_tensor(latent, source)
@@ -525,7 +522,7 @@ def _clip_from_comfyui(tensors: dict[str, torch.Tensor], metadata: dict[str, str
         if comfyui and comfyui != _comfyui_metadata_in(history):
             ours["history"] = json.dumps([*history, _import_step(source, comfyui)])
     else:
-        assumed = comfyui_assumption(original.ndim, int(latent.shape[1]), source)
+        assumed = families.comfyui_assumption(original.ndim, int(latent.shape[1]), source)
         _, _, height, width = latent.shape
         ours = {
             **assumed.layout.metadata(),
@@ -610,11 +607,9 @@ def _version_1_layout(space: LatentSpace) -> LatentLayout:
 
 
 def _layout_from(metadata: dict[str, str], space: LatentSpace) -> LatentLayout:
-    from vidlatent.families import FAMILY_NAMES
-
     family = metadata["family"]
-    if family not in FAMILY_NAMES:
-        raise LatentFileError(f"family {family!r} is not one vidlatent {__version__} knows ({', '.join(FAMILY_NAMES)}); upgrade vidlatent")
+    if family not in families.FAMILY_NAMES:
+        raise LatentFileError(f"family {family!r} is not one vidlatent {__version__} knows ({', '.join(families.FAMILY_NAMES)}); upgrade vidlatent")
     rule = FrameRule.parse(metadata["frame_rule"])
     if int(metadata["temporal_compression"]) != rule.temporal:
         raise LatentFileError(f"temporal_compression {metadata['temporal_compression']} disagrees with frame_rule {rule}")
@@ -684,7 +679,6 @@ def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | Non
 def folder_latents(folder: str | os.PathLike[str]) -> list[str]:
     """The latent files (.safetensors, .latent) in ``folder``, in natural order (clip2 before clip10);
     a folder without any is refused."""
-    from vidlatent.errors import UsageError
     from vidlatent.media import natural_key
 
     files = [path for path in Path(folder).iterdir() if path.is_file() and is_latent_path(path)]

@@ -505,7 +505,8 @@ def latent_space_of(vae: Any) -> str:
     family = families.for_vae(vae)
     if family is None:
         raise ModelError(f"{type(vae).__name__} is the VAE of no vidlatent model family")
-    weights = torch.cat([weight.detach().flatten() for weight in family.fingerprint_weights(vae)]).to("cpu", torch.float64)
+    modules = [vae.get_submodule(name) for name in family.fingerprint_modules]
+    weights = torch.cat([module.weight.detach().flatten() for module in modules]).to("cpu", torch.float64)
     generator = torch.Generator().manual_seed(20231121)
     projections = torch.randn(4, weights.numel(), generator=generator, dtype=torch.float64)
     fingerprint = projections @ (weights / weights.norm())

@@ -17,7 +17,8 @@ from vidlatent.codec import decode_frames
 from vidlatent.errors import MediaError
 from vidlatent.families.base import DecodeSettings
 from vidlatent.latentfile import LatentClip
-from vidlatent.models import LoadedModel
+from vidlatent.knobs import check_size
+from vidlatent.models import LoadedModel, plan_vae_tiling
 from vidlatent.progress import Progress, no_progress
 
 
@@ -76,8 +77,6 @@ def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progre
     A VAE that makes whole latent frames of several pixel frames (Wan: 4k+1) encodes the
     largest count of the frames read that it accepts; ``note`` is told how many were left out.
     """
-    from vidlatent.knobs import check_size
-
     size = plan.size_for(model.native_area, model.spec.size_multiple)
     check_size(size, model.spec)
     width, height = size
@@ -132,8 +131,6 @@ def decode_clip(
     Returns:
         The number of frames written.
     """
-    from vidlatent.models import plan_vae_tiling
-
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     settings = settings if settings is not None else model.family.decode_settings(model.vae, clip)
     plan_vae_tiling(model, (clip.width, clip.height))

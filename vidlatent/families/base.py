@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vidlatent.layout import FrameRule, LatentLayout, Normalization
+from vidlatent.errors import UsageError
+from vidlatent.layout import FrameRule, LatentLayout
 from vidlatent.progress import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -94,8 +95,6 @@ class ModelSpec:
 
     def check_extend(self) -> None:
         """Raise UsageError when this model cannot continue a clip from its last frame."""
-        from vidlatent.errors import UsageError
-
         if self.image == IMAGE_NONE:
             raise UsageError(f"{self.title} takes no image, so it cannot continue a clip from its last frame")
         if self.last_image and not self.last_image_optional:
@@ -195,6 +194,17 @@ class Family:
     compile_target: ClassVar[str] = "whole"  # "repeated-blocks": compile_repeated_blocks; "whole": torch.compile
     supports_lora: ClassVar[bool] = False  # the pipeline has a diffusers LoRA loader (load_lora_weights)
     vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that ``decode`` honours
+    # How its pipelines hold latents: "channels-first" (1, C, T, h, w), as video VAEs lay them out, or
+    # "frames-first" (1, T, C, h, w); in float32 or (False) in the model's dtype; and whether step
+    # callbacks see them packed as tokens (1, T * h * w, C) instead.
+    pipeline_latents: ClassVar[str] = "channels-first"
+    latents_in_float32: ClassVar[bool] = True
+    callback_tokens: ClassVar[bool] = False
+    # The VAE modules whose weights fingerprint its latent space (vidlatent.models.latent_space_of).
+    fingerprint_modules: ClassVar[tuple[str, ...]] = ("encoder.conv_out", "decoder.conv_out")
+    # ComfyUI's latent format for it keeps the normalised values (its VAE applies the statistics
+    # itself), rather than raw VAE latents.
+    comfyui_normalized: ClassVar[bool] = False
     # Optional capabilities: an object that does it, or None where the family cannot.
     inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
     upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
@@ -256,16 +266,9 @@ class Family:
         """How ``vae`` decodes ``clip`` (a LatentClip, or None for defaults): None for decoders that
         take no timestep; a UsageError when a timestep or noise scale is given to one of those."""
         if timestep is not None or noise_scale is not None:
-            from vidlatent.errors import UsageError
-
             flag = "--decode-timestep" if timestep is not None else "--decode-noise-scale"
             raise UsageError(f"{flag}: {self.title}'s VAE decoder takes no timestep (LTX-Video's does)")
         return None
-
-    def comfyui_normalization(self, layout: LatentLayout) -> Normalization:
-        """What ComfyUI's latent format for this family does to raw VAE latents (its ``process_in``):
-        the file's own normalisation by default."""
-        return layout.normalization
 
     def default_decode_chunk(self, model: Any) -> int:
         """Latent frames per decoder call when --decode-chunk is not given."""
@@ -281,11 +284,6 @@ class Family:
         turning VAE tiling on where it would not fit; None where the family has no estimate."""
         return None
 
-    def fingerprint_weights(self, vae: Any) -> list[torch.Tensor]:
-        """The weights the latent-space fingerprint is computed from: the encoder's and decoder's
-        output convolutions."""
-        return [vae.encoder.conv_out.weight, vae.decoder.conv_out.weight]
-
     # --- sampling (per family) -----------------------------------------------------------------
 
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
@@ -297,25 +295,6 @@ class Family:
     def resolve_knobs(self, pipeline: Any, values: dict[str, Any]) -> dict[str, Any]:
         """Knob values that the pipeline derives from others or from its config (for the history)."""
         return {}
-
-    def latent_dtype(self, model: Any) -> torch.dtype:
-        """The dtype of latents handed to the pipeline's ``latents=``."""
-        return model.dtype  # type: ignore[no-any-return]
-
-    def pipeline_output(self, output: Any) -> torch.Tensor:
-        """The pipeline's output_type="latent" result as (T, C, h, w) float32 on the CPU."""
-        return output.frames[0].permute(1, 0, 2, 3).float().cpu()  # (C, T, h, w) -> (T, C, h, w)
-
-    def to_pipeline_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """(T, C, h, w) -> the layout the pipeline's ``latents=`` and step callbacks use."""
-        return latents.permute(1, 0, 2, 3)[None]  # (1, C, T, h, w)
-
-    def from_pipeline_latents(self, tensor: torch.Tensor, *, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """The latents a step callback sees -> a (T, C, h, w) view of them.
-
-        ``size``: the latent (h, w), for pipelines whose callbacks see tokens (LTX); unused here.
-        """
-        return tensor[0].permute(1, 0, 2, 3)
 
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
         """(T, C, h, w): the unit noise a generation with ``seed`` starts from."""
@@ -379,8 +358,6 @@ class Family:
                                degree: int) -> None:
         """Raise UsageError unless one video of ``size`` and ``frames`` pixel frames can be split
         over ``degree`` processes by diffusers' context parallelism (Ulysses)."""
-        from vidlatent.errors import UsageError
-
         raise UsageError(f"--context-parallel: {self.title}'s denoiser has no context-parallel plan in diffusers; "
                          "run one video per process instead (torchrun without --context-parallel)")
 

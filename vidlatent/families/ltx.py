@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from vidlatent.families.base import (
     IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, Family, ModelSpec, onload, read_config,
 )
+from vidlatent.errors import ModelError, UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
 from vidlatent.progress import Progress, no_progress
 from vidlatent.seeds import cpu_generator
@@ -181,6 +182,11 @@ class LTX(Family):
     supports_lora = True  # LTXVideoLoraLoaderMixin
     vae_tiling = True  # decode tiles with --vae-tiling, and by default past the VAE's tile size
     default_overlap = 2  # extend: the clip's last 9 frames (see README, "LTX-Video")
+    callback_tokens = True  # step callbacks see (1, T * h * w, C), (t, h, w) order (patch size 1)
+    fingerprint_modules = ("encoder.conv_out.conv", "decoder.conv_out.conv")
+    # ComfyUI's LTXV VAE applies the per-channel statistics inside its encode and decode, and its
+    # LTXV latent format's process_in is the identity: a .latent holds the normalised values.
+    comfyui_normalized = True
     minimum_overlap = 1
     comfyui = {
         (5, 128): ComfyAssumption(
@@ -210,8 +216,6 @@ class LTX(Family):
         return {**self.knob_defaults, "guidance": DISTILLED_GUIDANCE, **schedule}
 
     def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
-        from vidlatent.errors import ModelError
-
         vae, transformer = read_config(folder, "vae"), read_config(folder, "transformer")
         try:
             scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
@@ -253,8 +257,6 @@ class LTX(Family):
 
     def check_context_parallel(self, folder: Path | None, spec: ModelSpec, size: tuple[int, int], frames: int,
                                degree: int) -> None:
-        from vidlatent.errors import UsageError
-
         # The transformer has a plan, but its text attention mask breaks it in diffusers 0.42.1
         # (huggingface/diffusers issue 14316).
         raise UsageError(f"--context-parallel: {spec.title}'s attention mask fails in diffusers' context parallelism "
@@ -273,14 +275,6 @@ class LTX(Family):
                                         mean=tuple(float(v) for v in vae.latents_mean.float().cpu()),
                                         std=tuple(float(v) for v in vae.latents_std.float().cpu())),
         )
-
-    def fingerprint_weights(self, vae: Any) -> list[torch.Tensor]:
-        return [vae.encoder.conv_out.conv.weight, vae.decoder.conv_out.conv.weight]
-
-    def comfyui_normalization(self, layout: LatentLayout) -> Normalization:
-        # ComfyUI's LTXV VAE applies the per-channel statistics inside its encode and decode, and its
-        # LTXV latent format's process_in is the identity: a .latent holds the normalised values.
-        return Normalization()
 
     def encode_frames(self, frames: Iterable[np.ndarray], vae: Any, *, device: torch.device, chunk: int = 8,
                       progress: Progress = no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
@@ -372,11 +366,6 @@ class LTX(Family):
             changes |= {"decode_timestep": None, "decode_noise_scale": None}
         return changes
 
-    def latent_dtype(self, model: Any) -> torch.dtype:
-        import torch
-
-        return torch.float32  # the pipeline prepares its latents in float32
-
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
                            size: tuple[int, int], frames: int | None = None) -> dict[str, Any]:
         """``image=`` at frame 0; with a last image, both as conditions at frames 0 and F - 1 (the
@@ -392,16 +381,6 @@ class LTX(Family):
         elif image is not None:
             arguments["image"] = image
         return arguments
-
-    def from_pipeline_latents(self, tensor: torch.Tensor, *, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Step callbacks see tokens, (1, T * h * w, C) in (t, h, w) order (patch size 1): a (T, C, h, w)
-        view. Conditions at later frames (keyframes) would add tokens first; vidlatent pins frames
-        only in calls without them (--refine, conditioned at frame 0)."""
-        if size is None:
-            raise ValueError("LTX's step callbacks see tokens: the latent (h, w) is needed to find the frames")
-        height, width = size
-        tokens = tensor[0]  # (S, C)
-        return tokens.view(tokens.shape[0] // (height * width), height, width, tokens.shape[1]).permute(0, 3, 1, 2)
 
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
         """The pipeline draws its latents first, (1, C, T, h, w) float32, from the generator."""

@@ -279,6 +279,8 @@ class StableVideoDiffusion(Family):
     # temporal VAE; --compile compiles the whole UNet (the diffusers recipe).
     compile_target = "whole"
     inversion = Inversion()
+    pipeline_latents = "frames-first"  # (1, F, C, h, w): a UNet over frames
+    latents_in_float32 = False
 
     def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
         return self._spec(native_area(folder), int(read_config(folder, "unet").get("num_frames", 25)))
@@ -337,15 +339,6 @@ class StableVideoDiffusion(Family):
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
                            size: tuple[int, int], frames: int | None = None) -> dict[str, Any]:
         return {"image": image, "width": size[0], "height": size[1]}
-
-    def pipeline_output(self, output: Any) -> torch.Tensor:
-        return output.frames[0].float().cpu()  # (F, C, h, w)
-
-    def to_pipeline_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        return latents[None]  # (1, F, C, h, w)
-
-    def from_pipeline_latents(self, tensor: torch.Tensor, *, size: tuple[int, int] | None = None) -> torch.Tensor:
-        return tensor[0]
 
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
         """The pipeline draws, from ``torch.Generator("cpu").manual_seed(seed)``, first the noise

@@ -21,6 +21,7 @@ from vidlatent.families.base import (
     IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, Family, ModelSpec,
     onload, read_config,
 )
+from vidlatent.errors import UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
 from vidlatent.progress import Progress, no_progress
 from vidlatent.seeds import cpu_generator
@@ -290,11 +291,6 @@ class Wan(Family):
             return {"guidance_2": None}
         return {"guidance_2": values.get("guidance_2") if values.get("guidance_2") is not None else values.get("guidance")}
 
-    def latent_dtype(self, model: Any) -> torch.dtype:
-        import torch
-
-        return torch.float32  # the pipelines prepare their latents in float32
-
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
                            size: tuple[int, int], frames: int | None = None) -> dict[str, Any]:
         arguments: dict[str, Any] = {"width": size[0], "height": size[1]}
@@ -332,8 +328,6 @@ class Wan(Family):
         """Ulysses splits the heads and the video's tokens over the processes: both must divide.
         The tokens are latent frames x (height / 16) x (width / 16) (Wan 2.2 TI2V: / 32), the
         transformer's patches."""
-        from vidlatent.errors import UsageError
-
         config = (read_config(folder, "transformer") or read_config(folder, "transformer_2")) if folder else {}
         heads = int(config.get("num_attention_heads", 40))
         if heads % degree:
