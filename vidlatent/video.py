@@ -15,7 +15,7 @@ from typing import Any
 from vidlatent import media
 from vidlatent.codec import decode_frames
 from vidlatent.errors import MediaError
-from vidlatent.families.base import DecodeSettings
+from vidlatent.families.base import DecodeSettings, decode_settings
 from vidlatent.latentfile import LatentClip
 from vidlatent.knobs import check_size
 from vidlatent.models import LoadedModel, plan_vae_tiling
@@ -126,13 +126,13 @@ def decode_clip(
         chunk: latent frames per decoder call.
         fps: frame rate of the output; default the clip's.
         settings: a timestep-conditioned decoder's timestep and noise (LTX); default the clip's own
-            (``Family.decode_settings``).
+            (``families.base.decode_settings``).
 
     Returns:
         The number of frames written.
     """
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
-    settings = settings if settings is not None else model.family.decode_settings(model.vae, clip)
+    settings = settings if settings is not None else decode_settings(model.family, model.vae, clip)
     plan_vae_tiling(model, (clip.width, clip.height))
     writer: Any
     with media.VideoWriter(output, fps=fps or clip.fps) as writer:

@@ -47,6 +47,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
 
     from vidlatent import distributed, latentfile, media
     from vidlatent.atomic import check_output
+    from vidlatent.families.base import decode_settings
     from vidlatent.models import load_vae
     from vidlatent.video import decode_clip
 
@@ -63,9 +64,8 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
             check_video_sizes([target], (latent_clips[source].width, latent_clips[source].height))
     loads = {source: load if model_given else dataclasses.replace(load, model=clip.model) for source, clip in latent_clips.items()}
     for model_load in {options.model: options for options in loads.values()}.values():
-        family = describe_model(model_load).family
-        if not family.timestep_decoder:  # refuses --decode-timestep and --decode-noise-scale before loading
-            family.decode_settings(None, timestep=decode_timestep, noise_scale=decode_noise_scale)
+        # refuses --decode-timestep and --decode-noise-scale before loading, where the decoder takes none
+        decode_settings(describe_model(model_load).family, None, timestep=decode_timestep, noise_scale=decode_noise_scale)
     ranks = distributed.launched()
     models: dict[str, Any] = {}  # model id -> its VAE, loaded once per process
 
@@ -85,7 +85,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
         latent_clip = latent_clips[source]
         model = vae_for(loads[source])
         latent_clip.require_space(model.latent_space, what=f"--model {model.model_id}")  # before the progress bar shows
-        settings = model.family.decode_settings(model.vae, latent_clip, timestep=decode_timestep, noise_scale=decode_noise_scale)
+        settings = decode_settings(model.family, model.vae, latent_clip, timestep=decode_timestep, noise_scale=decode_noise_scale)
         with report.timed("decode"), report.progress("decoding", latent_clip.pixel_frames) as progress:
             written = decode_clip(latent_clip, model, target, chunk=chunk, fps=fps, progress=progress, settings=settings)
         how = f", decode timestep {settings.timestep:g}, noise {settings.noise_scale:g}" if settings is not None else ""

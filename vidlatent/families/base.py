@@ -151,6 +151,31 @@ class Continuation:
     size: tuple[int, int] | None = None
 
 
+def decode_settings(family: Family, vae: Any, clip: Any = None, *, timestep: float | None = None,
+                    noise_scale: float | None = None) -> DecodeSettings | None:
+    """How ``family``'s ``vae`` decodes ``clip`` (a LatentClip, or None for defaults).
+
+    For a timestep-conditioned decoder (``Family.timestep_decoder``, and the VAE's config says so;
+    ``vae`` None: not loaded yet, taken as the family says): --decode-timestep / --decode-noise-scale
+    where given, else the values the clip's history records (its generation's), else the family's
+    defaults for those knobs (``knob_defaults``); the noise from the clip's seed. None for other
+    decoders, which refuse the flags (a UsageError naming the one given).
+    """
+    if not family.timestep_decoder or (vae is not None and not getattr(vae.config, "timestep_conditioning", False)):
+        if timestep is not None or noise_scale is not None:
+            flag = "--decode-timestep" if timestep is not None else "--decode-noise-scale"
+            raise UsageError(f"{flag}: {family.title}'s VAE decoder takes no timestep; leave {flag} out")
+        return None
+    recorded = clip.recorded("decode_timestep", "decode_noise_scale", commands=None, nested=True) if clip is not None else {}
+    return DecodeSettings(
+        timestep=float(next(value for value in (timestep, recorded.get("decode_timestep"), family.knob_defaults["decode_timestep"])
+                            if value is not None)),
+        noise_scale=float(next(value for value in (noise_scale, recorded.get("decode_noise_scale"),
+                                                   family.knob_defaults["decode_noise_scale"]) if value is not None)),
+        seed=int(clip.seed) if clip is not None and clip.seed is not None else 0,
+    )
+
+
 def onload(vae: Any) -> None:
     """Move an offloaded VAE to its execution device, as its own encode/decode would (accelerate's
     hook runs on those, not on the encoder and decoder called directly)."""
@@ -261,14 +286,6 @@ class Family:
         """
         raise NotImplementedError
 
-    def decode_settings(self, vae: Any, clip: Any = None, *, timestep: float | None = None,
-                        noise_scale: float | None = None) -> DecodeSettings | None:
-        """How ``vae`` decodes ``clip`` (a LatentClip, or None for defaults): None for decoders that
-        take no timestep; a UsageError when a timestep or noise scale is given to one of those."""
-        if timestep is not None or noise_scale is not None:
-            flag = "--decode-timestep" if timestep is not None else "--decode-noise-scale"
-            raise UsageError(f"{flag}: {self.title}'s VAE decoder takes no timestep (LTX-Video's does)")
-        return None
 
     def default_decode_chunk(self, model: Any) -> int:
         """Latent frames per decoder call when --decode-chunk is not given."""

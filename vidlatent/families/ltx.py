@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
-    IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, Family, ModelSpec, onload, read_config,
+    IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, Family, ModelSpec, decode_settings, onload, read_config,
 )
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
@@ -305,18 +305,6 @@ class LTX(Family):
         width, height = size
         return width > vae.tile_sample_min_width or height > vae.tile_sample_min_height
 
-    def decode_settings(self, vae: Any, clip: Any = None, *, timestep: float | None = None,
-                        noise_scale: float | None = None) -> DecodeSettings | None:
-        """The clip's decoding: --decode-timestep / --decode-noise-scale where given, else the values
-        its history records (its generation's), else 0.05 and 0.025; the noise from the clip's seed."""
-        if not vae.config.timestep_conditioning:
-            return super().decode_settings(vae, clip, timestep=timestep, noise_scale=noise_scale)
-        recorded = clip.recorded("decode_timestep", "decode_noise_scale", commands=None, nested=True) if clip is not None else {}
-        return DecodeSettings(
-            timestep=_first(timestep, recorded.get("decode_timestep"), DECODE_TIMESTEP),
-            noise_scale=_first(noise_scale, recorded.get("decode_noise_scale"), DECODE_NOISE_SCALE),
-            seed=int(clip.seed) if clip is not None and clip.seed is not None else 0,
-        )
 
     def decode(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
                settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:
@@ -335,7 +323,7 @@ class LTX(Family):
         """
         import torch
 
-        settings = settings if settings is not None else self.decode_settings(vae)
+        settings = settings if settings is not None else decode_settings(self, vae)
         total = int(latents.shape[0])
         rule = FrameRule(int(vae.temporal_compression_ratio), causal=True)
         last = rule.pixel_frames(total) - 1 if last is None else last
@@ -461,9 +449,6 @@ def _checkpoint_name(folder: Path) -> str:
     folder = folder.resolve()
     return folder.parent.parent.name if folder.parent.name == "snapshots" else folder.name
 
-
-def _first(*values: float | None) -> float:
-    return float(next(value for value in values if value is not None))
 
 
 def _normalize(raw: torch.Tensor, vae: Any) -> torch.Tensor:
