@@ -149,12 +149,6 @@ REFERENCES = {
     "tiny-random-ltx": Reference(_ltx_encode, _ltx_decode, CHANNELS_FIRST, {"prompt": PROMPT}),
 }
 
-# TODO(lead, issue 18): capabilities become data on the family; read them from there instead of
-# these sets, and add the contract checks of what a family that has one must do.
-INVERTS = {"svd"}  # transfer-motion --method inversion
-UPSAMPLES = {"ltx"}  # generate --upscale, upscale
-
-
 # --- knobs: the one place that reads a family's knob table ------------------------------------
 
 
@@ -331,23 +325,13 @@ def another_family(name: str) -> str:
     return next(other for other in names[start + 1 :] + names[:start] if TINY[other].name != TINY[name].name)
 
 
-# extend reads the segment length from the clip's own generation (its pixel frames) and checks
-# the overlap against it under the other model's frame rule before it can see that the clip
-# belongs to another VAE: where that makes a segment of one latent frame, the one line it prints
-# names --overlap, which was not given, instead of the clip's latent space.
-EXTEND_CHECKS_THE_OVERLAP_FIRST = ("extend refuses the default --overlap 1 (not given) before it sees the clip belongs "
-                                   "to another VAE; the clip's family could be compared with --model's before loading")
-
-
 @pytest.mark.parametrize("command", ["decode", "extend"])
-def test_another_familys_clip_is_refused_in_one_line(case, tmp_path, request, command):
+def test_another_familys_clip_is_refused_in_one_line(case, tmp_path, command):
     """Exit status 2 (an incompatible input file, README "Errors and exit status") and one line
     on stderr that names the clip's family and the model it belongs to; nothing written."""
     from vidlatent.tiny import tiny_random_path
 
     other = tiny_random_path(another_family(case.name))
-    if command == "extend" and describe(str(other)).spec.frame_rule.latent_frames(case.frames) < 2:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=EXTEND_CHECKS_THE_OVERLAP_FIRST))
     output = tmp_path / ("out.mp4" if command == "decode" else "out.safetensors")
     # --seed: extend announces a seed it picks (a note) before the model loads.
     seed = ["--seed", "1"] if command == "extend" else []
@@ -377,20 +361,21 @@ def test_comfyui_round_trip(case, tmp_path):
     assert torch.equal(load_file(again)["latent_tensor"], load_file(comfy)["latent_tensor"])
 
 
-# --- capabilities --------------------------------------------------------------------------------
-# TODO(lead, issue 18): once capabilities are data, read them from the family instead of INVERTS
-# and UPSAMPLES, and check here what a family that declares one must do (SVD: inversion's round
-# trip, tests/test_transfer.py; LTX: --upscale equals diffusers' multi-scale workflow,
-# tests/test_ltx.py). Today: the families without one refuse it in one line; the others run it.
+# --- capabilities ----------------------------------------------------------------------------------
+# What a family can do beyond sampling is declared (``Family.inversion``, ``Family.upsampler``: an
+# object, or None). A family that declares one keeps its promise; one that does not is refused in one
+# line, before anything loads. (The exactness of each against diffusers is in tests/test_transfer.py
+# and tests/test_ltx.py.)
 
 
 def test_inversion_only_where_the_family_inverts(case, tmp_path):
     output = tmp_path / "moved.safetensors"
     arguments = ["transfer-motion", str(case.clip_path), str(case.photo), "--method", "inversion", "--steps", str(STEPS),
                  "--seed", "1", "-o", str(output)]
-    if case.family.name in INVERTS:
+    if case.family.inversion is not None:
         cli(*arguments, "-q")
-        assert latentfile.read(output).frames == LATENT_FRAMES
+        moved = latentfile.read(output)
+        assert moved.frames == LATENT_FRAMES and moved.history[-1]["arguments"]["method"] == "inversion"
         return
     (line,) = cli(*arguments, code=2).stderr.splitlines()
     assert line.startswith("vidlatent: error: --method inversion: ") and case.title in line
@@ -398,16 +383,16 @@ def test_inversion_only_where_the_family_inverts(case, tmp_path):
 
 
 def test_upscale_only_where_the_family_has_an_upsampler(case, tmp_path):
-    from vidlatent.upscaling import TINY_UPSCALER
-
     output = tmp_path / "up.safetensors"
     arguments = ["generate", str(case.photo), "--model", str(case.folder), "--size", case.size_flag, "--frames", str(case.frames),
                  "--steps", str(STEPS), "--seed", "1", *case.flags(), "--upscale", "-o", str(output)]
-    if case.family.name in UPSAMPLES:
-        cli(*arguments, "--upscaler", TINY_UPSCALER, "-q")
+    upsampler = case.family.upsampler
+    if upsampler is not None:
+        assert upsampler.tiny, f"{case.family.title}'s latent upsampler needs a tiny one, for tests offline"
+        cli(*arguments, "--upscaler", next(iter(upsampler.tiny)), "-q")
         upscaled = latentfile.read(output)
         assert [step["command"] for step in upscaled.history] == ["generate", "upscale"]
-        assert (upscaled.width, upscaled.height) == case.size
+        assert (upscaled.width, upscaled.height) == case.size and upscaled.history[-1]["arguments"]["factor"] == upsampler.factor
         return
     (line,) = cli(*arguments, code=2).stderr.splitlines()
     assert line.startswith("vidlatent: error: --upscale: ") and f"{case.family.title} has no latent upsampler" in line

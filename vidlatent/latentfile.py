@@ -129,6 +129,15 @@ class LatentClip:
                 return found
         return {}
 
+    def require_family(self, family: str, *, what: str = "this model") -> None:
+        """Raise IncompatibleLatentsError unless the clip holds latents of ``family`` (its name): what
+        can be known before a model loads (``require_space`` checks the VAE itself once it has)."""
+        if self.family != family:
+            raise IncompatibleLatentsError(
+                f"the clip's latents ({self.family} family) belong to another VAE than {what} (of the {family} family); "
+                f"use --model {self.model} or re-encode the video with this model"
+            )
+
     def require_space(self, expected: str, *, what: str = "this model") -> None:
         """Raise IncompatibleLatentsError unless the clip belongs to ``expected``."""
         if not LatentSpace.parse(self.latent_space).matches(LatentSpace.parse(expected)):

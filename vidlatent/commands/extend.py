@@ -80,6 +80,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     for source, clip_input in inputs.items():  # an overlap too long for the segments, before anything loads
         if clip_input.clip is not None:
             info = described[loads[source].model]
+            clip_input.clip.require_family(info.family.name, what=f"--model {info.model_id}")  # before its frame rule is used
             frames = knobs.frames or segment_frames(clip_input.clip) or info.spec.frames
             resolve_overlap(options, info.family, info.spec, frames, clip_input.clip.frames)
     ranks = distributed.launched()
