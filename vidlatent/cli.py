@@ -101,7 +101,7 @@ class LazyGroup(click.Group):
         return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
-        from vidlatent.commands._shared import State
+        from vidlatent.commands.reporting import State
 
         # Subcommands share this State object; their own --debug flag sets it too.
         state = ctx.ensure_object(State)
@@ -196,7 +196,7 @@ def _print_failure_json(words: list[str], line: str, code: int, fields: dict[str
     message = line.removeprefix("vidlatent: error: ").removeprefix("vidlatent: ")
     text = json.dumps({"command": command, "vidlatent": __version__, "status": "error", "exit_code": code, "error": message,
                        **(fields or {})})
-    from vidlatent.commands._shared import print_json
+    from vidlatent.commands.reporting import print_json
     from vidlatent.errors import OutputError
 
     with contextlib.suppress(OutputError):  # a reader that went away cannot be told either

@@ -14,6 +14,7 @@ appended that names B and how it was used.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -543,9 +544,12 @@ def parse_pca_shift(text: str) -> tuple[int, float]:
     try:
         if not separator:
             raise ValueError
-        return int(component), float(amount)
+        shift = int(component), float(amount)
     except ValueError:
         raise UsageError(f"--pca-shift {text!r}: expected COMPONENT:AMOUNT, e.g. 1:2.5 (PC1, 2.5 units)") from None
+    if not math.isfinite(shift[1]):
+        raise UsageError(f"--pca-shift {text!r}: the amount must be a finite number")
+    return shift
 
 
 def check_latent_output(path: str, command: str) -> None:

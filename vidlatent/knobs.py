@@ -1,6 +1,13 @@
 """Sampling knobs: what a command line can ask of a model's sampler, and the checks on them
 (ranges, what a model takes, the frame counts and sizes it can make).
 
+Each knob is declared once, as a field of ``Knobs`` made by ``knob``: its flag, type, range,
+metavar and help. The flags in messages (``FLAGS``), the range checks (``check_knob``) and the
+command-line options (``vidlatent.commands.options``) are all read from those fields; which
+families take a knob, and its default in each, the families declare (``Family.knob_arguments``,
+``pipeline_defaults``, ``knob_defaults``, ``default_notes``), and ``knob_help`` puts them into
+the help text.
+
 Torch-free, so the command line validates knobs (ranges in click callbacks, what a model
 takes against its spec) before anything heavy is imported.
 """
@@ -9,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,58 +26,86 @@ from vidlatent.errors import UsageError
 if TYPE_CHECKING:
     from vidlatent.families.base import Family, ModelSpec
 
+KNOB = "vidlatent.knob"  # the key of a Knobs field's metadata that holds its Knob
 
-# Knobs field -> the command-line flag that sets it (for messages).
-FLAGS = {
-    "frames": "--frames", "steps": "--steps", "fps": "--fps", "motion": "--motion", "noise_aug": "--noise-aug",
-    "min_guidance": "--min-guidance", "max_guidance": "--max-guidance", "prompt": "--prompt",
-    "negative_prompt": "--negative-prompt", "guidance": "--guidance", "guidance_2": "--guidance-2",
-    "decode_timestep": "--decode-timestep", "decode_noise_scale": "--decode-noise-scale",
-    "timesteps": "timesteps (a model's own default schedule; no flag)",
-}
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob's declaration: all the command line and the checks know of it.
+
+    Args:
+        flag: the option that sets it, or None for a knob no flag sets.
+        type: int, float or str (tuple: a schedule); floats must be finite.
+        minimum, maximum: the range, inclusive (None: open on that side).
+        metavar: the option's value in --help (None: click's name of the type).
+        help: what it does, for --help, prefixed by the families that take it and followed by
+            their defaults (``knob_help``); for a knob without a flag, what sets it instead.
+        remark: said of its default after the families' ("extend and edit: the clip's own").
+    """
+
+    flag: str | None
+    type: type
+    minimum: float | None = None
+    maximum: float | None = None
+    metavar: str | None = None
+    help: str = ""
+    remark: str = ""
+
+    def label(self, name: str) -> str:
+        """How messages name the knob: its flag, else its name and what sets it."""
+        return self.flag or f"{name} ({self.help}; no flag)"
+
+    def rule(self) -> str:
+        """The range in words ("at least 1", "between 0 and 1"), or "" for none."""
+        return describe_range(self.minimum, self.maximum)
+
+    def accepts(self, value: Any) -> bool:
+        return (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+
+
+def knob(flag: str | None, type: type, *, minimum: float | None = None, maximum: float | None = None,
+         metavar: str | None = None, help: str, remark: str = "") -> Any:
+    """A ``Knobs`` field (default None: the pipeline's own) that carries its declaration (``Knob``)."""
+    declaration = Knob(flag=flag, type=type, minimum=minimum, maximum=maximum, metavar=metavar, help=help, remark=remark)
+    return dataclasses.field(default=None, metadata={KNOB: declaration})
 
 
 @dataclass(frozen=True)
 class Knobs:
     """Sampling knobs of every family, named for people. None means the pipeline's own default.
 
-    Each family takes some of them (``Family.knob_arguments`` maps them to its pipeline's
-    arguments) and refuses the others.
-
-    Args:
-        frames: pixel frames to generate (num_frames).
-        steps: denoising steps (num_inference_steps).
-        fps: SVD: the frame rate the model is conditioned on (fps).
-        motion: SVD: motion bucket id, 1-255: more is more motion (motion_bucket_id).
-        noise_aug: SVD: noise added to the conditioning image (noise_aug_strength).
-        min_guidance, max_guidance: SVD: guidance, linear from the first frame to the last.
-        prompt, negative_prompt: text models: what to show and what to avoid.
-        guidance: text models: classifier-free guidance scale (guidance_scale).
-        guidance_2: Wan 2.2 two-expert models: guidance of the low-noise expert (guidance_scale_2).
-        decode_timestep, decode_noise_scale: LTX: the timestep its VAE decoder is conditioned on, and
-            how much noise is mixed into the latents before decoding (recorded, used by decode).
-        timesteps: LTX distilled models: the documented schedule (timesteps=), set as the model's
-            default when --steps is not given; no flag.
+    Each field is one knob's whole declaration (``knob``). Each family takes some of them
+    (``Family.knob_arguments`` maps them to its pipeline's arguments) and refuses the others.
     """
 
-    frames: int | None = None
-    steps: int | None = None
-    fps: int | None = None
-    motion: int | None = None
-    noise_aug: float | None = None
-    min_guidance: float | None = None
-    max_guidance: float | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    guidance: float | None = None
-    guidance_2: float | None = None
-    decode_timestep: float | None = None
-    decode_noise_scale: float | None = None
-    timesteps: tuple[float, ...] | None = None
+    frames: int | None = knob("--frames", int, minimum=1, help="Frames to generate.")
+    steps: int | None = knob("--steps", int, minimum=1, help="Denoising steps.")
+    fps: int | None = knob("--fps", int, minimum=1, help="Frame rate the model is conditioned on, and the clip's.")
+    motion: int | None = knob("--motion", int, minimum=1, maximum=255,
+                              help="Motion bucket id: higher means more motion.")
+    noise_aug: float | None = knob("--noise-aug", float, minimum=0,
+                                   help="Noise added to the conditioning image; more frees the motion.")
+    min_guidance: float | None = knob("--min-guidance", float, minimum=0,
+                                      help="Guidance at the first frame; it rises linearly over frames.")
+    max_guidance: float | None = knob("--max-guidance", float, minimum=0, help="Guidance at the last frame.")
+    prompt: str | None = knob("--prompt", str, metavar="TEXT", help="What the video shows.",
+                              remark="extend and edit: the clip's own")
+    negative_prompt: str | None = knob("--negative-prompt", str, metavar="TEXT", help="What to avoid.",
+                                       remark="extend and edit: the clip's own")
+    guidance: float | None = knob("--guidance", float, minimum=0, help="Classifier-free guidance scale.")
+    guidance_2: float | None = knob("--guidance-2", float, minimum=0,
+                                    help="Guidance of the low-noise expert, in two-expert models.")
+    decode_timestep: float | None = knob("--decode-timestep", float, minimum=0, maximum=1, metavar="T",
+                                         help="The timestep its VAE decoder is conditioned on.",
+                                         remark="decode: the clip's own")
+    decode_noise_scale: float | None = knob("--decode-noise-scale", float, minimum=0, maximum=1, metavar="S",
+                                            help="Share of noise mixed into the latents before decoding.",
+                                            remark="decode: the clip's own")
+    timesteps: tuple[float, ...] | None = knob(None, tuple, help="a model's own default schedule")
 
     def validate(self) -> None:
         """Raise UsageError for values no model can use (cheap, before loading)."""
-        for name in RULES:
+        for name in KNOBS:
             check_knob(name, getattr(self, name))
 
     def given(self) -> dict[str, Any]:
@@ -82,7 +118,7 @@ class Knobs:
         model = what or spec.title
         for name in self.given():
             if name not in spec.knobs:
-                takes = ", ".join(FLAGS[knob] for knob in FLAGS if knob in spec.knobs)
+                takes = ", ".join(FLAGS[other] for other in FLAGS if other in spec.knobs)
                 raise UsageError(f"{FLAGS[name]}: {model} does not take it; it takes {takes}")
         if self.frames is not None:
             check_frames(self.frames, spec)
@@ -126,26 +162,79 @@ def check_frames(frames: int, spec: ModelSpec) -> None:
         raise UsageError(f"--frames {frames}: {spec.title} makes {rule.describe()} frames; use {options}")
 
 
-# Knobs field -> (is the value usable, the rule in words).
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "frames": (lambda v: v >= 1, "at least 1"),
-    "steps": (lambda v: v >= 1, "at least 1"),
-    "fps": (lambda v: v >= 1, "at least 1"),
-    "motion": (lambda v: 1 <= v <= 255, "between 1 and 255"),
-    "noise_aug": (lambda v: v >= 0, "0 or more"),
-    "min_guidance": (lambda v: v >= 0, "0 or more"),
-    "max_guidance": (lambda v: v >= 0, "0 or more"),
-    "guidance": (lambda v: v >= 0, "0 or more"),
-    "guidance_2": (lambda v: v >= 0, "0 or more"),
-    "decode_timestep": (lambda v: 0 <= v <= 1, "between 0 and 1"),
-    "decode_noise_scale": (lambda v: 0 <= v <= 1, "between 0 and 1"),
-}
+# Knobs field -> its declaration; and the flag that sets it (for messages).
+KNOBS: dict[str, Knob] = {field.name: field.metadata[KNOB] for field in dataclasses.fields(Knobs)}
+FLAGS: dict[str, str] = {name: declaration.label(name) for name, declaration in KNOBS.items()}
 
 
 def check_knob(name: str, value: Any) -> None:
     """Raise UsageError naming the flag, the value and the rule when ``value`` breaks it."""
-    if value is not None and name in RULES and not RULES[name][0](value):
-        raise UsageError(f"{FLAGS[name]} {value}: must be {RULES[name][1]}")
+    declaration = KNOBS[name]
+    if value is None or declaration.type not in (int, float):
+        return
+    if declaration.type is float:
+        check_finite(FLAGS[name], value)
+    if not declaration.accepts(value):
+        raise UsageError(f"{FLAGS[name]} {value}: must be {declaration.rule()}")
+
+
+def check_finite(flag: str, value: float) -> None:
+    """Refuse nan and infinities: no option takes them."""
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} {value}: must be a finite number")
+
+
+def describe_range(minimum: float | None, maximum: float | None) -> str:
+    """An inclusive range in words, for messages: "between 1 and 255", "at least 1", "0 or more"."""
+    if minimum is not None and maximum is not None:
+        return f"between {minimum} and {maximum}"
+    if minimum is not None:
+        return "0 or more" if minimum == 0 else f"at least {minimum}"
+    return f"at most {maximum}" if maximum is not None else ""
+
+
+def knob_help(name: str) -> str:
+    """A knob's --help text: the families that take it (unless all do), what it does, its range
+    where it has both ends, and its default in each family, e.g. "SVD, LTX: frame rate ... [SVD 7;
+    LTX 25]."."""
+    from vidlatent.families import all_families
+
+    declaration = KNOBS[name]
+    every = all_families()
+    takers = [family for family in every if name in family.knob_arguments]
+    text = declaration.help.rstrip(".")
+    if len(takers) < len(every):
+        text = f"{', '.join(family.short_title for family in takers)}: {text[:1].lower()}{text[1:]}"
+    if declaration.minimum is not None and declaration.maximum is not None:
+        text += f" ({declaration.minimum}-{declaration.maximum})"
+    return f"{text} [{defaults_in_words(name)}]."
+
+
+def defaults_in_words(name: str) -> str:
+    """What a knob is when not given, in each family that takes it, from the families'
+    declarations: "SVD 25; Wan 50; LTX 50, distilled models 8, their documented schedule", or
+    one value where they agree; then the knob's own remark."""
+    from vidlatent.families import all_families
+
+    declaration = KNOBS[name]
+    said = {family.short_title: _default_in_words(family, name, declaration.type)
+            for family in all_families() if name in family.knob_arguments}
+    if len(set(said.values())) == 1:
+        parts = [text for text, _ in set(said.values())]
+    else:  # "Wan 81, which makes 4k+1", and "SVD: the model's own" where a note stands for the value
+        parts = [f"{title}{' ' if valued else ': '}{text}" for title, (text, valued) in said.items()]
+    return "; ".join([*parts, *([declaration.remark] if declaration.remark else [])])
+
+
+def _default_in_words(family: Family, name: str, kind: type) -> tuple[str, bool]:
+    """One family's default of a knob, vidlatent's own else its pipeline's, with the family's
+    note; and whether the words start with a value (else the note stands for it)."""
+    value = family.knob_defaults.get(name, family.pipeline_defaults.get(name))
+    note = family.default_notes.get(name, "")
+    if value is None:
+        return (note, False) if note else ("none", True)
+    shown = json.dumps(value) if kind is str else str(kind(value))
+    return (f"{shown}, {note}" if note else shown), True
 
 
 def check_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size") -> None:

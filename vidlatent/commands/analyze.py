@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from vidlatent.commands._shared import Reporter, State, common_options, pass_state, text_console
+from vidlatent.commands.options import FiniteFloatRange, common_options
+from vidlatent.commands.reporting import Reporter, State, pass_state, text_console
 from vidlatent.errors import IncompatibleLatentsError, UsageError, VidlatentError
 
 # vidlatent.analysis.STATIC_THRESHOLD, repeated here because that module imports torch and
@@ -34,7 +35,7 @@ Examples:
               help="With --plot, add the trajectories in a 2-D UMAP embedding of the components (needs umap-learn: pip install 'vidlatent[umap]').")
 @click.option("--save-components", metavar="P.safetensors",
               help="Write the components, standardisation and explained variance (docs/analyze.md) for edit --pca-shift.")
-@click.option("--static-threshold", type=click.FloatRange(min=0, min_open=True), default=STATIC_THRESHOLD, show_default=True,
+@click.option("--static-threshold", type=FiniteFloatRange(min=0, min_open=True), default=STATIC_THRESHOLD, show_default=True,
               metavar="R", help="A clip is static when its mean motion energy is below R x sqrt(2) x its own latent std.")
 @common_options
 @pass_state

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from vidlatent.commands._shared import Reporter, State, common_options, output_entry, output_option, pass_state, prepare_output
+from vidlatent.commands.options import common_options, output_option
+from vidlatent.commands.outputs import output_entry, prepare_output
+from vidlatent.commands.reporting import Reporter, State, pass_state
 
 FORMATS = ("vidlatent", "comfyui")
 

@@ -7,10 +7,12 @@ from typing import Any
 import click
 
 from vidlatent.commands import _batch
-from vidlatent.commands._shared import (
-    Reporter, State, check_video_sizes, common_options, decode_options, describe_model, expand_inputs, join_launch,
-    make_batch_folder, model_options, output_entry, output_option, pass_state, plan_outputs, vae_tiling_option,
+from vidlatent.commands.loading import describe_model, join_launch
+from vidlatent.commands.options import (
+    FiniteFloatRange, common_options, decode_options, model_options, output_option, vae_tiling_option,
 )
+from vidlatent.commands.outputs import check_video_sizes, expand_inputs, make_batch_folder, output_entry, plan_outputs
+from vidlatent.commands.reporting import Reporter, State, pass_state
 
 
 @click.command(
@@ -26,7 +28,7 @@ Examples:
                "With several clips: a folder, or a pattern with {stem}.")
 @click.option("--chunk", type=click.IntRange(min=1), default=8, show_default=True,
               help="Latent frames per decoder call; bounds the memory (larger is smoother over time).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the video. Default: the clip's.")
+@click.option("--fps", type=FiniteFloatRange(min=0, min_open=True), help="Frame rate of the video. Default: the clip's.")
 @decode_options
 @model_options
 @vae_tiling_option

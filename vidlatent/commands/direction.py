@@ -7,7 +7,9 @@ from typing import Any
 import click
 
 from vidlatent.atomic import STDIO
-from vidlatent.commands._shared import Reporter, State, common_options, output_entry, output_option, pass_state, prepare_output
+from vidlatent.commands.options import common_options, output_option
+from vidlatent.commands.outputs import output_entry, prepare_output
+from vidlatent.commands.reporting import Reporter, State, pass_state
 from vidlatent.errors import UsageError
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from vidlatent.atomic import STDIO
-from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, default_output,
-    describe_model, load_sampler, low_memory_options, model_options, output_entry, output_option, pass_state,
-    prepare_output, sampling_options, seed_option,
-)
+from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
+from vidlatent.commands.options import FiniteFloat, FiniteFloatRange, output_option, sampler_options
+from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_output
+from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
+from vidlatent.progress import no_progress
 
 
 @click.command(
@@ -31,25 +31,19 @@ Examples:
 @click.option("--reverse", is_flag=True, help="Play the clip backwards.")
 @click.option("--image", type=click.Path(dir_okay=False), metavar="PATH",
               help="Re-generate the clip towards this new first frame (needs --strength; loads the model).")
-@click.option("--strength", type=click.FloatRange(0, 1), metavar="S",
+@click.option("--strength", type=FiniteFloatRange(0, 1), metavar="S",
               help="With --image: 0 keeps the clip exactly, 1 is a fresh generate from the image; S x STEPS steps run.")
 @click.option("--direction", "direction_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="Add this direction (made by vidlatent direction) to every frame.")
-@click.option("--scale", type=float, metavar="A", help="With --direction: add A times the direction [1.0].")
+@click.option("--scale", type=FiniteFloat(), metavar="A", help="With --direction: add A times the direction [1.0].")
 @click.option("--pca-shift", metavar="COMPONENT:AMOUNT",
               help="Move every frame along a principal component (1 = PC1) by AMOUNT standardised units; needs --components.")
 @click.option("--components", "components_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="With --pca-shift: the components file written by vidlatent analyze --save-components.")
-@click.option("--smooth", type=click.FloatRange(min=0), metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in frames.")
+@click.option("--smooth", type=FiniteFloatRange(min=0), metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in frames.")
 @click.option("--loop", is_flag=True, help="Crossfade the tail into the head so the clip loops (it gets shorter by the crossfade).")
 @click.option("--loop-frames", type=click.IntRange(min=1), metavar="N", help="With --loop: frames of the crossfade [a quarter of the clip].")
-@sampling_options
-@seed_option
-@low_memory_options
-@model_options
-@acceleration_options
-@common_options
-@pass_state
+@sampler_options()
 def command(state: State, clip: str, output: str | None, trim: str | None, reverse: bool, image: str | None,  # type: ignore[no-untyped-def]
             strength: float | None, direction_path: str | None, scale: float | None, pca_shift: str | None,
             components_path: str | None, smooth: float | None, loop: bool,
@@ -123,7 +117,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     if regeneration is not None and seed is None:
         announce_seed(report, regeneration.seed)
     steps = strength_steps(strength or 0.0, knobs.resolved(model.pipeline, model.family).steps) if model is not None else 0
-    bar = report.progress("re-generating", steps) if model is not None else contextlib.nullcontext(_ignore)
+    bar = report.progress("re-generating", steps) if model is not None else contextlib.nullcontext(no_progress)
     with report.timed("edit"), bar as progress:
         result = editing.edit(source, plan, model=model, progress=progress)
     latentfile.write(result, output)
@@ -131,7 +125,3 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     report.note(f"wrote {output} ({names}; {source.pixel_frames} -> {result.pixel_frames} frames)")
     seeded = {"seed": regeneration.seed} if regeneration is not None else {}
     report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model, **seeded)
-
-
-def _ignore(_: int) -> None:
-    pass

@@ -7,10 +7,12 @@ from typing import Any
 import click
 
 from vidlatent.commands import _batch
-from vidlatent.commands._shared import (
-    Reporter, State, common_options, describe_model, expand_inputs, join_launch, model_options, output_entry, output_option,
-    make_batch_folder, pass_state, plan_outputs, require_binary_stdout,
+from vidlatent.commands.loading import describe_model, join_launch
+from vidlatent.commands.options import FiniteFloatRange, common_options, model_options, output_option
+from vidlatent.commands.outputs import (
+    expand_inputs, make_batch_folder, output_entry, plan_outputs, require_binary_stdout,
 )
+from vidlatent.commands.reporting import Reporter, State, pass_state
 
 
 def frame_selection_options(function):  # type: ignore[no-untyped-def]
@@ -20,7 +22,7 @@ def frame_selection_options(function):  # type: ignore[no-untyped-def]
             click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="First frame to read (0-based)."),
             click.option("--frames", type=click.IntRange(min=1), help="Read at most this many frames."),
             click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Keep every Nth frame."),
-            click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+            click.option("--fps", type=FiniteFloatRange(min=0, min_open=True),
                          help="Resample to this frame rate instead of --stride (by the frames' timestamps)."),
             click.option("--size", metavar="WxH", help="Resize to this size (multiples of the model's size multiple: SVD 64, Wan 16 or 32, "
                                                        "LTX 32). Default: keep the aspect ratio at the model's native area."),

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from vidlatent.commands._shared import State, common_options, pass_state, print_json, text_console
+from vidlatent.commands.options import common_options
+from vidlatent.commands.reporting import State, pass_state, print_json, text_console
 
 
 @click.command(

@@ -7,11 +7,10 @@ from typing import Any
 import click
 
 from vidlatent.commands import _batch
-from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, describe_model, expand_inputs,
-    join_launch, load_sampler, low_memory_options, model_options, output_option, pass_state, plan_outputs, prepare_output,
-    sampling_options, seed_option, write_clip,
-)
+from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
+from vidlatent.commands.options import output_option, sampler_options
+from vidlatent.commands.outputs import ClipInput, expand_inputs, plan_outputs, prepare_output, write_clip
+from vidlatent.commands.reporting import Reporter, State, announce_seed
 
 
 @click.command(
@@ -31,13 +30,7 @@ Examples:
                    "[SVD 2; Wan 1: the conditioning frame; LTX 2: the clip's last 9 frames, its native condition].")
 @click.option("--drift-correction/--no-drift-correction", default=True, show_default=True,
               help="Match each new segment's per-channel latent mean and std to the first segment's.")
-@sampling_options
-@seed_option
-@low_memory_options
-@model_options
-@acceleration_options
-@common_options
-@pass_state
+@sampler_options()
 def command(state: State, clips: tuple[str, ...], output: str | None, times: int, overlap: int | None, drift_correction: bool,  # type: ignore[no-untyped-def]
             knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Continue CLIP (a latent file, a folder of them, - for stdin, or a video, encoded first)

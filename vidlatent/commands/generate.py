@@ -10,11 +10,12 @@ import click
 from vidlatent import distributed
 from vidlatent.atomic import STDIO
 from vidlatent.commands import _batch
-from vidlatent.commands._shared import (
-    TEXT_ONLY, LowMemory, Reporter, State, acceleration_options, announce_seed, check_video_sizes, common_options,
-    describe_model, expand_inputs, join_launch, load_sampler, low_memory_options, model_options, output_entry, output_option,
-    pass_state, plan_outputs, prepare_output, sampling_options, seed_option, write_clip,
+from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
+from vidlatent.commands.options import output_option, sampler_options
+from vidlatent.commands.outputs import (
+    TEXT_ONLY, check_video_sizes, expand_inputs, output_entry, plan_outputs, prepare_output, write_clip,
 )
+from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.commands.upscale import upscaler_option
 from vidlatent.errors import UsageError
 
@@ -42,8 +43,6 @@ Examples:
 @click.option("--latent-out", metavar="PATH", help="Also write the latents here (a pattern or folder with several outputs).")
 @click.option("--last-image", metavar="PATH", type=click.Path(dir_okay=False),
               help="First-last-frame models (Wan FLF2V, LTX-Video): the frame the video ends on.")
-@sampling_options
-@seed_option
 @click.option("--num-videos", type=click.IntRange(min=1), default=1, show_default=True, help="Videos per image; video i uses seed+i.")
 @click.option("--context-parallel", type=int, metavar="N",
               help="Under torchrun --nproc-per-node N: split each Wan video over the N processes (diffusers' context "
@@ -55,11 +54,7 @@ Examples:
               help="LTX: generate at half the size, upsample the latents 2x with LTX's latent upsampler and refine them "
                    "(its multi-scale workflow); --size is the final size.")
 @upscaler_option
-@low_memory_options
-@model_options
-@acceleration_options
-@common_options
-@pass_state
+@sampler_options()
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
             knobs, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, upscale: bool,
             upscaler: str | None, memory: LowMemory, load, model_given: bool) -> None:

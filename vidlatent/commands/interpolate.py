@@ -11,12 +11,13 @@ from typing import Any
 import click
 
 from vidlatent.atomic import STDIO
-from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, acceleration_options, announce_seed, common_options, default_output,
-    describe_model, load_sampler, low_memory_options, model_options, output_entry, output_option, pass_state,
-    prepare_output, prompt_options, seed_option,
-)
+from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
+from vidlatent.commands.options import PROMPT_KNOBS, FiniteFloatRange, output_option, prompt_options, sampler_options
+from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_output
+from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
+from vidlatent.knobs import FLAGS, defaults_in_words
+from vidlatent.progress import no_progress
 
 METHODS = ("lerp", "slerp", "hybrid")  # vidlatent.latent_ops.METHODS, without importing torch for --help
 
@@ -41,12 +42,12 @@ Examples:
 @click.option("--method", type=click.Choice(METHODS), default="slerp", show_default=True,
               help="How frames are blended: lerp, slerp (spherical, keeps the norm), hybrid (slerp of the per-channel mean, lerp of the rest).")
 @click.option("--loop", is_flag=True, help="With --factor: also fill the gap from the last frame to the first, so the clip loops.")
-@click.option("--refine", type=click.FloatRange(0, 1), metavar="S",
+@click.option("--refine", type=FiniteFloatRange(0, 1), metavar="S",
               help="With --factor: re-noise the inserted frames to strength S (0-1) and denoise them with the model, "
                    "conditioned on the first frame, the original frames pinned.")
 @click.option("--refine-steps", type=click.IntRange(min=1), metavar="N",
               help="With --refine: the denoising schedule's steps, S x N of them run; with --keyframes: denoising steps "
-                   "[the model's: SVD 25, Wan 50, LTX 50].")
+                   f"[{defaults_in_words('steps')}].")
 @click.option("--steps", "morph_steps", type=click.IntRange(min=2), metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
 @click.option("--transition", type=click.IntRange(min=1), metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
 @click.option("--join", is_flag=True, help="With --transition: write A + transition + B as one clip.")
@@ -55,13 +56,7 @@ Examples:
                    "(first-last-frame models: Wan 2.1 FLF2V, LTX-Video); F follows the model's frame rule (Wan 4k+1, LTX 8k+1).")
 @click.option("--resample", is_flag=True,
               help="Two clips: resize B's latents to A's size, retime B to A's frame count (--steps) or fps (--join), instead of refusing.")
-@prompt_options
-@seed_option
-@low_memory_options
-@model_options
-@acceleration_options
-@common_options
-@pass_state
+@sampler_options(prompt_options)
 def command(state: State, clips: tuple[str, ...], output: str | None, factor: int | None, method: str, loop: bool,  # type: ignore[no-untyped-def]
             refine: float | None, refine_steps: int | None, morph_steps: int | None, transition: int | None, join: bool,
             keyframes: bool, resample: bool, prompts, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
@@ -122,7 +117,7 @@ class Sampling:
 
 
 def _prompt_flags(prompts: Any) -> dict[str, Any]:
-    return {"--prompt": prompts.prompt, "--negative-prompt": prompts.negative_prompt, "--guidance": prompts.guidance}
+    return {FLAGS[name]: getattr(prompts, name) for name in PROMPT_KNOBS}
 
 
 def _one_clip(report: Reporter, path: str, output: str | None, factor: int | None, method: str, loop: bool,
@@ -152,7 +147,7 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
         if seed is None:
             announce_seed(report, refinement.seed)
         steps = strength_steps(refinement.strength, refinement.knobs.resolved(model.pipeline, model.family).steps)
-    bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(_ignore)
+    bar = report.progress("refining", steps) if model is not None else contextlib.nullcontext(no_progress)
     with report.timed("interpolate"), bar as progress:
         result = editing.interpolate(clip, factor, method=method, loop=loop, refine=refinement, model=model, progress=progress)
     latentfile.write(result, output)
@@ -160,9 +155,6 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
     seeded = {"seed": refinement.seed} if refinement is not None else {}
     report.summary([output_entry(output, result)], stdout_busy=output == STDIO, model=result.model, **seeded)
 
-
-def _ignore(_: int) -> None:
-    pass
 
 
 def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, method: str, morph_steps: int | None,

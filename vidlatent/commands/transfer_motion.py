@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, acceleration_options, common_options, default_output, describe_model, load_sampler,
-    low_memory_options, model_options, output_option, pass_state, prepare_output, sampling_options, seed_option,
-    write_clip,
-)
+from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
+from vidlatent.commands.options import FiniteFloatRange, output_option, sampler_options
+from vidlatent.commands.outputs import ClipInput, default_output, prepare_output, write_clip
+from vidlatent.commands.reporting import Reporter, State
 
 
 @click.command(
@@ -28,16 +27,10 @@ Examples:
 @click.option("--method", type=click.Choice(("residual", "inversion")), default="residual", show_default=True,
               help="residual: add the motion's frame differences to the appearance (then --refine); "
                    "inversion: invert the motion clip to noise and sample it on the appearance.")
-@click.option("--refine", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--refine", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
               help="residual: denoise the sum at this strength, conditioned on the appearance (0 = exact sum, no model).")
 @click.option("--match-stats", is_flag=True, help="residual: scale the motion per channel to the appearance's contrast.")
-@sampling_options
-@seed_option
-@low_memory_options
-@model_options
-@acceleration_options
-@common_options
-@pass_state
+@sampler_options()
 def command(state: State, motion_clip: str, appearance: str, output: str | None, method: str, refine: float, match_stats: bool,  # type: ignore[no-untyped-def]
             knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Apply MOTION's motion (a latent file, -, or a video, encoded first) to APPEARANCE (an

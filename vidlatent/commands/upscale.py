@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
-from vidlatent.commands._shared import (
-    ClipInput, LowMemory, Reporter, State, announce_seed, common_options, default_output, describe_model, load_sampler,
-    low_memory_options, model_options, output_option, pass_state, prepare_output, prompt_options, seed_option, write_clip,
+from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
+from vidlatent.commands.options import (
+    common_options, low_memory_options, model_options, output_option, prompt_options, seed_option,
 )
+from vidlatent.commands.outputs import ClipInput, default_output, prepare_output, write_clip
+from vidlatent.commands.reporting import Reporter, State, announce_seed, pass_state
 
 
 def upscaler_option(function):  # type: ignore[no-untyped-def]

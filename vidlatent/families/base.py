@@ -200,6 +200,7 @@ class Family:
 
     name: ClassVar[str]
     title: ClassVar[str]
+    short_title: ClassVar[str]  # in --help's lists of defaults: "SVD 25; Wan 50"
     pipeline_classes: ClassVar[tuple[str, ...]]  # model_index.json _class_name values it runs
     vae_class: ClassVar[str]
     components: ClassVar[tuple[str, ...]]  # every component a pipeline of this family has
@@ -207,7 +208,11 @@ class Family:
     aliases: ClassVar[dict[str, str]] = {}  # short name -> hub id
     tiny: ClassVar[dict[str, int]] = {}  # tiny random models (built by ``build_tiny``): name -> version (bump on change)
     knob_arguments: ClassVar[dict[str, str]] = {}  # Knobs field -> pipeline argument
+    # Knobs field -> its pipeline argument's default when vidlatent passes nothing (the __call__
+    # signature's; None: the pipeline decides), for --help; a test holds them to diffusers.
+    pipeline_defaults: ClassVar[dict[str, Any]] = {}
     knob_defaults: ClassVar[dict[str, Any]] = {}  # where vidlatent's default differs from "not passed"
+    default_notes: ClassVar[dict[str, str]] = {}  # Knobs field -> what --help says after its default
     comfyui: ClassVar[dict[tuple[int, int], ComfyAssumption]] = {}  # (ndim, channels) -> assumption
     preferred_gpu_dtype: ClassVar[str] = "fp16"  # --dtype auto on a GPU
     forward_chunking: ClassVar[str | None] = None  # the denoiser component with diffusers' enable_forward_chunking()

@@ -157,6 +157,7 @@ class LatentUpsampler:
 class LTX(Family):
     name = "ltx"
     title = "LTX-Video"
+    short_title = "LTX"
     pipeline_classes = (CONDITION, "LTXPipeline", "LTXImageToVideoPipeline")
     vae_class = "AutoencoderKLLTXVideo"
     components = ("vae", "text_encoder", "tokenizer", "transformer", "scheduler")
@@ -173,6 +174,11 @@ class LTX(Family):
         "decode_noise_scale": "decode_noise_scale",
         "timesteps": "timesteps",
     }
+    pipeline_defaults = {"frames": DEFAULT_FRAMES, "steps": 50, "fps": DEFAULT_FPS, "prompt": None, "negative_prompt": None,
+                         "guidance": 3.0, "decode_timestep": 0.0, "decode_noise_scale": None, "timesteps": None}
+    default_notes = {"frames": f"which makes {FrameRule(TEMPORAL, causal=True).describe()}",
+                     "steps": f"distilled models {len(DISTILLED_TIMESTEPS)}, their documented schedule",
+                     "guidance": f"distilled models {DISTILLED_GUIDANCE}"}
     # The pipeline needs a prompt; the decode values are recorded for decode (see DECODE_TIMESTEP).
     knob_defaults = {"prompt": "", "decode_timestep": DECODE_TIMESTEP, "decode_noise_scale": DECODE_NOISE_SCALE}
     preferred_gpu_dtype = "bf16"  # diffusers' docs: bfloat16 is the recommended dtype

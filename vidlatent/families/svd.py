@@ -248,6 +248,7 @@ class Inversion:
 class StableVideoDiffusion(Family):
     name = "svd"
     title = "Stable Video Diffusion"
+    short_title = "SVD"
     pipeline_classes = ("StableVideoDiffusionPipeline",)
     vae_class = "AutoencoderKLTemporalDecoder"
     components = ("vae", "image_encoder", "unet", "scheduler", "feature_extractor")
@@ -266,6 +267,9 @@ class StableVideoDiffusion(Family):
         "min_guidance": "min_guidance_scale",
         "max_guidance": "max_guidance_scale",
     }
+    pipeline_defaults = {"frames": None, "steps": 25, "fps": DEFAULT_FPS, "motion": 127, "noise_aug": 0.02,
+                         "min_guidance": 1.0, "max_guidance": 3.0}
+    default_notes = {"frames": "the model's own (14; SVD-XT 25)"}  # num_frames None: the UNet config's
     comfyui = {
         (4, 4): ComfyAssumption(
             layout=LAYOUT, latent_space=f"AutoencoderKLTemporalDecoder/c4/s{SCALING_FACTOR:g}/fp:", model=DEFAULT_MODEL,

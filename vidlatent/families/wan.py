@@ -95,6 +95,7 @@ def _comfyui(channels: int, spatial: int, mean: tuple[float, ...], std: tuple[fl
 class Wan(Family):
     name = "wan"
     title = "Wan"
+    short_title = "Wan"
     pipeline_classes = (I2V, T2V)
     vae_class = "AutoencoderKLWan"
     components = ("vae", "text_encoder", "tokenizer", "transformer", "transformer_2", "scheduler", "image_encoder",
@@ -109,6 +110,9 @@ class Wan(Family):
         "guidance": "guidance_scale",
         "guidance_2": "guidance_scale_2",
     }
+    pipeline_defaults = {"frames": DEFAULT_FRAMES, "steps": 50, "prompt": None, "negative_prompt": None, "guidance": 5.0,
+                         "guidance_2": None}
+    default_notes = {"frames": f"which makes {FrameRule(TEMPORAL, causal=True).describe()}", "guidance_2": "as --guidance"}
     preferred_gpu_dtype = "bf16"  # Wan is trained and released in bf16; fp16 risks overflow
     # The pipelines need a prompt; without --prompt vidlatent passes the empty one.
     knob_defaults = {"prompt": ""}

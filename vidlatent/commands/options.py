@@ -1,0 +1,264 @@
+"""The options commands share, as click decorators: --json/--quiet/--debug, the model and its
+acceleration, the sampling knobs (read from ``vidlatent.knobs.Knobs``' fields), --seed, the
+memory switches, and ``sampler_options``, all of them for a command that samples.
+
+Every float option is ``FiniteFloat`` (or ``FiniteFloatRange``): nan and infinities are refused
+as they are parsed, before torch is imported. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from vidlatent.acceleration import CACHE_METHODS, DEFAULT_CACHE_THRESHOLD, QUANTIZE_CHOICES
+from vidlatent.commands.loading import LowMemory
+from vidlatent.commands.reporting import State, pass_state
+from vidlatent.knobs import KNOBS, Knobs, check_finite, check_knob, knob_help
+from vidlatent.models import ALIASES, DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, TINY_MODELS, LoadOptions
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+PROMPT_KNOBS = ("prompt", "negative_prompt", "guidance")  # the knobs of prompt_options
+DECODE_KNOBS = ("decode_timestep", "decode_noise_scale")  # the knobs of decode_options
+
+
+def compose(*decorators: Decorator) -> Decorator:
+    """The decorators as one, applied as they would be stacked in this order (the first on top)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return decorate
+
+
+class FiniteFloat(click.types.FloatParamType):
+    """click's FLOAT without nan and infinities (``float()`` reads "nan" and "inf"): they are
+    refused with a one-line usage error naming the option, as the knobs' checks are."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        # Finite first, so that "inf" is not a range error in FiniteFloatRange.
+        number = click.types.FloatParamType.convert(self, value, param, ctx)
+        check_finite(_flag(param), number)
+        return super().convert(number, param, ctx)
+
+
+class FiniteFloatRange(FiniteFloat, click.FloatRange):
+    """click's FloatRange (its range, messages and help), finite."""
+
+    name = "float range"
+
+
+def _flag(param: click.Parameter | None) -> str:
+    """The option's long name (for messages): --output rather than -o."""
+    names = param.opts if param is not None else []
+    return max(names, key=len) if names else "value"
+
+
+def _set_state(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _: click.Parameter, value: Any) -> None:
+        if value:
+            setattr(ctx.ensure_object(State), field, value)
+
+    return callback
+
+
+def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--json, --quiet and --debug, accepted after any subcommand."""
+    return compose(
+        click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_state("quiet"),
+                     help="No progress bars or notes on stderr."),
+        click.option("--debug", is_flag=True, expose_value=False, callback=_set_state("debug"), help="Show tracebacks of errors."),
+        click.option("--json", is_flag=True, expose_value=False, callback=_set_state("json"),
+                     help="Print one JSON object describing the result (docs/json.md): on stdout, or on stderr when stdout "
+                          "carries latents."),
+    )(function)
+
+
+def model_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--model/--device/--dtype/--offload, handed to the command as one ``load: LoadOptions``."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, model: str | None, device: str, dtype: str, offload: str, **kwargs: Any) -> Any:
+        load = LoadOptions(model=model or DEFAULT_MODEL, device=device, dtype=dtype, offload=offload)
+        load.validate()
+        return function(*args, load=load, model_given=model is not None, **kwargs)
+
+    return compose(
+        click.option(
+            "--model",
+            envvar="VIDLATENT_MODEL",
+            show_envvar=True,
+            metavar="ID|PATH",
+            help=f"Hub id, alias ({', '.join(ALIASES)}), diffusers folder, or a tiny random model "
+                 f"({', '.join(TINY_MODELS)}: offline, noise by design). Default: {DEFAULT_MODEL}.",
+        ),
+        click.option("--device", envvar="VIDLATENT_DEVICE", show_envvar=True, default="auto", show_default=True,
+                     metavar="|".join(DEVICES) + "|cuda:N", help="Where to run: auto picks CUDA, then MPS, then CPU."),
+        click.option("--dtype", envvar="VIDLATENT_DTYPE", show_envvar=True, default="auto", show_default=True,
+                     type=click.Choice(DTYPES), help="Weights' precision: auto is fp16 on a GPU, fp32 on CPU."),
+        click.option("--offload", envvar="VIDLATENT_OFFLOAD", show_envvar=True, default="auto", show_default=True,
+                     type=click.Choice(OFFLOADS),
+                     help="Keep weights on the CPU and bring them to the GPU as needed (diffusers): model (one component at a "
+                          "time), group (the denoiser's blocks in turn, overlapped on CUDA streams), sequential (layer by "
+                          "layer, slowest). auto: none if the weights fit in free GPU memory, model if the largest "
+                          "component does, else group; a note says which."),
+    )(wrapper)
+
+
+def _vae_tiling_option() -> Decorator:
+    return click.option("--vae-tiling/--no-vae-tiling", default=None,
+                        help="Decode in overlapping spatial tiles (Wan; its decode streams frame by frame already). "
+                             "Default: on where the estimated decode memory exceeds the free memory, with a note.")
+
+
+def _with_acceleration(load: LoadOptions, **changes: Any) -> LoadOptions:
+    load = dataclasses.replace(load, acceleration=dataclasses.replace(load.acceleration, **changes))
+    load.validate()
+    return load
+
+
+def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--cache, --compile, --quantize, --vae-tiling and --lora, folded into the command's
+    ``load: LoadOptions`` (its ``acceleration``); goes below ``model_options``. A model family
+    that cannot take one refuses it before it loads (``load_sampler``)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, load: LoadOptions, cache: str | None, compile_denoiser: bool, quantize: str | None,
+                vae_tiling: bool | None, lora: tuple[str, ...], **kwargs: Any) -> Any:
+        from vidlatent.acceleration import parse_cache, parse_lora
+
+        load = _with_acceleration(load, cache=parse_cache(cache) if cache else None, compile=compile_denoiser,
+                                  quantize=quantize, vae_tiling=vae_tiling, loras=tuple(parse_lora(each) for each in lora))
+        return function(*args, load=load, **kwargs)
+
+    return compose(
+        click.option("--cache", metavar="METHOD[:THRESHOLD]",
+                     help=f"Skip the denoiser's remaining blocks on steps where its first block barely changes "
+                          f"({' or '.join(CACHE_METHODS)}; threshold [{DEFAULT_CACHE_THRESHOLD:g}]: higher skips more). "
+                          "Transformer models (Wan); the history records how many steps were skipped."),
+        click.option("--compile", "compile_denoiser", is_flag=True,
+                     help="torch.compile the denoiser (Wan: its repeated blocks; SVD: the whole UNet). The first run "
+                          "pays for the compilation."),
+        click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES),
+                     help="Store the denoiser's weights in fp8 and compute in --dtype, layer by layer (half the memory "
+                          "of bf16; norms and embeddings stay in --dtype)."),
+        _vae_tiling_option(),
+        click.option("--lora", multiple=True, metavar="PATH[:SCALE[:EXPERT]]",
+                     help="A LoRA (.safetensors) at SCALE [1.0]; repeat to combine. Wan 2.2 two-expert models: into "
+                          "both experts, or EXPERT high or low. One that does not fit the model is refused."),
+    )(wrapper)
+
+
+def vae_tiling_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--vae-tiling/--no-vae-tiling alone (decode), folded into ``load``; goes below ``model_options``."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, load: LoadOptions, vae_tiling: bool | None, **kwargs: Any) -> Any:
+        return function(*args, load=_with_acceleration(load, vae_tiling=vae_tiling), **kwargs)
+
+    return _vae_tiling_option()(wrapper)
+
+
+def output_option(help_text: str) -> Decorator:
+    return click.option("-o", "--output", metavar="PATH", help=help_text)
+
+
+def seed_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--seed", type=click.IntRange(0, 2**63 - 1),
+        help='Seed of torch.Generator("cpu"): the same on every device. Default: a random seed, printed and recorded.',
+    )(function)
+
+
+# --- the sampling knobs, from vidlatent.knobs.Knobs ------------------------------------------------
+
+def _knob_option(name: str) -> Decorator:
+    """The option of the knob ``name``, as its ``Knobs`` field declares it: its range is checked
+    as it is parsed, so a bad value is refused before any model (or torch) loads, with the same
+    one-line message as the library's."""
+    declaration = KNOBS[name]
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        check_knob(name, value)
+        return value
+
+    return click.option(declaration.flag, name, type=FiniteFloat() if declaration.type is float else declaration.type,
+                        metavar=declaration.metavar, callback=check, help=knob_help(name))
+
+
+def _knob_options(names: Sequence[str], into: str | None) -> Decorator:
+    """The options of the knobs ``names``; with ``into``, handed to the command as one ``Knobs``
+    argument of that name, else each as its own argument."""
+    options = compose(*(_knob_option(name) for name in names))
+    if into is None:
+        return options
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            knobs = Knobs(**{name: kwargs.pop(name) for name in names})
+            return function(*args, **{into: knobs}, **kwargs)
+
+        return options(wrapper)
+
+    return decorate
+
+
+def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Every knob that has a flag, handed to the command as one ``knobs: Knobs``. A model refuses
+    the knobs it does not take; left out, each takes the pipeline's own default (in brackets)."""
+    return _knob_options([name for name, declaration in KNOBS.items() if declaration.flag], "knobs")(function)
+
+
+def prompt_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--prompt, --negative-prompt and --guidance alone, for commands whose --steps means
+    something else (interpolate); handed over as ``prompts`` (a Knobs with only those)."""
+    return _knob_options(PROMPT_KNOBS, "prompts")(function)
+
+
+def decode_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--decode-timestep and --decode-noise-scale (LTX's timestep-conditioned decoder), for decode:
+    handed over as ``decode_timestep`` and ``decode_noise_scale``."""
+    return _knob_options(DECODE_KNOBS, None)(function)
+
+
+def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--low-vram and its parts, handed to the command as one ``memory: LowMemory``.
+
+    They change memory use and speed, never the result.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, low_vram: bool, forward_chunking: bool, decode_chunk: int | None, **kwargs: Any) -> Any:
+        memory = LowMemory(
+            offload_model=low_vram,
+            forward_chunking=forward_chunking,
+            decode_chunk=decode_chunk or (2 if low_vram else None),
+            low_vram=low_vram,
+        )
+        return function(*args, memory=memory, **kwargs)
+
+    return compose(
+        click.option("--low-vram", is_flag=True,
+                     help="All of: --offload model, --forward-chunking (where the model has it), --decode-chunk 2 "
+                          "(SVD-XT in under 8 GB)."),
+        click.option("--forward-chunking", is_flag=True, help="SVD: run the UNet's feed-forward layers in chunks: less memory, slower."),
+        click.option("--decode-chunk", type=click.IntRange(min=1),
+                     help="Latent frames per VAE decode call [SVD: the model's frame count, 14 or 25; Wan decodes frame by frame]."),
+    )(wrapper)
+
+
+def sampler_options(knobs: Decorator = sampling_options) -> Decorator:
+    """All that a command which samples with a model takes besides its own options, in one:
+    ``knobs`` (``sampling_options``, or ``prompt_options`` where --steps means something else),
+    --seed, the memory switches, the model and its acceleration, --json/--quiet/--debug, and the
+    shared ``state``. The command receives ``state``, ``knobs`` (or ``prompts``), ``seed``,
+    ``memory``, ``load`` and ``model_given``."""
+    return compose(knobs, seed_option, low_memory_options, model_options, acceleration_options, common_options, pass_state)
