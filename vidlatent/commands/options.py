@@ -1,6 +1,6 @@
 """The options commands share, as click decorators: --json/--quiet/--debug, the model and its
-acceleration, the sampling knobs (read from ``vidlatent.knobs.Knobs``' fields), --seed, the
-memory switches, and ``sampler_options``, all of them for a command that samples.
+acceleration, the sampling knobs (read from ``vidlatent.knobs.Knobs``' fields), --seed and the
+memory switches; ``sampler_options`` is all of them at once, for a command that samples.
 
 Every float option is ``FiniteFloat`` (or ``FiniteFloatRange``): nan and infinities are refused
 as they are parsed, before torch is imported. Nothing here imports torch.
