@@ -45,35 +45,43 @@ def check_model(family: Family, flag: str = "--upscale") -> None:
         raise UsageError(f"{flag}: {family.title} has no latent upsampler; {able} has")
 
 
-def choose_upscaler(name: str | None, family: Family, model_id: str) -> str:
+@dataclass(frozen=True)
+class UpscalePlan:
+    """``--upscale``, checked before the model loads: the upsampler (its folder found) and its factor."""
+
+    upscaler: str
+    factor: int
+
+    def final_size(self, spec: ModelSpec, explicit: tuple[int, int] | None, image_size: tuple[int, int] | None) -> tuple[int, int]:
+        """The size the upscaled video has: ``explicit`` (--size), else as generate's default for an
+        image of ``image_size`` (width, height), in multiples of ``factor`` times the model's size
+        multiple (the model's native size for text alone, None)."""
+        from vidlatent import media
+
+        if explicit is not None:
+            return explicit
+        if image_size is None:
+            return spec.native_size
+        return media.fit_size(*image_size, spec.native_area, self.factor * spec.size_multiple)
+
+    def sampled_size(self, spec: ModelSpec, final: tuple[int, int]) -> tuple[int, int]:
+        """The size sampled before the upsampler makes ``final`` of it; both must fit the model's size multiple."""
+        width, height = final
+        multiple = self.factor * spec.size_multiple
+        if width % multiple or height % multiple:
+            near = f"{max(multiple, round(width / multiple) * multiple)}x{max(multiple, round(height / multiple) * multiple)}"
+            raise UsageError(f"--size {width}x{height}: --upscale generates at 1/{self.factor} of the size and upsamples "
+                             f"{self.factor}x, so the sides must be multiples of {multiple}; use {near}")
+        return width // self.factor, height // self.factor
+
+
+def plan_upscale(name: str | None, family: Family, model_id: str) -> UpscalePlan:
     """The upsampler ``--upscaler`` names, or the model's own, once its folder is found: a model
     without one, or a missing folder, fails before the model loads."""
     check_model(family)
     name = name or family.upsampler.default_for(model_id)
     upscaler_folder(name, family)
-    return name
-
-
-def low_size(size: tuple[int, int], spec: ModelSpec, factor: int) -> tuple[int, int]:
-    """The size generated before an upscale by ``factor`` to ``size``; both must fit the model's size multiple."""
-    width, height = size
-    multiple = factor * spec.size_multiple
-    if width % multiple or height % multiple:
-        near = f"{max(multiple, round(width / multiple) * multiple)}x{max(multiple, round(height / multiple) * multiple)}"
-        raise UsageError(f"--size {width}x{height}: --upscale generates at 1/{factor} of the size and upsamples {factor}x, so "
-                         f"the sides must be multiples of {multiple}; use {near}")
-    return width // factor, height // factor
-
-
-def final_size(spec: ModelSpec, image_size: tuple[int, int] | None, factor: int) -> tuple[int, int]:
-    """The size --upscale makes without --size: as generate's default for an image of
-    ``image_size`` (width, height), in multiples of ``factor`` times the model's size multiple (the
-    model's native size for text alone, None)."""
-    from vidlatent import media
-
-    if image_size is None:
-        return spec.native_size
-    return media.fit_size(*image_size, spec.native_area, factor * spec.size_multiple)
+    return UpscalePlan(upscaler=name, factor=family.upsampler.factor)
 
 
 def upscaler_folder(name: str, family: Family) -> Path:

@@ -108,12 +108,13 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     if plan.needs_model:
         assert regeneration is not None
         load = ClipInput(path=clip, clip=source).load_options(load, model_given)
-        spec = describe_model(load).spec
+        described = describe_model(load)
+        spec = described.spec
         if spec.image == IMAGE_NONE:
             raise UsageError(f"--image: {spec.title} takes no image, so it cannot re-generate towards one; "
                              "use a model that animates images (--model …)")
         regeneration.knobs.check_for(spec)
-        model = load_sampler(load, memory, report)
+        model = load_sampler(load, memory, report, info=described)
     if regeneration is not None and seed is None:
         announce_seed(report, regeneration.seed)
     steps = strength_steps(strength or 0.0, knobs.resolved(model.pipeline, model.family).steps) if model is not None else 0

@@ -85,7 +85,8 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
             raise unreadable[source]
         model_load = loads[source]
         if model_load.model not in samplers:
-            samplers[model_load.model] = load_sampler(join_launch(model_load, ranks), memory, report)
+            samplers[model_load.model] = load_sampler(join_launch(model_load, ranks), memory, report,
+                                                      info=described[model_load.model])
         model = samplers[model_load.model]
         return [extend_clip(report, inputs[source], model, target, knobs, options, seed, memory)]
 

@@ -92,18 +92,20 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     check_inputs(spec, knobs, with_image=bool(sources), last_image=end_image is not None)
     if upscaler is not None and not upscale:
         raise UsageError("--upscaler needs --upscale")
-    factor = None  # --upscale: the family's upsampler's
-    if upscale:
-        upscaler = upscaling.choose_upscaler(upscaler, described.family, described.model_id)
-        factor = described.family.upsampler.factor
+    plan = upscaling.plan_upscale(upscaler, described.family, described.model_id) if upscale else None
     if explicit_size is not None:
         check_size(explicit_size, spec)
-        if factor:
-            upscaling.low_size(explicit_size, spec, factor)
-    # A size that the video encoder would refuse once the frames are made fails now too.
+    # Each source's size, once: the video's (--upscale: upsampled from the sampled one), which the
+    # video encoder must take (checked now, not once the frames are made), and the size sampled.
+    sizes: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}  # source -> (sampled, final)
     for source, targets in zip(sources or [TEXT_ONLY], outputs):
         image_size = image_sizes.get(source)
-        final = explicit_size or (upscaling.final_size(spec, image_size, factor) if factor else default_size(spec, image_size))
+        if plan is None:
+            final = explicit_size or default_size(spec, image_size)
+            sizes[source] = (final, final)
+        else:
+            final = plan.final_size(spec, explicit_size, image_size)
+            sizes[source] = (plan.sampled_size(spec, final), final)
         check_video_sizes(targets, final)
     ranks = distributed.launched()
     if context_parallel is not None:
@@ -116,13 +118,13 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
 
     load = join_launch(load, ranks)
     base_seed = distributed.broadcast(random_seed(), ranks) if seed is None else seed
-    model = load_sampler(load, memory, report, image=bool(sources))
+    model = load_sampler(load, memory, report, image=bool(sources), info=described)
     if seed is None:
         announce_seed(report, base_seed)  # once the model is there: a run that cannot start needs no seed
     if context_parallel is not None:
         model.family.enable_context_parallel(model.pipeline, context_parallel)
     steps = knobs.resolved(model.pipeline, model.family).steps
-    upsampler = upscaling.load_upsampler(upscaler, model) if upscale else None
+    upsampler = upscaling.load_upsampler(plan.upscaler, model) if plan is not None else None
     # One job per video: (source's index, source, video index); video i of an image uses seed + i.
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
 
@@ -136,10 +138,9 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         data = image_bytes.get(source, b"")
         image = media.load_image(data) if source != TEXT_ONLY else None
         video_seed = base_seed + index
-        final = (explicit_size or upscaling.final_size(spec, image_sizes.get(source), factor)) if factor else explicit_size
+        sampled, final = sizes[source]
         with report.timed("generate"), report.progress(f"generating from {label(job)}", steps) as progress:
-            clip = generate(model, image, knobs=knobs, seed=video_seed,
-                            size=upscaling.low_size(final, spec, factor) if factor else final,
+            clip = generate(model, image, knobs=knobs, seed=video_seed, size=sampled,
                             source=source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve()),
                             image_sha256=file_sha256(data) if image is not None else "", progress=progress,
                             last_image=end_image)

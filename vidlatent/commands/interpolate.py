@@ -107,8 +107,9 @@ class Sampling:
     def load_for(self, report: Reporter, path: str, clip: Any) -> Any:
         """Check the knobs against the clip's model (or --model), then load it."""
         load = ClipInput(path=path, clip=clip).load_options(self.load, self.model_given)
-        self.knobs_for(clip).check_for(describe_model(load).spec)
-        return load_sampler(load, self.memory, report)
+        described = describe_model(load)
+        self.knobs_for(clip).check_for(described.spec)
+        return load_sampler(load, self.memory, report, info=described)
 
     def knobs_for(self, clip: Any) -> Any:
         from vidlatent.generation import with_clip_prompts
@@ -208,9 +209,10 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
     prepare_output(output, list(paths))
     # What the bridge needs of the model and of the clips, checked before the model loads.
     load = ClipInput(path=paths[0], clip=a).load_options(sampling.load, sampling.model_given)
-    knobs = editing.keyframe_knobs(describe_model(load).spec, sampling.knobs_for(a), frames)
+    described = describe_model(load)
+    knobs = editing.keyframe_knobs(described.spec, sampling.knobs_for(a), frames)
     editing.fit_pair(a, b, names=(paths[0], paths[1]), resample=resample, same_fps=join)
-    model = load_sampler(load, sampling.memory, report)
+    model = load_sampler(load, sampling.memory, report, info=described)
     if sampling.seed is None:
         announce_seed(report, seed)
     steps = knobs.resolved(model.pipeline, model.family).steps

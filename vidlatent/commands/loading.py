@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import UsageError
-from vidlatent.models import LoadOptions
+from vidlatent.models import LoadOptions, ModelInfo, describe_checked
 
 if TYPE_CHECKING:
     from vidlatent.commands.reporting import Reporter
@@ -32,26 +32,25 @@ class LowMemory:
     low_vram: bool = False
 
 
-def describe_model(load: LoadOptions) -> Any:
+def describe_model(load: LoadOptions) -> ModelInfo:
     """The family and spec of the model ``load`` names (configs only), for checks before loading;
-    refuses acceleration flags the family cannot take (--cache on SVD, ...)."""
-    from vidlatent.acceleration import check_fits
-    from vidlatent.models import describe
-
-    info = describe(load)
-    check_fits(load.acceleration, info.family, info.spec, device=load.device)
-    return info
+    refuses acceleration flags the family cannot take (--cache on SVD, ...). Hand it to
+    ``load_sampler`` (``info=``): the model is described once."""
+    return describe_checked(load)
 
 
-def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, image: bool = True) -> Any:
+def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, image: bool = True,
+                 info: ModelInfo | None = None) -> Any:
     """Load the pipeline for a sampling command, with its memory switches applied.
 
     Args:
         image: load the pipeline that takes a conditioning image (else text only).
+        info: the model's ``describe_model``, where the command has it.
     """
     from vidlatent.models import load_pipeline
 
-    family = describe_model(load).family
+    info = info or describe_model(load)
+    family = info.family
     chunking = memory.forward_chunking or (memory.low_vram and family.forward_chunking is not None)
     if memory.forward_chunking and family.forward_chunking is None:
         raise UsageError(f"--forward-chunking: {family.title}'s denoiser has no chunked feed-forward in diffusers; leave it out")
@@ -60,7 +59,7 @@ def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, imag
     if memory.offload_model:
         load = dataclasses.replace(load, offload="model")
     with report.timed("load"):
-        model = load_pipeline(load, note=report.note, image=image)
+        model = load_pipeline(load, note=report.note, image=image, info=info)
     if chunking:
         getattr(model.pipeline, model.family.forward_chunking).enable_forward_chunking()
     return model

@@ -86,7 +86,7 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
     needs_vae = source.clip is None or kind != "latents" or not latentfile.is_latent_path(output)
     model = None
     if options.needs_model:
-        model = load_sampler(source.load_options(load, model_given), memory, report)
+        model = load_sampler(source.load_options(load, model_given), memory, report, info=described)
     elif needs_vae:
         with report.timed("load"):
             model = load_vae(source.load_options(load, model_given), note=report.note)

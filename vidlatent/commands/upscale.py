@@ -55,7 +55,7 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     from vidlatent import media
     from vidlatent.atomic import STDIO
     from vidlatent.generation import random_seed
-    from vidlatent.upscaling import check_model, choose_upscaler, load_upsampler, refine_steps, upscale
+    from vidlatent.upscaling import check_model, load_upsampler, plan_upscale, refine_steps, upscale
 
     report = Reporter(state, "upscale")
     if output is None:
@@ -67,16 +67,16 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     described = describe_model(load)
     check_model(described.family, "upscale")
     prompts.check_for(described.spec)
-    source.check_video_output(output, load, scale=described.family.upsampler.factor)
-    upscaler = choose_upscaler(upscaler, described.family, described.model_id)
+    plan = plan_upscale(upscaler, described.family, described.model_id)
+    source.check_video_output(output, load, scale=plan.factor)
 
-    model = load_sampler(load, memory, report)
+    model = load_sampler(load, memory, report, info=described)
     start = source.latents(model, report)
     base_seed = seed if seed is not None else (start.seed if start.seed is not None else random_seed())
     if seed is None and start.seed is None:
         announce_seed(report, base_seed)
     with report.timed("load"):
-        upsampler = load_upsampler(upscaler, model)
+        upsampler = load_upsampler(plan.upscaler, model)
     with report.timed("upscale"), report.progress("upscaling", refine_steps(model) if refine else 0) as progress:
         result = upscale(model, upsampler, start, knobs=prompts, seed=base_seed, image=picture, refine=refine, progress=progress)
     entry = write_clip(result, output, model, memory, report)
