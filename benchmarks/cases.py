@@ -2,7 +2,7 @@
 
 Row keys follow the goals: 1 startup, 2 generate overhead, 3 decode memory, 4 decode and
 encode speed, 5 latent file IO, 6 the GPU, 7 big models (cache, fp8, VAE tiling, compile), 8 big
-models on the GPU. The references are plain diffusers, torch and
+models on the GPU, 9 quality figures on real Wan 2.1 latents (``benchmarks/real_latents.py``). The references are plain diffusers, torch and
 safetensors calls (``benchmarks/reference.py`` for the ones that run as their own process).
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.big_models import big_models, gpu_big_models
+from benchmarks.real_latents import real_latents
 from benchmarks.harness import (
     ChildFailed,
     Goal,
@@ -779,5 +780,6 @@ SECTIONS: list[tuple[str, str, Callable[[Context], list[Row]]]] = [
     ("6", "GPU", gpu),
     ("7", "big models", big_models),
     ("8", "big models on a GPU", gpu_big_models),
+    ("9", "real latents", real_latents),
 ]
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import cases
+from benchmarks import cases, real_latents
 from benchmarks.harness import Row, child_env, machine, progress, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,9 @@ GOALS = {
          "the transformer in at most 0.55× the bytes of bf16, `--vae-tiling` decodes in no more peak memory.",
     "8": "Big models on a GPU: `--cache`, `--quantize fp8`, `--offload group` and `--compile` at Wan 2.1 1.3B shapes "
          "(random weights), time and peak VRAM.",
+    "9": "Real latents (Wan 2.1, CPU): `interpolate --factor` beats frame repetition, drift correction keeps real change "
+         "and bounds added drift to its band, `edit --loop` leaves no seam above the clip's largest step, and `analyze` "
+         "does not call real motion static (section \"Real latents\").",
 }
 
 
@@ -159,7 +162,8 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
         "",
         (f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights; section 7: "
          "`tiny-random-wan22` and `tiny-random-wan`, the real Wan classes likewise), "
-         "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`). "
+         "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`); section 9 loads no model: it works on real "
+         "Wan 2.1 latents (section \"Real latents\"). "
          f"Torch threads: {facts.get('torch threads', '?')} in this process and every child (`--threads`): on a "
          "shared machine, OpenMP threads waiting on each other at every barrier made single calls vary up to tenfold."),
         "",
@@ -175,6 +179,7 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
         "",
         *notes,
         "",
+        real_latents.report_section(),
         "## Machine",
         "",
         "| | |",

@@ -1,4 +1,4 @@
-"""The structure of latent clips: PCA of their frames, motion energy, principal directions.
+"""The structure of latent clips: PCA of their frames, motion energy and seams, principal directions.
 
 Pure latent math, the library behind ``vidlatent analyze`` (see docs/analyze.md): tensors in,
 numbers out, no model imports. Clips are (F, C, h, w) tensors; a frame, flattened, is a
@@ -110,6 +110,51 @@ def measure_motion(latents: torch.Tensor, threshold: float = STATIC_THRESHOLD) -
     return Motion(energy=energy, mean_energy=mean_energy, scale=scale, relative=relative,
                   static=relative < threshold, threshold=threshold)
 
+
+
+@dataclass(frozen=True)
+class Seam:
+    """The step across a join against the clip's own steps elsewhere (motion energy).
+
+    Attributes:
+        step: the largest motion energy among the join's steps.
+        mean_step: the mean motion energy of the clip's other steps.
+        largest_step: the largest of the other steps.
+    """
+
+    step: float
+    mean_step: float
+    largest_step: float
+
+    @property
+    def ratio(self) -> float:
+        """step / mean_step: about 1 for a join that moves as the clip does."""
+        return self.step / self.mean_step if self.mean_step > 0 else math.inf
+
+    @property
+    def exceeds_motion(self) -> bool:
+        """The join moves more than any step of the clip's own motion: it shows as a jump."""
+        return self.step > self.largest_step
+
+
+def measure_seam(latents: torch.Tensor, join: Sequence[int], *, loop: bool = False) -> Seam:
+    """How a join inside a (F, C, h, w) clip compares with the clip's own motion.
+
+    Args:
+        latents: the joined clip.
+        join: the steps that make the join; step t goes from frame t to frame t + 1 (a cut
+            before frame j is step j - 1). With ``loop``, step F - 1 goes from the last frame back
+            to the first.
+        loop: the clip plays in a loop, so the step from its last frame to its first counts
+            (as a step of the join, when ``join`` names it, else as one of the others).
+    """
+    energy = motion_energy(torch.cat([latents, latents[:1]]) if loop else latents)  # (steps,)
+    inside = torch.zeros(energy.shape[0], dtype=torch.bool)
+    inside[list(join)] = True
+    if not inside.any() or inside.all():
+        raise ValueError(f"a seam needs some of the clip's {energy.shape[0]} steps in the join and some outside it")
+    others = energy[~inside]
+    return Seam(step=float(energy[inside].max()), mean_step=float(others.mean()), largest_step=float(others.max()))
 
 # --- feature statistics (pass 1) -----------------------------------------------------------
 

@@ -213,7 +213,8 @@ class ExtendOptions:
         times: how many segments to add.
         overlap: latent frames each new segment shares with the end of the clip so far;
             None for the family's default (SVD 2, Wan 1, LTX 2; shorter where a segment is).
-        drift_correction: match each new segment's per-channel statistics to the first segment's.
+        drift_correction: bring each new segment's per-channel statistics back within the band of
+            natural change around the first segment's (latent_ops.limit_drift, docs/extend.md).
     """
 
     times: int = 1
@@ -483,7 +484,7 @@ def extend(
         fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)
         if options.drift_correction:
-            fresh = latent_ops.match_channel_stats(fresh, reference)
+            fresh = latent_ops.limit_drift(fresh, reference)
         latents = torch.cat([latents, fresh])
         segments.append(
             {"seed": segment_seed, "frames": int(fresh.shape[0]),

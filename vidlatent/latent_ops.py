@@ -27,8 +27,8 @@ class ChannelStats:
 def match_channel_stats(clip: torch.Tensor, target: ChannelStats, eps: float = 1e-6) -> torch.Tensor:
     """Shift and scale each channel of ``clip`` so its mean and std equal ``target``'s.
 
-    The fix for colour and contrast creeping along chained segments: each new segment is
-    brought back to the statistics of the first.
+    Exact matching; it also erases the change real footage shows between its parts, so drift
+    correction (``limit_drift``) matches only what lies beyond a band of natural change.
     """
     own = ChannelStats.of(clip)
     scale = target.std / own.std.clamp_min(eps)  # (C,)
@@ -40,20 +40,83 @@ def match_channel_stats(clip: torch.Tensor, target: ChannelStats, eps: float = 1
 class Drift:
     """How far a segment's per-channel statistics moved from the reference's."""
 
-    mean: float  # largest |mean - reference mean| over channels
+    mean: float  # largest |mean - reference mean| over channels (relative: over the reference channel's std)
     std_ratio: float  # largest |log(std / reference std)| over channels, as a ratio: exp(...) - 1
 
     def within(self, bound: float) -> bool:
         return self.mean <= bound and self.std_ratio <= bound
 
 
-def drift(segment: torch.Tensor, reference: ChannelStats) -> Drift:
-    """The drift of ``segment`` (F, C, h, w) against ``reference``."""
+def drift(segment: torch.Tensor, reference: ChannelStats, *, relative: bool = False) -> Drift:
+    """The drift of ``segment`` (F, C, h, w) against ``reference``.
+
+    Args:
+        relative: give the mean difference in units of the reference channel's std (as
+            ``DriftBand`` measures it), not in latent units.
+    """
     own = ChannelStats.of(segment)
-    mean = float((own.mean - reference.mean).abs().max())
+    offset = (own.mean - reference.mean).abs()
+    mean = float((offset / reference.std.clamp_min(1e-12) if relative else offset).max())
     log_ratio = float((own.std.clamp_min(1e-12) / reference.std.clamp_min(1e-12)).log().abs().max())
     return Drift(mean=mean, std_ratio=float(torch.tensor(log_ratio).exp() - 1))
 
+
+@dataclass(frozen=True)
+class DriftBand:
+    """How far a segment's per-channel statistics may sit from the reference's before drift
+    correction touches them (``limit_drift``).
+
+    Args:
+        mean: the largest |segment mean - reference mean| of a channel, in units of the
+            reference channel's std.
+        std: the largest change of a channel's std, as a ratio - 1, either way: the std stays
+            within [reference / (1 + std), reference * (1 + std)].
+
+    ``DriftBand(0, 0)`` is exact matching (``match_channel_stats``).
+    """
+
+    mean: float
+    std: float
+
+    def holds(self, measured: Drift, tolerance: float = 1e-3) -> bool:
+        """True when ``measured`` (a ``drift(..., relative=True)``) lies within the band, up to ``tolerance``."""
+        return measured.mean <= self.mean + tolerance and measured.std_ratio <= self.std + tolerance
+
+
+# Real footage changes this much on its own: on real Wan 2.1 latents (16 latent frames of one
+# clip, ../shared/data/wan21_latents.safetensors) the second half's per-channel means sit up to
+# 0.146 of a channel's std from the first half's and its stds differ by up to 10.5 %; 4-frame
+# stretches against the first 4 frames after the causal one, up to 0.135 and 11.6 %
+# (docs/extend.md, BENCHMARKS.md). The band is those maxima rounded up: drift within it cannot be
+# told from the footage's own change, so correcting it would erase real change.
+NATURAL_DRIFT = DriftBand(mean=0.15, std=0.12)
+
+
+def limit_drift(clip: torch.Tensor, reference: ChannelStats, band: DriftBand = NATURAL_DRIFT, eps: float = 1e-6) -> torch.Tensor:
+    """Correct the part of ``clip``'s per-channel drift from ``reference`` that exceeds ``band``.
+
+    Each channel whose mean or std lies outside the band around the reference's is shifted and
+    scaled to the nearest point of the band's edge (its mean to reference mean +- band.mean x
+    reference std, its std to reference std x (1 + band.std)^+-1); every other channel is
+    returned as it is, bit for bit. So drift is bounded by the band, and change within it, as
+    real footage shows, is kept. ``band = DriftBand(0, 0)`` matches the reference exactly.
+
+    Args:
+        clip: (F, C, h, w) a new segment.
+        reference: the statistics it must not drift away from (extend: the clip it continues).
+        band: how far each channel may sit from them.
+    """
+    own = ChannelStats.of(clip)
+    reference_std = reference.std.clamp_min(eps)  # (C,)
+    allowed = band.mean * reference_std
+    offset = own.mean - reference.mean
+    target_mean = torch.where(offset.abs() > allowed, reference.mean + torch.minimum(torch.maximum(offset, -allowed), allowed), own.mean)
+    log_ratio = (own.std.clamp_min(eps) / reference_std).log()
+    bound = math.log1p(band.std)
+    target_std = torch.where(log_ratio.abs() > bound, reference_std * log_ratio.clamp(-bound, bound).exp(), own.std)
+    outside = (target_mean != own.mean) | (target_std != own.std)  # (C,)
+    corrected = match_channel_stats(clip, ChannelStats(mean=target_mean, std=target_std), eps)
+    return torch.where(outside[None, :, None, None], corrected, clip)
 
 # --- blending two clips ------------------------------------------------------------------
 #
