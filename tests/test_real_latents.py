@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from tests.conftest import data_file
-from vidlatent import analysis, editing, latent_ops, latentfile, raw_latents
+from vidlatent import analysis, codec, editing, latent_ops, latentfile, raw_latents
 from vidlatent.cli import main
 from vidlatent.families.wan import Wan
 
@@ -204,7 +204,7 @@ def test_a_converted_clip_decodes_with_a_wan21_vae(tmp_path, raw_path, tiny_wan)
     converted = latentfile.read(tmp_path / "c.safetensors")
     vae = load_vae(LoadOptions(model=str(tiny_wan), device="cpu"))
     converted.require_space(vae.latent_space)
-    frames = list(vae.family.decode_frames(converted.latents, vae.vae, device=torch.device("cpu")))
+    frames = list(codec.decode_frames(vae.family, converted.latents, vae.vae, device=torch.device("cpu")))
     assert len(frames) == converted.pixel_frames == 5 and frames[0].shape == (64, 64, 3)
 
 
