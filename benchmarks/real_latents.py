@@ -144,8 +144,9 @@ def measure() -> Figures:
         "frames 4-7 against frames 0-3 (with the causal frame)": latent_ops.drift(x[4:8], with_causal, relative=True),
     }
     limited = latent_ops.limit_drift(x[half:], first_half)
+    matched = latent_ops.match_channel_stats(x[half:], first_half)
     corrected = {
-        "match_channel_stats (exact, the old rule)": latent_ops.drift(latent_ops.match_channel_stats(x[half:], first_half), first_half, relative=True),
+        "match_channel_stats (exact, the old rule)": latent_ops.drift(matched, first_half, relative=True),
         "limit_drift (the band)": latent_ops.drift(limited, first_half, relative=True),
     }
     own = latent_ops.ChannelStats.of(x[half:])
@@ -169,14 +170,17 @@ def measure() -> Figures:
     factor = 2
     interpolated = editing.interpolate(clip, factor, loop=True).latents  # (F * factor, ...)
     both = editing.interpolate(editing.edit(clip, plan), factor, loop=True).latents
-    # In a loop of F frames, step F - 1 goes from the last frame back to the first.
+    # In a loop of F frames, step F - 1 goes from the last frame back to the first; interpolated K
+    # times, the gap from the last original frame to the first is the last K steps.
+    kept = edited.shape[0]
     loops = {
         "none: last frame straight back to the first": analysis.measure_seam(x, [frames - 1], loop=True),
         "none, without the causal first frame (frames 1-15)": analysis.measure_seam(x[1:], [frames - 2], loop=True),
-        f"`edit --loop` ({crossfade}-frame crossfade)": analysis.measure_seam(edited, [*range(crossfade), edited.shape[0] - 1], loop=True),
-        f"`interpolate --factor {factor} --loop`": analysis.measure_seam(interpolated, list(range(factor * (frames - 1), factor * frames)), loop=True),
+        f"`edit --loop` ({crossfade}-frame crossfade)": analysis.measure_seam(edited, [*range(crossfade), kept - 1], loop=True),
+        f"`interpolate --factor {factor} --loop`": analysis.measure_seam(
+            interpolated, list(range(factor * (frames - 1), factor * frames)), loop=True),
         f"`edit --loop`, then `interpolate --factor {factor} --loop`": analysis.measure_seam(
-            both, [*range(factor * crossfade), *range(factor * (edited.shape[0] - 1), factor * edited.shape[0])], loop=True),
+            both, [*range(factor * crossfade), *range(factor * (kept - 1), factor * kept)], loop=True),
     }
 
     motion = {"the clip (16 latent frames)": analysis.measure_motion(x).relative,
@@ -263,7 +267,7 @@ def section(figures: Figures | None = None) -> str:
     lines = [
         "## Real latents",
         "",
-        (f"Section 9 in full. `{DATA.relative_to(DATA.parents[2])}`: {figures.frames} latent frames (61 pixel frames, "
+        (f"Section 9 in full. `../shared/data/{DATA.name}`: {figures.frames} latent frames (61 pixel frames, "
          "512×320) made by the real Wan 2.1 model, read as `vidlatent convert --layout ncthw --model wan21-i2v-480p` reads "
          "it (`vidlatent.raw_latents.read_raw`); every figure comes from vidlatent's own functions, on the CPU, in "
          "seconds, and is exact (no timing). One clip: read the figures as what this footage shows, not as a survey."),
@@ -343,6 +347,18 @@ def section(figures: Figures | None = None) -> str:
         "| clip | relative motion | static |",
         "|---|---|---|",
         *(f"| {name} | {value:.3f} | {'yes' if value < figures.threshold else 'no'} |" for name, value in figures.motion.items()),
+        "",
+        "### The defaults these figures set",
+        "",
+        ("- `interpolate --method`: slerp stays the default. Every blend beats repetition; away from the causal first "
+         "frame the three rebuild alike (*after frame 1*), so lerp's lead comes from the one gap out of that frame, "
+         "and where frames differ in content slerp alone keeps the norm (docs/editing.md)."),
+        ("- `extend`'s drift correction: the band (`latent_ops.NATURAL_DRIFT`) is the largest real change measured "
+         "above, rounded up; the old exact matching erased that change (docs/extend.md)."),
+        ("- `edit --loop` keeps its quarter-length crossfade; `interpolate --loop` spreads the jump without shrinking "
+         "it, so crossfade first (docs/editing.md)."),
+        ("- `analyze --static-threshold` stays 0.05: below the real clip and every stretch of it, above the same "
+         "footage three times slower (docs/analyze.md)."),
         "",
     ]
     return "\n".join(lines)

@@ -111,7 +111,6 @@ def measure_motion(latents: torch.Tensor, threshold: float = STATIC_THRESHOLD) -
                   static=relative < threshold, threshold=threshold)
 
 
-
 @dataclass(frozen=True)
 class Seam:
     """The step across a join against the clip's own steps elsewhere (motion energy).
@@ -155,6 +154,7 @@ def measure_seam(latents: torch.Tensor, join: Sequence[int], *, loop: bool = Fal
         raise ValueError(f"a seam needs some of the clip's {energy.shape[0]} steps in the join and some outside it")
     others = energy[~inside]
     return Seam(step=float(energy[inside].max()), mean_step=float(others.mean()), largest_step=float(others.max()))
+
 
 # --- feature statistics (pass 1) -----------------------------------------------------------
 

@@ -118,6 +118,7 @@ def limit_drift(clip: torch.Tensor, reference: ChannelStats, band: DriftBand = N
     corrected = match_channel_stats(clip, ChannelStats(mean=target_mean, std=target_std), eps)
     return torch.where(outside[None, :, None, None], corrected, clip)
 
+
 # --- blending two clips ------------------------------------------------------------------
 #
 # Every blend takes two clips a, b of the same shape (F, C, h, w) and a weight t: a float for

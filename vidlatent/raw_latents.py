@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from vidlatent.atomic import STDIO
 from vidlatent.errors import InputError, ModelError, UsageError
 
 if TYPE_CHECKING:
@@ -103,8 +104,7 @@ def read_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     from vidlatent import latentfile
 
     expected = "a safetensors file of latents"
-    source = "stdin" if str(path) == "-" else str(path)
-    tensors, _ = latentfile.parse_safetensors(latentfile.read_bytes(path, expected=expected), source=source, expected=expected)
+    tensors, _ = latentfile.parse_safetensors(latentfile.read_bytes(path, expected=expected), source=_source(path), expected=expected)
     return tensors
 
 
@@ -134,10 +134,10 @@ def to_clip(tensor: torch.Tensor, layout: str, goal: LatentTarget, *, source: st
     from vidlatent.latentfile import LatentClip
 
     given, original_shape = layout, list(tensor.shape)
-    shape = " ".join(f"{axis}={size}" for axis, size in zip(layout, tensor.shape)) if tensor.ndim == len(layout) else ""
     if tensor.ndim != len(layout):
         raise UsageError(f"--layout {layout}: names {len(layout)} axes, but {source}'s tensor {name!r} has {tensor.ndim} "
-                         f"(shape {list(tensor.shape)})")
+                         f"(shape {original_shape})")
+    shape = " ".join(f"{axis}={size}" for axis, size in zip(layout, original_shape))  # for messages: "n=1 c=16 t=16 ..."
     if not tensor.is_floating_point():
         raise InputError(f"{source}: tensor {name!r} is {str(tensor.dtype).removeprefix('torch.')}; latents are floating point")
     if BATCH in layout:
@@ -151,7 +151,7 @@ def to_clip(tensor: torch.Tensor, layout: str, goal: LatentTarget, *, source: st
     frames, channels, height, width = latents.shape
     space = goal.space_for(channels, shape=shape)
     if frames < 1 or height < 1 or width < 1:
-        raise UsageError(f"--layout {layout}: the tensor ({shape}) is empty")
+        raise UsageError(f"--layout {given}: the tensor ({shape}) is empty")
     low, high = torch.aminmax(latents)
     if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
         raise InputError(f"{source}: tensor {name!r} holds NaN or infinite values")
@@ -178,6 +178,9 @@ def read_raw(path: str | os.PathLike[str], *, layout: str, model: str | LatentTa
     16 latent frames (61 pixel frames) of 512x320 at 16 fps.
     """
     checked, goal = parse_layout(layout), model if isinstance(model, LatentTarget) else target(model)
-    source = "stdin" if str(path) == "-" else str(path)
-    name, chosen = pick_tensor(read_tensors(path), tensor, source=source)
-    return to_clip(chosen, checked, goal, source=source, name=name)
+    name, chosen = pick_tensor(read_tensors(path), tensor, source=_source(path))
+    return to_clip(chosen, checked, goal, source=_source(path), name=name)
+
+
+def _source(path: str | os.PathLike[str]) -> str:
+    return "stdin" if str(path) == STDIO else str(path)
