@@ -247,8 +247,8 @@ def test_extend_keeps_the_clip_and_corrects_drift(clip_path, wan):
     result = extend(wan, clip, knobs=Knobs(frames=9, steps=2, prompt=PROMPT), options=ExtendOptions(times=2), seed=4)
     assert result.frames == 3 + 2 * 2 and torch.equal(result.latents[:3], clip.latents)
     reference_stats = latent_ops.ChannelStats.of(clip.latents)
-    for segment in (result.latents[3:5], result.latents[5:7]):
-        assert latent_ops.drift(segment, reference_stats).within(1e-3)
+    for segment in (result.latents[3:5], result.latents[5:7]):  # within the drift rule's band (docs/extend.md)
+        assert latent_ops.NATURAL_DRIFT.holds(latent_ops.drift(segment, reference_stats, relative=True))
     step = result.history[-1]["arguments"]
     assert step["overlap"] == 1 and [s["frames"] for s in step["segments"]] == [2, 2]
 
