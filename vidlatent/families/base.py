@@ -167,13 +167,12 @@ def decode_settings(family: Family, vae: Any, clip: Any = None, *, timestep: flo
             raise UsageError(f"{flag}: {family.title}'s VAE decoder takes no timestep; leave {flag} out")
         return None
     recorded = clip.recorded("decode_timestep", "decode_noise_scale", commands=None, nested=True) if clip is not None else {}
-    return DecodeSettings(
-        timestep=float(next(value for value in (timestep, recorded.get("decode_timestep"), family.knob_defaults["decode_timestep"])
-                            if value is not None)),
-        noise_scale=float(next(value for value in (noise_scale, recorded.get("decode_noise_scale"),
-                                                   family.knob_defaults["decode_noise_scale"]) if value is not None)),
-        seed=int(clip.seed) if clip is not None and clip.seed is not None else 0,
-    )
+
+    def first_given(name: str, given: float | None) -> float:
+        return float(next(value for value in (given, recorded.get(name), family.knob_defaults[name]) if value is not None))
+
+    return DecodeSettings(timestep=first_given("decode_timestep", timestep), noise_scale=first_given("decode_noise_scale", noise_scale),
+                          seed=int(clip.seed) if clip is not None and clip.seed is not None else 0)
 
 
 def onload(vae: Any) -> None:
