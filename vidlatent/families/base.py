@@ -10,7 +10,7 @@ It owns what differs between them and nothing else, mostly as declarations:
   folder's configs before any weights load;
 - the latent layout (``LatentLayout``: spatial compression, frame rule, normalisation), and one
   streamed encoder (``encode_frames``) and one streamed decoder (``decode``) of frames;
-- one pipeline call (``pipeline_arguments``, ``pipeline_output``), the noise it starts from, its
+- one pipeline call (``pipeline_arguments``; how the pipeline holds latents, as data), the noise it starts from, its
   own noise schedule, and how to start part-way down it (``regenerate_tail``);
 - what a continuation of a clip is conditioned on (``continuation``: by default its last frames,
   re-encoded and pinned; LTX conditions natively on the clip's last frames);
