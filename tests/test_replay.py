@@ -140,3 +140,13 @@ def test_ffmetadata_escapes():
     listing = ';FFMETADATA1\ncomment=a\\=b\\;c\\#d\\\\\\\ne\nencoder=x\n[STREAM]\ncomment=no\n'
     assert media._ffmetadata_value(listing, "comment") == "a=b;c#d\\\ne"
     assert media._ffmetadata_value(";FFMETADATA1\n[STREAM]\ncomment=x\n", "comment") is None
+
+
+def test_replay_of_an_encoded_video(tmp_path, tiny_model):
+    from tests.conftest import data_file
+
+    clip = tmp_path / "bear.safetensors"
+    assert run("encode", str(data_file("bear.gif")), "--model", "tiny-random", "--frames", "4", "-o", str(clip), "-q").exit_code == 0
+    result = run("replay", str(clip), "--json", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert [(step["command"], step["identical"]) for step in json.loads(result.stdout)["steps"]] == [("encode", True)]

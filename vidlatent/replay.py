@@ -16,6 +16,7 @@ import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vidlatent import __version__, latentfile, provenance
@@ -164,7 +165,8 @@ def _generate_argv(arguments: dict[str, Any], model: str, where: str) -> list[st
     if source:
         _require_file(str(source), where, "source image")
         digest = arguments.get("image_sha256")
-        if digest and _file_sha256(str(source)) != digest:
+        # generate hashes the image's bytes as read (generation.file_sha256); an image is small.
+        if digest and hashlib.sha256(Path(source).read_bytes()).hexdigest() != digest:
             raise ReplayError(f"{where}: its source image {source} has changed since (its SHA-256 is not the recorded one)")
         argv.append(str(source))
     argv += ["--model", model, "--size", str(arguments["size"]), "--seed", str(_seed(arguments.get("seed"), where))]
@@ -220,14 +222,6 @@ def _seed(value: Any, where: str) -> int:
 def _require_file(path: str, where: str, what: str, *, folder: bool = False) -> None:
     if not path or not (os.path.isfile(path) or (folder and os.path.isdir(path))):
         raise ReplayError(f"{where}: its {what} {path or '(none recorded)'} is missing")
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def replay(recording: Recording, steps: list[PlannedStep], run: Callable[[PlannedStep], int]) -> ReplayResult:
