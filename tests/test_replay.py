@@ -150,3 +150,9 @@ def test_replay_of_an_encoded_video(tmp_path, tiny_model):
     result = run("replay", str(clip), "--json", "-q")
     assert result.exit_code == 0, result.stderr
     assert [(step["command"], step["identical"]) for step in json.loads(result.stdout)["steps"]] == [("encode", True)]
+
+
+def test_a_gif_says_it_keeps_no_tag(tmp_path, chain):
+    assert run("decode", str(chain), "-o", str(tmp_path / "v.gif"), "-q").exit_code == 0
+    result = run("inspect", str(tmp_path / "v.gif"))
+    assert result.exit_code == 2 and "a .gif keeps no tags" in one_line(result.stderr)

@@ -86,6 +86,13 @@ def read_video_record(path: str | os.PathLike[str]) -> VideoRecord | None:
     return VideoRecord(tag=tag, history=tuple(history), latents_sha256=digest if isinstance(digest, str) else None)
 
 
+def no_tag(path: str | os.PathLike[str]) -> str:
+    """The one line for a video that carries no vidlatent tag."""
+    why = ("a .gif keeps no tags; decode to .mp4, .webm or PNG frames to keep the history" if str(path).lower().endswith(".gif")
+           else "it was not written by vidlatent, or its tags were stripped")
+    return f"{path}: carries no vidlatent history tag ({why})"
+
+
 def is_video_path(path: str | os.PathLike[str]) -> bool:
     """True for a video file vidlatent reads, or a folder (of PNG frames)."""
     return os.path.isdir(path) or str(path).lower().endswith(media.SUPPORTED_VIDEO_READ)

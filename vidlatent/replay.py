@@ -101,8 +101,7 @@ def open_recording(path: str) -> Recording:
     if not latentfile.is_latent_path(path) and provenance.is_video_path(path):
         record = provenance.read_video_record(path)
         if record is None:
-            raise ReplayError(f"{path}: carries no vidlatent history tag (it was not written by vidlatent, or its tags "
-                              "were stripped); there is nothing to replay")
+            raise ReplayError(f"{provenance.no_tag(path)}; there is nothing to replay")
         model = record.tag.get("model")
         recording = Recording(path, model if isinstance(model, str) else "", record.history, record.latents_sha256)
     else:

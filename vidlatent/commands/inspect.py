@@ -49,12 +49,11 @@ def command(state: State, clip: str) -> None:
 def describe_video(path: str) -> dict:  # type: ignore[type-arg]
     """The video's vidlatent tag with ``kind: video``; a MediaError (one line, exit 1) where it has none."""
     from vidlatent.errors import MediaError
-    from vidlatent.provenance import read_video_record
+    from vidlatent.provenance import no_tag, read_video_record
 
     record = read_video_record(path)
     if record is None:
-        raise MediaError(f"{path}: carries no vidlatent history tag (it was not written by vidlatent, or its tags were "
-                         "stripped); there is nothing to inspect but its pixels")
+        raise MediaError(f"{no_tag(path)}; there is nothing to inspect but its pixels")
     return {"kind": "video", "path": path, **record.tag}
 
 
