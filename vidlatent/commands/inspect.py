@@ -30,6 +30,8 @@ def command(state: State, clip: str) -> None:
     from vidlatent import latentfile, provenance
 
     if not latentfile.is_latent_path(clip) and provenance.is_video_path(clip):
+        from vidlatent.inspection import describe_video
+
         summary = describe_video(clip)
         if state.json:
             print_json(json.dumps(summary, indent=2))
@@ -44,17 +46,6 @@ def command(state: State, clip: str) -> None:
         print_json(json.dumps(summary, indent=2))
         return
     _print_table(summary, Reporter(state))
-
-
-def describe_video(path: str) -> dict:  # type: ignore[type-arg]
-    """The video's vidlatent tag with ``kind: video``; a MediaError (one line, exit 1) where it has none."""
-    from vidlatent.errors import MediaError
-    from vidlatent.provenance import no_tag, read_video_record
-
-    record = read_video_record(path)
-    if record is None:
-        raise MediaError(f"{no_tag(path)}; there is nothing to inspect but its pixels")
-    return {"kind": "video", "path": path, **record.tag}
 
 
 def _print_video(summary: dict) -> None:  # type: ignore[type-arg]
