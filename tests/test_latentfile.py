@@ -40,7 +40,8 @@ def test_round_trip_keeps_everything(tmp_path):
         "tiny-random", SPACE, 7.0, 16, 24, 5,
     )
     assert back.history == ({"command": "encode", "arguments": {"source": str(tmp_path / "a.mp4"), "size": [64, 64]},
-                             "vidlatent": back.history[0]["vidlatent"]},)
+                             "vidlatent": back.history[0]["vidlatent"], "versions": latentfile.software_versions(),
+                             "latents_sha256": latentfile.latents_sha256(clip.latents)},)
 
 
 def test_history_is_append_only():

@@ -1,4 +1,4 @@
-"""What is in a latent clip: the library behind ``inspect``."""
+"""What is in a latent clip, or how a video was made: the library behind ``inspect``."""
 
 from __future__ import annotations
 
@@ -42,3 +42,16 @@ def describe(clip: LatentClip) -> dict[str, Any]:
         "history": list(clip.history),
         "torch": torch.__version__,
     }
+
+
+def describe_video(path: str) -> dict[str, Any]:
+    """The vidlatent tag of a video file or PNG frames folder, with ``kind: video`` and its ``path``;
+    MediaError (one line, exit status 2) where it has none (``vidlatent.provenance``)."""
+    from vidlatent.errors import MediaError
+    from vidlatent.provenance import no_tag, read_video_record
+
+    record = read_video_record(path)
+    if record is None:
+        raise MediaError(f"{no_tag(path)}; there is nothing to inspect but its pixels")
+    # A tag is data: its own "kind" or "path", if any, cannot stand in for these.
+    return {"kind": "video", "path": path, **{key: value for key, value in record.tag.items() if key not in ("kind", "path")}}

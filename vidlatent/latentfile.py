@@ -17,6 +17,8 @@ by the tensor's shape, and written for paths ending in ``.latent``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import math
 import mmap
@@ -105,9 +107,16 @@ class LatentClip:
         return self.layout.frame_rule.pixel_frames(self.frames)
 
     def with_step(self, command: str, arguments: dict[str, Any], **changes: Any) -> LatentClip:
-        """A copy with ``changes`` applied and ``command`` appended to the history."""
-        step = {"command": command, "arguments": _jsonable(arguments), "vidlatent": __version__}
-        return dataclasses.replace(self, history=(*self.history, step), **changes)
+        """A copy with ``changes`` applied and ``command`` appended to the history.
+
+        The step records the versions that made it (vidlatent, diffusers, torch) and the SHA-256 of
+        the latents it produced (``latents_sha256``), so that ``replay`` can tell which step of a
+        re-run first differs.
+        """
+        changed = dataclasses.replace(self, **changes)
+        step = {"command": command, "arguments": _jsonable(arguments), "vidlatent": __version__,
+                "versions": software_versions(), "latents_sha256": latents_sha256(changed.latents)}
+        return dataclasses.replace(changed, history=(*self.history, step))
 
     def recorded(self, *names: str, commands: tuple[str, ...] | None = SAMPLING_COMMANDS,
                  nested: bool = False) -> dict[str, Any]:
@@ -146,6 +155,29 @@ class LatentClip:
                 f"(clip: {self.latent_space} from {self.model}; expected {expected}); "
                 f"use --model {self.model} or re-encode the video with this model"
             )
+
+
+def latents_sha256(latents: torch.Tensor) -> str:
+    """The SHA-256 of a latents tensor's dtype, shape and bytes: equal exactly when the tensors are
+    bit-identical (what a history step records of the latents it produced)."""
+    tensor = latents.detach().cpu().contiguous()
+    digest = hashlib.sha256(f"{_safetensors_dtype(tensor)}{list(tensor.shape)}".encode())
+    digest.update(_memory(tensor))
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def software_versions() -> dict[str, str]:
+    """The diffusers and torch versions installed (what a history step records besides vidlatent's)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in ("diffusers", "torch"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
 
 
 def _find_value(record: Any, key: str, depth: int) -> Any:

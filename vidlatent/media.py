@@ -59,6 +59,11 @@ MAX_VIDEO_SIDE = {".mp4": 16384, ".webm": 65536, ".gif": 65535}
 # ffmpeg also refuses any picture with (width + 128) x (height + 128) >= INT_MAX / 8 pixels
 # (libavutil's av_image_check_size).
 _MAX_PICTURE = (2**31 - 1) // 8
+# A comment tag goes to ffmpeg as one command-line argument, which Linux caps at 128 KiB
+# (MAX_ARG_STRLEN); a longer one is left out of the video, with a note.
+MAX_COMMENT_BYTES = 100_000
+COMMENT_SUFFIXES = (".mp4", ".webm")  # ffmpeg's gif muxer keeps no tags
+PNG_COMMENT_KEY = "Comment"  # PNG's registered text keyword for a comment
 # Pillow refuses PNG text chunks that expand beyond 1 MiB (64 MiB in all) as decompression
 # bombs, but a camera's metadata chunk can be several MB. These limits apply while vidlatent
 # opens an image: a text chunk still cannot expand without bound.
@@ -573,6 +578,55 @@ def _require_frames_folder(path: Path) -> None:
         )
 
 
+def read_comment(path: str | os.PathLike[str]) -> str | None:
+    """The comment tag of a video file (mp4, webm, …; ``ffmpeg -f ffmetadata``) or of a folder of PNG
+    frames (its first frame's ``Comment`` text chunk); None where there is none. Nothing is decoded
+    but the container's tags.
+
+    Args:
+        path: a video file or a frames folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        frames = sorted(file for file in path.iterdir() if FRAME_NAME.fullmatch(file.name)) or folder_images(path)
+        try:
+            with _png_text_limits(), Image.open(frames[0]) as image:
+                text = getattr(image, "text", {}).get(PNG_COMMENT_KEY)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            raise _unreadable_image(frames[0], error) from error
+        return text if isinstance(text, str) else None
+    _check_video_file(path)
+    import subprocess
+
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-f", "ffmetadata", "-"]
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        raise MediaError(f"{path}: ffmpeg cannot read its tags ({reason[-1] if reason else 'no reason given'})")
+    return _ffmetadata_value(result.stdout.decode(errors="replace"), "comment")
+
+
+def _ffmetadata_value(listing: str, key: str) -> str | None:
+    """``key``'s value (any case) in the global section of an ffmetadata listing, unescaped.
+
+    ffmetadata escapes ``=``, ``;``, ``#``, ``\\`` and newlines with a backslash; an escaped newline
+    continues the value on the next line.
+    """
+    lines = iter(listing.split("\n"))
+    for line in lines:
+        if line.startswith("["):
+            return None  # stream and chapter sections follow the global tags
+        name, separator, value = line.partition("=")
+        if not separator or name.lower() != key:
+            continue
+        while (len(value) - len(value.rstrip("\\"))) % 2:  # an odd backslash at the end escapes the newline
+            value = value[:-1] + "\n" + next(lines, "")
+        return re.sub(r"\\(.)", r"\1", value, flags=re.DOTALL)
+    return None
+
+
 class _Abort(BaseException):
     """Thrown into write_frames: a BaseException makes it kill ffmpeg instead of waiting for it."""
 
@@ -591,9 +645,11 @@ class VideoWriter:
         fps: frames per second, more than 0.
         quality: 1 (smallest) to 10 (best) for .mp4 and .webm, imageio's scale (6 is x264
             CRF 20, VP9 CRF 25); ignored for .gif and PNGs.
+        comment: text for the output's comment tag (.mp4, .webm; a compressed ``Comment`` text
+            chunk in every PNG frame); .gif keeps none. ``read_comment`` reads it back.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, quality: int = 6) -> None:
+    def __init__(self, path: str | os.PathLike[str], fps: float, quality: int = 6, comment: str | None = None) -> None:
         if not fps > 0:
             raise UsageError(f"--fps {fps}: must be more than 0")
         if not 1 <= quality <= 10:
@@ -602,6 +658,11 @@ class VideoWriter:
         self.fps = float(fps)
         self.quality = quality
         self.kind = output_kind(self.path)
+        if comment is not None and len(comment.encode()) > MAX_COMMENT_BYTES:
+            warnings.warn(Note(f"{self.path}: its comment tag ({len(comment.encode())} bytes) is longer than a video tag "
+                               f"can be ({MAX_COMMENT_BYTES}); the video is written without it"))
+            comment = None
+        self.comment = comment
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (width, height), fixed by the first frame
         self._encoder: Any = None  # the imageio_ffmpeg.write_frames generator, once started
@@ -636,8 +697,14 @@ class VideoWriter:
 
     def _write_png(self, frame: np.ndarray) -> None:
         target = self._temporary / f"frame_{self.frames_written:05d}.png"  # matches FRAME_NAME
+        info = None
+        if self.comment is not None:
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt(PNG_COMMENT_KEY, self.comment, zip=True)
         try:
-            Image.fromarray(frame).save(target)
+            Image.fromarray(frame).save(target, pnginfo=info)
         except OSError as error:
             self._abort()
             raise OutputError(f"cannot write {self.path}: {error}; check the free space and permissions") from error
@@ -658,6 +725,8 @@ class VideoWriter:
         codec, muxer, pix_fmt = _ENCODERS[suffix]
         quality: int | None = self.quality
         output_params = ["-f", muxer]
+        if self.comment is not None and suffix in COMMENT_SUFFIXES:
+            output_params += ["-metadata", f"comment={self.comment}"]  # mp4's ©cmt atom, Matroska's COMMENT tag
         if suffix == ".mp4":
             # libx264 with yuv420p needs even sizes: pad by one black pixel rather than rescale.
             output_params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-movflags", "+faststart"]

@@ -20,6 +20,7 @@ from vidlatent.latentfile import LatentClip
 from vidlatent.knobs import check_size
 from vidlatent.models import LoadedModel, plan_vae_tiling
 from vidlatent.progress import Progress, no_progress
+from vidlatent.provenance import video_tag
 
 
 
@@ -135,7 +136,8 @@ def decode_clip(
     settings = settings if settings is not None else decode_settings(model.family, model.vae, clip)
     plan_vae_tiling(model, (clip.width, clip.height))
     writer: Any
-    with media.VideoWriter(output, fps=fps or clip.fps) as writer:
+    # The video says how it was made: the clip's history in its comment tag (vidlatent.provenance).
+    with media.VideoWriter(output, fps=fps or clip.fps, comment=video_tag(clip)) as writer:
         for frame in decode_frames(model.family, clip.latents, model.vae, device=model.execution_device, chunk=chunk,
                                    settings=settings):
             writer.write(frame)
