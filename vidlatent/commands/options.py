@@ -126,19 +126,30 @@ def _with_acceleration(load: LoadOptions, **changes: Any) -> LoadOptions:
 
 def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--cache, --compile, --quantize, --vae-tiling and --lora, folded into the command's
-    ``load: LoadOptions`` (its ``acceleration``); goes below ``model_options``. A model family
-    that cannot take one refuses it before it loads (``load_sampler``)."""
+    ``load: LoadOptions`` (its ``acceleration``), and --transformer / --transformer-2 (its
+    ``components``); goes below ``model_options``. A model family that cannot take one refuses it
+    before it loads (``load_sampler``)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, load: LoadOptions, cache: str | None, compile_denoiser: bool, quantize: str | None,
-                vae_tiling: bool | None, lora: tuple[str, ...], **kwargs: Any) -> Any:
+                vae_tiling: bool | None, lora: tuple[str, ...], transformer: str | None, transformer_2: str | None,
+                **kwargs: Any) -> Any:
         from vidlatent.acceleration import parse_cache, parse_lora
+        from vidlatent.component_files import component_file
 
         load = _with_acceleration(load, cache=parse_cache(cache) if cache else None, compile=compile_denoiser,
                                   quantize=quantize, vae_tiling=vae_tiling, loras=tuple(parse_lora(each) for each in lora))
-        return function(*args, load=load, **kwargs)
+        files = {"transformer": transformer, "transformer_2": transformer_2}
+        components = tuple(component_file(name, path) for name, path in files.items() if path is not None)
+        return function(*args, load=dataclasses.replace(load, components=components), **kwargs)
 
     return compose(
+        click.option("--transformer", metavar="FILE",
+                     help="Load the transformer from this single .safetensors file (original Wan/LTX layout, ComfyUI's, "
+                          "or diffusers'); --model supplies its config and the other components. A file that does not "
+                          "fit the model is refused."),
+        click.option("--transformer-2", metavar="FILE",
+                     help="Wan 2.2 two-expert models: the low-noise expert (transformer_2) from one file, as --transformer."),
         click.option("--cache", metavar="METHOD[:THRESHOLD]",
                      help=f"Skip the denoiser's remaining blocks on steps where its first block barely changes "
                           f"({' or '.join(CACHE_METHODS)}; threshold [{DEFAULT_CACHE_THRESHOLD:g}]: higher skips more). "

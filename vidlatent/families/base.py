@@ -223,6 +223,9 @@ class Family:
     compile_target: ClassVar[str] = "whole"  # "repeated-blocks": compile_repeated_blocks; "whole": torch.compile
     supports_lora: ClassVar[bool] = False  # the pipeline has a diffusers LoRA loader (load_lora_weights)
     vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that ``decode`` honours
+    # The components --transformer FILE / --transformer-2 FILE may replace: those whose diffusers
+    # class has a single-file loader (from_single_file) for the original and ComfyUI layouts.
+    single_file_components: ClassVar[tuple[str, ...]] = ()
     # How its pipelines hold latents: "channels-first" (1, C, T, h, w), as video VAEs lay them out, or
     # "frames-first" (1, T, C, h, w); in float32 or (False) in the model's dtype; and whether step
     # callbacks see them packed as tokens (1, T * h * w, C) instead.

@@ -119,6 +119,7 @@ class Wan(Family):
     supports_cache = True  # WanTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: WanTransformerBlock
     supports_lora = True  # WanLoraLoaderMixin, into either expert (load_into_transformer_2)
+    single_file_components = ("transformer", "transformer_2")  # WanTransformer3DModel.from_single_file
     vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
     comfyui = {
         (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),

@@ -1,0 +1,242 @@
+"""The files users have (issue 19): a model's transformer from one file (--transformer,
+--transformer-2) in the original Wan layout, ComfyUI's or diffusers', proved bit for bit against
+the same model loaded from its folder; and every refusal, in one line, before anything loads.
+
+The files are written here from tiny-random-wan's own transformer: diffusers' naming, the
+original Wan naming (the inverse of diffusers' ``convert_wan_transformer_to_diffusers``, checked
+against it) and ComfyUI's (the original with ``model.diffusion_model.`` in front).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from tests.conftest import resized_photo
+from vidlatent import latentfile
+from vidlatent.cli import main
+
+ARGS = ["--prompt", "a fox", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "4", "-q"]
+COMFYUI_PREFIX = "model.diffusion_model."
+
+# diffusers' names -> the original Wan checkpoint's, the inverse of the renames in diffusers'
+# convert_wan_transformer_to_diffusers, applied in this order (the image embedder's norms before
+# the blocks' norm2/norm3 swap).
+TO_ORIGINAL = [
+    ("condition_embedder.image_embedder.norm1", "img_emb.proj.0"),
+    ("condition_embedder.image_embedder.ff.net.0.proj", "img_emb.proj.1"),
+    ("condition_embedder.image_embedder.ff.net.2", "img_emb.proj.3"),
+    ("condition_embedder.image_embedder.norm2", "img_emb.proj.4"),
+    ("condition_embedder.time_embedder.linear_1", "time_embedding.0"),
+    ("condition_embedder.time_embedder.linear_2", "time_embedding.2"),
+    ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
+    ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
+    ("condition_embedder.time_proj", "time_projection.1"),
+    ("attn2", "cross_attn"),
+    ("attn1", "self_attn"),
+    (".to_out.0.", ".o."),
+    (".to_q.", ".q."),
+    (".to_k.", ".k."),
+    (".to_v.", ".v."),
+    (".add_k_proj.", ".k_img."),
+    (".add_v_proj.", ".v_img."),
+    (".norm_added_k.", ".norm_k_img."),
+    ("ffn.net.0.proj", "ffn.0"),
+    ("ffn.net.2", "ffn.2"),
+    ("proj_out", "head.head"),
+    (".norm2.", ".norm__placeholder."),
+    (".norm3.", ".norm2."),
+    (".norm__placeholder.", ".norm3."),
+]
+
+
+def original_name(key: str) -> str:
+    """A diffusers WanTransformer3DModel key in the original Wan checkpoint's naming."""
+    if key == "scale_shift_table":
+        return "head.modulation"
+    key = key.replace(".scale_shift_table", ".modulation")
+    for diffusers_name, original in TO_ORIGINAL:
+        key = key.replace(diffusers_name, original)
+    return key
+
+
+def cli(*args: object, code: int = 0):
+    result = CliRunner().invoke(main, [str(arg) for arg in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def folder_weights(folder: Path, component: str = "transformer") -> dict[str, torch.Tensor]:
+    weights: dict[str, torch.Tensor] = {}
+    for file in sorted((folder / component).glob("*.safetensors")):
+        weights |= load_file(file)
+    return weights
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> str:
+    return resized_photo(tmp_path_factory.mktemp("photo"), (64, 64))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_wan) -> dict[str, Path]:
+    """tiny-random-wan's transformer as one file in each layout, written once."""
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+
+    folder = tmp_path_factory.mktemp("files")
+    weights = folder_weights(tiny_wan)
+    original = {original_name(key): tensor for key, tensor in weights.items()}
+    # The inverse is right: diffusers' own converter gives the folder's names back.
+    assert set(convert_wan_transformer_to_diffusers(dict(original))) == set(weights)
+    layouts = {"original": original, "comfyui": {COMFYUI_PREFIX + key: tensor for key, tensor in original.items()}}
+    paths = {}
+    for layout, state_dict in layouts.items():
+        paths[layout] = folder / f"wan-{layout}.safetensors"
+        save_file(state_dict, paths[layout])
+    # diffusers' naming: the folder's own (one) weights file, byte for byte.
+    (weights_file,) = (tiny_wan / "transformer").glob("*.safetensors")
+    paths["diffusers"] = Path(shutil.copy(weights_file, folder / "wan-diffusers.safetensors"))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory, photo, tiny_wan) -> latentfile.LatentClip:
+    out = tmp_path_factory.mktemp("plain") / "z.safetensors"
+    cli("generate", photo, "--model", "tiny-random-wan", *ARGS, "-o", out)
+    return latentfile.read(out)
+
+
+def diffusers_generation(folder: Path, photo: str, transformer: Path) -> torch.Tensor:
+    """diffusers' own: the transformer from the file (its single-file loader, the folder's
+    config), the rest from the folder; the pipeline's latents (T, C, h, w)."""
+    from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
+    from PIL import Image
+
+    model = WanTransformer3DModel.from_single_file(str(transformer), config=str(folder), subfolder="transformer",
+                                                   torch_dtype=torch.float32)
+    pipeline = WanImageToVideoPipeline.from_pretrained(folder, transformer=model)
+    pipeline.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        output = pipeline(image=Image.open(photo), prompt="a fox", height=64, width=64, num_frames=9, num_inference_steps=2,
+                          generator=torch.Generator("cpu").manual_seed(4), output_type="latent")
+    return output.frames[0].permute(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("layout", ["original", "comfyui", "diffusers"])
+def test_a_transformer_file_equals_diffusers_single_file_loading(tmp_path, photo, files, plain, tiny_wan, layout):
+    out = tmp_path / "z.safetensors"
+    cli("generate", photo, "--model", "tiny-random-wan", "--transformer", files[layout], *ARGS, "-o", out)
+    clip = latentfile.read(out)
+    assert torch.equal(clip.latents, diffusers_generation(tiny_wan, photo, files[layout]))
+    assert clip.history[-1]["arguments"]["acceleration"] == {"files": {"transformer": str(files[layout].resolve())}}
+    if layout == "diffusers":  # the folder's own file, renamed: the folder's latents, bit for bit
+        assert torch.equal(clip.latents, plain.latents)
+    else:
+        # The same weights (test_every_layout_loads_the_folders_weights) at other offsets in the
+        # file: the CPU's kernels, reading the memory-mapped weights in place, round the last bit
+        # differently with their alignment (cloned into fresh memory, both give the same tensor).
+        assert torch.allclose(clip.latents, plain.latents, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["original", "comfyui"])
+def test_every_layout_loads_the_folders_weights(files, tiny_wan, layout):
+    from vidlatent.component_files import ComponentFile, load_component_file
+
+    loaded = load_component_file(ComponentFile("transformer", str(files[layout])), tiny_wan, torch.float32).state_dict()
+    weights = folder_weights(tiny_wan)
+    assert set(loaded) == set(weights)
+    assert all(torch.equal(loaded[key], weights[key]) for key in weights)
+
+
+def test_the_folder_needs_no_weights_of_the_component_a_file_replaces(tmp_path, photo, files, tiny_wan):
+    folder = shutil.copytree(tiny_wan, tmp_path / "configs-only-transformer")
+    for weights in (folder / "transformer").glob("*.safetensors"):
+        weights.unlink()
+    out = tmp_path / "z.safetensors"
+    cli("generate", photo, "--model", folder, "--transformer", files["comfyui"], *ARGS, "-o", out)
+    assert torch.equal(latentfile.read(out).latents, diffusers_generation(tiny_wan, photo, files["comfyui"]))
+
+
+def test_the_low_noise_expert_from_a_file_equals_the_folders(tmp_path, tiny_wan22):
+    """A Wan 2.2 two-expert folder (tiny-random-wan22 with a second expert of other weights);
+    --transformer-2 with that expert's file (the same bytes as the folder's, so that the weights
+    sit at the same offsets: see above) gives the folder's latents."""
+    folder = shutil.copytree(tiny_wan22, tmp_path / "two-experts")
+    shutil.copytree(folder / "transformer", folder / "transformer_2")
+    low = {key: tensor * 0.5 for key, tensor in folder_weights(folder, "transformer_2").items()}
+    for file in (folder / "transformer_2").glob("*.safetensors"):
+        file.unlink()
+    expert = tmp_path / "low.safetensors"
+    save_file(low, expert, metadata={"format": "pt"})
+    shutil.copy(expert, folder / "transformer_2" / "diffusion_pytorch_model.safetensors")
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps(index | {"boundary_ratio": 0.5,
+                                                                 "transformer_2": ["diffusers", "WanTransformer3DModel"]}))
+    text = ["--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "2", "--seed", "4", "-q"]
+    cli("generate", "--model", folder, *text, "-o", tmp_path / "a.safetensors")
+    cli("generate", "--model", folder, "--transformer-2", expert, *text, "-o", tmp_path / "b.safetensors")
+    assert torch.equal(latentfile.read(tmp_path / "a.safetensors").latents, latentfile.read(tmp_path / "b.safetensors").latents)
+
+
+# --- refusals: one line, exit 2, before anything loads ---------------------------------------
+
+
+def refused(tmp_path, photo, *flags: object, model: str = "tiny-random-wan") -> str:
+    result = cli("generate", photo, "--model", model, *flags, *ARGS, "-o", tmp_path / "x.safetensors", code=2)
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+    return result.stderr
+
+
+def test_a_missing_file_is_refused(tmp_path, photo):
+    missing = tmp_path / "nothing.safetensors"
+    assert refused(tmp_path, photo, "--transformer", missing) == f"vidlatent: error: --transformer {missing}: no such file\n"
+
+
+def test_a_file_that_is_not_safetensors_is_refused(tmp_path, photo):
+    pickle = tmp_path / "wan.ckpt"
+    pickle.write_bytes(b"\x80\x04")
+    assert refused(tmp_path, photo, "--transformer", pickle) == \
+        f"vidlatent: error: --transformer {pickle}: expected a .safetensors file (no pickles)\n"
+
+
+def test_a_second_expert_on_a_one_expert_model_is_refused(tmp_path, photo, files):
+    stderr = refused(tmp_path, photo, "--transformer-2", files["original"])
+    assert stderr == (f"vidlatent: error: --transformer-2 {files['original']}: Wan 2.1 image-to-video has one transformer "
+                      "(no low-noise expert); give the file as --transformer\n")
+
+
+def test_a_family_without_single_files_is_refused(tmp_path, photo, files):
+    stderr = refused(tmp_path, photo, "--transformer", files["original"], model="tiny-random")
+    assert stderr.startswith("vidlatent: error: --transformer: Stable Video Diffusion loads its denoiser from its diffusers "
+                             "folder only")
+
+
+def test_a_file_of_another_architecture_is_refused_naming_the_first_key(tmp_path, photo, tiny_wan22):
+    # Wan 2.2 TI2V's transformer (48 input channels, no image attention) for a Wan 2.1 I2V model.
+    other = tmp_path / "ti2v.safetensors"
+    save_file({COMFYUI_PREFIX + original_name(key): tensor for key, tensor in folder_weights(tiny_wan22).items()}, other)
+    stderr = refused(tmp_path, photo, "--transformer", other)
+    assert stderr == (f"vidlatent: error: --transformer {other}: does not fit Wan 2.1 image-to-video (transformer): "
+                      f"key {COMFYUI_PREFIX}head.head.bias: shape (192,) does not fit the transformer's (64,)\n")
+
+
+def test_a_file_lacking_weights_is_refused_naming_the_first_missing(tmp_path, photo, files):
+    partial = tmp_path / "partial.safetensors"
+    weights = load_file(files["original"])
+    save_file({key: tensor for key, tensor in weights.items() if not key.startswith("img_emb.")}, partial)
+    stderr = refused(tmp_path, photo, "--transformer", partial)
+    assert "key condition_embedder.image_embedder." in stderr and "the file has no weight for it" in stderr
+
+
+def test_a_file_that_is_no_safetensors_inside_is_refused(tmp_path, photo):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    assert refused(tmp_path, photo, "--transformer", junk).startswith(
+        f"vidlatent: error: --transformer {junk}: not a safetensors file")
