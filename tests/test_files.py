@@ -203,7 +203,7 @@ def test_a_file_that_is_not_safetensors_is_refused(tmp_path, photo):
     pickle = tmp_path / "wan.ckpt"
     pickle.write_bytes(b"\x80\x04")
     assert refused(tmp_path, photo, "--transformer", pickle) == \
-        f"vidlatent: error: --transformer {pickle}: expected a .safetensors file (no pickles)\n"
+        f"vidlatent: error: --transformer {pickle}: expected a .safetensors or .gguf file (no pickles)\n"
 
 
 def test_a_second_expert_on_a_one_expert_model_is_refused(tmp_path, photo, files):
@@ -240,3 +240,75 @@ def test_a_file_that_is_no_safetensors_inside_is_refused(tmp_path, photo):
     junk.write_bytes(b"not a safetensors file at all")
     assert refused(tmp_path, photo, "--transformer", junk).startswith(
         f"vidlatent: error: --transformer {junk}: not a safetensors file")
+
+
+# --- GGUF ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gguf_file(tmp_path_factory, tiny_wan) -> Path:
+    """tiny-random-wan's transformer as a GGUF file in diffusers' naming, as city96's GGUFs are
+    made: the matrices whose rows are a multiple of 32 long in Q8_0, the rest in F32."""
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path_factory.mktemp("gguf") / "wan-Q8_0.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="wan")
+    for key, tensor in folder_weights(tiny_wan).items():
+        array = tensor.numpy()
+        if array.ndim == 2 and array.shape[-1] % 32 == 0:
+            writer.add_tensor(key, gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0),
+                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(key, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_gguf_transformer_equals_diffusers_gguf_loading(tmp_path, photo, gguf_file, plain, tiny_wan):
+    from diffusers import GGUFQuantizationConfig, WanImageToVideoPipeline, WanTransformer3DModel
+    from PIL import Image
+
+    out = tmp_path / "z.safetensors"
+    cli("generate", photo, "--model", "tiny-random-wan", "--transformer", gguf_file, *ARGS, "-o", out)
+    model = WanTransformer3DModel.from_single_file(str(gguf_file), config=str(tiny_wan), subfolder="transformer",
+                                                   quantization_config=GGUFQuantizationConfig(compute_dtype=torch.float32),
+                                                   torch_dtype=torch.float32)
+    pipeline = WanImageToVideoPipeline.from_pretrained(tiny_wan, transformer=model)
+    pipeline.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        output = pipeline(image=Image.open(photo), prompt="a fox", height=64, width=64, num_frames=9, num_inference_steps=2,
+                          generator=torch.Generator("cpu").manual_seed(4), output_type="latent")
+    latents = latentfile.read(out).latents
+    assert torch.equal(latents, output.frames[0].permute(1, 0, 2, 3))
+    assert not torch.equal(latents, plain.latents)  # quantised: near the folder's, not equal
+    assert torch.allclose(latents, plain.latents, rtol=0, atol=0.1)
+
+
+def test_a_gguf_file_without_the_gguf_package_is_refused(tmp_path, photo, gguf_file, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "gguf" else find_spec(name, *args))
+    assert refused(tmp_path, photo, "--transformer", gguf_file) == \
+        f'vidlatent: error: --transformer {gguf_file}: GGUF files need the gguf package: pip install "vidlatent[gguf]"\n'
+
+
+def test_a_gguf_file_is_not_quantised_again(tmp_path, photo, gguf_file):
+    assert refused(tmp_path, photo, "--transformer", gguf_file, "--quantize", "fp8") == \
+        f"vidlatent: error: --quantize fp8: --transformer {gguf_file} is quantised already (GGUF); leave --quantize out\n"
+
+
+def test_a_gguf_file_of_another_architecture_is_refused(tmp_path, photo, tiny_wan22):
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "ti2v.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="wan")
+    for key, tensor in folder_weights(tiny_wan22).items():
+        writer.add_tensor(key, tensor.numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert refused(tmp_path, photo, "--transformer", path).startswith(
+        f"vidlatent: error: --transformer {path}: does not fit Wan 2.1 image-to-video (transformer): key ")

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 # The components a file can replace, and the flag that names each.
 COMPONENT_FLAGS = {"transformer": "--transformer", "transformer_2": "--transformer-2"}
-SUFFIXES = (".safetensors",)
+SUFFIXES = (".safetensors", ".gguf")
+GGUF_INSTALL = 'pip install "vidlatent[gguf]"'
 # The safetensors header is at most this long (the format's own limit is 100 MB).
 _MAX_HEADER_BYTES = 100 * 2**20
 
@@ -42,7 +43,7 @@ class ComponentFile:
 
     Args:
         component: the pipeline component it replaces (``transformer``, ``transformer_2``).
-        path: the file, .safetensors.
+        path: the file, .safetensors or .gguf (a GGUF quantisation; needs the gguf package).
     """
 
     component: str
@@ -61,6 +62,16 @@ class ComponentFile:
             raise UsageError(f"{self.flag} {self.path}: no such file")
         if file.suffix not in SUFFIXES:
             raise UsageError(f"{self.flag} {self.path}: expected a {' or '.join(SUFFIXES)} file (no pickles)")
+        if self.gguf:
+            import importlib.util
+
+            if importlib.util.find_spec("gguf") is None:
+                raise UsageError(f"{self.flag} {self.path}: GGUF files need the gguf package: {GGUF_INSTALL}")
+
+    @property
+    def gguf(self) -> bool:
+        """A GGUF quantisation (loaded with diffusers' GGUFQuantizationConfig), else safetensors."""
+        return Path(self.path).suffix == ".gguf"
 
 
 def component_file(component: str, text: str) -> ComponentFile:
@@ -100,7 +111,10 @@ def check_fits(file: ComponentFile, folder: Path, spec: ModelSpec) -> None:
 
 
 def read_header(file: ComponentFile) -> dict[str, tuple[int, ...]]:
-    """Each tensor's name and shape, in file order (of the data), from the safetensors header alone."""
+    """Each tensor's name and shape, in file order (of the data), from the file's header alone
+    (a GGUF tensor's shape: its logical shape, not that of its quantised bytes)."""
+    if file.gguf:
+        return _read_gguf_header(file)
     try:
         with open(file.path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
@@ -112,6 +126,17 @@ def read_header(file: ComponentFile) -> dict[str, tuple[int, ...]]:
         return {key: tuple(entry["shape"]) for key, entry in ordered}
     except (OSError, ValueError, struct.error, KeyError, TypeError, AttributeError) as error:
         raise UsageError(f"{file.flag} {file.path}: not a safetensors file ({error})") from error
+
+
+def _read_gguf_header(file: ComponentFile) -> dict[str, tuple[int, ...]]:
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(file.path)  # memory-mapped: only the header is read here
+    except (OSError, ValueError, IndexError, KeyError) as error:
+        raise UsageError(f"{file.flag} {file.path}: not a GGUF file ({error})") from error
+    # GGUF lists dimensions innermost first; torch outermost first.
+    return {tensor.name: tuple(int(size) for size in reversed(tensor.shape.tolist())) for tensor in reader.tensors}
 
 
 def first_misfit(shapes: dict[str, tuple[int, ...]], folder: Path, component: str) -> tuple[str, str] | None:
@@ -159,10 +184,13 @@ def _converter(model_class: type) -> Any:
 
 def load_component_file(file: ComponentFile, folder: Path, dtype: torch.dtype) -> Any:
     """The component ``file`` replaces, loaded with diffusers' single-file loader and the base
-    folder's config (without it diffusers guesses a hub repository to read the config from)."""
+    folder's config (without it diffusers guesses a hub repository to read the config from). A
+    GGUF file stays quantised in memory and computes in ``dtype`` (GGUFQuantizationConfig)."""
     import diffusers
 
     from vidlatent.families.base import read_config
 
     model_class = getattr(diffusers, str(read_config(folder, file.component).get("_class_name")))
-    return model_class.from_single_file(file.path, config=str(folder), subfolder=file.component, torch_dtype=dtype)
+    quantization = {"quantization_config": diffusers.GGUFQuantizationConfig(compute_dtype=dtype)} if file.gguf else {}
+    return model_class.from_single_file(file.path, config=str(folder), subfolder=file.component, torch_dtype=dtype,
+                                        **quantization)

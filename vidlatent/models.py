@@ -88,6 +88,9 @@ class LoadOptions:
         self.acceleration.validate()
         for file in self.components:
             file.check()
+            if file.gguf and self.acceleration.quantize is not None:
+                raise UsageError(f"--quantize {self.acceleration.quantize}: {file.flag} {file.path} is quantised already "
+                                 "(GGUF); leave --quantize out")
 
 
 def _is_cuda_index(device: str) -> bool:
