@@ -312,3 +312,78 @@ def test_a_gguf_file_of_another_architecture_is_refused(tmp_path, photo, tiny_wa
     writer.close()
     assert refused(tmp_path, photo, "--transformer", path).startswith(
         f"vidlatent: error: --transformer {path}: does not fit Wan 2.1 image-to-video (transformer): key ")
+
+
+# --- ComfyUI fp8-scaled ------------------------------------------------------------------------
+
+
+def comfy_quant(format: str) -> torch.Tensor:
+    """A ``.comfy_quant`` entry: the format as JSON bytes."""
+    return torch.tensor(list(json.dumps({"format": format}).encode()), dtype=torch.uint8)
+
+
+def scaled_fp8(weights: dict[str, torch.Tensor], convention: str, format: str = "float8_e4m3fn") -> dict[str, torch.Tensor]:
+    """``weights`` (the original Wan naming) in ComfyUI's fp8-scaled layout: every matrix in
+    float8 e4m3 with a per-tensor scale (``scale_weight`` and the ``scaled_fp8`` marker, or newer
+    ComfyUI's ``weight_scale`` and ``comfy_quant``), the rest as they are, prefixed."""
+    layout: dict[str, torch.Tensor] = {}
+    for key, tensor in weights.items():
+        name = COMFYUI_PREFIX + key
+        if tensor.ndim != 2:
+            layout[name] = tensor
+            continue
+        scale = tensor.abs().max() / 448  # float8 e4m3's largest number
+        layout[name] = (tensor / scale).to(torch.float8_e4m3fn)
+        stem = name.removesuffix(".weight")
+        if convention == "scale_weight":
+            layout[stem + ".scale_weight"] = scale.reshape(1)
+        else:
+            layout[stem + ".weight_scale"] = scale
+            layout[stem + ".comfy_quant"] = comfy_quant(format)
+    if convention == "scale_weight":
+        layout[COMFYUI_PREFIX + "scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
+    return layout
+
+
+def dequantised(layout: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The reference: each float8 weight times its scale, in float32; scales and markers gone."""
+    plain = {}
+    for key, tensor in layout.items():
+        if key.endswith((".scale_weight", ".weight_scale", ".comfy_quant", "scaled_fp8")):
+            continue
+        stem = key.removesuffix(".weight")
+        scale = layout.get(stem + ".scale_weight", layout.get(stem + ".weight_scale"))
+        plain[key] = tensor.to(torch.float32) * scale if tensor.dtype == torch.float8_e4m3fn else tensor
+    return plain
+
+
+@pytest.mark.parametrize("convention", ["scale_weight", "weight_scale"])
+def test_a_scaled_fp8_file_equals_its_dequantised_weights(tmp_path, photo, tiny_wan, plain, convention):
+    from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
+    from PIL import Image
+
+    layout = scaled_fp8({original_name(key): tensor for key, tensor in folder_weights(tiny_wan).items()}, convention)
+    path = tmp_path / "wan-fp8-scaled.safetensors"
+    save_file(layout, path)
+    out = tmp_path / "z.safetensors"
+    cli("generate", photo, "--model", "tiny-random-wan", "--transformer", path, *ARGS, "-o", out)
+    model = WanTransformer3DModel.from_single_file(dequantised(layout), config=str(tiny_wan), subfolder="transformer",
+                                                   torch_dtype=torch.float32)
+    pipeline = WanImageToVideoPipeline.from_pretrained(tiny_wan, transformer=model)
+    pipeline.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        output = pipeline(image=Image.open(photo), prompt="a fox", height=64, width=64, num_frames=9, num_inference_steps=2,
+                          generator=torch.Generator("cpu").manual_seed(4), output_type="latent")
+    latents = latentfile.read(out).latents
+    assert torch.equal(latents, output.frames[0].permute(1, 0, 2, 3))
+    assert torch.allclose(latents, plain.latents, rtol=0, atol=0.2)  # fp8: near the folder's
+
+
+def test_another_comfyui_quantisation_is_refused(tmp_path, photo, tiny_wan):
+    layout = scaled_fp8({original_name(key): tensor for key, tensor in folder_weights(tiny_wan).items()}, "weight_scale",
+                        format="nvfp4")
+    path = tmp_path / "wan-nvfp4.safetensors"
+    save_file(layout, path)
+    stderr = refused(tmp_path, photo, "--transformer", path)
+    assert stderr.startswith(f"vidlatent: error: --transformer {path}: key {COMFYUI_PREFIX}")
+    assert stderr.endswith(".comfy_quant: ComfyUI's 'nvfp4' quantisation is not supported (its fp8-scaled one is)\n")

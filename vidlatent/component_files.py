@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 COMPONENT_FLAGS = {"transformer": "--transformer", "transformer_2": "--transformer-2"}
 SUFFIXES = (".safetensors", ".gguf")
 GGUF_INSTALL = 'pip install "vidlatent[gguf]"'
+# ComfyUI's fp8-scaled checkpoints: float8 weights, each with its scale (``X.scale_weight``; newer
+# ComfyUI ``X.weight_scale`` beside ``X.comfy_quant``, the format as JSON bytes), and a
+# ``scaled_fp8`` marker. diffusers ignores the scales (and loads the weights wrong); vidlatent
+# multiplies them in on load.
+SCALE_SUFFIXES = (".scale_weight", ".weight_scale")
+_QUANT_SUFFIXES = (*SCALE_SUFFIXES, ".scale_input", ".input_scale", ".comfy_quant")
+_FP8_MARKER = "scaled_fp8"
 # The safetensors header is at most this long (the format's own limit is 100 MB).
 _MAX_HEADER_BYTES = 100 * 2**20
 
@@ -98,13 +105,16 @@ def check_component_files(files: tuple[ComponentFile, ...], family: Family, spec
         if file.component == "transformer_2" and spec.experts == 1:
             raise UsageError(f"{file.flag} {file.path}: {spec.title} has one transformer (no low-noise expert); "
                              "give the file as --transformer")
+        if is_scaled_fp8(file):
+            check_scaled_fp8(file)
         if folder is not None:
             check_fits(file, folder, spec)
 
 
 def check_fits(file: ComponentFile, folder: Path, spec: ModelSpec) -> None:
     """Refuse a file whose keys or shapes do not fit ``folder``'s component, naming the first key."""
-    misfit = first_misfit(read_header(file), folder, file.component)
+    shapes = {key: shape for key, shape in read_header(file).items() if not _quantisation_key(key)}
+    misfit = first_misfit(shapes, folder, file.component)
     if misfit is not None:
         key, reason = misfit
         raise UsageError(f"{file.flag} {file.path}: does not fit {spec.title} ({file.component}): key {key}: {reason}")
@@ -126,6 +136,52 @@ def read_header(file: ComponentFile) -> dict[str, tuple[int, ...]]:
         return {key: tuple(entry["shape"]) for key, entry in ordered}
     except (OSError, ValueError, struct.error, KeyError, TypeError, AttributeError) as error:
         raise UsageError(f"{file.flag} {file.path}: not a safetensors file ({error})") from error
+
+
+def _quantisation_key(key: str) -> bool:
+    """A scale, an fp8 marker or a format of ComfyUI's fp8-scaled layout: no weight of the model."""
+    return key.endswith(_QUANT_SUFFIXES) or key == _FP8_MARKER or key.endswith("." + _FP8_MARKER)
+
+
+def is_scaled_fp8(file: ComponentFile) -> bool:
+    """Whether ``file`` is in ComfyUI's fp8-scaled layout (from its header)."""
+    return not file.gguf and any(_quantisation_key(key) for key in read_header(file))
+
+
+def dequantise_scaled_fp8(state_dict: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """ComfyUI's fp8-scaled weights as plain weights in ``dtype``: each ``X.weight`` times its
+    scale (``X.scale_weight`` or ``X.weight_scale``: one number, or one per output row), in
+    float32; the scales, input scales, formats and the marker dropped."""
+    import torch
+
+    weights: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        if _quantisation_key(key):
+            continue
+        stem = key.removesuffix(".weight")
+        scale = next((state_dict[stem + suffix] for suffix in SCALE_SUFFIXES if stem + suffix in state_dict), None)
+        if scale is None or key == stem:
+            weights[key] = tensor  # diffusers casts it (keeping its float32 modules in float32)
+            continue
+        scale = scale.to(torch.float32)
+        if scale.numel() > 1:  # one per output row: (N,) -> (N, 1, ...)
+            scale = scale.reshape(-1, *([1] * (tensor.ndim - 1)))
+        weights[key] = (tensor.to(torch.float32) * scale).to(dtype)
+    return weights
+
+
+def check_scaled_fp8(file: ComponentFile) -> None:
+    """Refuse a ComfyUI quantisation other than fp8-scaled (``X.comfy_quant`` names the format),
+    reading those small tensors only."""
+    from safetensors import safe_open
+
+    with safe_open(file.path, "pt") as weights:
+        for key in weights.keys():
+            if key.endswith(".comfy_quant"):
+                quant = json.loads(bytes(weights.get_tensor(key).tolist()).decode())
+                if not str(quant.get("format", "")).startswith("float8"):
+                    raise UsageError(f"{file.flag} {file.path}: key {key}: ComfyUI's {quant.get('format')!r} quantisation "
+                                     "is not supported (its fp8-scaled one is)")
 
 
 def _read_gguf_header(file: ComponentFile) -> dict[str, tuple[int, ...]]:
@@ -185,12 +241,18 @@ def _converter(model_class: type) -> Any:
 def load_component_file(file: ComponentFile, folder: Path, dtype: torch.dtype) -> Any:
     """The component ``file`` replaces, loaded with diffusers' single-file loader and the base
     folder's config (without it diffusers guesses a hub repository to read the config from). A
-    GGUF file stays quantised in memory and computes in ``dtype`` (GGUFQuantizationConfig)."""
+    GGUF file stays quantised in memory and computes in ``dtype`` (GGUFQuantizationConfig); a
+    ComfyUI fp8-scaled file is read whole and dequantised to ``dtype`` (weight = fp8 x scale)."""
     import diffusers
 
     from vidlatent.families.base import read_config
 
     model_class = getattr(diffusers, str(read_config(folder, file.component).get("_class_name")))
     quantization = {"quantization_config": diffusers.GGUFQuantizationConfig(compute_dtype=dtype)} if file.gguf else {}
-    return model_class.from_single_file(file.path, config=str(folder), subfolder=file.component, torch_dtype=dtype,
+    source: Any = file.path
+    if is_scaled_fp8(file):
+        from safetensors.torch import load_file
+
+        source = dequantise_scaled_fp8(load_file(file.path), dtype)
+    return model_class.from_single_file(source, config=str(folder), subfolder=file.component, torch_dtype=dtype,
                                         **quantization)
