@@ -387,3 +387,12 @@ def test_another_comfyui_quantisation_is_refused(tmp_path, photo, tiny_wan):
     stderr = refused(tmp_path, photo, "--transformer", path)
     assert stderr.startswith(f"vidlatent: error: --transformer {path}: key {COMFYUI_PREFIX}")
     assert stderr.endswith(".comfy_quant: ComfyUI's 'nvfp4' quantisation is not supported (its fp8-scaled one is)\n")
+
+
+def test_auto_offload_counts_the_files_weights(files, gguf_file, tiny_wan):
+    from vidlatent.component_files import ComponentFile, loaded_bytes
+    from vidlatent.models import weight_bytes
+
+    folder = weight_bytes(tiny_wan, ["transformer"], torch.float32)["transformer"]
+    assert loaded_bytes(ComponentFile("transformer", str(files["comfyui"])), 4) == folder
+    assert loaded_bytes(ComponentFile("transformer", str(gguf_file)), 4) == gguf_file.stat().st_size < folder

@@ -238,6 +238,16 @@ def _converter(model_class: type) -> Any:
     return entry["checkpoint_mapping_fn"] if entry else None
 
 
+def loaded_bytes(file: ComponentFile, element_size: int) -> int:
+    """Bytes the component takes once loaded (for --offload auto): a GGUF file's own size (it stays
+    quantised), else its weights at ``element_size`` bytes each, from the header."""
+    import math
+
+    if file.gguf:
+        return Path(file.path).stat().st_size
+    return sum(math.prod(shape) for key, shape in read_header(file).items() if not _quantisation_key(key)) * element_size
+
+
 def load_component_file(file: ComponentFile, folder: Path, dtype: torch.dtype) -> Any:
     """The component ``file`` replaces, loaded with diffusers' single-file loader and the base
     folder's config (without it diffusers guesses a hub repository to read the config from). A

@@ -21,7 +21,7 @@ from vidlatent import families
 from vidlatent.acceleration import (
     DENOISERS, Acceleration, Applied, apply_before_placement, apply_compile, check_fits, check_loras, read_loras,
 )
-from vidlatent.component_files import ComponentFile, check_component_files, load_component_file
+from vidlatent.component_files import ComponentFile, check_component_files, load_component_file, loaded_bytes
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.tiny import quiet_libraries, tiny_random_path
 
@@ -405,18 +405,21 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
         check_loras(loras, info.folder, spec, components)
     files = {file.component: file for file in options.components if file.component in components}
     # The folder's own weights of a component a file replaces are not needed (nor downloaded).
-    folder = model_folder(options.model, [name for name in components if name not in files], fp16=dtype == _fp16())
+    folder_components = [name for name in components if name not in files]
+    folder = model_folder(options.model, folder_components, fp16=dtype == _fp16())
     if info.folder is None:
         check_component_files(tuple(files.values()), family, spec, folder)
     weights = None
     if options.offload == "auto" and device.type == "cuda":
-        weights = weight_bytes(folder, components, dtype, DENOISERS if acceleration.quantize == "fp8" else ())
+        fp8 = DENOISERS if acceleration.quantize == "fp8" else ()
+        weights = weight_bytes(folder, folder_components, dtype, fp8)
+        size = _element_size(dtype)
+        weights |= {name: loaded_bytes(file, 1 if name in fp8 else size) for name, file in files.items()}
     offload = resolve_offload(options.offload, device, components, weights, note)
     expected = inspect.signature(pipeline_class.__init__).parameters
     skipped = {name: None for name in family.components if name not in components and name in expected}
     replaced = {name: load_component(lambda: load_component_file(file, folder, dtype), file.path, file.flag)
                 for name, file in files.items()}
-    folder_components = [name for name in components if name not in files]
     pipeline = load_component(
         lambda: pipeline_class.from_pretrained(
             folder, torch_dtype=dtype, variant=_variant(folder, folder_components, dtype), use_safetensors=True,
@@ -488,6 +491,12 @@ def free_memory(device: torch.device) -> int | None:
 
         return int(psutil.virtual_memory().available)
     return None
+
+
+def _element_size(dtype: torch.dtype) -> int:
+    import torch
+
+    return torch.empty((), dtype=dtype).element_size()
 
 
 def _fp16() -> torch.dtype:

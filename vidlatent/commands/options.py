@@ -145,10 +145,10 @@ def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
     return compose(
         click.option("--transformer", metavar="FILE",
-                     help="Load the transformer from this single .safetensors file (original Wan/LTX layout, ComfyUI's, "
-                          "or diffusers') or .gguf quantisation (computed in --dtype; pip install \"vidlatent[gguf]\"); "
-                          "--model supplies its config and the other components. A file that does not fit the model is "
-                          "refused."),
+                     help="Load the transformer from this single .safetensors file (original Wan/LTX layout, ComfyUI's "
+                          "including its fp8-scaled files, or diffusers') or .gguf quantisation (computed in --dtype; pip "
+                          "install \"vidlatent[gguf]\"); --model supplies its config and the other components. A file "
+                          "that does not fit the model is refused."),
         click.option("--transformer-2", metavar="FILE",
                      help="Wan 2.2 two-expert models: the low-noise expert (transformer_2) from one file, as --transformer."),
         click.option("--cache", metavar="METHOD[:THRESHOLD]",
