@@ -112,14 +112,16 @@ def plain(tmp_path_factory, photo, tiny_wan) -> latentfile.LatentClip:
     return latentfile.read(out)
 
 
-def diffusers_generation(folder: Path, photo: str, transformer: Path) -> torch.Tensor:
-    """diffusers' own: the transformer from the file (its single-file loader, the folder's
-    config), the rest from the folder; the pipeline's latents (T, C, h, w)."""
+def diffusers_generation(folder: Path, photo: str, transformer: Path | dict[str, torch.Tensor], **loading) -> torch.Tensor:
+    """diffusers' own: the transformer from the file (or state dict) through its single-file
+    loader with the folder's config and ``loading``'s arguments, the rest from the folder; the
+    pipeline's latents (T, C, h, w)."""
     from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
     from PIL import Image
 
-    model = WanTransformer3DModel.from_single_file(str(transformer), config=str(folder), subfolder="transformer",
-                                                   torch_dtype=torch.float32)
+    source = transformer if isinstance(transformer, dict) else str(transformer)
+    model = WanTransformer3DModel.from_single_file(source, config=str(folder), subfolder="transformer",
+                                                   torch_dtype=torch.float32, **loading)
     pipeline = WanImageToVideoPipeline.from_pretrained(folder, transformer=model)
     pipeline.set_progress_bar_config(disable=True)
     with torch.no_grad():
@@ -249,12 +251,17 @@ def test_a_file_that_is_no_safetensors_inside_is_refused(tmp_path, photo):
 def gguf_file(tmp_path_factory, tiny_wan) -> Path:
     """tiny-random-wan's transformer as a GGUF file in diffusers' naming, as city96's GGUFs are
     made: the matrices whose rows are a multiple of 32 long in Q8_0, the rest in F32."""
+    return write_gguf(tmp_path_factory.mktemp("gguf") / "wan-Q8_0.gguf", folder_weights(tiny_wan), quantize=True)
+
+
+def write_gguf(path: Path, weights: dict[str, torch.Tensor], *, quantize: bool) -> Path:
+    """``weights`` as a GGUF file; with ``quantize``, the matrices whose rows are a multiple of 32
+    long (Q8_0's blocks) in Q8_0."""
     gguf = pytest.importorskip("gguf")
-    path = tmp_path_factory.mktemp("gguf") / "wan-Q8_0.gguf"
     writer = gguf.GGUFWriter(str(path), arch="wan")
-    for key, tensor in folder_weights(tiny_wan).items():
+    for key, tensor in weights.items():
         array = tensor.numpy()
-        if array.ndim == 2 and array.shape[-1] % 32 == 0:
+        if quantize and array.ndim == 2 and array.shape[-1] % 32 == 0:
             writer.add_tensor(key, gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0),
                               raw_dtype=gguf.GGMLQuantizationType.Q8_0)
         else:
@@ -267,21 +274,13 @@ def gguf_file(tmp_path_factory, tiny_wan) -> Path:
 
 
 def test_a_gguf_transformer_equals_diffusers_gguf_loading(tmp_path, photo, gguf_file, plain, tiny_wan):
-    from diffusers import GGUFQuantizationConfig, WanImageToVideoPipeline, WanTransformer3DModel
-    from PIL import Image
+    from diffusers import GGUFQuantizationConfig
 
     out = tmp_path / "z.safetensors"
     cli("generate", photo, "--model", "tiny-random-wan", "--transformer", gguf_file, *ARGS, "-o", out)
-    model = WanTransformer3DModel.from_single_file(str(gguf_file), config=str(tiny_wan), subfolder="transformer",
-                                                   quantization_config=GGUFQuantizationConfig(compute_dtype=torch.float32),
-                                                   torch_dtype=torch.float32)
-    pipeline = WanImageToVideoPipeline.from_pretrained(tiny_wan, transformer=model)
-    pipeline.set_progress_bar_config(disable=True)
-    with torch.no_grad():
-        output = pipeline(image=Image.open(photo), prompt="a fox", height=64, width=64, num_frames=9, num_inference_steps=2,
-                          generator=torch.Generator("cpu").manual_seed(4), output_type="latent")
     latents = latentfile.read(out).latents
-    assert torch.equal(latents, output.frames[0].permute(1, 0, 2, 3))
+    assert torch.equal(latents, diffusers_generation(tiny_wan, photo, gguf_file,
+                                                     quantization_config=GGUFQuantizationConfig(compute_dtype=torch.float32)))
     assert not torch.equal(latents, plain.latents)  # quantised: near the folder's, not equal
     assert torch.allclose(latents, plain.latents, rtol=0, atol=0.1)
 
@@ -301,15 +300,7 @@ def test_a_gguf_file_is_not_quantised_again(tmp_path, photo, gguf_file):
 
 
 def test_a_gguf_file_of_another_architecture_is_refused(tmp_path, photo, tiny_wan22):
-    gguf = pytest.importorskip("gguf")
-    path = tmp_path / "ti2v.gguf"
-    writer = gguf.GGUFWriter(str(path), arch="wan")
-    for key, tensor in folder_weights(tiny_wan22).items():
-        writer.add_tensor(key, tensor.numpy())
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    path = write_gguf(tmp_path / "ti2v.gguf", folder_weights(tiny_wan22), quantize=False)
     assert refused(tmp_path, photo, "--transformer", path).startswith(
         f"vidlatent: error: --transformer {path}: does not fit Wan 2.1 image-to-video (transformer): key ")
 
@@ -359,23 +350,13 @@ def dequantised(layout: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("convention", ["scale_weight", "weight_scale"])
 def test_a_scaled_fp8_file_equals_its_dequantised_weights(tmp_path, photo, tiny_wan, plain, convention):
-    from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
-    from PIL import Image
-
     layout = scaled_fp8({original_name(key): tensor for key, tensor in folder_weights(tiny_wan).items()}, convention)
     path = tmp_path / "wan-fp8-scaled.safetensors"
     save_file(layout, path)
     out = tmp_path / "z.safetensors"
     cli("generate", photo, "--model", "tiny-random-wan", "--transformer", path, *ARGS, "-o", out)
-    model = WanTransformer3DModel.from_single_file(dequantised(layout), config=str(tiny_wan), subfolder="transformer",
-                                                   torch_dtype=torch.float32)
-    pipeline = WanImageToVideoPipeline.from_pretrained(tiny_wan, transformer=model)
-    pipeline.set_progress_bar_config(disable=True)
-    with torch.no_grad():
-        output = pipeline(image=Image.open(photo), prompt="a fox", height=64, width=64, num_frames=9, num_inference_steps=2,
-                          generator=torch.Generator("cpu").manual_seed(4), output_type="latent")
     latents = latentfile.read(out).latents
-    assert torch.equal(latents, output.frames[0].permute(1, 0, 2, 3))
+    assert torch.equal(latents, diffusers_generation(tiny_wan, photo, dequantised(layout)))
     assert torch.allclose(latents, plain.latents, rtol=0, atol=0.2)  # fp8: near the folder's
 
 
