@@ -377,3 +377,32 @@ def test_auto_offload_counts_the_files_weights(files, gguf_file, tiny_wan):
     folder = weight_bytes(tiny_wan, ["transformer"], torch.float32)["transformer"]
     assert loaded_bytes(ComponentFile("transformer", str(files["comfyui"])), 4) == folder
     assert loaded_bytes(ComponentFile("transformer", str(gguf_file)), 4) == gguf_file.stat().st_size < folder
+
+
+# --- LTX-Video ---------------------------------------------------------------------------------
+
+# diffusers' names -> the original LTX-Video checkpoint's (the inverse of diffusers'
+# convert_ltx_transformer_checkpoint_to_diffusers).
+LTX_TO_ORIGINAL = [("proj_in", "patchify_proj"), ("time_embed", "adaln_single"), ("norm_q", "q_norm"), ("norm_k", "k_norm")]
+
+
+def test_an_ltx_transformer_file_in_comfyuis_layout_loads_the_folders_weights(tmp_path, photo, tiny_ltx):
+    from vidlatent.component_files import ComponentFile
+    from vidlatent.models import LoadOptions, load_pipeline
+
+    weights = folder_weights(tiny_ltx)
+    comfyui = {}
+    for key, tensor in weights.items():
+        for diffusers_name, original in LTX_TO_ORIGINAL:
+            key = key.replace(diffusers_name, original)
+        comfyui[COMFYUI_PREFIX + key] = tensor
+    path = tmp_path / "ltx.safetensors"
+    save_file(comfyui, path)
+    loaded = load_pipeline(LoadOptions(model="tiny-random-ltx", components=(ComponentFile("transformer", str(path)),)))
+    state = loaded.pipeline.transformer.state_dict()
+    assert set(state) == set(weights) and all(torch.equal(state[key], weights[key]) for key in weights)
+    ltx = ["--prompt", "a fox", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "4", "-q"]
+    cli("generate", photo, "--model", "tiny-random-ltx", *ltx, "-o", tmp_path / "a.safetensors")
+    cli("generate", photo, "--model", "tiny-random-ltx", "--transformer", path, *ltx, "-o", tmp_path / "b.safetensors")
+    a, b = (latentfile.read(tmp_path / name).latents for name in ("a.safetensors", "b.safetensors"))
+    assert torch.allclose(a, b, rtol=0, atol=1e-5)  # the same weights; float rounding by their place in memory
