@@ -9,6 +9,7 @@ against it) and ComfyUI's (the original with ``model.diffusion_model.`` in front
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -406,3 +407,66 @@ def test_an_ltx_transformer_file_in_comfyuis_layout_loads_the_folders_weights(tm
     cli("generate", photo, "--model", "tiny-random-ltx", "--transformer", path, *ltx, "-o", tmp_path / "b.safetensors")
     a, b = (latentfile.read(tmp_path / name).latents for name in ("a.safetensors", "b.safetensors"))
     assert torch.allclose(a, b, rtol=0, atol=1e-5)  # the same weights; float rounding by their place in memory
+
+
+# --- --sampler and --shift ---------------------------------------------------------------------
+
+TEXT = ["--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "3", "--seed", "4", "-q"]
+
+
+@pytest.mark.parametrize(("sampler", "shift", "scheduler", "config"), [
+    (None, None, None, {}),
+    ("unipc", None, None, {}),
+    (None, 7.0, "UniPCMultistepScheduler", {"flow_shift": 7.0}),
+    ("dpm++", None, "DPMSolverMultistepScheduler", {}),
+    ("dpm++", 2.0, "DPMSolverMultistepScheduler", {"flow_shift": 2.0}),
+    ("euler", None, "FlowMatchEulerDiscreteScheduler", {"shift": 5.0}),
+    ("euler", 7.0, "FlowMatchEulerDiscreteScheduler", {"shift": 7.0}),
+])
+def test_sampler_and_shift_equal_diffusers_with_that_scheduler(tmp_path, tiny_wan22, sampler, shift, scheduler, config):
+    """The pipeline's own scheduler (UniPC, flow_shift 5 on the tiny Wan 2.2) by default; a
+    sampler or shift equals diffusers with ``Class.from_config(the pipeline's config, ...)``."""
+    import diffusers
+
+    flags = [*(["--sampler", sampler] if sampler else []), *(["--shift", shift] if shift else [])]
+    out = tmp_path / "z.safetensors"
+    cli("generate", "--model", "tiny-random-wan22", *TEXT, *flags, "-o", out)
+    clip = latentfile.read(out)
+    pipeline = diffusers.WanPipeline.from_pretrained(tiny_wan22)
+    pipeline.set_progress_bar_config(disable=True)
+    if scheduler is not None:
+        pipeline.scheduler = getattr(diffusers, scheduler).from_config(pipeline.scheduler.config, **config)
+    with torch.no_grad():
+        output = pipeline(prompt="a fox", height=64, width=64, num_frames=5, num_inference_steps=3,
+                          generator=torch.Generator("cpu").manual_seed(4), output_type="latent")
+    assert torch.equal(clip.latents, output.frames[0].permute(1, 0, 2, 3))
+    arguments = clip.history[-1]["arguments"]
+    assert (arguments["sampler"], arguments["shift"]) == (sampler or "unipc", shift or 5.0)
+
+
+def test_regenerating_takes_the_sampler_for_its_tail(tiny_wan22):
+    """edit --strength and its kin run the last steps of the sampler's own schedule: at strength
+    1 they are generate with that sampler; part-way, the sampler changes the result."""
+    from vidlatent.generation import Knobs, generate, regenerate
+    from vidlatent.models import LoadOptions, load_pipeline
+
+    model = load_pipeline(LoadOptions(model="tiny-random-wan22"), image=False)
+    euler = Knobs(prompt="a fox", frames=5, steps=3, sampler="euler", shift=7.0)
+    clip = generate(model, None, knobs=euler, seed=4, size=(64, 64))
+    again = regenerate(model, None, clip.latents, strength=1, knobs=euler, seed=4, size=(64, 64))
+    assert torch.equal(again, clip.latents)
+    half = {sampler: regenerate(model, None, clip.latents, strength=0.7, knobs=dataclasses.replace(euler, sampler=sampler),
+                                seed=5, size=(64, 64)) for sampler in ("euler", "unipc")}
+    assert not torch.equal(half["euler"], half["unipc"])
+    assert type(model.pipeline.scheduler).__name__ == "UniPCMultistepScheduler"  # the pipeline's own, given back
+
+
+@pytest.mark.parametrize(("flags", "model", "message"), [
+    (["--sampler", "ddim"], "tiny-random-wan22", "--sampler ddim: expected one of unipc, dpm++, euler"),
+    (["--shift", "0"], "tiny-random-wan22", "--shift 0.0: must be at least 0.1"),
+    (["--shift", "3"], "tiny-random", "--shift: Stable Video Diffusion"),
+    (["--sampler", "euler"], "tiny-random-ltx", "--sampler: LTX-Video"),
+])
+def test_a_sampler_or_shift_a_model_cannot_take_is_refused(tmp_path, photo, flags, model, message):
+    result = cli("generate", photo, "--model", model, *flags, "--seed", "1", "-o", tmp_path / "x.safetensors", code=2)
+    assert result.stderr.startswith(f"vidlatent: error: {message}") and result.stderr.count("\n") == 1, result.stderr

@@ -207,6 +207,9 @@ class Family:
     aliases: ClassVar[dict[str, str]] = {}  # short name -> hub id
     tiny: ClassVar[dict[str, int]] = {}  # tiny random models (built by ``build_tiny``): name -> version (bump on change)
     knob_arguments: ClassVar[dict[str, str]] = {}  # Knobs field -> pipeline argument
+    # Knobs fields that pick the scheduler rather than a pipeline argument (vidlatent.samplers:
+    # --sampler, --shift), on flow-matching families; the pipeline's own scheduler by default.
+    scheduler_knobs: ClassVar[tuple[str, ...]] = ()
     # Knobs field -> its pipeline argument's default when vidlatent passes nothing (the __call__
     # signature's; None: the pipeline decides), for --help; a test holds them to diffusers.
     pipeline_defaults: ClassVar[dict[str, Any]] = {}
@@ -255,6 +258,10 @@ class Family:
         """The family object that runs this checkpoint: ``self``, or one that carries the
         checkpoint's own defaults (LTX's distilled models)."""
         return self
+
+    def takes(self, knob: str) -> bool:
+        """Whether the family takes the knob (a pipeline argument or a scheduler setting)."""
+        return knob in self.knob_arguments or knob in self.scheduler_knobs
 
     def knob_defaults_for(self, given: dict[str, Any]) -> dict[str, Any]:
         """vidlatent's defaults for the knobs not given (where they differ from "not passed"); they
