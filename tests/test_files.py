@@ -470,3 +470,42 @@ def test_regenerating_takes_the_sampler_for_its_tail(tiny_wan22):
 def test_a_sampler_or_shift_a_model_cannot_take_is_refused(tmp_path, photo, flags, model, message):
     result = cli("generate", photo, "--model", model, *flags, "--seed", "1", "-o", tmp_path / "x.safetensors", code=2)
     assert result.stderr.startswith(f"vidlatent: error: {message}") and result.stderr.count("\n") == 1, result.stderr
+
+
+# --- --recipe ----------------------------------------------------------------------------------
+
+
+def test_a_recipe_is_the_flags_it_holds_and_flags_given_win(tmp_path, files, photo, plain):
+    shutil.copy(files["diffusers"], tmp_path / "wan.safetensors")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('model = "tiny-random-wan"\ntransformer = "wan.safetensors"\nprompt = "a fox"\nsteps = 3\n'
+                      'frames = 9\nsampler = "unipc"\n')
+    rest = ["--size", "64x64", "--seed", "4", "-q"]
+    cli("generate", photo, "--recipe", recipe, "--steps", "2", *rest, "-o", tmp_path / "a.safetensors")
+    clip = latentfile.read(tmp_path / "a.safetensors")
+    assert torch.equal(clip.latents, plain.latents)  # the folder's own file, 2 steps (the flag), 9 frames (the recipe)
+    assert clip.history[-1]["arguments"]["acceleration"] == {"files": {"transformer": str(tmp_path / "wan.safetensors")}}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('model = "tiny-random-wan"\nseeed = 3\n', "'seeed' is no recipe key; a recipe takes model, dtype"),
+    ('steps = 0\n', None),
+    ('[steps]\nvalue = 2\n', "'steps' is a table; give it a value (recipes are flat)"),
+    ('model = \n', "not a TOML recipe"),
+])
+def test_a_bad_recipe_is_refused_in_one_line(tmp_path, photo, text, message):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(text)
+    result = cli("generate", photo, "--recipe", recipe, "-o", tmp_path / "x.safetensors", code=2)
+    assert result.stderr.count("\n") == 1, result.stderr
+    expected = f"--recipe {recipe}: {message}" if message else "--steps 0: must be at least 1"
+    assert expected in result.stderr
+
+
+def test_the_example_recipes_hold_recipe_keys_only():
+    from vidlatent.recipes import read_recipe
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples" / "recipes").glob("*.toml"))
+    assert examples
+    for example in examples:
+        assert read_recipe(str(example))["model"]

@@ -267,10 +267,27 @@ def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
     )(wrapper)
 
 
+def recipe_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--recipe FILE.toml: its values become the command's defaults (``vidlatent.recipes``), read
+    before the other options, so that flags given win."""
+
+    def load(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            from vidlatent.recipes import read_recipe
+
+            recipe = read_recipe(value, {param.name for param in ctx.command.params if param.name})
+            ctx.default_map = {**(ctx.default_map or {}), **recipe}
+
+    return click.option("--recipe", metavar="FILE.toml", is_eager=True, expose_value=False, callback=load,
+                        help="Model, component files, LoRAs and knobs from a TOML file (examples/recipes/); flags given "
+                             "win.")(function)
+
+
 def sampler_options(knobs: Decorator = sampling_options) -> Decorator:
     """All that a command which samples with a model takes besides its own options, in one:
     ``knobs`` (``sampling_options``, or ``prompt_options`` where --steps means something else),
     --seed, the memory switches, the model and its acceleration, --json/--quiet/--debug, and the
     shared ``state``. The command receives ``state``, ``knobs`` (or ``prompts``), ``seed``,
-    ``memory``, ``load`` and ``model_given``."""
-    return compose(knobs, seed_option, low_memory_options, model_options, acceleration_options, common_options, pass_state)
+    ``memory``, ``load`` and ``model_given``; --recipe fills in the defaults of any of them."""
+    return compose(knobs, seed_option, low_memory_options, model_options, acceleration_options, recipe_option,
+                   common_options, pass_state)
