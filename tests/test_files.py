@@ -509,3 +509,10 @@ def test_the_example_recipes_hold_recipe_keys_only():
     assert examples
     for example in examples:
         assert read_recipe(str(example))["model"]
+
+
+def test_a_recipes_steps_are_not_interpolates_own(tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('model = "tiny-random-wan"\nsteps = 2\n')
+    result = cli("interpolate", "a.safetensors", "b.safetensors", "--recipe", recipe, "-o", tmp_path / "x.safetensors", code=2)
+    assert "'steps' is no recipe key" in result.stderr and result.stderr.count("\n") == 1

@@ -201,8 +201,13 @@ def _knob_option(name: str) -> Decorator:
         check_knob(name, value)
         return value
 
-    return click.option(declaration.flag, name, type=FiniteFloat() if declaration.type is float else declaration.type,
+    return click.option(declaration.flag, name, cls=KnobOption,
+                        type=FiniteFloat() if declaration.type is float else declaration.type,
                         metavar=declaration.metavar, callback=check, help=knob_help(name))
+
+
+class KnobOption(click.Option):
+    """The option of a knob (a command's own option of the same name, interpolate's --steps, is not)."""
 
 
 def _knob_options(names: Sequence[str], into: str | None) -> Decorator:
@@ -275,7 +280,9 @@ def recipe_option(function: Callable[..., Any]) -> Callable[..., Any]:
         if value is not None:
             from vidlatent.recipes import read_recipe
 
-            recipe = read_recipe(value, {param.name for param in ctx.command.params if param.name})
+            # A recipe's knobs go to knob options only (not to interpolate's own --steps).
+            recipe = read_recipe(value, {param.name for param in ctx.command.params
+                                         if param.name and (param.name not in KNOBS or isinstance(param, KnobOption))})
             ctx.default_map = {**(ctx.default_map or {}), **recipe}
 
     return click.option("--recipe", metavar="FILE.toml", is_eager=True, expose_value=False, callback=load,
