@@ -92,8 +92,10 @@ def test_pipeline_defaults_are_diffusers_own():
 def test_family_notes_and_defaults_name_known_knobs():
     for family in families.all_families():
         assert family.short_title
+        taken = set(family.knob_arguments) | set(family.scheduler_knobs)  # the scheduler's: notes only
         for table in (family.pipeline_defaults, family.knob_defaults, family.default_notes):
-            assert set(table) <= set(family.knob_arguments) <= set(KNOBS), family.name
+            assert set(table) <= taken <= set(KNOBS), family.name
+        assert set(family.pipeline_defaults) <= set(family.knob_arguments), family.name
 
 
 def test_help_lists_each_familys_default():

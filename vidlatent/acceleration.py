@@ -353,6 +353,7 @@ class Applied:
     counter: CacheCounter | None = None
     loras: list[dict[str, Any]] = field(default_factory=list)
     compile_backend: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # component -> the single file it was loaded from
     note: Note = _silent  # the loader's note, for decisions taken later (VAE tiling)
 
     def end_step(self) -> None:
@@ -373,6 +374,8 @@ class Applied:
             record["compile"] = self.compile_backend or True
         if self.loras:
             record["lora"] = self.loras
+        if self.files:
+            record["files"] = self.files
         return record
 
 

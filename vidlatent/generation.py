@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import families, latent_ops, media
+from vidlatent import families, latent_ops, media, samplers
 from vidlatent.codec import decode_frame
 from vidlatent.errors import UsageError
 from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
@@ -116,7 +116,9 @@ def sample(
         **extra,
         **(arguments or {}),
     }
-    return from_pipeline_latents(family, model.pipeline(**call).frames).float().cpu()
+    with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift):
+        output = model.pipeline(**call).frames
+    return from_pipeline_latents(family, output).float().cpu()
 
 
 def to_pipeline_latents(family: Family, latents: torch.Tensor) -> torch.Tensor:
@@ -387,7 +389,9 @@ def regenerate(
         return sample(model, image, knobs=dataclasses.replace(knobs, steps=steps), seed=seed, progress=progress,
                       on_step=on_step, latents=latents, sigmas=sigmas, size=size, arguments=arguments)
 
-    return model.family.regenerate_tail(model, call, latents, noise, steps, count)
+    # The tail's schedule (and the tail's own scheduler, made from it) is the knobs' sampler's.
+    with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift):
+        return model.family.regenerate_tail(model, call, latents, noise, steps, count)
 
 
 def regeneration_record(model: LoadedModel, knobs: Knobs, strength: float) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import UsageError
+from vidlatent.samplers import SAMPLERS
 
 if TYPE_CHECKING:
     from vidlatent.families.base import Family, ModelSpec
@@ -41,6 +42,7 @@ class Knob:
         help: what it does, for --help, prefixed by the families that take it and followed by
             their defaults (``knob_help``); for a knob without a flag, what sets it instead.
         remark: said of its default after the families' ("extend and edit: the clip's own").
+        choices: the values a str knob takes (empty: any).
     """
 
     flag: str | None
@@ -50,6 +52,7 @@ class Knob:
     metavar: str | None = None
     help: str = ""
     remark: str = ""
+    choices: tuple[str, ...] = ()
 
     def label(self, name: str) -> str:
         """How messages name the knob: its flag, else its name and what sets it."""
@@ -64,9 +67,10 @@ class Knob:
 
 
 def knob(flag: str | None, type: type, *, minimum: float | None = None, maximum: float | None = None,
-         metavar: str | None = None, help: str, remark: str = "") -> Any:
+         metavar: str | None = None, help: str, remark: str = "", choices: tuple[str, ...] = ()) -> Any:
     """A ``Knobs`` field (default None: the pipeline's own) that carries its declaration (``Knob``)."""
-    declaration = Knob(flag=flag, type=type, minimum=minimum, maximum=maximum, metavar=metavar, help=help, remark=remark)
+    declaration = Knob(flag=flag, type=type, minimum=minimum, maximum=maximum, metavar=metavar, help=help, remark=remark,
+                       choices=choices)
     return dataclasses.field(default=None, metadata={KNOB: declaration})
 
 
@@ -101,6 +105,10 @@ class Knobs:
     decode_noise_scale: float | None = knob("--decode-noise-scale", float, minimum=0, maximum=1, metavar="S",
                                             help="Share of noise mixed into the latents before decoding.",
                                             remark="decode: the clip's own")
+    sampler: str | None = knob("--sampler", str, metavar="|".join(SAMPLERS), choices=tuple(SAMPLERS),
+                               help="The sampler: UniPC, DPM++ multistep or flow-matching Euler.")
+    shift: float | None = knob("--shift", float, minimum=0.1, metavar="S",
+                               help="Flow shift of the noise schedule: higher spends more steps at high noise.")
     timesteps: tuple[float, ...] | None = knob(None, tuple, help="a model's own default schedule")
 
     def validate(self) -> None:
@@ -146,6 +154,12 @@ class Knobs:
                 values[name] = ours[name]
             elif argument in defaults:
                 values[name] = defaults[argument].default
+        if family.scheduler_knobs:  # the pipeline's own scheduler where not given
+            from vidlatent.samplers import settings
+
+            own = settings(pipeline.scheduler)
+            values |= {name: getattr(self, name) if getattr(self, name) is not None else own[name]
+                       for name in family.scheduler_knobs}
         return Knobs(**{**values, **family.resolve_knobs(pipeline, values)})
 
     def record(self) -> dict[str, Any]:
@@ -170,6 +184,8 @@ FLAGS: dict[str, str] = {name: declaration.label(name) for name, declaration in 
 def check_knob(name: str, value: Any) -> None:
     """Raise UsageError naming the flag, the value and the rule when ``value`` breaks it."""
     declaration = KNOBS[name]
+    if value is not None and declaration.choices and value not in declaration.choices:
+        raise UsageError(f"{FLAGS[name]} {value}: expected one of {', '.join(declaration.choices)}")
     if value is None or declaration.type not in (int, float):
         return
     if declaration.type is float:
@@ -201,7 +217,7 @@ def knob_help(name: str) -> str:
 
     declaration = KNOBS[name]
     every = all_families()
-    takers = [family for family in every if name in family.knob_arguments]
+    takers = [family for family in every if family.takes(name)]
     text = declaration.help.rstrip(".")
     if len(takers) < len(every):
         text = f"{', '.join(family.short_title for family in takers)}: {text[:1].lower()}{text[1:]}"
@@ -218,7 +234,7 @@ def defaults_in_words(name: str) -> str:
 
     declaration = KNOBS[name]
     said = {family.short_title: _default_in_words(family, name, declaration.type)
-            for family in all_families() if name in family.knob_arguments}
+            for family in all_families() if family.takes(name)}
     if len(set(said.values())) == 1:
         parts = [text for text, _ in set(said.values())]
     else:  # "Wan 81, which makes 4k+1", and "SVD: the model's own" where a note stands for the value

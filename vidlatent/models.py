@@ -21,6 +21,7 @@ from vidlatent import families
 from vidlatent.acceleration import (
     DENOISERS, Acceleration, Applied, apply_before_placement, apply_compile, check_fits, check_loras, read_loras,
 )
+from vidlatent.component_files import ComponentFile, check_component_files, load_component_file, loaded_bytes
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.tiny import quiet_libraries, tiny_random_path
 
@@ -65,6 +66,8 @@ class LoadOptions:
         dtype: auto, fp16, bf16 or fp32.
         offload: auto, none, model, group or sequential.
         acceleration: --cache, --compile, --quantize, --vae-tiling and --lora.
+        components: --transformer and --transformer-2: components loaded from single files
+            instead of the model's folder (which supplies their configs).
     """
 
     model: str = DEFAULT_MODEL
@@ -72,6 +75,7 @@ class LoadOptions:
     dtype: str = "auto"
     offload: str = "auto"
     acceleration: Acceleration = Acceleration()
+    components: tuple[ComponentFile, ...] = ()
 
     def validate(self) -> None:
         """Raise UsageError for a bad device, dtype, offload name or acceleration (cheap, before loading)."""
@@ -82,6 +86,11 @@ class LoadOptions:
         if self.offload not in OFFLOADS:
             raise UsageError(f"--offload {self.offload!r}: expected one of {', '.join(OFFLOADS)}")
         self.acceleration.validate()
+        for file in self.components:
+            file.check()
+            if file.gguf and self.acceleration.quantize is not None:
+                raise UsageError(f"--quantize {self.acceleration.quantize}: {file.flag} {file.path} is quantised already "
+                                 "(GGUF); leave --quantize out")
 
 
 def _is_cuda_index(device: str) -> bool:
@@ -339,6 +348,7 @@ def describe_checked(options: LoadOptions) -> ModelInfo:
     options.validate()
     info = describe(options)
     check_fits(options.acceleration, info.family, info.spec, device=options.device)
+    check_component_files(options.components, info.family, info.spec, info.folder)
     return info
 
 
@@ -393,16 +403,27 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     loras = read_loras(acceleration.loras, pipeline_class)
     if loras and info.folder is not None:  # before the weights load (or download): configs only
         check_loras(loras, info.folder, spec, components)
-    folder = model_folder(options.model, components, fp16=dtype == _fp16())
+    files = {file.component: file for file in options.components if file.component in components}
+    # The folder's own weights of a component a file replaces are not needed (nor downloaded).
+    folder_components = [name for name in components if name not in files]
+    folder = model_folder(options.model, folder_components, fp16=dtype == _fp16())
+    if info.folder is None:
+        check_component_files(tuple(files.values()), family, spec, folder)
     weights = None
     if options.offload == "auto" and device.type == "cuda":
-        weights = weight_bytes(folder, components, dtype, DENOISERS if acceleration.quantize == "fp8" else ())
+        fp8 = DENOISERS if acceleration.quantize == "fp8" else ()
+        weights = weight_bytes(folder, folder_components, dtype, fp8)
+        size = _element_size(dtype)
+        weights |= {name: loaded_bytes(file, 1 if name in fp8 else size) for name, file in files.items()}
     offload = resolve_offload(options.offload, device, components, weights, note)
     expected = inspect.signature(pipeline_class.__init__).parameters
     skipped = {name: None for name in family.components if name not in components and name in expected}
+    replaced = {name: load_component(lambda: load_component_file(file, folder, dtype), file.path, file.flag)
+                for name, file in files.items()}
     pipeline = load_component(
         lambda: pipeline_class.from_pretrained(
-            folder, torch_dtype=dtype, variant=_variant(folder, components, dtype), use_safetensors=True, **skipped
+            folder, torch_dtype=dtype, variant=_variant(folder, folder_components, dtype), use_safetensors=True,
+            **skipped, **replaced,
         ),
         options.model,
     )
@@ -410,6 +431,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     if loras and info.folder is None:
         check_loras(loras, folder, spec, components)
     applied = apply_before_placement(pipeline, acceleration, spec, dtype, loras, note)
+    applied.files = {name: file.path for name, file in files.items()}
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
     elif offload == "group":
@@ -471,13 +493,19 @@ def free_memory(device: torch.device) -> int | None:
     return None
 
 
+def _element_size(dtype: torch.dtype) -> int:
+    import torch
+
+    return torch.empty((), dtype=dtype).element_size()
+
+
 def _fp16() -> torch.dtype:
     import torch
 
     return torch.float16
 
 
-def load_component(load: Callable[[], Any], model: str) -> Any:
+def load_component(load: Callable[[], Any], model: str, flag: str = "--model") -> Any:
     import warnings
 
     try:
@@ -487,7 +515,9 @@ def load_component(load: Callable[[], Any], model: str) -> Any:
             return load()
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"--model {model}: cannot be loaded ({reason}); vidlatent loads diffusers folders with safetensors weights") from error
+        what = ("vidlatent loads diffusers folders with safetensors weights" if flag == "--model"
+                else "vidlatent loads single safetensors files in the original, ComfyUI or diffusers layout")
+        raise ModelError(f"{flag} {model}: cannot be loaded ({reason}); {what}") from error
 
 
 def latent_space_of(vae: Any) -> str:

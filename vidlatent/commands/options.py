@@ -126,19 +126,31 @@ def _with_acceleration(load: LoadOptions, **changes: Any) -> LoadOptions:
 
 def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--cache, --compile, --quantize, --vae-tiling and --lora, folded into the command's
-    ``load: LoadOptions`` (its ``acceleration``); goes below ``model_options``. A model family
-    that cannot take one refuses it before it loads (``load_sampler``)."""
+    ``load: LoadOptions`` (its ``acceleration``), and --transformer / --transformer-2 (its
+    ``components``); goes below ``model_options``. A model family that cannot take one refuses it
+    before it loads (``load_sampler``)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, load: LoadOptions, cache: str | None, compile_denoiser: bool, quantize: str | None,
-                vae_tiling: bool | None, lora: tuple[str, ...], **kwargs: Any) -> Any:
+                vae_tiling: bool | None, lora: tuple[str, ...], transformer: str | None, transformer_2: str | None,
+                **kwargs: Any) -> Any:
         from vidlatent.acceleration import parse_cache, parse_lora
+        from vidlatent.component_files import component_file
 
         load = _with_acceleration(load, cache=parse_cache(cache) if cache else None, compile=compile_denoiser,
                                   quantize=quantize, vae_tiling=vae_tiling, loras=tuple(parse_lora(each) for each in lora))
-        return function(*args, load=load, **kwargs)
+        files = {"transformer": transformer, "transformer_2": transformer_2}
+        components = tuple(component_file(name, path) for name, path in files.items() if path is not None)
+        return function(*args, load=dataclasses.replace(load, components=components), **kwargs)
 
     return compose(
+        click.option("--transformer", metavar="FILE",
+                     help="Load the transformer from this single .safetensors file (original Wan/LTX layout, ComfyUI's "
+                          "including its fp8-scaled files, or diffusers') or .gguf quantisation (computed in --dtype; pip "
+                          "install \"vidlatent[gguf]\"); --model supplies its config and the other components. A file "
+                          "that does not fit the model is refused."),
+        click.option("--transformer-2", metavar="FILE",
+                     help="Wan 2.2 two-expert models: the low-noise expert (transformer_2) from one file, as --transformer."),
         click.option("--cache", metavar="METHOD[:THRESHOLD]",
                      help=f"Skip the denoiser's remaining blocks on steps where its first block barely changes "
                           f"({' or '.join(CACHE_METHODS)}; threshold [{DEFAULT_CACHE_THRESHOLD:g}]: higher skips more). "
@@ -189,8 +201,13 @@ def _knob_option(name: str) -> Decorator:
         check_knob(name, value)
         return value
 
-    return click.option(declaration.flag, name, type=FiniteFloat() if declaration.type is float else declaration.type,
+    return click.option(declaration.flag, name, cls=KnobOption,
+                        type=FiniteFloat() if declaration.type is float else declaration.type,
                         metavar=declaration.metavar, callback=check, help=knob_help(name))
+
+
+class KnobOption(click.Option):
+    """The option of a knob (a command's own option of the same name, interpolate's --steps, is not)."""
 
 
 def _knob_options(names: Sequence[str], into: str | None) -> Decorator:
@@ -255,10 +272,29 @@ def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
     )(wrapper)
 
 
+def recipe_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--recipe FILE.toml: its values become the command's defaults (``vidlatent.recipes``), read
+    before the other options, so that flags given win."""
+
+    def load(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            from vidlatent.recipes import read_recipe
+
+            # A recipe's knobs go to knob options only (not to interpolate's own --steps).
+            recipe = read_recipe(value, {param.name for param in ctx.command.params
+                                         if param.name and (param.name not in KNOBS or isinstance(param, KnobOption))})
+            ctx.default_map = {**(ctx.default_map or {}), **recipe}
+
+    return click.option("--recipe", metavar="FILE.toml", is_eager=True, expose_value=False, callback=load,
+                        help="Model, component files, LoRAs and knobs from a TOML file (examples/recipes/); flags given "
+                             "win.")(function)
+
+
 def sampler_options(knobs: Decorator = sampling_options) -> Decorator:
     """All that a command which samples with a model takes besides its own options, in one:
     ``knobs`` (``sampling_options``, or ``prompt_options`` where --steps means something else),
     --seed, the memory switches, the model and its acceleration, --json/--quiet/--debug, and the
     shared ``state``. The command receives ``state``, ``knobs`` (or ``prompts``), ``seed``,
-    ``memory``, ``load`` and ``model_given``."""
-    return compose(knobs, seed_option, low_memory_options, model_options, acceleration_options, common_options, pass_state)
+    ``memory``, ``load`` and ``model_given``; --recipe fills in the defaults of any of them."""
+    return compose(knobs, seed_option, low_memory_options, model_options, acceleration_options, recipe_option,
+                   common_options, pass_state)

@@ -207,6 +207,9 @@ class Family:
     aliases: ClassVar[dict[str, str]] = {}  # short name -> hub id
     tiny: ClassVar[dict[str, int]] = {}  # tiny random models (built by ``build_tiny``): name -> version (bump on change)
     knob_arguments: ClassVar[dict[str, str]] = {}  # Knobs field -> pipeline argument
+    # Knobs fields that pick the scheduler rather than a pipeline argument (vidlatent.samplers:
+    # --sampler, --shift), on flow-matching families; the pipeline's own scheduler by default.
+    scheduler_knobs: ClassVar[tuple[str, ...]] = ()
     # Knobs field -> its pipeline argument's default when vidlatent passes nothing (the __call__
     # signature's; None: the pipeline decides), for --help; a test holds them to diffusers.
     pipeline_defaults: ClassVar[dict[str, Any]] = {}
@@ -223,6 +226,9 @@ class Family:
     compile_target: ClassVar[str] = "whole"  # "repeated-blocks": compile_repeated_blocks; "whole": torch.compile
     supports_lora: ClassVar[bool] = False  # the pipeline has a diffusers LoRA loader (load_lora_weights)
     vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that ``decode`` honours
+    # The components --transformer FILE / --transformer-2 FILE may replace: those whose diffusers
+    # class has a single-file loader (from_single_file) for the original and ComfyUI layouts.
+    single_file_components: ClassVar[tuple[str, ...]] = ()
     # How its pipelines hold latents: "channels-first" (1, C, T, h, w), as video VAEs lay them out, or
     # "frames-first" (1, T, C, h, w); in float32 or (False) in the model's dtype; and whether step
     # callbacks see them packed as tokens (1, T * h * w, C) instead.
@@ -252,6 +258,10 @@ class Family:
         """The family object that runs this checkpoint: ``self``, or one that carries the
         checkpoint's own defaults (LTX's distilled models)."""
         return self
+
+    def takes(self, knob: str) -> bool:
+        """Whether the family takes the knob (a pipeline argument or a scheduler setting)."""
+        return knob in self.knob_arguments or knob in self.scheduler_knobs
 
     def knob_defaults_for(self, given: dict[str, Any]) -> dict[str, Any]:
         """vidlatent's defaults for the knobs not given (where they differ from "not passed"); they

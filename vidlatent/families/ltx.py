@@ -186,6 +186,7 @@ class LTX(Family):
     supports_cache = True  # LTXVideoTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: LTXVideoTransformerBlock
     supports_lora = True  # LTXVideoLoraLoaderMixin
+    single_file_components = ("transformer",)  # LTXVideoTransformer3DModel.from_single_file
     vae_tiling = True  # decode tiles with --vae-tiling, and by default past the VAE's tile size
     default_overlap = 2  # extend: the clip's last 9 frames (see README, "LTX-Video")
     callback_tokens = True  # step callbacks see (1, T * h * w, C), (t, h, w) order (patch size 1)

@@ -112,13 +112,16 @@ class Wan(Family):
     }
     pipeline_defaults = {"frames": DEFAULT_FRAMES, "steps": 50, "prompt": None, "negative_prompt": None, "guidance": 5.0,
                          "guidance_2": None}
-    default_notes = {"frames": f"which makes {FrameRule(TEMPORAL, causal=True).describe()}", "guidance_2": "as --guidance"}
+    default_notes = {"frames": f"which makes {FrameRule(TEMPORAL, causal=True).describe()}", "guidance_2": "as --guidance",
+                     "sampler": "the model's own scheduler (UniPC)", "shift": "the model's own flow_shift"}
+    scheduler_knobs = ("sampler", "shift")  # UniPC flow-matching: vidlatent.samplers
     preferred_gpu_dtype = "bf16"  # Wan is trained and released in bf16; fp16 risks overflow
     # The pipelines need a prompt; without --prompt vidlatent passes the empty one.
     knob_defaults = {"prompt": ""}
     supports_cache = True  # WanTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: WanTransformerBlock
     supports_lora = True  # WanLoraLoaderMixin, into either expert (load_into_transformer_2)
+    single_file_components = ("transformer", "transformer_2")  # WanTransformer3DModel.from_single_file
     vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
     comfyui = {
         (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),
@@ -155,7 +158,7 @@ class Wan(Family):
 
     def _spec(self, *, native_size: tuple[int, int], fps: float, image: str, z_dim: int, last_image: bool, experts: int,
               size_multiple: int, temporal: int) -> ModelSpec:
-        knobs = set(self.knob_arguments) - ({"guidance_2"} if experts == 1 else set())
+        knobs = (set(self.knob_arguments) | set(self.scheduler_knobs)) - ({"guidance_2"} if experts == 1 else set())
         version = "2.2" if z_dim == 48 or experts == 2 else "2.1"
         task = {IMAGE_REQUIRED: "first-last-frame" if last_image else "image", IMAGE_OPTIONAL: "text/image",
                 IMAGE_NONE: "text"}[image]
