@@ -71,6 +71,25 @@ def test_signal_during_decode_leaves_nothing(tmp_path, small_clip, vidlatent_cmd
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]  # no .long.mp4.*.partial.mp4
 
 
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_signal_while_torch_loads(tmp_path, small_clip, vidlatent_cmd, signum, code, word):
+    """A signal at any moment of the start (torch's import takes a second or more) ends with the
+    one line and the signal's status: no second import of a half-loaded torch on the way out."""
+    for delay in (0.5, 0.8, 1.1, 1.4):
+        process = subprocess.Popen([*vidlatent_cmd, "decode", str(small_clip), "-o", str(tmp_path / "o.mp4")],
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        time.sleep(delay)
+        os.killpg(process.pid, signum)
+        _, stderr = process.communicate(timeout=120)
+        text = stderr.decode()
+        if process.returncode == 0:
+            continue  # the machine was fast enough to finish first
+        assert (process.returncode, text.count("\n")) == (code, 1), (delay, text)
+        assert text.startswith(f"vidlatent: {word}") and "Traceback" not in text
+        assert list(tmp_path.iterdir()) == []
+
+
 # --- stdout: complete or failed ------------------------------------------------------------
 
 
