@@ -70,7 +70,9 @@ CASES = [
     ("encode-bad-offload", ["encode", "{in}/video.mp4", "--offload", "disk", "-o", OUT], 2, "'--offload'", None, True),
     ("encode-offload-on-cpu", ["encode", "{in}/video.mp4", "--model", "tiny-random", "--device", "cpu", "--offload", "model",
                                "-o", OUT], 2, "needs --device cuda", None, False),
-    ("encode-missing-out-folder", ["encode", "{in}/video.mp4", "-o", "{out}/no/such/folder/o.safetensors"], 1, "does not exist", None, True),
+    ("encode-new-folder-not-made-on-refusal", ["encode", "{in}/video.mp4", "--model", "{in}/no-such-model", "-o",
+                                               "{out}/no/such/folder/o.safetensors"], 1, "no such model folder", None, False),
+    ("encode-output-is-a-folder", ["encode", "{in}/video.mp4", "-o", "{in}/folder.safetensors"], 2, "folder.safetensors: is a folder", None, True),
     ("encode-model-folder-missing", ["encode", "{in}/video.mp4", "--model", "{in}/no-such-model", "-o", OUT], 1, "no such model folder", None, False),
     ("encode-model-not-downloadable", ["encode", "{in}/video.mp4", "--model", "someone/some-model", "-o", OUT], 1, "--model tiny-random", None, False),
     ("encode-model-not-diffusers", ["encode", "{in}/video.mp4", "--model", "{in}/empty-folder", "-o", OUT], 1, "no model_index.json", None, False),
@@ -100,7 +102,10 @@ CASES = [
     ("decode-busy-frames-folder", ["decode", C, "-o", "{out}/busy"], 2, "holds other files", None, True),
     ("decode-fps-zero", ["decode", C, "--fps", "0", "-o", VIDEO_OUT], 2, "'--fps'", None, True),
     ("decode-chunk-zero", ["decode", C, "--chunk", "0", "-o", VIDEO_OUT], 2, "'--chunk'", None, True),
-    ("decode-missing-out-folder", ["decode", C, "-o", "{out}/no/such/o.mp4"], 1, "does not exist", None, True),
+    ("decode-new-folder-not-made-on-refusal", ["decode", C, "--model", "{in}/no-such-model", "-o", "{out}/no/such/o.mp4"], 1,
+     "no such model folder", None, False),
+    ("decode-output-is-a-folder", ["decode", C, "-o", "{in}/folder.mp4"], 2, "folder.mp4: is a folder", None, True),
+    ("decode-output-under-a-file", ["decode", C, "-o", "{in}/notes.txt/o.mp4"], 1, "its folder cannot be made", None, True),
     ("decode-too-wide-for-h264", ["decode", "{in}/wide.safetensors", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
     ("decode-model-folder-missing", ["decode", C, "--model", "{in}/no-such-model", "-o", VIDEO_OUT], 1, "no such model folder", None, False),
     ("decode-unwritable", ["decode", C, "-o", UNWRITABLE + "/o.mp4"], 1, "cannot write", None, False),
@@ -137,6 +142,9 @@ CASES = [
     ("generate-stdin-no-output", ["generate", "-"], 2, "give -o", b"x", False),
     ("generate-latent-out-video", ["generate", "{in}/image.png", "-o", VIDEO_OUT, "--latent-out", "{out}/l.mp4"], 2, "--latent-out", None, False),
     ("generate-both-to-stdout", ["generate", "{in}/image.png", "-o", "-", "--latent-out", "-"], 2, "both write to stdout", None, False),
+    ("generate-output-is-a-folder", ["generate", "{in}/image.png", "-o", "{in}/folder.mp4"], 2, "is a folder", None, False),
+    ("generate-new-folder-not-made-on-refusal", ["generate", "{in}/image.png", "--motion", "999", "-o", "{out}/new/o.mp4"], 2,
+     "--motion 999", None, False),
     ("generate-output-under-a-file", ["generate", "{in}/image.png", "-o", "{in}/image.png/o.mp4"], 1, "its folder cannot be made", None, False),
     ("generate-model-folder-missing", ["generate", "{in}/image.png", "--model", "{in}/no-such-model", "-o", VIDEO_OUT], 1, "no such model folder", None, False),
     ("generate-model-not-downloadable", ["generate", "{in}/image.png", "--model", "someone/some-model", "-o", VIDEO_OUT], 1, "--model tiny-random", None, False),
@@ -153,6 +161,7 @@ CASES = [
     ("extend-missing-video", ["extend", "{in}/absent.mp4", "-o", OUT], 2, "no such file", None, False),
     ("extend-overlap-too-long", ["extend", C, "--overlap", "9", "--frames", "4", "-o", OUT], 2, "--overlap 9", None, False),
     ("extend-wide-clip-to-mp4", ["extend", "{in}/wide.safetensors", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
+    ("extend-output-is-a-folder", ["extend", C, "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
     ("extend-empty-folder", ["extend", "{in}/empty-folder", "-o", "{out}"], 2, "holds no latent files", None, False),
     # --- upscale
     ("upscale-no-argument", ["upscale"], 2, "missing argument 'CLIP'", None, True),
@@ -161,6 +170,7 @@ CASES = [
     ("upscale-a-direction", ["upscale", "{in}/direction.safetensors", "-o", OUT], 2, "is a direction, not a clip", None, False),
     ("upscale-svd-clip", ["upscale", C, "-o", OUT], 2, "LTX-Video", None, False),
     ("upscale-output-is-input", ["upscale", C, "-o", C], 2, "is the input", None, False),
+    ("upscale-new-folder-not-made-on-refusal", ["upscale", C, "-o", "{out}/new/o.safetensors"], 2, "LTX-Video", None, False),
     ("upscale-txt-output", ["upscale", C, "-o", "{out}/o.txt"], 2, "cannot write '.txt'", None, False),
     # --- interpolate
     ("interpolate-no-factor", ["interpolate", C, "-o", OUT], 2, "give --factor K", None, False),
@@ -180,6 +190,9 @@ CASES = [
     ("interpolate-stdin-twice", ["interpolate", "-", "-", "--transition", "2", "-o", OUT], 2, "only once", b"", False),
     ("interpolate-output-is-input", ["interpolate", C, "--factor", "2", "-o", C], 2, "is the input", None, False),
     ("interpolate-keyframes-on-svd", ["interpolate", C, C, "--transition", "3", "--keyframes", "-o", OUT], 2, "cannot be conditioned on a last frame", None, False),
+    ("interpolate-keyframes-new-folder-not-made", ["interpolate", C, C, "--transition", "3", "--keyframes", "-o",
+                                                   "{out}/sub/o.safetensors"], 2, "cannot be conditioned on a last frame", None, False),
+    ("interpolate-output-is-a-folder", ["interpolate", C, "--factor", "2", "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
     ("interpolate-sizes-differ", ["interpolate", C, "{in}/wide.safetensors", "--transition", "2", "-o", OUT], 2, "--resample", None, False),
     # --- edit
     ("edit-nothing-to-do", ["edit", C, "-o", OUT], 2, "nothing to do", None, False),
@@ -203,6 +216,9 @@ CASES = [
     ("edit-video-output", ["edit", C, "--reverse", "-o", VIDEO_OUT], 2, "writes latents", None, False),
     ("edit-output-is-input", ["edit", C, "--reverse", "-o", C], 2, "is the input", None, False),
     ("edit-empty-stdin", ["edit", "-", "--reverse", "-o", OUT], 2, "is empty", b"", False),
+    ("edit-output-is-a-folder", ["edit", C, "--reverse", "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("edit-new-folder-not-made-on-refusal", ["edit", C, "--trim", "2:99", "-o", "{out}/new/deeper/o.safetensors"], 2,
+     "the clip has 4 frames", None, False),
     ("edit-seed-alone", ["edit", C, "--reverse", "--seed", "3", "-o", OUT], 2, "--seed applies only with --image", None, False),
     # --- direction
     ("direction-no-positives", ["direction", "--minus", C, "-o", OUT], 2, "missing argument 'POS...'", None, True),
@@ -213,6 +229,8 @@ CASES = [
     ("direction-sizes-differ", ["direction", C, "--minus", "{in}/wide.safetensors", "-o", OUT], 2, "a direction needs clips of one size", None, False),
     ("direction-video-output", ["direction", C, "--minus", C, "-o", VIDEO_OUT], 2, "writes latents", None, False),
     ("direction-output-is-input", ["direction", C, "--minus", "{in}/one.safetensors", "-o", C], 2, "is the input", None, False),
+    ("direction-output-is-a-folder", ["direction", C, "--minus", "{in}/one.safetensors", "-o", "{in}/folder.safetensors"], 2,
+     "is a folder", None, False),
     ("direction-an-mp4", ["direction", "{in}/video.mp4", "--minus", C, "-o", OUT], 2, "is a video", None, False),
     # --- transfer-motion
     ("transfer-missing-motion", ["transfer-motion", "{in}/absent.safetensors", "{in}/image.png", "-o", OUT], 2, "no such file", None, False),
@@ -249,6 +267,7 @@ CASES = [
     ("convert-output-is-input", ["convert", C, "-o", C], 2, "is the input", None, False),
     ("convert-empty-stdin", ["convert", "-", "-o", "{out}/o.latent"], 2, "is empty", b"", False),
     ("convert-an-mp4", ["convert", "{in}/video.mp4", "-o", "{out}/o.latent"], 2, "is a video", None, False),
+    ("convert-output-is-a-folder", ["convert", C, "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
     ("convert-output-under-a-file", ["convert", C, "-o", "{in}/notes.txt/o.latent"], 1, "its folder cannot be made", None, False),
 ]
 
@@ -296,6 +315,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     _frame(folder / "image.png", (64, 64))
     _frame(folder / "wide.png", (10000, 10))
     (folder / "empty-folder").mkdir()
+    (folder / "folder.safetensors").mkdir()  # a folder named as a file output
+    (folder / "folder.mp4").mkdir()
     (folder / "clips").mkdir()
     for name in ("a.safetensors", "b.safetensors"):
         shutil.copy(folder / "clip.safetensors", folder / "clips" / name)

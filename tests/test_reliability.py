@@ -284,3 +284,20 @@ def test_lines_are_never_wrapped_or_cut_off_a_terminal(tmp_path, small_clip):
     env = run("env")
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     assert any(ffmpeg in line and "…" not in line for line in env.stdout.splitlines())
+
+
+# --- output folders: made when the output is written, never on a refusal ---------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["encode", str(data_file("bear.gif")), "--model", "tiny-random", "--frames", "4"],
+    ["decode", "{clip}"],
+    ["edit", "{clip}", "--reverse"],
+], ids=["encode", "decode", "edit"])
+def test_missing_output_folder_is_made_with_a_note(tmp_path, small_clip, args):
+    """One rule for every command: an output in a folder that does not exist makes it (a note says so)."""
+    suffix = ".mp4" if args[0] == "decode" else ".safetensors"
+    target = tmp_path / "new" / "deeper" / f"o{suffix}"
+    result = run(*[word.replace("{clip}", str(small_clip)) for word in args], "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and f"vidlatent: note: made folder {target.parent}" in result.stderr

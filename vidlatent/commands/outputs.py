@@ -124,22 +124,17 @@ def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str
 
 def prepare_output(path: str, inputs: list[str]) -> None:
     """Check an output before any work: latents (not onto a terminal) or a video kind, a
-    writable folder (made if missing), and not one of the inputs."""
+    writable folder (or one that can be made: it is made, with a note, when the output is
+    written, so a refusal leaves nothing behind), and not one of the inputs."""
     from vidlatent import latentfile, media
     from vidlatent.atomic import check_output
 
+    folder = False
     if latentfile.is_latent_path(path):
         require_binary_stdout(path)
     else:
-        media.output_kind(path)
-    if path != STDIO:
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            from vidlatent.errors import OutputError
-
-            raise OutputError(f"cannot write {path}: its folder cannot be made ({error.strerror}); choose another -o") from error
-    check_output(path, inputs)
+        folder = media.output_kind(path) == "folder"
+    check_output(path, inputs, folder=folder)
 
 
 @dataclass
@@ -256,10 +251,3 @@ def plan_outputs(sources: list[str], count: int, output: str | None, suffix: str
     if len(set(flat)) != len(flat):
         raise UsageError(f"-o {output}: several outputs would get the same name; use a pattern with {{index}} or {{stem}}")
     return planned
-
-
-def make_batch_folder(target: str, outputs: list[str]) -> None:
-    """With several outputs (-o naming a folder or a pattern), make the folder ``target`` goes in;
-    one output's folder must exist already."""
-    if len(outputs) > 1 and target != STDIO:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
