@@ -145,6 +145,10 @@ CASES = [
     ("generate-output-is-a-folder", ["generate", "{in}/image.png", "-o", "{in}/folder.mp4"], 2, "is a folder", None, False),
     ("generate-new-folder-not-made-on-refusal", ["generate", "{in}/image.png", "--motion", "999", "-o", "{out}/new/o.mp4"], 2,
      "--motion 999", None, False),
+    ("generate-context-parallel-no-launch", ["generate", "{in}/image.png", "--context-parallel", "2", "-o", VIDEO_OUT], 2,
+     "run it under torchrun --nproc-per-node 2", None, True),
+    ("generate-context-parallel-zero", ["generate", "{in}/image.png", "--context-parallel", "0", "-o", VIDEO_OUT], 2,
+     "must be at least 2", None, True),
     ("generate-output-under-a-file", ["generate", "{in}/image.png", "-o", "{in}/image.png/o.mp4"], 1, "its folder cannot be made", None, False),
     ("generate-model-folder-missing", ["generate", "{in}/image.png", "--model", "{in}/no-such-model", "-o", VIDEO_OUT], 1, "no such model folder", None, False),
     ("generate-model-not-downloadable", ["generate", "{in}/image.png", "--model", "someone/some-model", "-o", VIDEO_OUT], 1, "--model tiny-random", None, False),
@@ -162,6 +166,7 @@ CASES = [
     ("extend-overlap-too-long", ["extend", C, "--overlap", "9", "--frames", "4", "-o", OUT], 2, "--overlap 9", None, False),
     ("extend-wide-clip-to-mp4", ["extend", "{in}/wide.safetensors", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
     ("extend-output-is-a-folder", ["extend", C, "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("extend-output-is-input-by-link", ["extend", C, "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("extend-empty-folder", ["extend", "{in}/empty-folder", "-o", "{out}"], 2, "holds no latent files", None, False),
     # --- upscale
     ("upscale-no-argument", ["upscale"], 2, "missing argument 'CLIP'", None, True),
@@ -171,6 +176,7 @@ CASES = [
     ("upscale-svd-clip", ["upscale", C, "-o", OUT], 2, "LTX-Video", None, False),
     ("upscale-output-is-input", ["upscale", C, "-o", C], 2, "is the input", None, False),
     ("upscale-new-folder-not-made-on-refusal", ["upscale", C, "-o", "{out}/new/o.safetensors"], 2, "LTX-Video", None, False),
+    ("upscale-output-is-input-by-link", ["upscale", C, "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("upscale-txt-output", ["upscale", C, "-o", "{out}/o.txt"], 2, "cannot write '.txt'", None, False),
     # --- interpolate
     ("interpolate-no-factor", ["interpolate", C, "-o", OUT], 2, "give --factor K", None, False),
@@ -193,6 +199,9 @@ CASES = [
     ("interpolate-keyframes-new-folder-not-made", ["interpolate", C, C, "--transition", "3", "--keyframes", "-o",
                                                    "{out}/sub/o.safetensors"], 2, "cannot be conditioned on a last frame", None, False),
     ("interpolate-output-is-a-folder", ["interpolate", C, "--factor", "2", "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("interpolate-output-is-input-by-link", ["interpolate", C, "--factor", "2", "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
+    ("interpolate-transition-output-is-input-by-link", ["interpolate", C, "{in}/one.safetensors", "--transition", "2", "-o",
+                                                        "{in}/link.safetensors"], 2, "is the input", None, True),
     ("interpolate-sizes-differ", ["interpolate", C, "{in}/wide.safetensors", "--transition", "2", "-o", OUT], 2, "--resample", None, False),
     # --- edit
     ("edit-nothing-to-do", ["edit", C, "-o", OUT], 2, "nothing to do", None, False),
@@ -219,6 +228,7 @@ CASES = [
     ("edit-output-is-a-folder", ["edit", C, "--reverse", "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
     ("edit-new-folder-not-made-on-refusal", ["edit", C, "--trim", "2:99", "-o", "{out}/new/deeper/o.safetensors"], 2,
      "the clip has 4 frames", None, False),
+    ("edit-output-is-input-by-link", ["edit", C, "--reverse", "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("edit-seed-alone", ["edit", C, "--reverse", "--seed", "3", "-o", OUT], 2, "--seed applies only with --image", None, False),
     # --- direction
     ("direction-no-positives", ["direction", "--minus", C, "-o", OUT], 2, "missing argument 'POS...'", None, True),
@@ -231,6 +241,8 @@ CASES = [
     ("direction-output-is-input", ["direction", C, "--minus", "{in}/one.safetensors", "-o", C], 2, "is the input", None, False),
     ("direction-output-is-a-folder", ["direction", C, "--minus", "{in}/one.safetensors", "-o", "{in}/folder.safetensors"], 2,
      "is a folder", None, False),
+    ("direction-output-is-input-by-link", ["direction", C, "--minus", "{in}/one.safetensors", "-o", "{in}/link.safetensors"], 2,
+     "is the input", None, True),
     ("direction-an-mp4", ["direction", "{in}/video.mp4", "--minus", C, "-o", OUT], 2, "is a video", None, False),
     # --- transfer-motion
     ("transfer-missing-motion", ["transfer-motion", "{in}/absent.safetensors", "{in}/image.png", "-o", OUT], 2, "no such file", None, False),
@@ -243,6 +255,8 @@ CASES = [
     ("transfer-inversion-refine", ["transfer-motion", C, "{in}/image.png", "--method", "inversion", "--refine", "0.5", "-o", OUT], 2, "belong to --method residual", None, False),
     ("transfer-knobs-without-model", ["transfer-motion", C, "{in}/image.png", "--steps", "5", "-o", OUT], 2, "--steps applies only with --refine S", None, False),
     ("transfer-txt-output", ["transfer-motion", C, "{in}/image.png", "-o", "{out}/o.txt"], 2, "cannot write '.txt'", None, False),
+    ("transfer-output-is-input-by-link", ["transfer-motion", C, "{in}/image.png", "-o", "{in}/link.safetensors"], 2,
+     "is the input", None, True),
     ("transfer-no-appearance", ["transfer-motion", C], 2, "missing argument 'APPEARANCE'", None, True),
     ("transfer-wide-to-mp4", ["transfer-motion", "{in}/wide.safetensors", "{in}/image.png", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
     # --- analyze
@@ -268,6 +282,7 @@ CASES = [
     ("convert-empty-stdin", ["convert", "-", "-o", "{out}/o.latent"], 2, "is empty", b"", False),
     ("convert-an-mp4", ["convert", "{in}/video.mp4", "-o", "{out}/o.latent"], 2, "is a video", None, False),
     ("convert-output-is-a-folder", ["convert", C, "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("convert-output-is-input-by-link", ["convert", C, "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("convert-output-under-a-file", ["convert", C, "-o", "{in}/notes.txt/o.latent"], 1, "its folder cannot be made", None, False),
 ]
 
@@ -317,6 +332,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     (folder / "empty-folder").mkdir()
     (folder / "folder.safetensors").mkdir()  # a folder named as a file output
     (folder / "folder.mp4").mkdir()
+    (folder / "link.safetensors").symlink_to(folder / "clip.safetensors")  # the input, by another name
+    (folder / "image-link.png").symlink_to(folder / "image.png")
     (folder / "clips").mkdir()
     for name in ("a.safetensors", "b.safetensors"):
         shutil.copy(folder / "clip.safetensors", folder / "clips" / name)

@@ -550,12 +550,3 @@ def parse_pca_shift(text: str) -> tuple[int, float]:
     if not math.isfinite(shift[1]):
         raise UsageError(f"--pca-shift {text!r}: the amount must be a finite number")
     return shift
-
-
-def check_latent_output(path: str, command: str) -> None:
-    """``command`` writes latents only: refuse a video name with the pipe that decodes instead."""
-    if not latentfile.is_latent_path(path):
-        raise UsageError(
-            f"-o {path}: {command} writes latents (.safetensors, or - for stdout); "
-            f"to get a video, pipe them on: vidlatent {command} … -o - | vidlatent decode - -o {path}"
-        )

@@ -50,15 +50,15 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     """
     from vidlatent import distributed, latentfile
     from vidlatent.atomic import STDIO
-    from vidlatent.generation import ExtendOptions, resolve_overlap, segment_frames
-
     report = Reporter(state, "extend")
-    options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
-    options.validate()
     sources = expand_inputs(clips, folder_files=latentfile.folder_latents)
     outputs = [row[0] for row in plan_outputs(sources, 1, output, ".safetensors", tag="-extended")]
     for target in outputs:
         prepare_output(target, sources)
+    from vidlatent.generation import ExtendOptions, resolve_overlap, segment_frames  # torch: once the arguments are good
+
+    options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
+    options.validate()
 
     def open_clip(source: str) -> ClipInput:
         clip_input = ClipInput.open(source)

@@ -13,7 +13,7 @@ import click
 from vidlatent.atomic import STDIO
 from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
 from vidlatent.commands.options import PROMPT_KNOBS, FiniteFloatRange, output_option, prompt_options, sampler_options
-from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_output
+from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output, prepare_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
 from vidlatent.knobs import FLAGS, defaults_in_words
@@ -123,24 +123,24 @@ def _prompt_flags(prompts: Any) -> dict[str, Any]:
 
 def _one_clip(report: Reporter, path: str, output: str | None, factor: int | None, method: str, loop: bool,
               refine: float | None, sampling: Sampling, two_clip_options: dict[str, Any]) -> None:
-    from vidlatent import editing, latentfile
-    from vidlatent.generation import random_seed, strength_steps
-
     for flag, value in two_clip_options.items():
         if value not in (None, False):
             raise UsageError(f"{flag} needs two clips, A and B; with one CLIP give --factor K")
     if factor is None:
         raise UsageError("give --factor K (K - 1 new frames between neighbours), or two clips A B with --steps or --transition")
-    editing.check_factor(factor)
     seed = sampling.seed
     output = output or default_output(path, ".safetensors", tag="-interpolated")
-    editing.check_latent_output(output, "interpolate")
+    prepare_latent_output(output, "interpolate", [path])
+
+    from vidlatent import editing, latentfile  # torch: once the arguments are good
+    from vidlatent.generation import random_seed, strength_steps
+
+    editing.check_factor(factor)
     clip = editing.read_clip(path, command="interpolate")
     refinement = None
     if refine is not None:
         refinement = editing.Refinement(strength=refine, knobs=sampling.knobs_for(clip), seed=random_seed() if seed is None else seed)
         refinement.validate()
-    prepare_output(output, [path])
 
     model, steps = None, 0
     if refinement is not None:
@@ -160,8 +160,6 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
 
 def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, method: str, morph_steps: int | None,
                transition: int | None, join: bool, resample: bool, keyframes: Sampling | None) -> None:
-    from vidlatent import editing, latentfile
-
     if (morph_steps is None) == (transition is None):
         raise UsageError("with two clips A B give one of --steps N (N clips morphing A into B) or --transition F (F frames from A to B)")
     if join and transition is None:
@@ -171,13 +169,13 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
     names = (paths[0], paths[1])
     if morph_steps is not None:
         targets = _morph_outputs(paths, output, morph_steps)
-        a, b = (editing.read_clip(path, command="interpolate") for path in paths)
-        # Pure latent math, cheap: done before the outputs' folders are made, so a clip that
-        # does not fit leaves nothing behind.
-        with report.timed("interpolate"):
-            results = editing.morph(a, b, morph_steps, method=method, resample=resample, names=names)
         for target in targets:
             prepare_output(target, list(paths))
+        from vidlatent import editing, latentfile  # torch: once the arguments are good
+
+        a, b = (editing.read_clip(path, command="interpolate") for path in paths)
+        with report.timed("interpolate"):
+            results = editing.morph(a, b, morph_steps, method=method, resample=resample, names=names)
         for result, target in zip(results, targets):
             latentfile.write(result, target)
         report.note(f"wrote {len(targets)} clips morphing {paths[0]} into {paths[1]}: {targets[0]} … {targets[-1]}")
@@ -185,14 +183,15 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
         return
     assert transition is not None
     output = output or default_output(paths[0], ".safetensors", tag="-transition")
-    editing.check_latent_output(output, "interpolate")
+    prepare_latent_output(output, "interpolate", list(paths))
+    from vidlatent import editing, latentfile  # torch: once the arguments are good
+
     a, b = (editing.read_clip(path, command="interpolate") for path in paths)
     if keyframes is not None:
         result = _keyframes(report, paths, output, a, b, transition, join, resample, keyframes)
     else:
         with report.timed("interpolate"):
             result = editing.transition(a, b, transition, method=method, join=join, resample=resample, names=names)
-    prepare_output(output, list(paths))
     latentfile.write(result, output)
     report.note(f"wrote {output} ({result.pixel_frames} frames{', A + transition + B' if join else ''})")
     seeded = {"seed": result.seed} if keyframes is not None else {}
@@ -206,7 +205,6 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
     from vidlatent.generation import random_seed
 
     seed = random_seed() if sampling.seed is None else sampling.seed
-    prepare_output(output, list(paths))
     # What the bridge needs of the model and of the clips, checked before the model loads.
     load = ClipInput(path=paths[0], clip=a).load_options(sampling.load, sampling.model_given)
     described = describe_model(load)

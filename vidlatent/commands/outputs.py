@@ -36,6 +36,19 @@ def default_output(source: str, suffix: str, *, tag: str = "") -> str:
     return str(path.with_name(path.stem + tag + suffix))
 
 
+def prepare_latent_output(path: str, command: str, inputs: list[str]) -> None:
+    """``command`` writes latents only: refuse a video name (with the pipe that decodes
+    instead), then check ``path`` as ``prepare_output`` does. Torch-free: it comes first."""
+    from vidlatent import latentfile
+
+    if not latentfile.is_latent_path(path):
+        raise UsageError(
+            f"-o {path}: {command} writes latents (.safetensors, or - for stdout); "
+            f"to get a video, pipe them on: vidlatent {command} … -o - | vidlatent decode - -o {path}"
+        )
+    prepare_output(path, inputs)
+
+
 def require_binary_stdout(output: str) -> None:
     """Refuse to pour latent bytes onto a terminal."""
     if output == STDIO and sys.stdout.isatty():
