@@ -106,6 +106,8 @@ CASES = [
      "no such model folder", None, False),
     ("decode-output-is-a-folder", ["decode", C, "-o", "{in}/folder.mp4"], 2, "folder.mp4: is a folder", None, True),
     ("decode-output-under-a-file", ["decode", C, "-o", "{in}/notes.txt/o.mp4"], 1, "its folder cannot be made", None, True),
+    ("decode-absurd-latents", ["decode", "{in}/absurd.safetensors", "-o", VIDEO_OUT], 1, "NaN or infinite pixels", None, False),
+    ("decode-absurd-latents-to-frames", ["decode", "{in}/absurd.safetensors", "-o", "{out}/frames"], 1, "NaN or infinite pixels", None, False),
     ("decode-too-wide-for-h264", ["decode", "{in}/wide.safetensors", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
     ("decode-model-folder-missing", ["decode", C, "--model", "{in}/no-such-model", "-o", VIDEO_OUT], 1, "no such model folder", None, False),
     ("decode-unwritable", ["decode", C, "-o", UNWRITABLE + "/o.mp4"], 1, "cannot write", None, False),
@@ -314,6 +316,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     (folder / "empty.safetensors").write_bytes(b"")
     _, metadata = latentfile.parse_safetensors(data, source="clip", expected="a latent file")
     latents = clip.latents.clone()
+    latentfile.write(dataclasses.replace(clip, latents=clip.latents * 1e36), folder / "absurd.safetensors")  # finite, absurd
     latents[0, 0, 0, 0] = float("nan")
     (folder / "nan.safetensors").write_bytes(bytes(latentfile.safetensors_bytes({"latents": latents}, metadata)))
     (folder / "plain.safetensors").write_bytes(bytes(latentfile.safetensors_bytes({"x": torch.zeros(2)}, {})))

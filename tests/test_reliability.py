@@ -268,6 +268,21 @@ def test_generate_points_at_latent_out_when_the_video_cannot_be_written(tmp_path
     assert latentfile.read(latents).frames == 2 and sorted(p.name for p in tmp_path.iterdir()) == [latents.name]
 
 
+def test_latents_that_decode_to_nan_are_refused_and_kept(tmp_path, small_clip):
+    """Finite latents far out of range decode to NaN pixels: one line, no garbage video, no numpy
+    warning; where the latents were made by the command, they are saved next to the video."""
+    clip = latentfile.read(small_clip)
+    absurd = tmp_path / "absurd.safetensors"
+    latentfile.write(dataclasses.replace(clip, latents=clip.latents * 1e36), absurd)
+    result = run("decode", str(absurd), "-o", str(tmp_path / "o.mp4"))
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "NaN or infinite pixels" in result.stderr and "RuntimeWarning" not in result.stderr
+    result = run("transfer-motion", str(absurd), str(data_file("test_image.png")), "-o", str(tmp_path / "t.mp4"))
+    rescued = tmp_path / "t.latents.safetensors"
+    assert result.exit_code == 1 and f"the latents are safe in {rescued}" in result.stderr.splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["absurd.safetensors", rescued.name]
+
+
 # --- stderr and tables, when not a terminal ---------------------------------------------------
 
 
