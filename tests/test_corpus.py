@@ -151,6 +151,10 @@ CASES = [
      "run it under torchrun --nproc-per-node 2", None, True),
     ("generate-context-parallel-zero", ["generate", "{in}/image.png", "--context-parallel", "0", "-o", VIDEO_OUT], 2,
      "must be at least 2", None, True),
+    ("generate-lora-bad-scale", ["generate", "{in}/image.png", "--lora", "{in}/plain.safetensors:abc", "-o", VIDEO_OUT], 2,
+     "'abc' is not a scale", None, False),
+    ("generate-lora-missing", ["generate", "{in}/image.png", "--lora", "{in}/absent.safetensors:0.5", "-o", VIDEO_OUT], 2,
+     "absent.safetensors: no such file", None, False),
     ("generate-output-under-a-file", ["generate", "{in}/image.png", "-o", "{in}/image.png/o.mp4"], 1, "its folder cannot be made", None, False),
     ("generate-model-folder-missing", ["generate", "{in}/image.png", "--model", "{in}/no-such-model", "-o", VIDEO_OUT], 1, "no such model folder", None, False),
     ("generate-model-not-downloadable", ["generate", "{in}/image.png", "--model", "someone/some-model", "-o", VIDEO_OUT], 1, "--model tiny-random", None, False),
@@ -209,6 +213,8 @@ CASES = [
     ("interpolate-output-is-input-by-link", ["interpolate", C, "--factor", "2", "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("interpolate-transition-output-is-input-by-link", ["interpolate", C, "{in}/one.safetensors", "--transition", "2", "-o",
                                                         "{in}/link.safetensors"], 2, "is the input", None, True),
+    ("interpolate-refine-wan-clip-svd-model", ["interpolate", "{in}/wan.safetensors", "--factor", "2", "--refine", "0.5", "--model",
+                                               "tiny-random", "-o", OUT], 2, "(wan family) belong to another VAE than --model tiny-random", None, False),
     ("interpolate-sizes-differ", ["interpolate", C, "{in}/wide.safetensors", "--transition", "2", "-o", OUT], 2, "--resample", None, False),
     # --- edit
     ("edit-nothing-to-do", ["edit", C, "-o", OUT], 2, "nothing to do", None, False),
@@ -236,6 +242,8 @@ CASES = [
     ("edit-new-folder-not-made-on-refusal", ["edit", C, "--trim", "2:99", "-o", "{out}/new/deeper/o.safetensors"], 2,
      "the clip has 4 frames", None, False),
     ("edit-output-is-input-by-link", ["edit", C, "--reverse", "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
+    ("edit-wan-clip-svd-model", ["edit", "{in}/wan.safetensors", "--image", "{in}/image.png", "--strength", "0.5", "--model",
+                                 "tiny-random", "-o", OUT], 2, "the clip's latents (wan family) belong to another VAE than --model tiny-random", None, False),
     ("edit-seed-alone", ["edit", C, "--reverse", "--seed", "3", "-o", OUT], 2, "--seed applies only with --image", None, False),
     # --- direction
     ("direction-no-positives", ["direction", "--minus", C, "-o", OUT], 2, "missing argument 'POS...'", None, True),
@@ -299,7 +307,7 @@ def _frame(path: Path, size: tuple[int, int]) -> None:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_wan22: Path) -> Path:
     """Every bad (and good) input the cases refer to, in one folder that no case may change."""
     import torch
 
@@ -308,6 +316,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
                                        "-o", str(folder / "clip.safetensors"), "-q"])
     assert result.exit_code == 0, result.output
     clip = latentfile.read(folder / "clip.safetensors")
+    wan = CliRunner().invoke(main, ["encode", str(data_file("bear.gif")), "--model", "tiny-random-wan22", "--frames", "5",
+                                    "-o", str(folder / "wan.safetensors"), "-q"])
+    assert wan.exit_code == 0, wan.output
     latentfile.write(dataclasses.replace(clip, latents=clip.latents[:1].clone()), folder / "one.safetensors")
     latentfile.write(dataclasses.replace(clip, latents=torch.zeros(2, 4, 8, 3032), width=24256), folder / "wide.safetensors")
     direction = CliRunner().invoke(main, ["direction", str(folder / "clip.safetensors"), "--minus", str(folder / "one.safetensors"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from vidlatent.atomic import STDIO
-from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
+from vidlatent.commands.loading import LowMemory, load_sampler
 from vidlatent.commands.options import FiniteFloat, FiniteFloatRange, output_option, sampler_options
 from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
@@ -108,8 +108,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     model = None
     if plan.needs_model:
         assert regeneration is not None
-        load = ClipInput(path=clip, clip=source).load_options(load, model_given)
-        described = describe_model(load)
+        load, described = ClipInput(path=clip, clip=source).describe(load, model_given)
         spec = described.spec
         if spec.image == IMAGE_NONE:
             raise UsageError(f"--image: {spec.title} takes no image, so it cannot re-generate towards one; "

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from vidlatent.atomic import STDIO
-from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
+from vidlatent.commands.loading import LowMemory, load_sampler
 from vidlatent.commands.options import PROMPT_KNOBS, FiniteFloatRange, output_option, refine_options, sampler_options
 from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output, prepare_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
@@ -106,8 +106,7 @@ class Sampling:
 
     def load_for(self, report: Reporter, path: str, clip: Any) -> Any:
         """Check the knobs against the clip's model (or --model), then load it."""
-        load = ClipInput(path=path, clip=clip).load_options(self.load, self.model_given)
-        described = describe_model(load)
+        load, described = ClipInput(path=path, clip=clip).describe(self.load, self.model_given)
         self.knobs_for(clip).check_for(described.spec)
         return load_sampler(load, self.memory, report, info=described)
 
@@ -211,8 +210,7 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
 
     seed = random_seed() if sampling.seed is None else sampling.seed
     # What the bridge needs of the model and of the clips, checked before the model loads.
-    load = ClipInput(path=paths[0], clip=a).load_options(sampling.load, sampling.model_given)
-    described = describe_model(load)
+    load, described = ClipInput(path=paths[0], clip=a).describe(sampling.load, sampling.model_given)
     knobs = editing.keyframe_knobs(described.spec, sampling.knobs_for(a), frames)
     editing.fit_pair(a, b, names=(paths[0], paths[1]), resample=resample, same_fps=join)
     model = load_sampler(load, sampling.memory, report, info=described)

@@ -197,6 +197,16 @@ class ClipInput:
             return dataclasses.replace(load, model=self.clip.model)
         return load
 
+    def describe(self, load: LoadOptions, model_given: bool) -> tuple[LoadOptions, Any]:
+        """The model that works on this clip (its own, or --model) and its description, from its
+        configs. A --model of another family than the clip's is refused first, before the knobs
+        are checked against it: a Wan clip's recorded prompt is no "--prompt" to an SVD model."""
+        load = self.load_options(load, model_given)
+        described = describe_model(load)
+        if self.clip is not None and model_given:
+            self.clip.require_family(described.family.name, what=f"--model {load.model}")
+        return load, described
+
     def latents(self, model: Any, report: Reporter) -> Any:
         """The LatentClip: as read, or the video encoded with ``model``'s VAE."""
         if self.clip is None:
