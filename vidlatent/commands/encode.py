@@ -80,7 +80,7 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
 
     plans, unreadable = _batch.open_inputs(sources, open_video)
     if explicit_size is not None:
-        check_size(explicit_size, describe_model(load).spec)
+        check_size(explicit_size, describe_model(load).spec, sampled=False)
     ranks = distributed.launched()
     model: Any = None
 

@@ -109,6 +109,8 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         else:
             final = plan.final_size(spec, explicit_size, image_size)
             sizes[source] = (plan.sampled_size(spec, final), final)
+        if explicit_size is None:  # the image's aspect at the model's area: still within what it takes?
+            check_size(sizes[source][0], spec, flag=f"{label_of(source)}: the size it gives,")
         check_video_sizes(targets, final)
     if context_parallel is not None:
         check_context_parallel(context_parallel, ranks, described, image_sizes, explicit_size, knobs)
@@ -131,7 +133,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
 
     def label(job: tuple[int, str, int]) -> str:
-        return {STDIO: "stdin", TEXT_ONLY: "the prompt"}.get(job[1]) or Path(job[1]).name
+        return label_of(job[1])
 
     def make(job: tuple[int, str, int]) -> list[dict]:  # type: ignore[type-arg]
         row, source, index = job
@@ -165,6 +167,11 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
 
     entries = _batch.run(jobs, make, label=label, ranks=ranks, share=context_parallel is None)
     report.summary(entries, stdout_busy=STDIO in (entry["path"] for entry in entries), model=model.model_id, seed=base_seed)
+
+
+def label_of(source: str) -> str:
+    """An input as messages name it."""
+    return {STDIO: "stdin", TEXT_ONLY: "the prompt"}.get(source) or Path(source).name
 
 
 def check_launch(degree: int, ranks: distributed.Ranks) -> None:

@@ -172,12 +172,14 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
         raise UsageError("- (stdin) can be given only once")
     names = (paths[0], paths[1])
     if morphs is not None:
-        targets = _morph_outputs(paths, output, morphs)
-        for target in targets:
-            prepare_output(target, list(paths))
+        _morph_outputs(paths, output, morphs, first=2)  # -o as such, before anything is read
         from vidlatent import editing, latentfile  # torch: once the arguments are good
 
         a, b = (editing.read_clip(path, command="interpolate") for path in paths)
+        editing.check_result_memory(f"--morphs {morphs}", a.frames, a, clips=morphs)  # before a name per clip is made
+        targets = _morph_outputs(paths, output, morphs)
+        for target in targets:
+            prepare_output(target, list(paths))
         with report.timed("interpolate"):
             results = editing.morph(a, b, morphs, method=method, resample=resample, names=names)
         for result, target in zip(results, targets):
@@ -222,18 +224,21 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
                                  names=(paths[0], paths[1]), progress=progress)
 
 
-def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int) -> list[str]:
-    """The files of a morph: -o DIR gives DIR/A-B-00.safetensors …, a pattern fills in {index}."""
+def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int, *, first: int | None = None) -> list[str]:
+    """The files of a morph: -o DIR gives DIR/A-B-00.safetensors …, a pattern fills in {index};
+    with ``first``, only that many of them (checking -o costs no name per clip)."""
     from vidlatent import latentfile
+
+    made = range(count if first is None else min(first, count))
 
     if output is None or output == STDIO:
         raise UsageError(f"--morphs {count} writes {count} clips; give -o DIR (a folder) or a pattern such as -o morph/{{index}}.safetensors")
     if "{" in output:
         try:
-            targets = [output.format(index=index) for index in range(count)]
+            targets = [output.format(index=index) for index in made]
         except (KeyError, IndexError, ValueError) as error:
             raise UsageError(f"-o {output}: a pattern may use {{index}} only ({error})") from None
-        if len(set(targets)) != count:
+        if len(set(targets)) != len(targets):
             raise UsageError(f"-o {output}: every clip would get the same name; put {{index}} in the pattern")
         for target in targets:
             if not latentfile.is_latent_path(target):
@@ -243,4 +248,4 @@ def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int) -> li
         raise UsageError(f"-o {output}: --morphs {count} writes {count} clips; give a folder or a pattern with {{index}}")
     stems = "-".join("stdin" if path == STDIO else Path(path).stem for path in paths)
     width = len(str(count - 1))
-    return [str(Path(output) / f"{stems}-{index:0{width}d}.safetensors") for index in range(count)]
+    return [str(Path(output) / f"{stems}-{index:0{width}d}.safetensors") for index in made]

@@ -203,8 +203,12 @@ class ClipInput:
         are checked against it: a Wan clip's recorded prompt is no "--prompt" to an SVD model."""
         load = self.load_options(load, model_given)
         described = describe_model(load)
-        if self.clip is not None and model_given:
-            self.clip.require_family(described.family.name, what=f"--model {load.model}")
+        if self.clip is not None:
+            if model_given:
+                self.clip.require_family(described.family.name, what=f"--model {load.model}")
+            from vidlatent.knobs import check_sampled_size
+
+            check_sampled_size((self.clip.width, self.clip.height), described.spec, flag=f"{self.path}: the clip's size")
         return load, described
 
     def latents(self, model: Any, report: Reporter) -> Any:
