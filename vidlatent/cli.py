@@ -107,12 +107,17 @@ class LazyGroup(click.Group):
         state = ctx.ensure_object(State)
         state.debug = state.debug or bool(ctx.params.get("debug")) or bool(os.environ.get("VIDLATENT_DEBUG"))
         _print_notes_on_stderr(state)
+        received: list[type[BaseException]] = []
         try:
-            with _sigterm_unwinds():
+            with _sigterm_unwinds(received):
                 return super().invoke(ctx)
         except click.exceptions.Exit:
             raise  # --help, --version: not a failure
         except (Exception, KeyboardInterrupt, Terminated) as error:
+            if received and not isinstance(error, (KeyboardInterrupt, Terminated)):
+                # The signal cut a system call short (a weights file being read), and the library
+                # reported that as its own failure: what ended the command is the signal.
+                error = received[0]()
             if state.debug and not isinstance(error, (KeyboardInterrupt, Terminated, click.ClickException)):
                 traceback.print_exception(error)
             end(error, ctx.meta.get(RAW_ARGS, []))
@@ -216,14 +221,14 @@ def _request(words: list[str]) -> tuple[str, bool, bool]:
 
 
 @contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
+def _sigterm_unwinds(received: list[type[BaseException]]) -> Iterator[None]:
     """Within the block SIGTERM raises Terminated (and Ctrl-C KeyboardInterrupt), so that partial
     outputs are removed as on Ctrl-C.
 
     Only the first SIGTERM raises: a second one must not cut that cleanup short. A signal that
     arrives while a module is being imported (torch takes seconds) is held until the import is
     over: raised inside it, it leaves torch half-initialised, and torch's C++ start-up can
-    turn it into an abort.
+    turn it into an abort. ``received`` gets the exception of each signal that arrived.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -231,6 +236,8 @@ def _sigterm_unwinds() -> Iterator[None]:
     pending: list[type[BaseException]] = []
 
     def raise_now_or_after_the_import(error: type[BaseException], frame: Any) -> None:
+        if error not in received:
+            received.append(error)
         if _importing(frame):
             if not pending:  # the alarm is borrowed only while a signal waits (pytest-timeout uses it too)
                 previous.setdefault(signal.SIGALRM, signal.signal(signal.SIGALRM, retry))
