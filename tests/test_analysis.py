@@ -469,6 +469,7 @@ def test_out_of_range_numbers_are_usage_errors(encoded, option):
 
 
 def test_unwritable_plot_folder_is_a_runtime_failure(tmp_path, encoded):
-    result = run("analyze", str(encoded["bear"]), "--save-components", str(tmp_path / "missing" / "p.safetensors"))
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run("analyze", str(encoded["bear"]), "--save-components", str(tmp_path / "a-file" / "p.safetensors"))
     assert result.exit_code == 1
-    assert result.stderr.startswith("vidlatent: error: cannot write") and "does not exist" in result.stderr
+    assert result.stderr.startswith("vidlatent: error: cannot write") and "its folder cannot be made" in result.stderr

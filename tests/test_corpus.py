@@ -70,7 +70,9 @@ CASES = [
     ("encode-bad-offload", ["encode", "{in}/video.mp4", "--offload", "disk", "-o", OUT], 2, "'--offload'", None, True),
     ("encode-offload-on-cpu", ["encode", "{in}/video.mp4", "--model", "tiny-random", "--device", "cpu", "--offload", "model",
                                "-o", OUT], 2, "needs --device cuda", None, False),
-    ("encode-missing-out-folder", ["encode", "{in}/video.mp4", "-o", "{out}/no/such/folder/o.safetensors"], 1, "does not exist", None, True),
+    ("encode-new-folder-not-made-on-refusal", ["encode", "{in}/video.mp4", "--model", "{in}/no-such-model", "-o",
+                                               "{out}/no/such/folder/o.safetensors"], 1, "no such model folder", None, False),
+    ("encode-output-is-a-folder", ["encode", "{in}/video.mp4", "-o", "{in}/folder.safetensors"], 2, "folder.safetensors: is a folder", None, True),
     ("encode-model-folder-missing", ["encode", "{in}/video.mp4", "--model", "{in}/no-such-model", "-o", OUT], 1, "no such model folder", None, False),
     ("encode-model-not-downloadable", ["encode", "{in}/video.mp4", "--model", "someone/some-model", "-o", OUT], 1, "--model tiny-random", None, False),
     ("encode-model-not-diffusers", ["encode", "{in}/video.mp4", "--model", "{in}/empty-folder", "-o", OUT], 1, "no model_index.json", None, False),
@@ -100,15 +102,27 @@ CASES = [
     ("decode-busy-frames-folder", ["decode", C, "-o", "{out}/busy"], 2, "holds other files", None, True),
     ("decode-fps-zero", ["decode", C, "--fps", "0", "-o", VIDEO_OUT], 2, "'--fps'", None, True),
     ("decode-chunk-zero", ["decode", C, "--chunk", "0", "-o", VIDEO_OUT], 2, "'--chunk'", None, True),
-    ("decode-missing-out-folder", ["decode", C, "-o", "{out}/no/such/o.mp4"], 1, "does not exist", None, True),
+    ("decode-new-folder-not-made-on-refusal", ["decode", C, "--model", "{in}/no-such-model", "-o", "{out}/no/such/o.mp4"], 1,
+     "no such model folder", None, False),
+    ("decode-output-is-a-folder", ["decode", C, "-o", "{in}/folder.mp4"], 2, "folder.mp4: is a folder", None, True),
+    ("decode-output-under-a-file", ["decode", C, "-o", "{in}/notes.txt/o.mp4"], 1, "its folder cannot be made", None, True),
+    ("decode-absurd-latents", ["decode", "{in}/absurd.safetensors", "-o", VIDEO_OUT], 1, "NaN or infinite pixels", None, False),
+    ("decode-absurd-latents-to-frames", ["decode", "{in}/absurd.safetensors", "-o", "{out}/frames"], 1, "NaN or infinite pixels", None, False),
     ("decode-too-wide-for-h264", ["decode", "{in}/wide.safetensors", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
     ("decode-model-folder-missing", ["decode", C, "--model", "{in}/no-such-model", "-o", VIDEO_OUT], 1, "no such model folder", None, False),
     ("decode-unwritable", ["decode", C, "-o", UNWRITABLE + "/o.mp4"], 1, "cannot write", None, False),
     # --- inspect
     ("inspect-missing", ["inspect", "{in}/absent.safetensors"], 2, "no such file", None, True),
     ("inspect-no-argument", ["inspect"], 2, "missing argument 'CLIP'", None, True),
-    ("inspect-folder", ["inspect", "{in}/empty-folder"], 2, "is a directory", None, True),
-    ("inspect-an-mp4", ["inspect", "{in}/video.mp4"], 2, "is a video", None, True),
+    ("inspect-folder", ["inspect", "{in}/empty-folder"], 2, "the folder holds no images", None, True),
+    ("inspect-an-untagged-mp4", ["inspect", "{in}/video.mp4"], 2, "carries no vidlatent history tag", None, True),
+    # --- replay
+    ("replay-missing", ["replay", "{in}/absent.safetensors"], 2, "no such file", None, True),
+    ("replay-no-argument", ["replay"], 2, "missing argument", None, True),
+    ("replay-an-untagged-mp4", ["replay", "{in}/video.mp4"], 2, "carries no vidlatent history tag", None, True),
+    ("replay-an-image", ["replay", "{in}/image.png"], 2, "is an image, not a latent file", None, True),
+    ("replay-garbage", ["replay", "{in}/garbage.safetensors"], 2, "not a readable safetensors file", None, False),
+    ("replay-onto-its-input", ["replay", C, "-o", C], 2, "is the input", None, False),
     ("inspect-garbage", ["inspect", "{in}/garbage.safetensors"], 2, "not a readable safetensors file", None, False),
     ("inspect-truncated", ["inspect", "{in}/truncated.safetensors"], 2, "truncated", None, False),
     ("inspect-empty-stdin", ["inspect", "-"], 2, "is empty", b"", False),
@@ -137,6 +151,23 @@ CASES = [
     ("generate-stdin-no-output", ["generate", "-"], 2, "give -o", b"x", False),
     ("generate-latent-out-video", ["generate", "{in}/image.png", "-o", VIDEO_OUT, "--latent-out", "{out}/l.mp4"], 2, "--latent-out", None, False),
     ("generate-both-to-stdout", ["generate", "{in}/image.png", "-o", "-", "--latent-out", "-"], 2, "both write to stdout", None, False),
+    ("generate-output-is-a-folder", ["generate", "{in}/image.png", "-o", "{in}/folder.mp4"], 2, "is a folder", None, False),
+    ("generate-new-folder-not-made-on-refusal", ["generate", "{in}/image.png", "--motion", "999", "-o", "{out}/new/o.mp4"], 2,
+     "--motion 999", None, False),
+    ("generate-context-parallel-no-launch", ["generate", "{in}/image.png", "--context-parallel", "2", "-o", VIDEO_OUT], 2,
+     "run it under torchrun --nproc-per-node 2", None, True),
+    ("generate-context-parallel-zero", ["generate", "{in}/image.png", "--context-parallel", "0", "-o", VIDEO_OUT], 2,
+     "must be at least 2", None, True),
+    ("generate-lora-bad-scale", ["generate", "{in}/image.png", "--lora", "{in}/plain.safetensors:abc", "-o", VIDEO_OUT], 2,
+     "'abc' is not a scale", None, False),
+    ("generate-lora-missing", ["generate", "{in}/image.png", "--lora", "{in}/absent.safetensors:0.5", "-o", VIDEO_OUT], 2,
+     "absent.safetensors: no such file", None, False),
+    ("generate-wan-size-beyond-its-positions", ["generate", "--model", "tiny-random-wan22", "--prompt", "a fox", "--size", "100000x64",
+                                                "-o", OUT], 2, "--size 100000x64: Wan 2.2 text/image-to-video takes at most 1024 px a side", None, False),
+    ("generate-wan-frames-beyond-its-positions", ["generate", "--model", "tiny-random-wan22", "--prompt", "a fox", "--frames", "1001",
+                                                  "-o", OUT], 2, "--frames 1001: Wan 2.2 text/image-to-video takes at most 125 frames", None, False),
+    ("generate-wan-wide-photo-beyond-its-positions", ["generate", "{in}/wide.png", "--model", "tiny-random-wan22", "--prompt", "a fox",
+                                                      "-o", OUT], 2, "wide.png: the size it gives,", None, False),
     ("generate-output-under-a-file", ["generate", "{in}/image.png", "-o", "{in}/image.png/o.mp4"], 1, "its folder cannot be made", None, False),
     ("generate-model-folder-missing", ["generate", "{in}/image.png", "--model", "{in}/no-such-model", "-o", VIDEO_OUT], 1, "no such model folder", None, False),
     ("generate-model-not-downloadable", ["generate", "{in}/image.png", "--model", "someone/some-model", "-o", VIDEO_OUT], 1, "--model tiny-random", None, False),
@@ -153,6 +184,8 @@ CASES = [
     ("extend-missing-video", ["extend", "{in}/absent.mp4", "-o", OUT], 2, "no such file", None, False),
     ("extend-overlap-too-long", ["extend", C, "--overlap", "9", "--frames", "4", "-o", OUT], 2, "--overlap 9", None, False),
     ("extend-wide-clip-to-mp4", ["extend", "{in}/wide.safetensors", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
+    ("extend-output-is-a-folder", ["extend", C, "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("extend-output-is-input-by-link", ["extend", C, "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("extend-empty-folder", ["extend", "{in}/empty-folder", "-o", "{out}"], 2, "holds no latent files", None, False),
     # --- upscale
     ("upscale-no-argument", ["upscale"], 2, "missing argument 'CLIP'", None, True),
@@ -161,6 +194,8 @@ CASES = [
     ("upscale-a-direction", ["upscale", "{in}/direction.safetensors", "-o", OUT], 2, "is a direction, not a clip", None, False),
     ("upscale-svd-clip", ["upscale", C, "-o", OUT], 2, "LTX-Video", None, False),
     ("upscale-output-is-input", ["upscale", C, "-o", C], 2, "is the input", None, False),
+    ("upscale-new-folder-not-made-on-refusal", ["upscale", C, "-o", "{out}/new/o.safetensors"], 2, "LTX-Video", None, False),
+    ("upscale-output-is-input-by-link", ["upscale", C, "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("upscale-txt-output", ["upscale", C, "-o", "{out}/o.txt"], 2, "cannot write '.txt'", None, False),
     # --- interpolate
     ("interpolate-no-factor", ["interpolate", C, "-o", OUT], 2, "give --factor K", None, False),
@@ -168,18 +203,35 @@ CASES = [
     ("interpolate-an-mp4", ["interpolate", "{in}/video.mp4", "--factor", "2", "-o", OUT], 2, "is a video", None, False),
     ("interpolate-video-output", ["interpolate", C, "--factor", "2", "-o", VIDEO_OUT], 2, "writes latents", None, False),
     ("interpolate-three-clips", ["interpolate", C, C, C, "-o", OUT], 2, "got 3", None, False),
-    ("interpolate-two-clips-no-mode", ["interpolate", C, C, "-o", OUT], 2, "give one of --steps N", None, False),
-    ("interpolate-steps-one", ["interpolate", C, C, "--steps", "1", "-o", "{out}"], 2, "'--steps'", None, True),
+    ("interpolate-two-clips-no-mode", ["interpolate", C, C, "-o", OUT], 2, "give one of --morphs N", None, False),
+    ("interpolate-morphs-one", ["interpolate", C, C, "--morphs", "1", "-o", "{out}"], 2, "'--morphs'", None, True),
+    ("interpolate-steps-as-morphs", ["interpolate", C, C, "--steps", "3", "-o", "{out}"], 2, "give --morphs 3", None, True),
+    ("interpolate-refine-steps-renamed", ["interpolate", C, "--factor", "2", "--refine", "0.5", "--refine-steps", "3", "-o", OUT], 2,
+     "--refine-steps is now --steps", None, True),
+    ("interpolate-steps-without-refine", ["interpolate", C, "--factor", "2", "--steps", "3", "-o", OUT], 2,
+     "--steps applies only with --refine", None, True),
     ("interpolate-transition-zero", ["interpolate", C, C, "--transition", "0", "-o", OUT], 2, "'--transition'", None, True),
-    ("interpolate-join-alone", ["interpolate", C, C, "--steps", "3", "--join", "-o", "{out}"], 2, "--join needs --transition", None, False),
+    ("interpolate-join-alone", ["interpolate", C, C, "--morphs", "3", "--join", "-o", "{out}"], 2, "--join needs --transition", None, False),
     ("interpolate-refine-too-big", ["interpolate", C, "--factor", "2", "--refine", "2", "-o", OUT], 2, "'--refine'", None, True),
-    ("interpolate-refine-steps-zero", ["interpolate", C, "--factor", "2", "--refine", "0.5", "--refine-steps", "0", "-o", OUT], 2, "'--refine-steps'", None, True),
+    ("interpolate-steps-zero", ["interpolate", C, "--factor", "2", "--refine", "0.5", "--steps", "0", "-o", OUT], 2, "--steps 0", None, True),
     ("interpolate-factor-with-two", ["interpolate", C, C, "--factor", "2", "-o", OUT], 2, "works on one CLIP", None, False),
-    ("interpolate-morph-to-stdout", ["interpolate", C, C, "--steps", "3", "-o", "-"], 2, "give -o DIR", None, False),
+    ("interpolate-morph-to-stdout", ["interpolate", C, C, "--morphs", "3", "-o", "-"], 2, "give -o DIR", None, False),
     ("interpolate-garbage", ["interpolate", "{in}/garbage.safetensors", "--factor", "2", "-o", OUT], 2, "not a readable safetensors file", None, False),
     ("interpolate-stdin-twice", ["interpolate", "-", "-", "--transition", "2", "-o", OUT], 2, "only once", b"", False),
     ("interpolate-output-is-input", ["interpolate", C, "--factor", "2", "-o", C], 2, "is the input", None, False),
     ("interpolate-keyframes-on-svd", ["interpolate", C, C, "--transition", "3", "--keyframes", "-o", OUT], 2, "cannot be conditioned on a last frame", None, False),
+    ("interpolate-keyframes-new-folder-not-made", ["interpolate", C, C, "--transition", "3", "--keyframes", "-o",
+                                                   "{out}/sub/o.safetensors"], 2, "cannot be conditioned on a last frame", None, False),
+    ("interpolate-output-is-a-folder", ["interpolate", C, "--factor", "2", "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("interpolate-output-is-input-by-link", ["interpolate", C, "--factor", "2", "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
+    ("interpolate-transition-output-is-input-by-link", ["interpolate", C, "{in}/one.safetensors", "--transition", "2", "-o",
+                                                        "{in}/link.safetensors"], 2, "is the input", None, True),
+    ("interpolate-refine-wan-clip-svd-model", ["interpolate", "{in}/wan.safetensors", "--factor", "2", "--refine", "0.5", "--model",
+                                               "tiny-random", "-o", OUT], 2, "(wan family) belong to another VAE than --model tiny-random", None, False),
+    ("interpolate-factor-terabytes", ["interpolate", C, "--factor", "1000000000000", "-o", OUT], 2, "GiB in memory, more than this machine", None, False),
+    ("interpolate-transition-terabytes", ["interpolate", C, C, "--transition", "1000000000000", "-o", OUT], 2, "GiB in memory", None, False),
+    ("interpolate-morphs-terabytes", ["interpolate", C, C, "--morphs", "1000000000000", "-o", "{out}/m"], 2, "--morphs 1000000000000: the result", None, False),
+    ("extend-wan-frames-beyond-its-positions", ["extend", "{in}/wan.safetensors", "--frames", "1001", "-o", OUT], 2, "at most 125 frames", None, False),
     ("interpolate-sizes-differ", ["interpolate", C, "{in}/wide.safetensors", "--transition", "2", "-o", OUT], 2, "--resample", None, False),
     # --- edit
     ("edit-nothing-to-do", ["edit", C, "-o", OUT], 2, "nothing to do", None, False),
@@ -203,6 +255,12 @@ CASES = [
     ("edit-video-output", ["edit", C, "--reverse", "-o", VIDEO_OUT], 2, "writes latents", None, False),
     ("edit-output-is-input", ["edit", C, "--reverse", "-o", C], 2, "is the input", None, False),
     ("edit-empty-stdin", ["edit", "-", "--reverse", "-o", OUT], 2, "is empty", b"", False),
+    ("edit-output-is-a-folder", ["edit", C, "--reverse", "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("edit-new-folder-not-made-on-refusal", ["edit", C, "--trim", "2:99", "-o", "{out}/new/deeper/o.safetensors"], 2,
+     "the clip has 4 frames", None, False),
+    ("edit-output-is-input-by-link", ["edit", C, "--reverse", "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
+    ("edit-wan-clip-svd-model", ["edit", "{in}/wan.safetensors", "--image", "{in}/image.png", "--strength", "0.5", "--model",
+                                 "tiny-random", "-o", OUT], 2, "the clip's latents (wan family) belong to another VAE than --model tiny-random", None, False),
     ("edit-seed-alone", ["edit", C, "--reverse", "--seed", "3", "-o", OUT], 2, "--seed applies only with --image", None, False),
     # --- direction
     ("direction-no-positives", ["direction", "--minus", C, "-o", OUT], 2, "missing argument 'POS...'", None, True),
@@ -213,6 +271,10 @@ CASES = [
     ("direction-sizes-differ", ["direction", C, "--minus", "{in}/wide.safetensors", "-o", OUT], 2, "a direction needs clips of one size", None, False),
     ("direction-video-output", ["direction", C, "--minus", C, "-o", VIDEO_OUT], 2, "writes latents", None, False),
     ("direction-output-is-input", ["direction", C, "--minus", "{in}/one.safetensors", "-o", C], 2, "is the input", None, False),
+    ("direction-output-is-a-folder", ["direction", C, "--minus", "{in}/one.safetensors", "-o", "{in}/folder.safetensors"], 2,
+     "is a folder", None, False),
+    ("direction-output-is-input-by-link", ["direction", C, "--minus", "{in}/one.safetensors", "-o", "{in}/link.safetensors"], 2,
+     "is the input", None, True),
     ("direction-an-mp4", ["direction", "{in}/video.mp4", "--minus", C, "-o", OUT], 2, "is a video", None, False),
     # --- transfer-motion
     ("transfer-missing-motion", ["transfer-motion", "{in}/absent.safetensors", "{in}/image.png", "-o", OUT], 2, "no such file", None, False),
@@ -225,6 +287,8 @@ CASES = [
     ("transfer-inversion-refine", ["transfer-motion", C, "{in}/image.png", "--method", "inversion", "--refine", "0.5", "-o", OUT], 2, "belong to --method residual", None, False),
     ("transfer-knobs-without-model", ["transfer-motion", C, "{in}/image.png", "--steps", "5", "-o", OUT], 2, "--steps applies only with --refine S", None, False),
     ("transfer-txt-output", ["transfer-motion", C, "{in}/image.png", "-o", "{out}/o.txt"], 2, "cannot write '.txt'", None, False),
+    ("transfer-output-is-input-by-link", ["transfer-motion", C, "{in}/image.png", "-o", "{in}/link.safetensors"], 2,
+     "is the input", None, True),
     ("transfer-no-appearance", ["transfer-motion", C], 2, "missing argument 'APPEARANCE'", None, True),
     ("transfer-wide-to-mp4", ["transfer-motion", "{in}/wide.safetensors", "{in}/image.png", "-o", VIDEO_OUT], 2, "at most 16384 px a side", None, False),
     # --- analyze
@@ -249,6 +313,8 @@ CASES = [
     ("convert-output-is-input", ["convert", C, "-o", C], 2, "is the input", None, False),
     ("convert-empty-stdin", ["convert", "-", "-o", "{out}/o.latent"], 2, "is empty", b"", False),
     ("convert-an-mp4", ["convert", "{in}/video.mp4", "-o", "{out}/o.latent"], 2, "is a video", None, False),
+    ("convert-output-is-a-folder", ["convert", C, "-o", "{in}/folder.safetensors"], 2, "is a folder", None, False),
+    ("convert-output-is-input-by-link", ["convert", C, "-o", "{in}/link.safetensors"], 2, "is the input", None, True),
     ("convert-output-under-a-file", ["convert", C, "-o", "{in}/notes.txt/o.latent"], 1, "its folder cannot be made", None, False),
 ]
 
@@ -258,7 +324,7 @@ def _frame(path: Path, size: tuple[int, int]) -> None:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_wan22: Path) -> Path:
     """Every bad (and good) input the cases refer to, in one folder that no case may change."""
     import torch
 
@@ -267,6 +333,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
                                        "-o", str(folder / "clip.safetensors"), "-q"])
     assert result.exit_code == 0, result.output
     clip = latentfile.read(folder / "clip.safetensors")
+    wan = CliRunner().invoke(main, ["encode", str(data_file("bear.gif")), "--model", "tiny-random-wan22", "--frames", "5",
+                                    "-o", str(folder / "wan.safetensors"), "-q"])
+    assert wan.exit_code == 0, wan.output
     latentfile.write(dataclasses.replace(clip, latents=clip.latents[:1].clone()), folder / "one.safetensors")
     latentfile.write(dataclasses.replace(clip, latents=torch.zeros(2, 4, 8, 3032), width=24256), folder / "wide.safetensors")
     direction = CliRunner().invoke(main, ["direction", str(folder / "clip.safetensors"), "--minus", str(folder / "one.safetensors"),
@@ -280,6 +349,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     (folder / "empty.safetensors").write_bytes(b"")
     _, metadata = latentfile.parse_safetensors(data, source="clip", expected="a latent file")
     latents = clip.latents.clone()
+    latentfile.write(dataclasses.replace(clip, latents=clip.latents * 1e36), folder / "absurd.safetensors")  # finite, absurd
     latents[0, 0, 0, 0] = float("nan")
     (folder / "nan.safetensors").write_bytes(bytes(latentfile.safetensors_bytes({"latents": latents}, metadata)))
     (folder / "plain.safetensors").write_bytes(bytes(latentfile.safetensors_bytes({"x": torch.zeros(2)}, {})))
@@ -296,6 +366,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     _frame(folder / "image.png", (64, 64))
     _frame(folder / "wide.png", (10000, 10))
     (folder / "empty-folder").mkdir()
+    (folder / "folder.safetensors").mkdir()  # a folder named as a file output
+    (folder / "folder.mp4").mkdir()
+    (folder / "link.safetensors").symlink_to(folder / "clip.safetensors")  # the input, by another name
+    (folder / "image-link.png").symlink_to(folder / "image.png")
     (folder / "clips").mkdir()
     for name in ("a.safetensors", "b.safetensors"):
         shutil.copy(folder / "clip.safetensors", folder / "clips" / name)

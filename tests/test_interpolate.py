@@ -117,7 +117,7 @@ def test_refine_changes_only_the_inserted_frames(tmp_path, generated):
     path, clip = generated
     plain, refined = tmp_path / "plain.safetensors", tmp_path / "refined.safetensors"
     cli(str(path), "--factor", "2", "-o", str(plain), "-q")
-    cli(str(path), "--factor", "2", "--refine", "0.5", "--refine-steps", "3", "--seed", "4", "-o", str(refined), "-q")
+    cli(str(path), "--factor", "2", "--refine", "0.5", "--steps", "3", "--seed", "4", "-o", str(refined), "-q")
     plain_clip, refined_clip = latentfile.read(plain), latentfile.read(refined)
     assert refined_clip.frames == 5 and refined_clip.fps == 2 * clip.fps
     assert torch.equal(refined_clip.latents[::2], clip.latents)  # the originals, unchanged
@@ -151,7 +151,7 @@ def test_pinned_frames_come_out_of_the_pipeline_exactly(loaded, generated):
 def test_morph_writes_n_clips_from_a_to_b(tmp_path):
     a = make_clip(tmp_path / "a.safetensors", seed=1)
     b = make_clip(tmp_path / "b.safetensors", seed=2)
-    cli(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--steps", "3", "-o", str(tmp_path / "morph"), "-q")
+    cli(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--morphs", "3", "-o", str(tmp_path / "morph"), "-q")
     files = sorted((tmp_path / "morph").iterdir())
     assert [f.name for f in files] == ["a-b-0.safetensors", "a-b-1.safetensors", "a-b-2.safetensors"]
     clips = [latentfile.read(f) for f in files]
@@ -163,7 +163,7 @@ def test_morph_writes_n_clips_from_a_to_b(tmp_path):
 def test_morph_output_pattern_and_method(tmp_path):
     a = make_clip(tmp_path / "a.safetensors", seed=1)
     b = make_clip(tmp_path / "b.safetensors", seed=2)
-    cli(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--steps", "5", "--method", "lerp",
+    cli(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--morphs", "5", "--method", "lerp",
         "-o", str(tmp_path / "m-{index:02d}.safetensors"), "-q")
     assert torch.equal(latentfile.read(tmp_path / "m-01.safetensors").latents, latent_ops.lerp(a.latents, b.latents, 0.25))
     assert (tmp_path / "m-04.safetensors").exists()
@@ -174,12 +174,12 @@ def test_different_frame_counts_and_sizes_are_refused_or_resampled(tmp_path):
     make_clip(tmp_path / "long.safetensors", frames=7, seed=2)
     make_clip(tmp_path / "big.safetensors", frames=4, size=16, seed=3)
     A, long, big = (str(tmp_path / f"{n}.safetensors") for n in ("a", "long", "big"))
-    message = fails(tmp_path, "interpolate", A, long, "--steps", "2", "-o", str(tmp_path / "m"))
+    message = fails(tmp_path, "interpolate", A, long, "--morphs", "2", "-o", str(tmp_path / "m"))
     assert "has 4 frames and" in message and "has 7" in message and "--resample" in message
-    message = fails(tmp_path, "interpolate", A, big, "--steps", "2", "-o", str(tmp_path / "m"))
+    message = fails(tmp_path, "interpolate", A, big, "--morphs", "2", "-o", str(tmp_path / "m"))
     assert "is 64x64 and" in message and "is 128x128" in message and "--resample" in message
-    cli(A, long, "--steps", "2", "--resample", "-o", str(tmp_path / "r1"), "-q")
-    cli(A, big, "--steps", "2", "--resample", "-o", str(tmp_path / "r2"), "-q")
+    cli(A, long, "--morphs", "2", "--resample", "-o", str(tmp_path / "r1"), "-q")
+    cli(A, big, "--morphs", "2", "--resample", "-o", str(tmp_path / "r2"), "-q")
     for folder, name in (("r1", "a-long-1"), ("r2", "a-big-1")):
         clip = latentfile.read(tmp_path / folder / f"{name}.safetensors")
         assert tuple(clip.latents.shape) == (4, 4, 8, 8) and (clip.width, clip.height) == (64, 64)
@@ -189,7 +189,7 @@ def test_different_frame_counts_and_sizes_are_refused_or_resampled(tmp_path):
 def test_clips_of_different_latent_spaces_are_refused(tmp_path):
     make_clip(tmp_path / "a.safetensors")
     make_clip(tmp_path / "b.safetensors", space=OTHER_SPACE)
-    for extra in (["--steps", "2", "-o", str(tmp_path / "m")], ["--transition", "2", "--resample", "-o", str(tmp_path / "t.safetensors")]):
+    for extra in (["--morphs", "2", "-o", str(tmp_path / "m")], ["--transition", "2", "--resample", "-o", str(tmp_path / "t.safetensors")]):
         message = fails(tmp_path, "interpolate", str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), *extra)
         assert "different latent spaces" in message
 
@@ -228,23 +228,25 @@ def test_join_needs_one_frame_rate(tmp_path):
         (["{a}"], "give --factor K"),
         (["{a}", "--factor", "1"], "'--factor': 1 is not in the range x>=2"),
         (["{a}", "--factor", "2", "--refine", "1.5"], "'--refine': 1.5 is not in the range 0<=x<=1"),
-        (["{a}", "--factor", "2", "--refine-steps", "3"], "--refine-steps applies only with --refine"),
-        (["{a}", "--factor", "2", "--refine", "0.5", "--refine-steps", "0"], "'--refine-steps': 0 is not in the range x>=1"),
+        (["{a}", "--factor", "2", "--steps", "3"], "--steps applies only with --refine"),
+        (["{a}", "--factor", "2", "--refine", "0.5", "--steps", "0"], "--steps 0"),
+        (["{a}", "--factor", "2", "--refine", "0.5", "--refine-steps", "3"], "--refine-steps is now --steps"),
+        (["{a}", "{b}", "--steps", "3", "-o", "{d}/m"], "for 3 clips morphing A into B give --morphs 3"),
         (["{a}", "--factor", "2", "--seed", "3"], "--seed applies only with --refine"),
-        (["{a}", "--steps", "3"], "--steps needs two clips"),
+        (["{a}", "--morphs", "3"], "--morphs needs two clips"),
         (["{a}", "--factor", "2", "-o", "{d}/x.mp4"], "interpolate writes latents"),
         (["{a}", "--factor", "2", "-o", "{a}"], "is the input"),
         (["{d}/missing.safetensors", "--factor", "2"], "no such file"),
         (["{d}/video.mp4", "--factor", "2"], "is a video"),
-        (["{a}", "{b}"], "give one of --steps N"),
-        (["{a}", "{b}", "--steps", "2", "--transition", "2"], "give one of --steps N"),
-        (["{a}", "{b}", "--steps", "1", "-o", "{d}/m"], "'--steps': 1 is not in the range x>=2"),
-        (["{a}", "{b}", "--steps", "2"], "give -o DIR"),
-        (["{a}", "{b}", "--steps", "2", "-o", "{d}/m.safetensors"], "give a folder or a pattern"),
+        (["{a}", "{b}"], "give one of --morphs N"),
+        (["{a}", "{b}", "--morphs", "2", "--transition", "2"], "give one of --morphs N"),
+        (["{a}", "{b}", "--morphs", "1", "-o", "{d}/m"], "'--morphs': 1 is not in the range x>=2"),
+        (["{a}", "{b}", "--morphs", "2"], "give -o DIR"),
+        (["{a}", "{b}", "--morphs", "2", "-o", "{d}/m.safetensors"], "give a folder or a pattern"),
         (["{a}", "{b}", "--factor", "2"], "--factor works on one CLIP"),
         (["{a}", "{b}", "--transition", "0"], "'--transition': 0 is not in the range x>=1"),
-        (["{a}", "{b}", "--steps", "2", "--join", "-o", "{d}/m"], "--join needs --transition"),
-        (["{a}", "{b}", "{a}", "--steps", "2"], "got 3"),
+        (["{a}", "{b}", "--morphs", "2", "--join", "-o", "{d}/m"], "--join needs --transition"),
+        (["{a}", "{b}", "{a}", "--morphs", "2"], "got 3"),
         (["{dir}", "--factor", "2"], "is a video"),
     ],
 )
@@ -263,7 +265,7 @@ def test_pure_latent_commands_load_no_model(tmp_path):
     make_clip(tmp_path / "b.safetensors", seed=2)
     runs = [
         ["interpolate", "a.safetensors", "--factor", "2", "--loop", "-o", "i.safetensors"],
-        ["interpolate", "a.safetensors", "b.safetensors", "--steps", "3", "-o", "m"],
+        ["interpolate", "a.safetensors", "b.safetensors", "--morphs", "3", "-o", "m"],
         ["interpolate", "a.safetensors", "b.safetensors", "--transition", "2", "--join", "-o", "t.safetensors"],
         ["direction", "a.safetensors", "--minus", "b.safetensors", "-o", "d.safetensors"],
         ["edit", "a.safetensors", "--direction", "d.safetensors", "--smooth", "1", "--reverse", "--trim", "1:", "--loop", "-o", "e.safetensors"],

@@ -165,7 +165,7 @@ def test_edit_and_refine_on_ltx_clips(tmp_path, clip_path, photo):
 
     assert operation["timesteps"] == [float(level) * 0.5 * 1000.0 for level in linear_quadratic_schedule(1)]
     refined = tmp_path / "refined.safetensors"
-    cli("interpolate", str(clip_path), "--factor", "2", "--refine", "0.5", "--refine-steps", "2", "--seed", "1", "-o", str(refined), "-q")
+    cli("interpolate", str(clip_path), "--factor", "2", "--refine", "0.5", "--steps", "2", "--seed", "1", "-o", str(refined), "-q")
     result = latentfile.read(refined)
     assert result.frames == 5 and torch.equal(result.latents[::2], latentfile.read(clip_path).latents)  # the originals, pinned
 
@@ -210,7 +210,7 @@ def test_keyframes_condition_on_a_last_frame_and_b_first(tmp_path, photo, unseen
         cli("generate", photo, "--model", str(unseen["ltx"]), "--prompt", PROMPT, "--size", "64x64", "--frames", "9", "--steps", "2",
             "--seed", seed, "-o", str(path), "-q")
     joined = tmp_path / "joined.safetensors"
-    cli("interpolate", str(a), str(b), "--transition", "17", "--keyframes", "--join", "--refine-steps", "2", "--seed", "3",
+    cli("interpolate", str(a), str(b), "--transition", "17", "--keyframes", "--join", "--steps", "2", "--seed", "3",
         "-o", str(joined), "-q")
     clip_a, clip_b, whole = latentfile.read(a), latentfile.read(b), latentfile.read(joined)
     first = codec.decode_frame(ltx.family, clip_a.latents, ltx.vae, device=CPU, index=-1)  # the unseen folder's VAE, the same weights

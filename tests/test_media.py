@@ -550,8 +550,8 @@ def test_writer_rejects_bad_frames_and_options(tmp_path: Path) -> None:
         VideoWriter(tmp_path / "b.mp4", fps=5, quality=11)
     with pytest.raises(UsageError):
         VideoWriter(tmp_path / "b.avi", fps=5)
-    with pytest.raises(OutputError, match="does not exist"):
-        VideoWriter(tmp_path / "no" / "b.mp4", fps=5)
+    with pytest.raises(OutputError, match="its folder cannot be made"):
+        VideoWriter(tmp_path / "a.mp4" / "b.mp4", fps=5)  # a file where its folder would go
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
 
 

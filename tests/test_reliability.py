@@ -71,6 +71,25 @@ def test_signal_during_decode_leaves_nothing(tmp_path, small_clip, vidlatent_cmd
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]  # no .long.mp4.*.partial.mp4
 
 
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_signal_while_torch_loads(tmp_path, small_clip, vidlatent_cmd, signum, code, word):
+    """A signal at any moment of the start (torch's import takes a second or more) ends with the
+    one line and the signal's status: no second import of a half-loaded torch on the way out."""
+    for delay in (0.5, 0.8, 1.1, 1.4):
+        process = subprocess.Popen([*vidlatent_cmd, "decode", str(small_clip), "-o", str(tmp_path / "o.mp4")],
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        time.sleep(delay)
+        os.killpg(process.pid, signum)
+        _, stderr = process.communicate(timeout=120)
+        text = stderr.decode()
+        if process.returncode == 0:
+            continue  # the machine was fast enough to finish first
+        assert (process.returncode, text.count("\n")) == (code, 1), (delay, text)
+        assert text.startswith(f"vidlatent: {word}") and "Traceback" not in text
+        assert list(tmp_path.iterdir()) == []
+
+
 # --- stdout: complete or failed ------------------------------------------------------------
 
 
@@ -249,6 +268,21 @@ def test_generate_points_at_latent_out_when_the_video_cannot_be_written(tmp_path
     assert latentfile.read(latents).frames == 2 and sorted(p.name for p in tmp_path.iterdir()) == [latents.name]
 
 
+def test_latents_that_decode_to_nan_are_refused_and_kept(tmp_path, small_clip):
+    """Finite latents far out of range decode to NaN pixels: one line, no garbage video, no numpy
+    warning; where the latents were made by the command, they are saved next to the video."""
+    clip = latentfile.read(small_clip)
+    absurd = tmp_path / "absurd.safetensors"
+    latentfile.write(dataclasses.replace(clip, latents=clip.latents * 1e36), absurd)
+    result = run("decode", str(absurd), "-o", str(tmp_path / "o.mp4"))
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "NaN or infinite pixels" in result.stderr and "RuntimeWarning" not in result.stderr
+    result = run("transfer-motion", str(absurd), str(data_file("test_image.png")), "-o", str(tmp_path / "t.mp4"))
+    rescued = tmp_path / "t.latents.safetensors"
+    assert result.exit_code == 1 and f"the latents are safe in {rescued}" in result.stderr.splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["absurd.safetensors", rescued.name]
+
+
 # --- stderr and tables, when not a terminal ---------------------------------------------------
 
 
@@ -265,3 +299,20 @@ def test_lines_are_never_wrapped_or_cut_off_a_terminal(tmp_path, small_clip):
     env = run("env")
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     assert any(ffmpeg in line and "…" not in line for line in env.stdout.splitlines())
+
+
+# --- output folders: made when the output is written, never on a refusal ---------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["encode", str(data_file("bear.gif")), "--model", "tiny-random", "--frames", "4"],
+    ["decode", "{clip}"],
+    ["edit", "{clip}", "--reverse"],
+], ids=["encode", "decode", "edit"])
+def test_missing_output_folder_is_made_with_a_note(tmp_path, small_clip, args):
+    """One rule for every command: an output in a folder that does not exist makes it (a note says so)."""
+    suffix = ".mp4" if args[0] == "decode" else ".safetensors"
+    target = tmp_path / "new" / "deeper" / f"o{suffix}"
+    result = run(*[word.replace("{clip}", str(small_clip)) for word in args], "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and f"vidlatent: note: made folder {target.parent}" in result.stderr

@@ -124,7 +124,7 @@ def test_a_video_without_the_tag_is_one_line(tmp_path):
     inspected = run("inspect", str(plain))
     assert inspected.exit_code == 2 and "carries no vidlatent history tag" in one_line(inspected.stderr)
     replayed = run("replay", str(plain))
-    assert replayed.exit_code == 1 and "nothing to replay" in one_line(replayed.stderr)
+    assert replayed.exit_code == 2 and "nothing to replay" in one_line(replayed.stderr)  # a bad input, as for inspect
 
 
 def test_another_tools_comment_is_no_tag_and_nothing_runs(tmp_path):

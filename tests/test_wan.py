@@ -279,11 +279,11 @@ def test_keyframes_bridge_a_to_b(tmp_path, photo, flf2v):
         cli("generate", photo, "--last-image", photo, "--model", str(flf2v), "--size", "64x64", "--frames", "5", "--steps", "2",
             "--seed", seed, "-o", str(path), "-q")
     bridge = tmp_path / "bridge.safetensors"
-    cli("interpolate", str(a), str(b), "--transition", "9", "--keyframes", "--refine-steps", "2", "--seed", "3", "-o", str(bridge), "-q")
+    cli("interpolate", str(a), str(b), "--transition", "9", "--keyframes", "--steps", "2", "--seed", "3", "-o", str(bridge), "-q")
     result = latentfile.read(bridge)
     assert (result.pixel_frames, result.history[-1]["arguments"]["mode"]) == (9, "keyframes")
     joined = tmp_path / "joined.safetensors"
-    cli("interpolate", str(a), str(b), "--transition", "9", "--keyframes", "--join", "--refine-steps", "2", "--seed", "3",
+    cli("interpolate", str(a), str(b), "--transition", "9", "--keyframes", "--join", "--steps", "2", "--seed", "3",
         "-o", str(joined), "-q")
     whole = latentfile.read(joined)
     # A (2 latent) + the bridge without its first frame (2) + B without its first (1): 5 latent, 17 pixel frames.
@@ -337,7 +337,7 @@ def test_latent_ops_commands_work_on_wan_clips(tmp_path, clip_path, photo):
     cli("edit", str(clip_path), "--image", photo, "--strength", "0.5", "--steps", "2", "--seed", "1", "-o", str(edited), "-q")
     assert latentfile.read(edited).history[-1]["arguments"]["operations"][0]["prompt"] == PROMPT  # the clip's own
     refined = tmp_path / "refined.safetensors"
-    cli("interpolate", str(clip_path), "--factor", "2", "--refine", "0.5", "--refine-steps", "2", "--seed", "1", "-o", str(refined), "-q")
+    cli("interpolate", str(clip_path), "--factor", "2", "--refine", "0.5", "--steps", "2", "--seed", "1", "-o", str(refined), "-q")
     assert torch.equal(latentfile.read(refined).latents[::2], latentfile.read(clip_path).latents)
     moved = tmp_path / "moved.safetensors"
     cli("transfer-motion", str(clip_path), photo, "-o", str(moved), "-q")

@@ -121,7 +121,8 @@ def parse_lora(text: str) -> Lora:
             scale = float(tail)
             path = head
         except ValueError:
-            if expert is not None:
+            # A file before the colon (and none of the whole name): the scale is what is wrong.
+            if expert is not None or (Path(head).expanduser().is_file() and not Path(text).expanduser().is_file()):
                 raise UsageError(f"--lora {text!r}: {tail!r} is not a scale; expected PATH[:SCALE[:high|low|both]]") from None
     if not math.isfinite(scale):
         raise UsageError(f"--lora {text!r}: the scale must be a finite number")

@@ -38,8 +38,11 @@ def atomic_output(target: str | os.PathLike[str], *, directory: bool = False) ->
     target = Path(target)
     parent = target.parent
     _require_folder(target)
+    if not directory and target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a folder; name a file (-o {target / 'NAME'}{target.suffix})")
     prefix = f".{target.name}."
     try:
+        _make_folder(parent)
         if directory:
             temporary = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=parent))
         else:
@@ -87,24 +90,45 @@ def _current_umask() -> int:
 
 
 def _require_folder(target: Path) -> None:
-    parent = target.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {target}: folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {target}: folder {parent} is not writable; choose another -o")
+    """The folder ``target`` goes in exists and is writable, or can be made: its nearest existing
+    ancestor is a writable folder. Nothing is made here (a command that is refused later must
+    leave nothing behind); ``atomic_output`` makes it when the output is written."""
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {target}: its folder cannot be made ({existing} is a file); choose another -o")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"cannot write {target}: folder {existing} is not writable; choose another -o")
 
 
-def check_output(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
-    """Fail early, before any work: ``output``'s folder must be writable and it must not be an input.
+def _make_folder(folder: Path) -> None:
+    """Make ``folder`` (and the folders above it) for an output that is being written, with a note."""
+    if folder.is_dir():
+        return
+    import warnings
+
+    from vidlatent.errors import Note
+
+    folder.mkdir(parents=True, exist_ok=True)
+    warnings.warn(f"made folder {folder} for the output", Note, stacklevel=3)
+
+
+def check_output(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], *, folder: bool = False) -> None:
+    """Fail early, before any work and without making anything: ``output``'s folder must be
+    writable (or makable: it is made when the output is written), ``output`` must not be an
+    existing folder unless ``folder`` (a folder of frames) and it must not be an input.
 
     Raises:
-        OutputError: the folder is missing or not writable.
-        UsageError: ``output`` names the same file (or folder) as one of ``inputs``.
+        OutputError: the folder cannot be made or is not writable.
+        UsageError: ``output`` is a folder, or names the same file (or folder) as one of ``inputs``.
     """
     if str(output) == STDIO:
         return
-    _require_folder(Path(output))
     out = Path(output)
+    if not folder and out.is_dir():
+        raise UsageError(f"-o {output}: is a folder; name a file in it (-o {out / 'NAME'}{out.suffix})")
+    _require_folder(out)
     for source in inputs:
         if str(source) == STDIO:
             continue

@@ -108,12 +108,17 @@ class LazyGroup(click.Group):
         state = ctx.ensure_object(State)
         state.debug = state.debug or bool(ctx.params.get("debug")) or bool(os.environ.get("VIDLATENT_DEBUG"))
         _print_notes_on_stderr(state)
+        received: list[type[BaseException]] = []
         try:
-            with _sigterm_unwinds():
+            with _sigterm_unwinds(received):
                 return super().invoke(ctx)
         except click.exceptions.Exit:
             raise  # --help, --version: not a failure
         except (Exception, KeyboardInterrupt, Terminated) as error:
+            if received and not isinstance(error, (KeyboardInterrupt, Terminated)):
+                # The signal cut a system call short (a weights file being read), and the library
+                # reported that as its own failure: what ended the command is the signal.
+                error = received[0]()
             if state.debug and not isinstance(error, (KeyboardInterrupt, Terminated, click.ClickException)):
                 traceback.print_exception(error)
             end(error, ctx.meta.get(RAW_ARGS, []))
@@ -217,24 +222,64 @@ def _request(words: list[str]) -> tuple[str, bool, bool]:
 
 
 @contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """Within the block SIGTERM raises Terminated, so that partial outputs are removed as on Ctrl-C.
+def _sigterm_unwinds(received: list[type[BaseException]]) -> Iterator[None]:
+    """Within the block SIGTERM raises Terminated (and Ctrl-C KeyboardInterrupt), so that partial
+    outputs are removed as on Ctrl-C.
 
-    Only the first SIGTERM raises: a second one must not cut that cleanup short.
+    Only the first SIGTERM raises: a second one must not cut that cleanup short. A signal that
+    arrives while a module is being imported (torch takes seconds) is held until the import is
+    over: raised inside it, it leaves torch half-initialised, and torch's C++ start-up can
+    turn it into an abort. ``received`` gets the exception of each signal that arrived.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    pending: list[type[BaseException]] = []
+
+    def raise_now_or_after_the_import(error: type[BaseException], frame: Any) -> None:
+        if error not in received:
+            received.append(error)
+        if _importing(frame):
+            if not pending:  # the alarm is borrowed only while a signal waits (pytest-timeout uses it too)
+                previous.setdefault(signal.SIGALRM, signal.signal(signal.SIGALRM, retry))
+                pending.append(error)
+            signal.setitimer(signal.ITIMER_REAL, _IMPORT_POLL_S)  # look again soon
+            return
+        pending.clear()
+        raise error()
 
     def raise_terminated(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
+        raise_now_or_after_the_import(Terminated, frame)
 
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    def raise_interrupted(signum: int, frame: Any) -> None:
+        raise_now_or_after_the_import(KeyboardInterrupt, frame)
+
+    def retry(signum: int, frame: Any) -> None:
+        if pending:
+            raise_now_or_after_the_import(pending[0], frame)
+
+    previous = {number: signal.signal(number, handler) for number, handler in
+                ((signal.SIGTERM, raise_terminated), (signal.SIGINT, raise_interrupted))}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.SIGALRM in previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+_IMPORT_POLL_S = 0.05
+
+
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` (where a signal handler was called) runs inside an import."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _print_notes_on_stderr(state: Any) -> None:

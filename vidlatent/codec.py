@@ -51,6 +51,22 @@ def video_to_pixels(video: torch.Tensor) -> np.ndarray:
     return tensor_to_pixels(video[0].permute(1, 0, 2, 3).float())
 
 
+def _finite(video: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """``video`` (a decoder's output), refused when any of it is NaN or infinite: such pixels would
+    be written as garbage video (finite latents far outside the model's range decode to them)."""
+    import torch
+
+    from vidlatent.errors import VidlatentError
+
+    if not bool(torch.isfinite(video).all()):
+        largest = float(latents.abs().max())
+        raise VidlatentError(
+            f"the decoder made NaN or infinite pixels from these latents (largest |value| {largest:.3g}); they are far "
+            "outside what this model's VAE decodes: check that the clip belongs to this model and was not scaled out of range"
+        )
+    return video
+
+
 def decode_frames(family: Any, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
                   settings: Any = None) -> Iterator[np.ndarray]:
     """(T, C, h, w) latents -> (H, W, 3) uint8 frames, streamed in order, through ``family.decode``.
@@ -64,7 +80,7 @@ def decode_frames(family: Any, latents: torch.Tensor, vae: Any, *, device: torch
         settings: a timestep-conditioned decoder's DecodeSettings (LTX); None for the others.
     """
     for video in family.decode(latents, vae, device=device, chunk=chunk, settings=settings):
-        yield from video_to_pixels(video)
+        yield from video_to_pixels(_finite(video, latents))
 
 
 def decode_frame(family: Any, latents: torch.Tensor, vae: Any, *, device: torch.device, index: int) -> np.ndarray:
@@ -73,5 +89,5 @@ def decode_frame(family: Any, latents: torch.Tensor, vae: Any, *, device: torch.
     index = index % int(latents.shape[0])
     pixel = family.layout(vae).frame_rule.pixel_frames(index + 1) - 1
     frames = [frame for video in family.decode(latents, vae, device=device, first=pixel, last=pixel)
-              for frame in video_to_pixels(video)]
+              for frame in video_to_pixels(_finite(video, latents))]
     return frames[-1]

@@ -112,9 +112,16 @@ def finish() -> None:
     ("terminate called without an active exception") while the other ranks still run."""
     import sys
 
-    if "torch.distributed" not in sys.modules:
-        return  # never joined one: nothing to leave, and no torch to import
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
+    # Only what is already loaded, and never an import: this runs on every way out, also after a
+    # signal cut torch's own import short, when importing it again fails with a traceback. A
+    # process that joined a group has torch.distributed whole, with is_initialized true.
+    dist = sys.modules.get("torch.distributed")
+    is_initialized = getattr(dist, "is_initialized", None)
+    if dist is None or "torch" not in sys.modules or not callable(is_initialized):
+        return  # never joined one: nothing to leave
+    try:
+        joined = bool(is_initialized())
+    except Exception:  # a half-initialised module: it never joined a group
+        return
+    if joined:
         dist.destroy_process_group()

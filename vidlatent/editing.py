@@ -113,6 +113,27 @@ def check_factor(factor: int) -> None:
         raise UsageError(f"--factor {factor}: must be at least 2 (K - 1 frames are inserted between neighbours)")
 
 
+def check_result_memory(flag: str, frames: int, clip: LatentClip, *, clips: int = 1) -> None:
+    """Refuse, before any of it is made, a result of ``clips`` clips of ``frames`` latent frames of
+    ``clip``'s size (float32) that this machine's memory cannot hold; ``flag`` names the option
+    (and its value) that asked for it."""
+    channels, height, width = clip.latents.shape[1:]
+    size = 4 * clips * frames * channels * height * width
+    memory = _physical_memory()
+    if memory and size > memory:
+        raise UsageError(f"{flag}: the result would be {clips * frames} latent frames, {size / 2**30:.1f} GiB in memory, "
+                         f"more than this machine's {memory / 2**30:.1f} GiB; ask for fewer frames")
+
+
+def _physical_memory() -> int:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0  # not known here: no bound
+
+
 def original_positions(frames: int, factor: int) -> list[int]:
     """Where the original frames sit in a clip upsampled by ``factor``."""
     return [index * factor for index in range(frames)]
@@ -146,6 +167,7 @@ def interpolate(
     """
     check_factor(factor)
     check_method(method)
+    check_result_memory(f"--factor {factor}", clip.frames * factor if loop else (clip.frames - 1) * factor + 1, clip)
     latents = latent_ops.upsample(clip.latents.float(), factor, method, loop=loop)  # (F', C, h, w)
     arguments: dict[str, Any] = {"mode": "factor", "factor": factor, "method": method, "loop": loop,
                                  "frames_before": clip.frames, "frames_after": int(latents.shape[0])}
@@ -225,8 +247,9 @@ def morph(a: LatentClip, b: LatentClip, count: int, *, method: str = DEFAULT_MET
         names: what to call a and b in messages and the history (their paths).
     """
     if count < 2:
-        raise UsageError(f"--steps {count}: must be at least 2 (the first clip is A, the last B)")
+        raise UsageError(f"--morphs {count}: must be at least 2 (the first clip is A, the last B)")
     check_method(method)
+    check_result_memory(f"--morphs {count}", a.frames, a, clips=count)
     b = fit_pair(a, b, names=names, resample=resample, same_frames=True, method=method)
     results = []
     for index in range(count):
@@ -258,6 +281,7 @@ def transition(a: LatentClip, b: LatentClip, frames: int, *, method: str = DEFAU
     if frames < 1:
         raise UsageError(f"--transition {frames}: must be at least 1 frame")
     check_method(method)
+    check_result_memory(f"--transition {frames}", frames + (a.frames + b.frames if join else 0), a)
     b = fit_pair(a, b, names=names, resample=resample, same_fps=join, method=method)
     bridge = latent_ops.frames_between(a.latents[-1].float(), b.latents[0].float(), frames, method)  # (frames, C, h, w)
     latents = torch.cat([a.latents.float(), bridge, b.latents.float()]) if join else bridge
@@ -550,12 +574,3 @@ def parse_pca_shift(text: str) -> tuple[int, float]:
     if not math.isfinite(shift[1]):
         raise UsageError(f"--pca-shift {text!r}: the amount must be a finite number")
     return shift
-
-
-def check_latent_output(path: str, command: str) -> None:
-    """``command`` writes latents only: refuse a video name with the pipe that decodes instead."""
-    if not latentfile.is_latent_path(path):
-        raise UsageError(
-            f"-o {path}: {command} writes latents (.safetensors, or - for stdout); "
-            f"to get a video, pipe them on: vidlatent {command} … -o - | vidlatent decode - -o {path}"
-        )

@@ -170,6 +170,9 @@ class Knobs:
 def check_frames(frames: int, spec: ModelSpec) -> None:
     """Refuse a pixel frame count the model's VAE cannot make, naming the nearest that it can."""
     rule = spec.frame_rule
+    if spec.max_frames is not None and frames > spec.max_frames:
+        raise UsageError(f"--frames {frames}: {spec.title} takes at most {spec.max_frames} frames (the positions its "
+                         "transformer encodes); make a longer video with vidlatent extend")
     if not rule.accepts(frames):
         below, above = rule.neighbours(frames)
         options = f"{below} or {above}" if below != above else str(below)
@@ -253,13 +256,25 @@ def _default_in_words(family: Family, name: str, kind: type) -> tuple[str, bool]
     return (f"{shown}, {note}" if note else shown), True
 
 
-def check_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size") -> None:
-    """Refuse a pixel size that is not a multiple of the model's size multiple, naming the nearest."""
+def check_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size", sampled: bool = True) -> None:
+    """Refuse a pixel size that is not a multiple of the model's size multiple, naming the nearest,
+    or (``sampled``: the model samples at it, not only its VAE) larger than the model can take.
+    ``flag`` says where the size came from."""
     width, height = size
+    if sampled:
+        check_sampled_size(size, spec, flag=flag)
     multiple = spec.size_multiple
     if width % multiple or height % multiple or width < multiple or height < multiple:
         near = f"{max(multiple, round(width / multiple) * multiple)}x{max(multiple, round(height / multiple) * multiple)}"
         raise UsageError(f"{flag} {width}x{height}: {spec.title} needs sides that are multiples of {multiple}; use {near}")
+
+
+def check_sampled_size(size: tuple[int, int], spec: ModelSpec, *, flag: str = "--size") -> None:
+    """Refuse a size beyond the model's bound (``ModelSpec.max_side``), where it declares one."""
+    width, height = size
+    if spec.max_side is not None and max(width, height) > spec.max_side:
+        raise UsageError(f"{flag} {width}x{height}: {spec.title} takes at most {spec.max_side} px a side "
+                         "(the positions its transformer encodes)")
 
 
 def default_size(spec: ModelSpec, image_size: tuple[int, int] | None) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vidlatent import __version__, latentfile, provenance
-from vidlatent.errors import VidlatentError
+from vidlatent.errors import InputError, VidlatentError
 from vidlatent.knobs import KNOBS
 
 REPLAYABLE = ("generate", "extend", "encode")
@@ -96,19 +96,19 @@ class ReplayResult:
 
 
 def open_recording(path: str) -> Recording:
-    """The history of a latent file (``-``: stdin), or of a video's vidlatent tag; ReplayError where
-    there is nothing to replay."""
+    """The history of a latent file (``-``: stdin), or of a video's vidlatent tag; InputError (a bad
+    input, exit 2, as for inspect) where there is nothing to replay."""
     if not latentfile.is_latent_path(path) and provenance.is_video_path(path):
         record = provenance.read_video_record(path)
         if record is None:
-            raise ReplayError(f"{provenance.no_tag(path)}; there is nothing to replay")
+            raise InputError(f"{provenance.no_tag(path)}; there is nothing to replay")
         model = record.tag.get("model")
         recording = Recording(path, model if isinstance(model, str) else "", record.history, record.latents_sha256)
     else:
         clip = latentfile.read(path)
         recording = Recording(path, clip.model, clip.history, latentfile.latents_sha256(clip.latents))
     if not recording.history:
-        raise ReplayError(f"{path}: its history is empty; there is nothing to replay")
+        raise InputError(f"{path}: its history is empty; there is nothing to replay")
     return recording
 
 

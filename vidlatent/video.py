@@ -79,7 +79,7 @@ def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progre
     largest count of the frames read that it accepts; ``note`` is told how many were left out.
     """
     size = plan.size_for(model.native_area, model.spec.size_multiple)
-    check_size(size, model.spec)
+    check_size(size, model.spec, sampled=False)  # the VAE alone: no transformer's bound
     width, height = size
     frames = media.iter_frames(plan.source, plan.selection, size=(width, height))
     latents = model.family.encode_frames(frames, model.vae, device=model.execution_device, chunk=chunk, progress=progress,

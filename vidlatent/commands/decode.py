@@ -11,7 +11,7 @@ from vidlatent.commands.loading import describe_model, join_launch
 from vidlatent.commands.options import (
     FiniteFloatRange, common_options, decode_options, model_options, output_option, vae_tiling_option,
 )
-from vidlatent.commands.outputs import check_video_sizes, expand_inputs, make_batch_folder, output_entry, plan_outputs
+from vidlatent.commands.outputs import check_video_sizes, expand_inputs, output_entry, plan_outputs, prepare_output
 from vidlatent.commands.reporting import Reporter, State, pass_state
 
 
@@ -48,7 +48,6 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
     import dataclasses
 
     from vidlatent import distributed, latentfile, media
-    from vidlatent.atomic import check_output
     from vidlatent.families.base import decode_settings
     from vidlatent.models import load_vae
     from vidlatent.video import decode_clip
@@ -57,9 +56,8 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
     sources = expand_inputs(clips, folder_files=latentfile.folder_latents)
     outputs = [row[0] for row in plan_outputs(sources, 1, output, ".mp4")]
     for target in outputs:
-        media.output_kind(target)
-        make_batch_folder(target, outputs)
-        check_output(target, sources)
+        media.output_kind(target)  # a video or frames: never latents, nor stdout
+        prepare_output(target, sources)
     latent_clips, unreadable = _batch.open_inputs(sources, latentfile.read)  # each clip read and checked
     for source, target in zip(sources, outputs):
         if source in latent_clips:

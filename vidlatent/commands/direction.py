@@ -8,7 +8,7 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands.options import common_options, output_option
-from vidlatent.commands.outputs import output_entry, prepare_output
+from vidlatent.commands.outputs import output_entry, prepare_latent_output
 from vidlatent.commands.reporting import Reporter, State, pass_state
 from vidlatent.errors import UsageError
 
@@ -58,8 +58,6 @@ def command(state: State, positives: tuple[str, ...], negatives: tuple[str, ...]
     that space and size with `vidlatent edit CLIP --direction D.safetensors --scale A`. Works on
     the latents alone: no model is loaded. See docs/editing.md.
     """
-    from vidlatent import editing, latentfile
-
     report = Reporter(state, "direction")
     if not negatives:
         raise UsageError("give the clips to subtract with --minus NEG...; a direction is POS minus NEG")
@@ -68,9 +66,10 @@ def command(state: State, positives: tuple[str, ...], negatives: tuple[str, ...]
     paths = [*positives, *negatives]
     if paths.count(STDIO) > 1:
         raise UsageError("- (stdin) can be given only once")
-    editing.check_latent_output(output, "direction")
+    prepare_latent_output(output, "direction", paths)
+    from vidlatent import editing, latentfile  # torch: once the arguments are good
+
     clips = [editing.read_clip(path, command="direction") for path in paths]
-    prepare_output(output, paths)
     with report.timed("direction"):
         made = editing.make_direction(clips[: len(positives)], clips[len(positives) :], names=(_names(positives), _names(negatives)))
     latentfile.write(made, output)

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from vidlatent.atomic import STDIO
-from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
+from vidlatent.commands.loading import LowMemory, load_sampler
 from vidlatent.commands.options import FiniteFloat, FiniteFloatRange, output_option, sampler_options
-from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_output
+from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
 from vidlatent.progress import no_progress
@@ -62,10 +62,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     given); the other operations work on the latents alone.
     See docs/editing.md.
     """
-    from vidlatent import editing, latentfile, media
-    from vidlatent.analysis import load_components
-    from vidlatent.families.base import IMAGE_NONE
-    from vidlatent.generation import Knobs, file_sha256, random_seed, strength_steps, with_clip_prompts
+    from vidlatent.knobs import Knobs
 
     report = Reporter(state, "edit")
     if image is None:
@@ -82,7 +79,12 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     if STDIO in (image, direction_path, components_path):
         raise UsageError("--image, --direction and --components take files; only CLIP may be - (stdin)")
     output = output or default_output(clip, ".safetensors", tag="-edited")
-    editing.check_latent_output(output, "edit")
+    prepare_latent_output(output, "edit", [path for path in (clip, image, direction_path, components_path) if path])
+
+    from vidlatent import editing, latentfile, media  # torch: once the arguments are good
+    from vidlatent.analysis import load_components
+    from vidlatent.families.base import IMAGE_NONE
+    from vidlatent.generation import file_sha256, random_seed, strength_steps, with_clip_prompts
 
     picture = media.load_image(image) if image is not None else None  # a missing or unreadable image fails here, named
     source = editing.read_clip(clip, command="edit")
@@ -102,13 +104,11 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
         components_source=str(Path(components_path).resolve()) if components_path else "",
     )
     plan.validate(source)
-    prepare_output(output, [path for path in (clip, image, direction_path, components_path) if path])
 
     model = None
     if plan.needs_model:
         assert regeneration is not None
-        load = ClipInput(path=clip, clip=source).load_options(load, model_given)
-        described = describe_model(load)
+        load, described = ClipInput(path=clip, clip=source).describe(load, model_given)
         spec = described.spec
         if spec.image == IMAGE_NONE:
             raise UsageError(f"--image: {spec.title} takes no image, so it cannot re-generate towards one; "

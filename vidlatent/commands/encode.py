@@ -10,7 +10,7 @@ from vidlatent.commands import _batch
 from vidlatent.commands.loading import describe_model, join_launch
 from vidlatent.commands.options import FiniteFloatRange, common_options, model_options, output_option
 from vidlatent.commands.outputs import (
-    expand_inputs, make_batch_folder, output_entry, plan_outputs, require_binary_stdout,
+    expand_inputs, output_entry, plan_outputs, prepare_output,
 )
 from vidlatent.commands.reporting import Reporter, State, pass_state
 
@@ -57,7 +57,6 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
     4k+1 frames: frames past the last whole group are left out, with a note.
     """
     from vidlatent import distributed, media
-    from vidlatent.atomic import check_output
     from vidlatent.errors import UsageError
     from vidlatent.knobs import check_size
     from vidlatent.latentfile import is_latent_path, write
@@ -70,9 +69,7 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
     for target in outputs:
         if not is_latent_path(target):
             raise UsageError(f"-o {target}: encode writes a latent file; name it *.safetensors or - for stdout")
-        require_binary_stdout(target)
-        make_batch_folder(target, outputs)
-        check_output(target, sources)
+        prepare_output(target, sources)
     selection = media.FrameSelection(start=start, frames=frames, stride=stride, fps=fps)
     explicit_size = media.parse_dimensions(size) if size else None
 
@@ -83,7 +80,7 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
 
     plans, unreadable = _batch.open_inputs(sources, open_video)
     if explicit_size is not None:
-        check_size(explicit_size, describe_model(load).spec)
+        check_size(explicit_size, describe_model(load).spec, sampled=False)
     ranks = distributed.launched()
     model: Any = None
 

@@ -50,15 +50,17 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     """
     from vidlatent import distributed, latentfile
     from vidlatent.atomic import STDIO
-    from vidlatent.generation import ExtendOptions, resolve_overlap, segment_frames
+    from vidlatent.knobs import check_sampled_size
 
     report = Reporter(state, "extend")
-    options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
-    options.validate()
     sources = expand_inputs(clips, folder_files=latentfile.folder_latents)
     outputs = [row[0] for row in plan_outputs(sources, 1, output, ".safetensors", tag="-extended")]
     for target in outputs:
         prepare_output(target, sources)
+    from vidlatent.generation import ExtendOptions, resolve_overlap, segment_frames  # torch: once the arguments are good
+
+    options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
+    options.validate()
 
     def open_clip(source: str) -> ClipInput:
         clip_input = ClipInput.open(source)
@@ -75,6 +77,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
         if clip_input.clip is not None:
             info = described[loads[source].model]
             clip_input.clip.require_family(info.family.name, what=f"--model {info.model_id}")  # before its frame rule is used
+            check_sampled_size((clip_input.clip.width, clip_input.clip.height), info.spec, flag=f"{source}: the clip's size")
             frames = knobs.frames or segment_frames(clip_input.clip) or info.spec.frames
             resolve_overlap(options, info.family, info.spec, frames, clip_input.clip.frames)
     ranks = distributed.launched()

@@ -72,6 +72,9 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     from vidlatent.media import folder_images
 
     report = Reporter(state, "generate")
+    ranks = distributed.launched()
+    if context_parallel is not None:
+        check_launch(context_parallel, ranks)  # the command line alone: before anything is read or loaded
     sources = expand_inputs(images, folder_files=folder_images)
     if not sources and knobs.prompt is None:
         raise UsageError("give IMAGE... to animate, or --prompt TEXT (without IMAGE) for text to video")
@@ -106,8 +109,9 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         else:
             final = plan.final_size(spec, explicit_size, image_size)
             sizes[source] = (plan.sampled_size(spec, final), final)
+        if explicit_size is None:  # the image's aspect at the model's area: still within what it takes?
+            check_size(sizes[source][0], spec, flag=f"{label_of(source)}: the size it gives,")
         check_video_sizes(targets, final)
-    ranks = distributed.launched()
     if context_parallel is not None:
         check_context_parallel(context_parallel, ranks, described, image_sizes, explicit_size, knobs)
     inputs = [*sources, *([last_image] if last_image else [])]
@@ -129,7 +133,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
 
     def label(job: tuple[int, str, int]) -> str:
-        return {STDIO: "stdin", TEXT_ONLY: "the prompt"}.get(job[1]) or Path(job[1]).name
+        return label_of(job[1])
 
     def make(job: tuple[int, str, int]) -> list[dict]:  # type: ignore[type-arg]
         row, source, index = job
@@ -165,17 +169,26 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     report.summary(entries, stdout_busy=STDIO in (entry["path"] for entry in entries), model=model.model_id, seed=base_seed)
 
 
-def check_context_parallel(degree, ranks, described, image_sizes, size, knobs) -> None:  # type: ignore[no-untyped-def]
-    """--context-parallel N: one video split over the N processes of a launch, checked before loading."""
-    import torch
+def label_of(source: str) -> str:
+    """An input as messages name it."""
+    return {STDIO: "stdin", TEXT_ONLY: "the prompt"}.get(source) or Path(source).name
 
-    from vidlatent.knobs import default_size
 
+def check_launch(degree: int, ranks: distributed.Ranks) -> None:
+    """--context-parallel N needs N processes of a launch: torch-free, answered at once."""
     if degree < 2:
         raise UsageError(f"--context-parallel {degree}: must be at least 2 (the processes that share one video)")
     if ranks.world != degree:
         raise UsageError(f"--context-parallel {degree}: run it under torchrun --nproc-per-node {degree} "
                          f"(this launch has {ranks.world} process(es))")
+
+
+def check_context_parallel(degree, ranks, described, image_sizes, size, knobs) -> None:  # type: ignore[no-untyped-def]
+    """--context-parallel N: the model and the video can be split N ways, checked before loading."""
+    import torch
+
+    from vidlatent.knobs import default_size
+
     spec = described.spec
     frames = knobs.frames or spec.frames
     for image_size in list(image_sizes.values()) or [None]:

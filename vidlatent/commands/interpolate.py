@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,12 @@ from typing import Any
 import click
 
 from vidlatent.atomic import STDIO
-from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
-from vidlatent.commands.options import PROMPT_KNOBS, FiniteFloatRange, output_option, prompt_options, sampler_options
-from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_output
+from vidlatent.commands.loading import LowMemory, load_sampler
+from vidlatent.commands.options import PROMPT_KNOBS, FiniteFloatRange, output_option, refine_options, sampler_options
+from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output, prepare_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
-from vidlatent.knobs import FLAGS, defaults_in_words
+from vidlatent.knobs import FLAGS
 from vidlatent.progress import no_progress
 
 METHODS = ("lerp", "slerp", "hybrid")  # vidlatent.latent_ops.METHODS, without importing torch for --help
@@ -27,7 +26,7 @@ METHODS = ("lerp", "slerp", "hybrid")  # vidlatent.latent_ops.METHODS, without i
 Examples:
   vidlatent interpolate clip.safetensors --factor 2 -o smooth.safetensors
   vidlatent interpolate clip.safetensors --factor 3 --loop --refine 0.3 --seed 1 -o loop.safetensors
-  vidlatent interpolate a.safetensors b.safetensors --steps 5 -o morph/
+  vidlatent interpolate a.safetensors b.safetensors --morphs 5 -o morph/
   vidlatent interpolate a.safetensors b.safetensors --transition 8 --join -o ab.safetensors
   vidlatent interpolate a.safetensors b.safetensors --transition 33 --keyframes --model wan21-flf2v --seed 1 -o bridge.safetensors
   vidlatent encode in.mp4 -o - | vidlatent interpolate - --factor 2 -o - | vidlatent decode - -o smoother.mp4
@@ -36,7 +35,7 @@ Examples:
 @click.argument("clips", nargs=-1, required=True, type=click.Path(allow_dash=True), metavar="CLIP [B]")
 @output_option(
     "Latent file to write (.safetensors, or - for stdout). Default: CLIP's name with -interpolated.safetensors "
-    "(with --transition: A's name with -transition.safetensors). With --steps: a folder, or a pattern with {index}."
+    "(with --transition: A's name with -transition.safetensors). With --morphs: a folder, or a pattern with {index}."
 )
 @click.option("--factor", type=click.IntRange(min=2), metavar="K", help="One clip: insert K-1 frames between neighbours (K >= 2); fps is multiplied by K.")
 @click.option("--method", type=click.Choice(METHODS), default="slerp", show_default=True,
@@ -44,27 +43,26 @@ Examples:
 @click.option("--loop", is_flag=True, help="With --factor: also fill the gap from the last frame to the first, so the clip loops.")
 @click.option("--refine", type=FiniteFloatRange(0, 1), metavar="S",
               help="With --factor: re-noise the inserted frames to strength S (0-1) and denoise them with the model, "
-                   "conditioned on the first frame, the original frames pinned.")
-@click.option("--refine-steps", type=click.IntRange(min=1), metavar="N",
-              help="With --refine: the denoising schedule's steps, S x N of them run; with --keyframes: denoising steps "
-                   f"[{defaults_in_words('steps')}].")
-@click.option("--steps", "morph_steps", type=click.IntRange(min=2), metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
+                   "conditioned on the first frame, the original frames pinned; of a schedule of --steps N, S x N run.")
+@click.option("--refine-steps", hidden=True, expose_value=False, callback=lambda ctx, param, value: _renamed(value),
+              help="Renamed --steps.")
+@click.option("--morphs", type=click.IntRange(min=2), metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
 @click.option("--transition", type=click.IntRange(min=1), metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
 @click.option("--join", is_flag=True, help="With --transition: write A + transition + B as one clip.")
 @click.option("--keyframes", is_flag=True,
               help="With --transition F: make the F-frame bridge with the model, conditioned on A's last frame and B's first "
                    "(first-last-frame models: Wan 2.1 FLF2V, LTX-Video); F follows the model's frame rule (Wan 4k+1, LTX 8k+1).")
 @click.option("--resample", is_flag=True,
-              help="Two clips: resize B's latents to A's size, retime B to A's frame count (--steps) or fps (--join), instead of refusing.")
-@sampler_options(prompt_options)
+              help="Two clips: resize B's latents to A's size, retime B to A's frame count (--morphs) or fps (--join), instead of refusing.")
+@sampler_options(refine_options)
 def command(state: State, clips: tuple[str, ...], output: str | None, factor: int | None, method: str, loop: bool,  # type: ignore[no-untyped-def]
-            refine: float | None, refine_steps: int | None, morph_steps: int | None, transition: int | None, join: bool,
+            refine: float | None, morphs: int | None, transition: int | None, join: bool,
             keyframes: bool, resample: bool, prompts, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Interpolate in latent space: more frames in one CLIP, or morphs and transitions from A to B.
 
     \b
     interpolate CLIP --factor K [--method M] [--loop] [--refine S]
-    interpolate A B --steps N -o DIR
+    interpolate A B --morphs N -o DIR
     interpolate A B --transition F [--join] [--keyframes]
 
     Original frames are kept exactly. Only --refine and --keyframes load the model (the clip's
@@ -73,25 +71,27 @@ def command(state: State, clips: tuple[str, ...], output: str | None, factor: in
     docs/editing.md.
     """
     report = Reporter(state, "interpolate")
-    sampling = Sampling(knobs=dataclasses.replace(prompts, steps=refine_steps), seed=seed, memory=memory, load=load,
-                        model_given=model_given)
+    sampling = Sampling(knobs=prompts, seed=seed, memory=memory, load=load, model_given=model_given)
     if refine is None and not keyframes:
-        for flag, value in {"--refine-steps": refine_steps, "--seed": seed, **_prompt_flags(prompts)}.items():
+        if prompts.steps is not None and len(clips) == 2 and transition is None:
+            raise UsageError(f"--steps is denoising steps (with --keyframes); for {prompts.steps} clips morphing A into B "
+                             f"give --morphs {prompts.steps}")
+        for flag, value in {"--steps": prompts.steps, "--seed": seed, **_prompt_flags(prompts)}.items():
             if value is not None:
                 raise UsageError(f"{flag} applies only with --refine S (one clip) or --keyframes (two)")
     if len(clips) == 1:
         _one_clip(report, clips[0], output, factor, method, loop, refine, sampling,
-                  two_clip_options={"--steps": morph_steps, "--transition": transition, "--join": join, "--resample": resample,
+                  two_clip_options={"--morphs": morphs, "--transition": transition, "--join": join, "--resample": resample,
                                     "--keyframes": keyframes})
     elif len(clips) == 2:
         for flag, value in {"--factor": factor, "--loop": loop, "--refine": refine}.items():
             if value not in (None, False):
-                raise UsageError(f"{flag} works on one CLIP; with two clips give --steps N or --transition F")
+                raise UsageError(f"{flag} works on one CLIP; with two clips give --morphs N or --transition F")
         if keyframes and transition is None:
             raise UsageError("--keyframes needs --transition F (the bridge's frames)")
-        _two_clips(report, clips, output, method, morph_steps, transition, join, resample, sampling if keyframes else None)
+        _two_clips(report, clips, output, method, morphs, transition, join, resample, sampling if keyframes else None)
     else:
-        raise UsageError(f"interpolate takes one CLIP (with --factor) or two, A and B (with --steps or --transition); got {len(clips)}")
+        raise UsageError(f"interpolate takes one CLIP (with --factor) or two, A and B (with --morphs or --transition); got {len(clips)}")
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,7 @@ class Sampling:
 
     def load_for(self, report: Reporter, path: str, clip: Any) -> Any:
         """Check the knobs against the clip's model (or --model), then load it."""
-        load = ClipInput(path=path, clip=clip).load_options(self.load, self.model_given)
-        described = describe_model(load)
+        load, described = ClipInput(path=path, clip=clip).describe(self.load, self.model_given)
         self.knobs_for(clip).check_for(described.spec)
         return load_sampler(load, self.memory, report, info=described)
 
@@ -117,30 +116,35 @@ class Sampling:
         return with_clip_prompts(self.knobs, clip)
 
 
+def _renamed(value: str | None) -> None:
+    if value is not None:
+        raise UsageError(f"--refine-steps is now --steps (denoising steps, as in every command): give --steps {value}")
+
+
 def _prompt_flags(prompts: Any) -> dict[str, Any]:
     return {FLAGS[name]: getattr(prompts, name) for name in PROMPT_KNOBS}
 
 
 def _one_clip(report: Reporter, path: str, output: str | None, factor: int | None, method: str, loop: bool,
               refine: float | None, sampling: Sampling, two_clip_options: dict[str, Any]) -> None:
-    from vidlatent import editing, latentfile
-    from vidlatent.generation import random_seed, strength_steps
-
     for flag, value in two_clip_options.items():
         if value not in (None, False):
             raise UsageError(f"{flag} needs two clips, A and B; with one CLIP give --factor K")
     if factor is None:
-        raise UsageError("give --factor K (K - 1 new frames between neighbours), or two clips A B with --steps or --transition")
-    editing.check_factor(factor)
+        raise UsageError("give --factor K (K - 1 new frames between neighbours), or two clips A B with --morphs or --transition")
     seed = sampling.seed
     output = output or default_output(path, ".safetensors", tag="-interpolated")
-    editing.check_latent_output(output, "interpolate")
+    prepare_latent_output(output, "interpolate", [path])
+
+    from vidlatent import editing, latentfile  # torch: once the arguments are good
+    from vidlatent.generation import random_seed, strength_steps
+
+    editing.check_factor(factor)
     clip = editing.read_clip(path, command="interpolate")
     refinement = None
     if refine is not None:
         refinement = editing.Refinement(strength=refine, knobs=sampling.knobs_for(clip), seed=random_seed() if seed is None else seed)
         refinement.validate()
-    prepare_output(output, [path])
 
     model, steps = None, 0
     if refinement is not None:
@@ -158,26 +162,26 @@ def _one_clip(report: Reporter, path: str, output: str | None, factor: int | Non
 
 
 
-def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, method: str, morph_steps: int | None,
+def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, method: str, morphs: int | None,
                transition: int | None, join: bool, resample: bool, keyframes: Sampling | None) -> None:
-    from vidlatent import editing, latentfile
-
-    if (morph_steps is None) == (transition is None):
-        raise UsageError("with two clips A B give one of --steps N (N clips morphing A into B) or --transition F (F frames from A to B)")
+    if (morphs is None) == (transition is None):
+        raise UsageError("with two clips A B give one of --morphs N (N clips morphing A into B) or --transition F (F frames from A to B)")
     if join and transition is None:
         raise UsageError("--join needs --transition F")
     if paths.count(STDIO) > 1:
         raise UsageError("- (stdin) can be given only once")
     names = (paths[0], paths[1])
-    if morph_steps is not None:
-        targets = _morph_outputs(paths, output, morph_steps)
+    if morphs is not None:
+        _morph_outputs(paths, output, morphs, first=2)  # -o as such, before anything is read
+        from vidlatent import editing, latentfile  # torch: once the arguments are good
+
         a, b = (editing.read_clip(path, command="interpolate") for path in paths)
-        # Pure latent math, cheap: done before the outputs' folders are made, so a clip that
-        # does not fit leaves nothing behind.
-        with report.timed("interpolate"):
-            results = editing.morph(a, b, morph_steps, method=method, resample=resample, names=names)
+        editing.check_result_memory(f"--morphs {morphs}", a.frames, a, clips=morphs)  # before a name per clip is made
+        targets = _morph_outputs(paths, output, morphs)
         for target in targets:
             prepare_output(target, list(paths))
+        with report.timed("interpolate"):
+            results = editing.morph(a, b, morphs, method=method, resample=resample, names=names)
         for result, target in zip(results, targets):
             latentfile.write(result, target)
         report.note(f"wrote {len(targets)} clips morphing {paths[0]} into {paths[1]}: {targets[0]} … {targets[-1]}")
@@ -185,14 +189,15 @@ def _two_clips(report: Reporter, paths: tuple[str, ...], output: str | None, met
         return
     assert transition is not None
     output = output or default_output(paths[0], ".safetensors", tag="-transition")
-    editing.check_latent_output(output, "interpolate")
+    prepare_latent_output(output, "interpolate", list(paths))
+    from vidlatent import editing, latentfile  # torch: once the arguments are good
+
     a, b = (editing.read_clip(path, command="interpolate") for path in paths)
     if keyframes is not None:
         result = _keyframes(report, paths, output, a, b, transition, join, resample, keyframes)
     else:
         with report.timed("interpolate"):
             result = editing.transition(a, b, transition, method=method, join=join, resample=resample, names=names)
-    prepare_output(output, list(paths))
     latentfile.write(result, output)
     report.note(f"wrote {output} ({result.pixel_frames} frames{', A + transition + B' if join else ''})")
     seeded = {"seed": result.seed} if keyframes is not None else {}
@@ -206,10 +211,8 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
     from vidlatent.generation import random_seed
 
     seed = random_seed() if sampling.seed is None else sampling.seed
-    prepare_output(output, list(paths))
     # What the bridge needs of the model and of the clips, checked before the model loads.
-    load = ClipInput(path=paths[0], clip=a).load_options(sampling.load, sampling.model_given)
-    described = describe_model(load)
+    load, described = ClipInput(path=paths[0], clip=a).describe(sampling.load, sampling.model_given)
     knobs = editing.keyframe_knobs(described.spec, sampling.knobs_for(a), frames)
     editing.fit_pair(a, b, names=(paths[0], paths[1]), resample=resample, same_fps=join)
     model = load_sampler(load, sampling.memory, report, info=described)
@@ -221,25 +224,28 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
                                  names=(paths[0], paths[1]), progress=progress)
 
 
-def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int) -> list[str]:
-    """The files of a morph: -o DIR gives DIR/A-B-00.safetensors …, a pattern fills in {index}."""
+def _morph_outputs(paths: tuple[str, ...], output: str | None, count: int, *, first: int | None = None) -> list[str]:
+    """The files of a morph: -o DIR gives DIR/A-B-00.safetensors …, a pattern fills in {index};
+    with ``first``, only that many of them (checking -o costs no name per clip)."""
     from vidlatent import latentfile
 
+    made = range(count if first is None else min(first, count))
+
     if output is None or output == STDIO:
-        raise UsageError(f"--steps {count} writes {count} clips; give -o DIR (a folder) or a pattern such as -o morph/{{index}}.safetensors")
+        raise UsageError(f"--morphs {count} writes {count} clips; give -o DIR (a folder) or a pattern such as -o morph/{{index}}.safetensors")
     if "{" in output:
         try:
-            targets = [output.format(index=index) for index in range(count)]
+            targets = [output.format(index=index) for index in made]
         except (KeyError, IndexError, ValueError) as error:
             raise UsageError(f"-o {output}: a pattern may use {{index}} only ({error})") from None
-        if len(set(targets)) != count:
+        if len(set(targets)) != len(targets):
             raise UsageError(f"-o {output}: every clip would get the same name; put {{index}} in the pattern")
         for target in targets:
             if not latentfile.is_latent_path(target):
                 raise UsageError(f"-o {output}: interpolate writes latents; end the pattern in .safetensors")
         return targets
     if latentfile.is_latent_path(output) or Path(output).suffix:
-        raise UsageError(f"-o {output}: --steps {count} writes {count} clips; give a folder or a pattern with {{index}}")
+        raise UsageError(f"-o {output}: --morphs {count} writes {count} clips; give a folder or a pattern with {{index}}")
     stems = "-".join("stdin" if path == STDIO else Path(path).stem for path in paths)
     width = len(str(count - 1))
-    return [str(Path(output) / f"{stems}-{index:0{width}d}.safetensors") for index in range(count)]
+    return [str(Path(output) / f"{stems}-{index:0{width}d}.safetensors") for index in made]

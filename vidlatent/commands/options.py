@@ -235,9 +235,15 @@ def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def prompt_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--prompt, --negative-prompt and --guidance alone, for commands whose --steps means
-    something else (interpolate); handed over as ``prompts`` (a Knobs with only those)."""
+    """--prompt, --negative-prompt and --guidance alone, for commands that take no other knob
+    (upscale); handed over as ``prompts`` (a Knobs with only those)."""
     return _knob_options(PROMPT_KNOBS, "prompts")(function)
+
+
+def refine_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--steps (denoising steps, as everywhere) and the prompt knobs, for a command that samples
+    only to refine (interpolate); handed over as ``prompts`` (a Knobs with only those)."""
+    return _knob_options(["steps", *PROMPT_KNOBS], "prompts")(function)
 
 
 def decode_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -292,7 +298,7 @@ def recipe_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def sampler_options(knobs: Decorator = sampling_options) -> Decorator:
     """All that a command which samples with a model takes besides its own options, in one:
-    ``knobs`` (``sampling_options``, or ``prompt_options`` where --steps means something else),
+    ``knobs`` (``sampling_options``, or fewer: ``prompt_options``, ``refine_options``),
     --seed, the memory switches, the model and its acceleration, --json/--quiet/--debug, and the
     shared ``state``. The command receives ``state``, ``knobs`` (or ``prompts``), ``seed``,
     ``memory``, ``load`` and ``model_given``; --recipe fills in the defaults of any of them."""

@@ -36,6 +36,19 @@ def default_output(source: str, suffix: str, *, tag: str = "") -> str:
     return str(path.with_name(path.stem + tag + suffix))
 
 
+def prepare_latent_output(path: str, command: str, inputs: list[str]) -> None:
+    """``command`` writes latents only: refuse a video name (with the pipe that decodes
+    instead), then check ``path`` as ``prepare_output`` does. Torch-free: it comes first."""
+    from vidlatent import latentfile
+
+    if not latentfile.is_latent_path(path):
+        raise UsageError(
+            f"-o {path}: {command} writes latents (.safetensors, or - for stdout); "
+            f"to get a video, pipe them on: vidlatent {command} … -o - | vidlatent decode - -o {path}"
+        )
+    prepare_output(path, inputs)
+
+
 def require_binary_stdout(output: str) -> None:
     """Refuse to pour latent bytes onto a terminal."""
     if output == STDIO and sys.stdout.isatty():
@@ -124,22 +137,17 @@ def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str
 
 def prepare_output(path: str, inputs: list[str]) -> None:
     """Check an output before any work: latents (not onto a terminal) or a video kind, a
-    writable folder (made if missing), and not one of the inputs."""
+    writable folder (or one that can be made: it is made, with a note, when the output is
+    written, so a refusal leaves nothing behind), and not one of the inputs."""
     from vidlatent import latentfile, media
     from vidlatent.atomic import check_output
 
+    folder = False
     if latentfile.is_latent_path(path):
         require_binary_stdout(path)
     else:
-        media.output_kind(path)
-    if path != STDIO:
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            from vidlatent.errors import OutputError
-
-            raise OutputError(f"cannot write {path}: its folder cannot be made ({error.strerror}); choose another -o") from error
-    check_output(path, inputs)
+        folder = media.output_kind(path) == "folder"
+    check_output(path, inputs, folder=folder)
 
 
 @dataclass
@@ -188,6 +196,20 @@ class ClipInput:
         if self.clip is not None and not model_given:
             return dataclasses.replace(load, model=self.clip.model)
         return load
+
+    def describe(self, load: LoadOptions, model_given: bool) -> tuple[LoadOptions, Any]:
+        """The model that works on this clip (its own, or --model) and its description, from its
+        configs. A --model of another family than the clip's is refused first, before the knobs
+        are checked against it: a Wan clip's recorded prompt is no "--prompt" to an SVD model."""
+        load = self.load_options(load, model_given)
+        described = describe_model(load)
+        if self.clip is not None:
+            if model_given:
+                self.clip.require_family(described.family.name, what=f"--model {load.model}")
+            from vidlatent.knobs import check_sampled_size
+
+            check_sampled_size((self.clip.width, self.clip.height), described.spec, flag=f"{self.path}: the clip's size")
+        return load, described
 
     def latents(self, model: Any, report: Reporter) -> Any:
         """The LatentClip: as read, or the video encoded with ``model``'s VAE."""
@@ -256,10 +278,3 @@ def plan_outputs(sources: list[str], count: int, output: str | None, suffix: str
     if len(set(flat)) != len(flat):
         raise UsageError(f"-o {output}: several outputs would get the same name; use a pattern with {{index}} or {{stem}}")
     return planned
-
-
-def make_batch_folder(target: str, outputs: list[str]) -> None:
-    """With several outputs (-o naming a folder or a pattern), make the folder ``target`` goes in;
-    one output's folder must exist already."""
-    if len(outputs) > 1 and target != STDIO:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)

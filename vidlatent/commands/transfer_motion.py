@@ -48,18 +48,19 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
     from vidlatent.atomic import STDIO
     from vidlatent.errors import UsageError
     from vidlatent.families.base import IMAGE_NONE
-    from vidlatent.generation import random_seed
-    from vidlatent.inversion import check_invertible
     from vidlatent.knobs import FLAGS
-    from vidlatent.models import load_vae
-    from vidlatent.motion_transfer import TransferOptions, transfer
 
     report = Reporter(state, "transfer-motion")
-    options = TransferOptions(method=method, refine=refine, match_stats=match_stats)
-    options.validate()
     if output is None:
         output = default_output(appearance, ".mp4", tag="-motion")
     prepare_output(output, [motion_clip, appearance])
+    from vidlatent.generation import random_seed  # torch: once the arguments are good
+    from vidlatent.inversion import check_invertible
+    from vidlatent.models import load_vae
+    from vidlatent.motion_transfer import TransferOptions, transfer
+
+    options = TransferOptions(method=method, refine=refine, match_stats=match_stats)
+    options.validate()
     source = ClipInput.open(motion_clip)
     source.check_video_output(output, source.load_options(load, model_given))
     if options.needs_model:  # what the model cannot take, before it loads

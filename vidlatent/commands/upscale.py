@@ -54,14 +54,15 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     """
     from vidlatent import media
     from vidlatent.atomic import STDIO
-    from vidlatent.generation import random_seed
     from vidlatent.upscaling import check_model, load_upsampler, plan_upscale, refine_steps, upscale
 
     report = Reporter(state, "upscale")
     if output is None:
         output = default_output(clip, ".safetensors", tag="-upscaled")
-    picture = media.load_image(image) if image is not None else None
     prepare_output(output, [clip, *([image] if image else [])])
+    from vidlatent.generation import random_seed  # torch: once the arguments are good
+
+    picture = media.load_image(image) if image is not None else None
     source = ClipInput.open(clip)
     load = source.load_options(load, model_given)
     described = describe_model(load)

@@ -70,6 +70,9 @@ class ModelSpec:
         experts: 2 for Wan 2.2's two-expert models (a second guidance scale).
         last_image_optional: the last frame may be left out (LTX conditions on whatever frames it
             is given); a first-last-frame model (Wan FLF2V) needs it whenever it gets an image.
+        max_side: the longest side in pixels it can take, where its transformer has a bound
+            (Wan: the positions its rotary embedding encodes); None for none.
+        max_frames: likewise the most pixel frames.
     """
 
     family: str
@@ -84,6 +87,8 @@ class ModelSpec:
     frames: int
     experts: int = 1
     last_image_optional: bool = False
+    max_side: int | None = None
+    max_frames: int | None = None
 
     @property
     def native_area(self) -> int:

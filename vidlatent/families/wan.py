@@ -35,6 +35,7 @@ I2V = "WanImageToVideoPipeline"
 T2V = "WanPipeline"
 TEMPORAL = 4
 DEFAULT_FRAMES = 81  # the pipelines' num_frames default
+ROPE_MAX_SEQ_LEN = 1024  # WanTransformer3DModel's rope_max_seq_len default (diffusers)
 # Tensors of a decoder step's full-resolution size alive at its peak (decode_working_bytes): a
 # rough, conservative figure, to be calibrated against measured peaks on a GPU.
 DECODE_LIVE = 8
@@ -146,6 +147,8 @@ class Wan(Family):
             experts=2 if model_index.get("boundary_ratio") is not None else 1,
             size_multiple=int(vae.get("scale_factor_spatial") or 8) * int((transformer.get("patch_size") or [1, 2, 2])[1]),
             temporal=int(vae.get("scale_factor_temporal") or TEMPORAL),
+            positions=int(transformer.get("rope_max_seq_len") or ROPE_MAX_SEQ_LEN),
+            patch_frames=int((transformer.get("patch_size") or [1, 2, 2])[0]),
         )
 
     def known_spec(self, hub_id: str) -> ModelSpec | None:
@@ -153,19 +156,24 @@ class Wan(Family):
             if checkpoint.hub == hub_id:
                 return self._spec(native_size=checkpoint.native_size, fps=checkpoint.fps, image=checkpoint.image,
                                   z_dim=checkpoint.z_dim, last_image=checkpoint.last_image, experts=checkpoint.experts,
-                                  size_multiple=32 if checkpoint.z_dim == 48 else 16, temporal=TEMPORAL)
+                                  size_multiple=32 if checkpoint.z_dim == 48 else 16, temporal=TEMPORAL,
+                                  positions=ROPE_MAX_SEQ_LEN, patch_frames=1)
         return None
 
     def _spec(self, *, native_size: tuple[int, int], fps: float, image: str, z_dim: int, last_image: bool, experts: int,
-              size_multiple: int, temporal: int) -> ModelSpec:
+              size_multiple: int, temporal: int, positions: int, patch_frames: int) -> ModelSpec:
+        # The transformer's rotary embedding encodes `positions` patches along each axis (frames,
+        # height, width): a longer side or clip fails deep inside it, so it is the spec's bound.
+        rule = FrameRule(temporal, causal=True)
         knobs = (set(self.knob_arguments) | set(self.scheduler_knobs)) - ({"guidance_2"} if experts == 1 else set())
         version = "2.2" if z_dim == 48 or experts == 2 else "2.1"
         task = {IMAGE_REQUIRED: "first-last-frame" if last_image else "image", IMAGE_OPTIONAL: "text/image",
                 IMAGE_NONE: "text"}[image]
         return ModelSpec(
             family=self.name, title=f"Wan {version} {task}-to-video", native_size=native_size, size_multiple=size_multiple,
-            frame_rule=FrameRule(temporal, causal=True), fps=fps, image=image, last_image=last_image,
+            frame_rule=rule, fps=fps, image=image, last_image=last_image,
             knobs=frozenset(knobs), frames=DEFAULT_FRAMES, experts=experts,
+            max_side=positions * size_multiple, max_frames=rule.pixel_frames(positions * patch_frames),
         )
 
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
