@@ -511,8 +511,10 @@ def test_the_example_recipes_hold_recipe_keys_only():
         assert read_recipe(str(example))["model"]
 
 
-def test_a_recipes_steps_are_not_interpolates_own(tmp_path):
+def test_a_recipes_steps_are_denoising_steps_in_interpolate_too(tmp_path):
+    # --steps has one meaning in every command (denoising steps): a recipe's steps reach interpolate
+    # as such, and a bridge without --keyframes or --refine is told the morph count is --morphs.
     recipe = tmp_path / "recipe.toml"
     recipe.write_text('model = "tiny-random-wan"\nsteps = 2\n')
     result = cli("interpolate", "a.safetensors", "b.safetensors", "--recipe", recipe, "-o", tmp_path / "x.safetensors", code=2)
-    assert "'steps' is no recipe key" in result.stderr and result.stderr.count("\n") == 1
+    assert "--steps is denoising steps" in result.stderr and result.stderr.count("\n") == 1

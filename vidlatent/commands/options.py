@@ -286,7 +286,8 @@ def recipe_option(function: Callable[..., Any]) -> Callable[..., Any]:
         if value is not None:
             from vidlatent.recipes import read_recipe
 
-            # A recipe's knobs go to knob options only (not to interpolate's own --steps).
+            # A recipe's knobs go to knob options only (not to a command's own option of a knob's name:
+            # decode's --fps is the video's frame rate).
             recipe = read_recipe(value, {param.name for param in ctx.command.params
                                          if param.name and (param.name not in KNOBS or isinstance(param, KnobOption))})
             ctx.default_map = {**(ctx.default_map or {}), **recipe}
