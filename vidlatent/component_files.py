@@ -16,6 +16,7 @@ Torch-free at import: the command line parses these flags in a blink.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import dataclass
@@ -120,9 +121,11 @@ def check_fits(file: ComponentFile, folder: Path, spec: ModelSpec) -> None:
         raise UsageError(f"{file.flag} {file.path}: does not fit {spec.title} ({file.component}): key {key}: {reason}")
 
 
+@functools.lru_cache(maxsize=8)
 def read_header(file: ComponentFile) -> dict[str, tuple[int, ...]]:
     """Each tensor's name and shape, in file order (of the data), from the file's header alone
-    (a GGUF tensor's shape: its logical shape, not that of its quantised bytes)."""
+    (a GGUF tensor's shape: its logical shape, not that of its quantised bytes). Read once per
+    file: the checks, the memory estimate and the loader all ask (do not change the result)."""
     if file.gguf:
         return _read_gguf_header(file)
     try:

@@ -229,10 +229,9 @@ def weight_bytes(folder: Path, components: Sequence[str], dtype: torch.dtype, fp
     one byte per weight), from the safetensors headers alone (no weights read)."""
     import math
 
-    import torch
     from safetensors import safe_open
 
-    size = torch.empty((), dtype=dtype).element_size()
+    size = dtype.itemsize
     sizes: dict[str, int] = {}
     for name in components:
         files = sorted((folder / name).glob("*.safetensors")) if name not in WEIGHTLESS else []
@@ -413,7 +412,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     if options.offload == "auto" and device.type == "cuda":
         fp8 = DENOISERS if acceleration.quantize == "fp8" else ()
         weights = weight_bytes(folder, folder_components, dtype, fp8)
-        size = _element_size(dtype)
+        size = dtype.itemsize
         weights |= {name: loaded_bytes(file, 1 if name in fp8 else size) for name, file in files.items()}
     offload = resolve_offload(options.offload, device, components, weights, note)
     expected = inspect.signature(pipeline_class.__init__).parameters
@@ -491,12 +490,6 @@ def free_memory(device: torch.device) -> int | None:
 
         return int(psutil.virtual_memory().available)
     return None
-
-
-def _element_size(dtype: torch.dtype) -> int:
-    import torch
-
-    return torch.empty((), dtype=dtype).element_size()
 
 
 def _fp16() -> torch.dtype:
