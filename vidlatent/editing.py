@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import generation, latent_ops, latentfile, media
+from vidlatent import families, generation, latent_ops, latentfile, media
 from vidlatent.analysis import pca_shift
 from vidlatent.atomic import STDIO
 from vidlatent.errors import IncompatibleLatentsError, UsageError
@@ -294,8 +294,9 @@ def keyframe_knobs(spec: ModelSpec, knobs: Knobs, frames: int) -> Knobs:
     """The knobs of a keyframe bridge of ``frames`` pixel frames, checked against the model's spec
     (it must take a last frame, and ``frames`` must follow its rule): before the model loads."""
     if not spec.last_image:
-        raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
-                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video)")
+        able = families.able_models_in_words(lambda other: other.last_image, prefer=spec.family)
+        raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; a first-last-frame model "
+                         f"can: {able}")
     knobs = dataclasses.replace(knobs, frames=frames)
     knobs.check_for(spec)
     return knobs

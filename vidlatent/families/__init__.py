@@ -55,6 +55,46 @@ def tiny_models() -> dict[str, Family]:
     return {name: each for each in all_families() for name in each.tiny}
 
 
+def able_models(can: Callable[[ModelSpec], bool], *, prefer: str | None = None) -> tuple[list[str], list[str]]:
+    """The models that can do what ``can`` asks of a spec, judged by the specs the families declare
+    (``known_spec`` of their aliases' checkpoints, ``tiny_spec`` of their tiny models: nothing
+    loads): the first such alias of each family, and every such tiny model; the family ``prefer``
+    first."""
+    aliases: list[str] = []
+    tiny: list[str] = []
+    for each in sorted(all_families(), key=lambda each: each.name != prefer):
+        able = [alias for alias, hub in each.aliases.items() if (spec := each.known_spec(hub)) is not None and can(spec)]
+        aliases += able[:1]
+        tiny += [name for name in each.tiny if can(each.tiny_spec(name))]
+    return aliases, tiny
+
+
+def able_models_in_words(can: Callable[[ModelSpec], bool], *, prefer: str | None = None) -> str:
+    """For a refusal's hint: "--model wan21-flf2v or ltx-0.9.7-dev (offline: --model
+    tiny-random-wan-flf2v or tiny-random-ltx)"; "" when no model can."""
+    aliases, tiny = able_models(can, prefer=prefer)
+    online = f"--model {' or '.join(aliases)}" if aliases else ""
+    offline = f"offline: --model {' or '.join(tiny)}" if tiny else ""
+    return f"{online} ({offline})" if online and offline else online or offline
+
+
+def tiny_model_like(spec: ModelSpec | None) -> str:
+    """The tiny model that can do what the model of ``spec`` does: of its family, conditioned as
+    it is (an image, a last frame; one that takes an image or not stands in for either), the most
+    alike first; else its family's first, else the default family's (``spec`` None)."""
+    from vidlatent.families.base import IMAGE_OPTIONAL
+
+    if spec is not None:
+        candidates = [(name, each.tiny_spec(name)) for each in all_families() if each.name == spec.family for name in each.tiny]
+        able = [(name, tiny) for name, tiny in candidates
+                if tiny.image in (spec.image, IMAGE_OPTIONAL) and (tiny.last_image or not spec.last_image)]
+        alike = sorted(able, key=lambda pair: (pair[1].image != spec.image, pair[1].last_image != spec.last_image,
+                                               pair[1].experts != spec.experts))
+        if alike or candidates:
+            return (alike or candidates)[0][0]
+    return next(iter(family(DEFAULT_FAMILY).tiny))
+
+
 def tiny_builders() -> dict[str, tuple[int, Callable[[], Any]]]:
     """Every tiny random pipeline a family builds (models, and latent upsamplers), by name: its
     version and its builder."""
