@@ -8,7 +8,7 @@ import click
 
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
-from vidlatent.commands.options import output_option, sampler_options
+from vidlatent.commands.options import output_option, overlaps_in_words, sampler_options
 from vidlatent.commands.outputs import ClipInput, expand_inputs, plan_outputs, prepare_output, write_clip
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 
@@ -27,7 +27,7 @@ Examples:
 @click.option("--times", type=click.IntRange(min=1), default=1, show_default=True, help="How many segments to add.")
 @click.option("--overlap", type=click.IntRange(min=0),
               help="Latent frames each new segment shares with the clip's end (pinned, not repeated) "
-                   "[SVD 2; Wan 1: the conditioning frame; LTX 2: the clip's last 9 frames, its native condition].")
+                   f"[{overlaps_in_words()}].")
 @click.option("--drift-correction/--no-drift-correction", default=True, show_default=True,
               help="Pull each new segment's per-channel latent mean and std back to within the change real footage "
                    "shows (0.15 of a channel's std, 12 %) of the first segment's; drift inside that is kept (docs/extend.md).")

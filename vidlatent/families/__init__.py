@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import LatentFileError, ModelError
@@ -53,6 +53,22 @@ def default_model() -> str:
 def tiny_models() -> dict[str, Family]:
     """The tiny random models, by name."""
     return {name: each for each in all_families() for name in each.tiny}
+
+
+def declared_specs(each: Family) -> list[ModelSpec]:
+    """The specs of the checkpoints ``each`` knows by alias (``known_spec``; nothing loads)."""
+    return [spec for hub in each.aliases.values() if (spec := each.known_spec(hub)) is not None]
+
+
+def per_family(fact: Callable[[Family, list[ModelSpec]], str]) -> str:
+    """One fact of each family for --help, from what it declares: "SVD 64; Wan 16 or 32; LTX 32"
+    (``fact`` gets the family and its checkpoints' specs; a family whose fact is "" is left out)."""
+    return "; ".join(f"{each.short_title} {text}" for each in all_families() if (text := fact(each, declared_specs(each))))
+
+
+def each_of(values: Iterable[Any]) -> str:
+    """Distinct values in words, in order: "16 or 32"."""
+    return " or ".join(dict.fromkeys(str(value) for value in values))
 
 
 def able_models(can: Callable[[ModelSpec], bool], *, prefer: str | None = None) -> tuple[list[str], list[str]]:

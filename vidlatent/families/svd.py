@@ -326,7 +326,7 @@ class StableVideoDiffusion(Family):
         # (the temporal decoder's window is the chunk).
         return decode_video(latents[first : None if last is None else last + 1], vae, device=device, chunk=chunk)
 
-    default_decode_chunk_words = "the model's frame count, 14 or 25"
+    default_decode_chunk_words = "14 or 25, the model's frame count"
 
     def default_decode_chunk(self, model: Any) -> int:
         # The pipeline decodes all its frames at once; a VAE-only model has no UNet to ask.

@@ -132,6 +132,7 @@ class Wan(Family):
     supports_lora = True  # WanLoraLoaderMixin, into either expert (load_into_transformer_2)
     single_file_components = ("transformer", "transformer_2")  # WanTransformer3DModel.from_single_file
     vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
+    default_decode_chunk_words = "1, its decoder's own step, whatever is given"
     comfyui = {
         (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),
         (5, 48): _comfyui(48, 16, WAN22_MEAN, WAN22_STD, "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 24.0, "2.2"),
