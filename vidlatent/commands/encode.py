@@ -100,5 +100,5 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
                     f"{clip.fps:g} fps) to {target}")
         return [output_entry(target, clip)]
 
-    entries = _batch.run(list(zip(sources, outputs)), encode, label=lambda job: job[0], ranks=ranks)
+    entries = _batch.run(list(zip(sources, outputs)), encode, label=lambda job: job[0], ranks=ranks, note=report.note)
     report.summary(entries, stdout_busy="-" in outputs, model=model.model_id if model is not None else load.model)

@@ -95,7 +95,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
         return [extend_clip(report, inputs[source], model, target, knobs, options, seed, memory)]
 
     entries = _batch.run(list(zip(sources, outputs)), extend_one, label=lambda job: "stdin" if job[0] == STDIO else job[0],
-                         ranks=ranks)
+                         ranks=ranks, note=report.note)
     seeds = sorted({entry["seed"] for entry in entries if entry.get("seed") is not None})
     report.summary(entries, stdout_busy=STDIO in outputs, model=entries[0]["model"] if entries else load.model,
                    seed=seeds[0] if len(seeds) == 1 else (seed if seed is not None else None))

@@ -165,7 +165,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         report.note(f"wrote {target} ({clip.pixel_frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
         return written
 
-    entries = _batch.run(jobs, make, label=label, ranks=ranks, share=context_parallel is None)
+    entries = _batch.run(jobs, make, label=label, ranks=ranks, share=context_parallel is None, note=report.note)
     report.summary(entries, stdout_busy=STDIO in (entry["path"] for entry in entries), model=model.model_id, seed=base_seed)
 
 
