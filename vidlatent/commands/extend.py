@@ -114,7 +114,7 @@ def extend_clip(report: Reporter, source: ClipInput, model: Any, target: str, kn
         knobs = dataclasses.replace(knobs, frames=segment_frames(start))
     base_seed = default_seed(start.seed) if seed is None else seed
     if seed is None:
-        announce_seed(report, base_seed)
+        announce_seed(report, base_seed, derived=f"the clip's seed {start.seed} + 1" if start.seed is not None else "")
     steps = knobs.resolved(model.pipeline, model.family).steps
     with report.timed("extend"), report.progress("extending", steps * options.times) as progress:
         result = extend(model, start, knobs=knobs, options=options, seed=base_seed, progress=progress)
