@@ -59,7 +59,7 @@ def first_last_frame_models_in_words() -> str:
         able = [alias for alias, hub in each.aliases.items() if (spec := each.known_spec(hub)) is not None and spec.last_image]
         if able:
             title = next(spec.title for spec in families.declared_specs(each) if spec.last_image) if len(able) == 1 else each.title
-            described.append(f"{title} ({able[0]}{', …' if len(able) > 1 else ''})")
+            described.append(f"{title} ({able[0]}{', ...' if len(able) > 1 else ''})")
     return ", ".join(described)
 
 
