@@ -369,7 +369,7 @@ def test_latent_ops_commands_work_on_wan_clips(tmp_path, clip_path, photo):
     cli("transfer-motion", str(clip_path), photo, "-o", str(moved), "-q")
     assert latentfile.read(moved).frames == 3
     analysis = json.loads(cli("analyze", str(clip_path), "--json").stdout)
-    assert analysis["clips"][0]["frames"] == 3
+    assert (analysis["clips"][0]["frames"], analysis["clips"][0]["latent_frames"]) == (9, 3)  # pixel frames, as everywhere
     facts = json.loads(cli("inspect", str(clip_path), "--json").stdout)
     assert (facts["family"], facts["frames"], facts["latent_frames"], facts["frame_rule"]) == ("wan", 9, 3, "(T-1)*4+1")
     inversion = CliRunner().invoke(main, ["transfer-motion", str(clip_path), photo, "--method", "inversion", "-o", str(tmp_path / "i.mp4")])
