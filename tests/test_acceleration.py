@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from vidlatent import acceleration, latentfile, media, models
-from vidlatent.acceleration import CacheChoice, Lora, parse_cache, parse_lora
+from vidlatent.acceleration import CacheChoice, parse_cache
+from vidlatent.lora_files import Lora, parse_lora
 from vidlatent.cli import main
 from vidlatent.errors import UsageError
 from vidlatent.generation import Knobs, generate
