@@ -296,3 +296,11 @@ def test_a_lora_that_is_no_safetensors_inside_is_refused_before_torch(tmp_path, 
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file")
     assert refused(tmp_path, photo, "--lora", junk).startswith(f"vidlatent: error: --lora {junk}: not a safetensors file")
+
+
+def test_a_recipe_takes_one_lora_or_a_list_and_lora_partial(tmp_path):
+    from vidlatent.recipes import read_recipe
+
+    recipe = tmp_path / "distilled.toml"
+    recipe.write_text('lora = "lightx2v.safetensors:0.5"\nlora-partial = true\n')
+    assert read_recipe(str(recipe)) == {"lora": [str(tmp_path.resolve() / "lightx2v.safetensors:0.5")], "lora_partial": True}
