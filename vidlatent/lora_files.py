@@ -60,6 +60,9 @@ FINGERPRINT_BYTES = 2**20
 _LAYER_SUFFIXES = (".lora_A.weight", ".lora_B.weight", ".lora_B.bias", ".lora_down.weight", ".lora_up.weight",
                    ".alpha", ".diff", ".diff_b", ".dora_scale")
 _DOWN_SUFFIXES = (".lora_down.weight", ".lora_A.weight")
+# Why a key that every layer fits is lost: diffusers' converter left it out (a norm's .diff, DoRA's
+# dora_scale, a layer it does not know).
+DROPPED = "diffusers' converter does not load it"
 LAYOUT_NAMES = {"diffusers": "diffusers'", "peft": "PEFT's", "original": "the original (diffusion_model.)",
                 "comfyui": "ComfyUI's", "kohya": "Kohya's (lora_unet_)"}
 
@@ -111,7 +114,7 @@ class LoraFile:
         lora: the --lora value.
         layout: diffusers, peft, original, comfyui or kohya.
         state_dict: what loads, in diffusers' naming (``transformer.<layer>.lora_A.weight``, ...):
-            with --lora-partial only the layers that fit.
+            with --lora-partial only the layers that fit; empty where the file loads as it is.
         as_is: the file loads unchanged (``load_lora_weights(path)``, header and all).
         metadata: diffusers' adapter config from the header, if any.
         dropped: how many of the file's tensors do not reach the model (--lora-partial).
@@ -203,7 +206,7 @@ class _Reading:
     converted: dict[str, Any]
     fitting: dict[str, Any]
     misfit: tuple[str, str] | None  # the first converted key that does not fit, and why
-    lost: list[tuple[str, str]]  # the file's keys whose values reach no fitting layer, and why
+    lost: list[str]  # the file's keys whose values reach no fitting layer
 
 
 def _read_lora(lora: Lora, pipeline_class: Any, family: Family, spec: ModelSpec, denoisers: dict[str, Any],
@@ -226,7 +229,8 @@ def _read_lora(lora: Lora, pipeline_class: Any, family: Family, spec: ModelSpec,
     for layout, handed in readable:
         try:
             converted = pipeline_class.lora_state_dict(dict(handed))
-            tracked = pipeline_class.lora_state_dict(_alphas_as_ranks(handed))
+            has_alphas = any(key.endswith(".alpha") for key in handed)
+            tracked = pipeline_class.lora_state_dict(_alphas_as_ranks(handed)) if has_alphas else converted
         except Exception as error:  # noqa: BLE001  (diffusers' converters raise ValueError, KeyError, ...)
             failure = failure or _first_line(error)
             continue
@@ -240,15 +244,16 @@ def _read_lora(lora: Lora, pipeline_class: Any, family: Family, spec: ModelSpec,
         raise UsageError(f"--lora {lora.path}: key {leftover_alpha}: diffusers' {family.title} loader cannot apply "
                          "an alpha in this layout (without it the LoRA would load at another strength)")
     if not best.fitting:
-        key, reason = best.misfit or best.lost[0]
+        key, reason = best.misfit or (best.lost[0], DROPPED)
         raise UsageError(f"--lora {lora.path}: none of its {len(tensors)} keys fit {where}: key {key}: {reason}; "
                          f"the model takes diffusers' names ({_example(denoisers)}) or a layout diffusers converts")
     partial_fit = bool(best.lost) or best.misfit is not None
     if partial_fit and not partial:
-        key, reason = best.misfit or best.lost[0]
+        key, reason = best.misfit or (best.lost[0], DROPPED)
         raise UsageError(f"--lora {lora.path}: only part of it fits {where}: key {key}: {reason}; "
                          f"--lora-partial loads the {len(best.fitting)} LoRA weights that fit")
-    return LoraFile(lora=lora, layout=best.layout, state_dict=best.fitting, as_is=not partial_fit and best.handed is tensors,
+    as_is = not partial_fit and best.handed is tensors
+    return LoraFile(lora=lora, layout=best.layout, state_dict={} if as_is else best.fitting, as_is=as_is,
                     metadata=metadata, dropped=len(best.lost), size=os.path.getsize(lora.path),
                     fingerprint=fingerprint(lora.path))
 
@@ -301,13 +306,12 @@ def _fit(layout: str, tensors: dict[str, Any], handed: dict[str, Any], converted
     fitting: dict[str, Any] = {}
     misfit: tuple[str, str] | None = None
     for keys in by_layer.values():
-        found = next((found for name, denoiser in denoisers.items()
-                      for found in [_misfit({key: converted[key] for key in keys}, denoiser, name)] if found), None)
+        found = _layer_misfit({key: converted[key] for key in keys}, denoisers)
         if found is None:
             fitting |= {key: converted[key] for key in keys}
         elif misfit is None:
             misfit = found
-    reached = Counter(_value_id(tracked_value) for key, tracked_value in tracked.items() if key in fitting)
+    reached = Counter(_value_id(value) for key, value in tracked.items() if key in fitting)
     lost = []
     for (key, tensor), handed_key in zip(tensors.items(), handed):
         if handed_key.endswith(".alpha") or not tensor.any():
@@ -316,15 +320,17 @@ def _fit(layout: str, tensors: dict[str, Any], handed: dict[str, Any], converted
         if reached[value]:
             reached[value] -= 1
         else:
-            lost.append((key, _why_lost(handed_key, converted, fitting)))
+            lost.append(key)
     return _Reading(layout, handed, converted, fitting, misfit, lost)
 
 
-def _why_lost(handed_key: str, converted: dict[str, Any], fitting: dict[str, Any]) -> str:
-    if len(fitting) < len(converted):
-        return "its layer does not fit the model"
-    return "diffusers' converter does not load it" if handed_key.endswith((".diff", ".diff_b", ".dora_scale")) else \
-        "diffusers' converter drops it"
+def _layer_misfit(layer: dict[str, Any], denoisers: dict[str, Any]) -> tuple[str, str] | None:
+    """The first of one layer's keys that does not fit one of ``denoisers``, and why."""
+    for name, denoiser in denoisers.items():
+        found = _misfit(layer, denoiser, name)
+        if found is not None:
+            return found
+    return None
 
 
 def _value_id(tensor: torch.Tensor) -> tuple[Any, ...]:
