@@ -131,7 +131,10 @@ def adapter(pipeline) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     return get_peft_model_state_dict(transformer, adapter_name="lora0"), scaling
 
 
-def assert_loads_as_diffusers(model: str, folder: Path, pipeline_class, file: Path, reference: Path) -> None:
+def assert_loads_as_diffusers(model: str, folder: Path, pipeline_class, file: Path, reference: Path, photo: str,
+                              frames: int) -> None:
+    """vidlatent's pipeline with ``file`` holds the adapter weights and scalings of diffusers'
+    with ``load_lora_weights(reference)``, and the same call (one step) gives the same latents."""
     loaded = load_pipeline(LoadOptions(model=model, acceleration=Acceleration(loras=(parse_lora(str(file)),))))
     expected = pipeline_class.from_pretrained(folder)
     expected.load_lora_weights(str(reference), adapter_name="lora0")
@@ -139,20 +142,28 @@ def assert_loads_as_diffusers(model: str, folder: Path, pipeline_class, file: Pa
     assert state and set(state) == set(expected_state)
     assert all(torch.equal(state[key], expected_state[key]) for key in state)
     assert scaling == expected_scaling
+    latents = []
+    for pipeline in (loaded.pipeline, expected):
+        pipeline.set_progress_bar_config(disable=True)
+        with torch.no_grad():
+            latents.append(pipeline(image=Image.open(photo), prompt="a fox", height=32, width=32, num_frames=frames,
+                                    num_inference_steps=1, generator=torch.Generator("cpu").manual_seed(4),
+                                    output_type="latent").frames)
+    assert torch.equal(*latents)
 
 
 @pytest.mark.parametrize("layout", ["original", "kohya", "diffusers", "peft", "comfyui"])
-def test_every_wan_layout_loads_as_diffusers_loads_it(wan_loras, tiny_wan, layout):
+def test_every_wan_layout_loads_as_diffusers_loads_it(wan_loras, tiny_wan, photo, layout):
     from diffusers import WanImageToVideoPipeline
 
-    assert_loads_as_diffusers("tiny-random-wan", tiny_wan, WanImageToVideoPipeline, *wan_loras[layout])
+    assert_loads_as_diffusers("tiny-random-wan", tiny_wan, WanImageToVideoPipeline, *wan_loras[layout], photo, 5)
 
 
 @pytest.mark.parametrize("layout", ["original", "peft"])
-def test_every_ltx_layout_loads_as_diffusers_loads_it(ltx_loras, tiny_ltx, layout):
+def test_every_ltx_layout_loads_as_diffusers_loads_it(ltx_loras, tiny_ltx, photo, layout):
     from diffusers import LTXConditionPipeline
 
-    assert_loads_as_diffusers("tiny-random-ltx", tiny_ltx, LTXConditionPipeline, *ltx_loras[layout])
+    assert_loads_as_diffusers("tiny-random-ltx", tiny_ltx, LTXConditionPipeline, *ltx_loras[layout], photo, 9)
 
 
 def cli(*args: object, code: int = 0):

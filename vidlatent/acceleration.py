@@ -3,7 +3,8 @@
 Each is one switch (``Acceleration``, carried in ``LoadOptions.acceleration``) over what
 diffusers already does: ``CacheMixin.enable_cache`` with ``FirstBlockCacheConfig``,
 ``compile_repeated_blocks`` / ``torch.compile``, ``enable_layerwise_casting``, the VAE's tiled
-decode, and ``load_lora_weights`` + ``set_adapters`` (peft). Whether a model family can take one
+decode, and ``load_lora_weights`` + ``set_adapters`` (peft; the files are read and loaded by
+``vidlatent.lora_files``). Whether a model family can take one
 is a class attribute of the family (``supports_cache``, ``compile_target``, ``lora_layouts``,
 ``vae_tiling``), checked here before anything loads, so a new family opts in by setting them.
 
