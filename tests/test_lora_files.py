@@ -247,6 +247,14 @@ def test_kohyas_layout_on_ltx_is_refused_naming_the_layouts_it_takes(tmp_path, p
         "(e.g. transformer.transformer_blocks.0.attn1.to_q.lora_A.weight)\n")
 
 
+def test_a_lora_diffusers_converter_cannot_read_is_refused_saying_why(tmp_path, photo):
+    # musubi's converter in diffusers reads every attention and feed-forward layer of a block.
+    attention_only = write(tmp_path, "musubi", kohya_layout(random_layers({"attn1.to_q": (24, 24)}, "blocks", 1, seed=4)))
+    assert refused(tmp_path, photo, "--lora", attention_only) == (
+        f"vidlatent: error: --lora {attention_only}: diffusers' Wan converter cannot read it in Kohya's (lora_unet_) "
+        "layout: it looks for blocks_0_self_attn_k.lora_down.weight (past the prefix), which the file lacks\n")
+
+
 def test_lora_down_and_up_without_wans_converter_are_refused_on_ltx(tmp_path, photo):
     # ComfyUI's LoraSave names (lora_down / lora_up): diffusers' LTX-Video loader fails on them.
     layers = random_layers({"attn1.to_q": (16, 16)}, "transformer_blocks", 1, seed=5)

@@ -225,18 +225,20 @@ def _read_lora(lora: Lora, pipeline_class: Any, family: Family, spec: ModelSpec,
         raise UsageError(f"--lora {lora.path}: key {key}: {family.title} takes LoRAs in {_listing(family.lora_layouts)} "
                          f"layout, not {LAYOUT_NAMES[_layouts(tensors)[0][0]]} ({_example(denoisers)})")
     readings: list[_Reading] = []
-    failure = ""
+    failure = ""  # why diffusers' converter could not read the first layout it failed on
     for layout, handed in readable:
         try:
             converted = pipeline_class.lora_state_dict(dict(handed))
             has_alphas = any(key.endswith(".alpha") for key in handed)
             tracked = pipeline_class.lora_state_dict(_alphas_as_ranks(handed)) if has_alphas else converted
         except Exception as error:  # noqa: BLE001  (diffusers' converters raise ValueError, KeyError, ...)
-            failure = failure or _first_line(error)
+            reason = f"it looks for {error.args[0]} (past the prefix), which the file lacks" \
+                if isinstance(error, KeyError) and error.args else _first_line(error)
+            failure = failure or f"{LAYOUT_NAMES[layout]} layout: {reason}"
             continue
         readings.append(_fit(layout, tensors, handed, converted, tracked, denoisers))
     if not readings:
-        raise UsageError(f"--lora {lora.path}: diffusers' {family.title} loader cannot convert it ({failure})")
+        raise UsageError(f"--lora {lora.path}: diffusers' {family.title} converter cannot read it in {failure}")
     best = max(readings, key=lambda reading: len(reading.fitting))  # the first of the best
     where = f"{spec.title} ({', '.join(denoisers) or 'transformer'})"
     leftover_alpha = next((key for key in best.converted if key.endswith(".alpha")), None)
