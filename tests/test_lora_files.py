@@ -323,3 +323,26 @@ def test_a_recipe_takes_one_lora_or_a_list_and_lora_partial(tmp_path):
     recipe = tmp_path / "distilled.toml"
     recipe.write_text('lora = "lightx2v.safetensors:0.5"\nlora-partial = true\n')
     assert read_recipe(str(recipe)) == {"lora": [str(tmp_path.resolve() / "lightx2v.safetensors:0.5")], "lora_partial": True}
+
+
+def test_diffusers_adapter_config_in_the_header_is_kept_with_lora_partial(tmp_path, tiny_wan):
+    """save_lora_weights' adapter config (here lora_alpha 2 for rank 4) loads with the part that
+    fits, as it does with the whole file."""
+    import json
+
+    from diffusers import WanImageToVideoPipeline
+
+    layers = random_layers({"attn1.to_q": (24, 24), "ffn.net.2": (32, 24)}, "blocks", 2, seed=7)
+    config = {"transformer.r": RANK, "transformer.lora_alpha": ALPHA, "transformer.target_modules": sorted(layers)}
+    header = {"format": "pt", "lora_adapter_metadata": json.dumps(config)}
+    whole, part = tmp_path / "whole.safetensors", tmp_path / "part.safetensors"
+    save_file(diffusers_layout(layers), whole, metadata=header)
+    save_file(diffusers_layout(layers) | {"transformer.blocks.7.attn1.to_q.lora_A.weight": torch.ones(RANK, 24)}, part,
+              metadata=header)
+    loaded = load_pipeline(LoadOptions(model="tiny-random-wan", acceleration=Acceleration(
+        loras=(parse_lora(str(part)),), lora_partial=True)))
+    expected = WanImageToVideoPipeline.from_pretrained(tiny_wan)
+    expected.load_lora_weights(str(whole), adapter_name="lora0")
+    (state, scaling), (expected_state, expected_scaling) = adapter(loaded.pipeline), adapter(expected)
+    assert set(state) == set(expected_state) and all(torch.equal(state[key], expected_state[key]) for key in state)
+    assert scaling == expected_scaling and set(scaling.values()) == {ALPHA / RANK}
