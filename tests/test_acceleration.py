@@ -13,11 +13,13 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
+from safetensors.torch import save_file
 
 from vidlatent import acceleration, latentfile, media, models
-from vidlatent.acceleration import CacheChoice, Lora, parse_cache, parse_lora
+from vidlatent.acceleration import CacheChoice, parse_cache
 from vidlatent.cli import main
 from vidlatent.errors import UsageError
+from vidlatent.lora_files import Lora, parse_lora
 from vidlatent.generation import Knobs, generate
 from vidlatent.models import LoadOptions, load_pipeline
 
@@ -79,7 +81,7 @@ def test_parse_cache():
 
 def test_parse_lora(tmp_path):
     file = tmp_path / "style.safetensors"
-    file.write_bytes(b"")
+    save_file({"transformer.x.lora_A.weight": torch.zeros(1, 1)}, file)
     assert parse_lora(str(file)) == Lora(str(file), 1.0, None)
     assert parse_lora(f"{file}:0.5") == Lora(str(file), 0.5, None)
     assert parse_lora(f"{file}:-1:low") == Lora(str(file), -1.0, "low")
@@ -264,7 +266,8 @@ def test_lora_scale_zero_is_no_lora_and_one_changes_the_output(tmp_path, plain, 
     assert torch.equal(zero.latents, plain.latents)
     assert not torch.allclose(with_a.latents, plain.latents, atol=1e-3)
     (record,) = with_a.history[-1]["arguments"]["acceleration"]["lora"]
-    assert record["path"] == str(loras["a"].resolve()) and record["scale"] == 1.0 and len(record["sha256"]) == 64
+    assert record["path"] == str(loras["a"].resolve()) and record["scale"] == 1.0 and len(record["fingerprint"]) == 64
+    assert (record["size"], record["layout"]) == (loras["a"].stat().st_size, "diffusers")
 
 
 def test_two_loras_combine(tmp_path, loras, with_a):
@@ -285,8 +288,9 @@ def test_two_loras_combine(tmp_path, loras, with_a):
 def test_a_lora_that_does_not_fit_is_refused_naming_the_first_key(tmp_path, tiny_wan22, extra, key, reason):
     bad = make_lora(tiny_wan22, tmp_path / "bad.safetensors", seed=3, layers=(), extra=extra)
     result = cli("generate", "--model", "tiny-random-wan22", *FOX, "--lora", bad, "-o", tmp_path / "x.safetensors", code=2)
-    assert result.stderr == f"vidlatent: error: --lora {bad}: does not fit Wan 2.2 text/image-to-video (transformer): " \
-                            f"key {key}: {reason}\n"
+    assert result.stderr == f"vidlatent: error: --lora {bad}: none of its 1 keys fit Wan 2.2 text/image-to-video " \
+                            f"(transformer): key {key}: {reason}; the model takes diffusers' names (e.g. " \
+                            "transformer.blocks.0.attn1.to_q.lora_A.weight) or a layout diffusers converts\n"
 
 
 def test_two_expert_models_take_a_lora_into_both_experts_or_one(tmp_path, tiny_wan22, loras):

@@ -129,16 +129,26 @@ def read_header(file: ComponentFile) -> dict[str, tuple[int, ...]]:
     if file.gguf:
         return _read_gguf_header(file)
     try:
-        with open(file.path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > _MAX_HEADER_BYTES:
-                raise ValueError("header too long")
-            header = json.loads(handle.read(length))
+        header, _ = read_safetensors_header(file.path)
         header.pop("__metadata__", None)
         ordered = sorted(header.items(), key=lambda item: item[1]["data_offsets"][0])
         return {key: tuple(entry["shape"]) for key, entry in ordered}
     except (OSError, ValueError, struct.error, KeyError, TypeError, AttributeError) as error:
         raise UsageError(f"{file.flag} {file.path}: not a safetensors file ({error})") from error
+
+
+def read_safetensors_header(path: str) -> tuple[dict[str, Any], int]:
+    """A safetensors file's JSON header (each tensor's dtype, shape and data_offsets, and its
+    ``__metadata__``) and the offset where its data begins, reading the header alone. Raises
+    OSError, ValueError or struct.error where the file is none."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        if length > _MAX_HEADER_BYTES:
+            raise ValueError("header too long")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("the header is no JSON object")
+    return header, 8 + length
 
 
 def _quantisation_key(key: str) -> bool:

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent import families
-from vidlatent.acceleration import (
-    DENOISERS, Acceleration, Applied, apply_before_placement, apply_compile, check_fits, check_loras, read_loras,
-)
+from vidlatent.acceleration import DENOISERS, Acceleration, Applied, apply_before_placement, apply_compile, check_fits
 from vidlatent.component_files import ComponentFile, check_component_files, load_component_file, loaded_bytes
+from vidlatent.lora_files import load_loras, read_loras
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.tiny import quiet_libraries, tiny_random_path
 
@@ -400,9 +399,10 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     import diffusers
 
     pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image))
-    loras = read_loras(acceleration.loras, pipeline_class)
-    if loras and info.folder is not None:  # before the weights load (or download): configs only
-        check_loras(loras, info.folder, spec, components)
+    loras = []
+    if acceleration.loras and info.folder is not None:  # before the weights load (or download): configs only
+        loras = read_loras(acceleration.loras, pipeline_class, family, spec, info.folder, components,
+                           partial=acceleration.lora_partial)
     files = {file.component: file for file in options.components if file.component in components}
     # The folder's own weights of a component a file replaces are not needed (nor downloaded).
     folder_components = [name for name in components if name not in files]
@@ -428,9 +428,10 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
         options.model,
     )
     space = latent_space_of(pipeline.vae) if pipeline.vae is not None else ""
-    if loras and info.folder is None:
-        check_loras(loras, folder, spec, components)
-    applied = apply_before_placement(pipeline, acceleration, spec, dtype, loras, note)
+    if acceleration.loras and info.folder is None:
+        loras = read_loras(acceleration.loras, pipeline_class, family, spec, folder, components,
+                           partial=acceleration.lora_partial)
+    applied = apply_before_placement(pipeline, acceleration, dtype, load_loras(pipeline, loras, spec), note)
     applied.files = {name: file.path for name, file in files.items()}
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)

@@ -21,10 +21,11 @@ from vidlatent.knobs import KNOBS
 
 # What a recipe may say: the model and how it loads, its component files, LoRAs and the knobs
 # (the command's own inputs, outputs and seed are not a recipe's).
-LOADING_KEYS = ("model", "dtype", "offload", "transformer", "transformer_2", "lora", "quantize", "cache", "compile",
-                "vae_tiling")
+LOADING_KEYS = ("model", "dtype", "offload", "transformer", "transformer_2", "lora", "lora_partial", "quantize", "cache",
+                "compile", "vae_tiling")
 RECIPE_KEYS = (*LOADING_KEYS, *(name for name, declaration in KNOBS.items() if declaration.flag))
 PATH_KEYS = ("transformer", "transformer_2", "lora")
+MULTIPLE_KEYS = ("lora",)  # options given more than once: one value or a list
 # A recipe key -> the command's parameter, where they differ.
 PARAMETERS = {"compile": "compile_denoiser"}
 
@@ -58,6 +59,8 @@ def read_recipe(path: str, parameters: set[str] | None = None) -> dict[str, Any]
                              f"{', '.join(name.replace('_', '-') for name in allowed)}")
         if isinstance(value, dict):
             raise UsageError(f"--recipe {path}: {raw!r} is a table; give it a value (recipes are flat)")
+        if key in MULTIPLE_KEYS and not isinstance(value, list):
+            value = [value]
         if key in PATH_KEYS:
             value = [_beside(file, each) for each in value] if isinstance(value, list) else _beside(file, value)
         values[PARAMETERS.get(key, key)] = value

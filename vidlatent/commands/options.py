@@ -171,13 +171,15 @@ def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def wrapper(*args: Any, load: LoadOptions, cache: str | None, compile_denoiser: bool, quantize: str | None,
-                vae_tiling: bool | None, lora: tuple[str, ...], transformer: str | None, transformer_2: str | None,
-                **kwargs: Any) -> Any:
-        from vidlatent.acceleration import parse_cache, parse_lora
+                vae_tiling: bool | None, lora: tuple[str, ...], lora_partial: bool, transformer: str | None,
+                transformer_2: str | None, **kwargs: Any) -> Any:
+        from vidlatent.acceleration import parse_cache
+        from vidlatent.lora_files import parse_lora
         from vidlatent.component_files import component_file
 
         load = _with_acceleration(load, cache=parse_cache(cache) if cache else None, compile=compile_denoiser,
-                                  quantize=quantize, vae_tiling=vae_tiling, loras=tuple(parse_lora(each) for each in lora))
+                                  quantize=quantize, vae_tiling=vae_tiling, loras=tuple(parse_lora(each) for each in lora),
+                                  lora_partial=lora_partial)
         files = {"transformer": transformer, "transformer_2": transformer_2}
         components = tuple(component_file(name, path) for name, path in files.items() if path is not None)
         return function(*args, load=dataclasses.replace(load, components=components), **kwargs)
@@ -202,8 +204,14 @@ def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
                           "of bf16; norms and embeddings stay in --dtype)."),
         _vae_tiling_option(),
         click.option("--lora", multiple=True, metavar="PATH[:SCALE[:EXPERT]]",
-                     help="A LoRA (.safetensors) at SCALE [1.0]; repeat to combine. Wan 2.2 two-expert models: into "
-                          "both experts, or EXPERT high or low. One that does not fit the model is refused."),
+                     help="A LoRA (.safetensors) at SCALE [1.0]; repeat to combine. Layouts: diffusers', PEFT's, the "
+                          "original (diffusion_model.: lightx2v, Lightning, CausVid, ComfyUI's) and, on Wan, Kohya's/"
+                          "musubi's (lora_unet_), read through diffusers' converters. Wan 2.2 two-expert models: into "
+                          "both experts, or EXPERT high or low. One none of which fits the model is refused, and one "
+                          "of which only part fits."),
+        click.option("--lora-partial", is_flag=True,
+                     help="Load the part of a --lora file that fits the model (the history counts what was left "
+                          "out), instead of refusing it."),
     )(wrapper)
 
 

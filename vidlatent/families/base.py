@@ -17,7 +17,7 @@ It owns what differs between them and nothing else, mostly as declarations:
 - what it can do beyond sampling, as data: ``inversion`` (its sampler run backwards, for
   ``transfer-motion --method inversion``) and ``upsampler`` (a latent upsampler, for
   ``--upscale``) are objects, or None where the family cannot; which of diffusers' speed and
-  memory tools its models take (``supports_cache``, ``compile_target``, ``supports_lora``,
+  memory tools its models take (``supports_cache``, ``compile_target``, ``lora_layouts``,
   ``vae_tiling``, ``forward_chunking``: see ``vidlatent.acceleration``).
 
 Everything else (commands, the latent math, extend's segment loop, the SDEdit strength rule,
@@ -229,7 +229,10 @@ class Family:
     # What vidlatent.acceleration may apply (--cache, --compile, --lora, --vae-tiling):
     supports_cache: ClassVar[bool] = False  # the denoiser is a diffusers CacheMixin with transformer blocks
     compile_target: ClassVar[str] = "whole"  # "repeated-blocks": compile_repeated_blocks; "whole": torch.compile
-    supports_lora: ClassVar[bool] = False  # the pipeline has a diffusers LoRA loader (load_lora_weights)
+    # The LoRA layouts its pipeline's diffusers loader reads (``lora_state_dict`` and its converters;
+    # vidlatent.lora_files names them): "diffusers", "peft", "original" (diffusion_model. prefix;
+    # ComfyUI's too), "kohya" (lora_unet_). Empty: the pipeline has no LoRA loader.
+    lora_layouts: ClassVar[tuple[str, ...]] = ()
     vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that ``decode`` honours
     # The components --transformer FILE / --transformer-2 FILE may replace: those whose diffusers
     # class has a single-file loader (from_single_file) for the original and ComfyUI layouts.

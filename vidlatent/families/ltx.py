@@ -185,7 +185,9 @@ class LTX(Family):
     timestep_decoder = True
     supports_cache = True  # LTXVideoTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: LTXVideoTransformerBlock
-    supports_lora = True  # LTXVideoLoraLoaderMixin
+    # LTXVideoLoraLoaderMixin: its lora_state_dict strips the original layout's diffusion_model.
+    # prefix (the LTX-Video trainer's and ComfyUI's); no converter for Kohya's naming.
+    lora_layouts = ("diffusers", "peft", "original")
     single_file_components = ("transformer",)  # LTXVideoTransformer3DModel.from_single_file
     vae_tiling = True  # decode tiles with --vae-tiling, and by default past the VAE's tile size
     default_overlap = 2  # extend: the clip's last 9 frames (see README, "LTX-Video")

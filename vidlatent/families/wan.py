@@ -129,7 +129,9 @@ class Wan(Family):
     knob_defaults = {"prompt": ""}
     supports_cache = True  # WanTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: WanTransformerBlock
-    supports_lora = True  # WanLoraLoaderMixin, into either expert (load_into_transformer_2)
+    # WanLoraLoaderMixin, into either expert (load_into_transformer_2); its lora_state_dict converts
+    # the original layout (lightx2v, Lightning, CausVid, ComfyUI's) and musubi's (Kohya's naming).
+    lora_layouts = ("diffusers", "peft", "original", "kohya")
     single_file_components = ("transformer", "transformer_2")  # WanTransformer3DModel.from_single_file
     vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
     default_decode_chunk_words = "1, its decoder's own step, whatever is given"
