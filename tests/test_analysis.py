@@ -287,7 +287,7 @@ def test_analyze_json(encoded):
     assert summary["frame_shape"] == [4, 8, 8] and summary["static_threshold"] == 0.05
     components = summary["components"]
     ratios = components["explained_variance_ratio"]
-    assert components["count"] == 3 and components["frames"] == 42 and components["features"] == 256
+    assert components["count"] == 3 and components["latent_frames"] == 42 and components["features"] == 256
     assert ratios == sorted(ratios, reverse=True) and 0 < sum(ratios) <= 1
     assert [clip["name"] for clip in summary["clips"]] == ["bear", "video1"]
     for clip in summary["clips"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +65,12 @@ def test_two_processes_write_what_one_does(tmp_path, shots, tiny_model):
     assert written == [f"shot{index}.safetensors" for index in range(4)]
     for name in written:
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
-    # Rank 0 alone spoke: each failure once.
+    # Rank 0 alone spoke: each failure once, every output written by either process, and the total.
     assert two.stderr.count("vidlatent: error: shot4.png") == 1
+    for name in written:
+        assert two.stderr.count(f"{tmp_path}/two/{name}") == 1, two.stderr
+    assert "process 1)" in two.stderr
+    assert re.search(r"vidlatent: wrote 4 outputs over 2 processes in [0-9.]+ s \(4 of 5 inputs\)", two.stderr), two.stderr
 
 
 def test_context_parallel_equals_one_process(tmp_path, tiny_wan):

@@ -256,3 +256,33 @@ def test_completion_does_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "plain,--chunk" in result.stdout
+
+
+# --- README against the code ------------------------------------------------------------------------
+
+
+def _readme_shell_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [block.replace("\\\n", " ") for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S)]
+
+
+def test_readme_examples_of_one_block_write_different_files() -> None:
+    """Run one after another, as a new user does, no README example overwrites another's file (the
+    folders of the scale-out examples are one launcher's or another's: alternatives)."""
+    for block in _readme_shell_blocks():
+        outputs = [name for name in re.findall(r"(?:^|\s)-o\s+(\S+)", block) if name != "-" and not name.endswith("/")]
+        repeated = sorted({name for name in outputs if outputs.count(name) > 1})
+        assert not repeated, f"README examples write {repeated} more than once:\n{block}"
+
+
+def test_readme_and_help_name_each_familys_gpu_dtype_and_size_multiple() -> None:
+    """--dtype auto and --size's multiples, as README and --help say them, are the families' declarations."""
+    from vidlatent import families
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    generate_help = " ".join(cli.get_command(click.Context(cli), "generate").get_help(click.Context(cli)).split())
+    for family in families.all_families():
+        assert re.search(rf"{family.preferred_gpu_dtype} for [^.;]*\b{family.short_title}\b", readme), family.name
+        assert f"{family.short_title} {family.preferred_gpu_dtype}" in generate_help, family.name
+        multiples = " or ".join(dict.fromkeys(str(m) for m in sorted(s.size_multiple for s in families.declared_specs(family))))
+        assert f"{family.short_title} {multiples}" in generate_help, family.name

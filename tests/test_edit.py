@@ -206,8 +206,8 @@ def test_reverse_and_smooth_and_default_output(tmp_path):
     [
         ([], "nothing to do"),
         (["--trim", "4"], "expected START:END"),
-        (["--trim", "3:3"], "--trim 3:3: the clip has 4 frames"),
-        (["--trim", "0:9"], "the clip has 4 frames"),
+        (["--trim", "3:3"], "--trim 3:3: the clip has 4 latent frames"),
+        (["--trim", "0:9"], "the clip has 4 latent frames"),
         (["--smooth", "-1"], "'--smooth': -1.0 is not in the range x>=0"),
         (["--loop", "--loop-frames", "3"], "--loop-frames 3: must be between 1 and half"),
         (["--loop-frames", "1", "--smooth", "1"], "--loop-frames needs --loop"),

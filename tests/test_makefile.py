@@ -27,7 +27,8 @@ def workdir(tmp_path, tiny_model):
 
 
 def make(workdir, *args: str) -> subprocess.CompletedProcess:
-    command = ["make", f"VIDLATENT={sys.executable} -m vidlatent", "MODEL=tiny-random", "STEPS=2", "TIMES=1", *args]
+    command = ["make", f"VIDLATENT={sys.executable} -m vidlatent", "MODEL=tiny-random", "STEPS=2", "TIMES=1", "PHOTO=photo.png",
+               *args]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True)
 
 
@@ -76,6 +77,22 @@ def test_a_failure_midway_keeps_the_finished_steps_and_resumes(workdir):
     assert "generate" not in resumed.stdout and "extend" not in resumed.stdout
     assert mtimes_of(workdir, ("clip.safetensors", "long.safetensors")) == before
     assert (workdir / "long.mp4").exists()
+
+
+def test_the_documented_line_finds_its_default_input(tmp_path):
+    """`cd examples && make MODEL=tiny-random STEPS=4`, as README.md says, with no PHOTO=: the input
+    is the shared test image beside the project (make -n: the commands it would run, none run)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    data_file("test_image.png")
+    examples = tmp_path / "project" / "examples"
+    examples.mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "Makefile", examples / "Makefile")
+    (tmp_path / "shared").symlink_to(ROOT.parent / "shared")  # the shared folder beside the project
+    result = subprocess.run(["make", "-n", "MODEL=tiny-random", "STEPS=4"], cwd=examples, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "generate ../../shared/data/test_image.png --model tiny-random" in result.stdout
+    assert "--steps 4" in result.stdout and "decode smooth.safetensors" in result.stdout
 
 
 def mtimes_of(workdir, names) -> dict[str, int]:

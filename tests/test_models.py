@@ -476,3 +476,33 @@ def test_another_vae_of_the_same_shape_does_not_match(tiny_vae, other_tiny_model
     for dtype in (torch.float16, torch.bfloat16):
         cast = LatentSpace.parse(latent_space_of(copy.deepcopy(other_loaded.vae).to(dtype)))
         assert cast.matches(theirs) and not cast.matches(ours)
+
+
+# --- tiny models as the families declare them, and hints that name one that can ---------------------
+
+
+def test_each_tiny_models_declared_spec_is_its_built_folders():
+    """What offline hints choose by (``Family.tiny_spec``, nothing built) is what the folder says."""
+    from vidlatent import families
+
+    for name, family in families.tiny_models().items():
+        assert models.describe(name).spec == family.tiny_spec(name), name
+
+
+def test_offline_hints_name_a_tiny_model_that_can_do_what_the_model_does():
+    from vidlatent import families
+    from vidlatent.families.base import IMAGE_OPTIONAL
+
+    hub = families.aliases()
+    like = {alias: families.tiny_model_like(families.known_spec(hub[alias])[1]) for alias in
+            ("wan21-flf2v", "wan21-i2v-480p", "wan22-t2v-a14b", "wan22-ti2v-5b", "ltx-0.9.5", "svd-xt")}
+    assert like == {"wan21-flf2v": "tiny-random-wan-flf2v", "wan21-i2v-480p": "tiny-random-wan", "wan22-t2v-a14b": "tiny-random-wan22",
+                    "wan22-ti2v-5b": "tiny-random-wan22", "ltx-0.9.5": "tiny-random-ltx", "svd-xt": "tiny-random"}
+    for alias, hub_id in hub.items():  # every checkpoint's stand-in is of its family and conditioned as it is
+        family, spec = families.known_spec(hub_id)
+        tiny = family.tiny_spec(families.tiny_model_like(spec))
+        assert tiny.family == spec.family and tiny.image in (spec.image, IMAGE_OPTIONAL), alias
+        assert tiny.last_image or not spec.last_image, alias
+    assert families.tiny_model_like(None) == "tiny-random"
+    assert families.able_models(lambda spec: spec.last_image, prefer="ltx") == (
+        ["ltx-0.9.7-dev", "wan21-flf2v"], ["tiny-random-ltx", "tiny-random-wan-flf2v"])

@@ -299,6 +299,27 @@ def test_lines_are_never_wrapped_or_cut_off_a_terminal(tmp_path, small_clip):
     env = run("env")
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     assert any(ffmpeg in line and "…" not in line for line in env.stdout.splitlines())
+    # Tables piped or in a file: no line ends in the padding of its column.
+    for table in (env.stdout, run("inspect", str(small_clip)).stdout):
+        lines = table.splitlines()
+        assert len(lines) > 5 and [line for line in lines if line != line.rstrip()] == []
+
+
+def test_notes_say_only_what_happened(tmp_path, small_clip):
+    """A transfer that denoises nothing prints no "0 in 0.0 s" line; extend's seed taken from the
+    clip (its seed + 1: the same every run) is not announced as one to pass to repeat the run."""
+    first = tmp_path / "first.safetensors"
+    clip = latentfile.read(small_clip)
+    latentfile.write(clip.with_step("trim", {}, latents=clip.latents[:1]), first)
+    residual = run("transfer-motion", str(small_clip), str(first), "-o", str(tmp_path / "t.safetensors"))
+    assert residual.exit_code == 0, residual.output
+    assert residual.stderr.splitlines() == [f"vidlatent: wrote {tmp_path / 't.safetensors'} (4 frames, residual)"]
+    seeded = tmp_path / "seeded.safetensors"
+    latentfile.write(dataclasses.replace(clip, seed=1), seeded)
+    extended = run("extend", str(seeded), "--steps", "1", "--frames", "4", "-o", str(tmp_path / "e.safetensors"))
+    assert extended.exit_code == 0, extended.output
+    assert "vidlatent: seed 2 (the clip's seed 1 + 1: the same on every run without --seed)" in extended.stderr.splitlines()
+    assert "--seed 2 to repeat" not in extended.stderr
 
 
 # --- output folders: made when the output is written, never on a refusal ---------------------

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.conftest import data_file, resized_photo
-from vidlatent import codec, latentfile
+from vidlatent import codec, latentfile, models
 from vidlatent.cli import main
 from vidlatent.codec import tensor_to_pixels
 from vidlatent.generation import Knobs, pin_frames, regenerate, sample
@@ -254,23 +254,33 @@ def test_extend_keeps_the_clip_and_corrects_drift(clip_path, wan):
 
 
 @pytest.fixture(scope="module")
-def flf2v(tmp_path_factory):
-    """A tiny first-last-frame model: Wan 2.1 image-to-video with the FLF2V image position embedding."""
-    import diffusers
+def flf2v():
+    """tiny-random-wan-flf2v: Wan 2.1 image-to-video with the FLF2V image position embedding."""
+    from vidlatent.tiny import tiny_random_path
 
-    from vidlatent.families.wan import build_tiny_wan
+    return tiny_random_path("tiny-random-wan-flf2v")
 
-    pipeline = build_tiny_wan(wan22=False)
-    torch.manual_seed(0)
-    tokens = 1 + (32 // 8) ** 2  # the tiny CLIP's tokens per image
-    pipeline.transformer = diffusers.WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16, text_dim=32,
-        freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
-        image_dim=8, added_kv_proj_dim=24, pos_embed_seq_len=2 * tokens,
-    )
-    folder = tmp_path_factory.mktemp("flf2v") / "flf2v"
-    pipeline.save_pretrained(folder)
-    return folder
+
+def test_first_last_frame_generate_equals_diffusers(tmp_path, photo, flf2v):
+    """generate IMAGE --last-image IMAGE on the tiny FLF2V model: diffusers' WanImageToVideoPipeline
+    with the same image, last image and seed, bit for bit; the spec names it and takes last frames."""
+    from diffusers import WanImageToVideoPipeline
+
+    from vidlatent.families.wan import FAMILY
+
+    assert models.describe("tiny-random-wan-flf2v").spec == FAMILY.tiny_spec("tiny-random-wan-flf2v")
+    last = tmp_path / "last.png"
+    Image.open(photo).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(last)
+    out = tmp_path / "clip.safetensors"
+    cli("generate", photo, "--last-image", str(last), "--model", "tiny-random-wan-flf2v", "--size", "64x64", "--frames", "5",
+        "--steps", "2", "--prompt", PROMPT, "--seed", "5", "-o", str(out), "-q")
+    pipeline = WanImageToVideoPipeline.from_pretrained(flf2v)
+    pipeline.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        expected = pipeline(image=Image.open(photo), last_image=Image.open(last), prompt=PROMPT, height=64, width=64,
+                            num_frames=5, num_inference_steps=2, generator=torch.Generator("cpu").manual_seed(5),
+                            output_type="latent").frames[0]  # (C, T, h, w)
+    assert torch.equal(latentfile.read(out).latents, expected.permute(1, 0, 2, 3))
 
 
 def test_keyframes_bridge_a_to_b(tmp_path, photo, flf2v):
@@ -314,7 +324,23 @@ def test_keyframes_on_a_model_without_last_frames_is_refused(tmp_path, clip_path
     result = CliRunner().invoke(main, ["interpolate", str(clip_path), str(clip_path), "--transition", "9", "--keyframes",
                                        "-o", str(tmp_path / "x.safetensors")])
     assert result.exit_code == 2 and "cannot be conditioned on a last frame" in result.stderr
+    # The hint names models that can, Wan's first, and a tiny one to try it offline.
+    assert "--model wan21-flf2v or ltx-" in result.stderr and "offline: --model tiny-random-wan-flf2v" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_transition_counts_pixel_frames_with_or_without_keyframes(tmp_path, clip_path):
+    """--transition 9 on Wan clips: a 9-frame bridge (3 latent frames), as --keyframes makes; a count
+    Wan's VAE cannot make is refused with the nearest ones, before anything is written."""
+    bridge = tmp_path / "bridge.safetensors"
+    cli("interpolate", str(clip_path), str(clip_path), "--transition", "9", "-o", str(bridge), "-q")
+    assert (latentfile.read(bridge).frames, latentfile.read(bridge).pixel_frames) == (3, 9)
+    refused = CliRunner().invoke(main, ["interpolate", str(clip_path), str(clip_path), "--transition", "8", "-o",
+                                        str(tmp_path / "x.safetensors")])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.splitlines() == [f"vidlatent: error: --transition 8: {clip_path}'s latents make 4k+1 frames "
+                                           "(its VAE's rule); use 5 or 9"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bridge.safetensors"]
 
 
 def test_a_wan_clip_is_refused_by_the_svd_decoder(tmp_path, clip_path, tiny_model):
@@ -343,7 +369,7 @@ def test_latent_ops_commands_work_on_wan_clips(tmp_path, clip_path, photo):
     cli("transfer-motion", str(clip_path), photo, "-o", str(moved), "-q")
     assert latentfile.read(moved).frames == 3
     analysis = json.loads(cli("analyze", str(clip_path), "--json").stdout)
-    assert analysis["clips"][0]["frames"] == 3
+    assert (analysis["clips"][0]["frames"], analysis["clips"][0]["latent_frames"]) == (9, 3)  # pixel frames, as everywhere
     facts = json.loads(cli("inspect", str(clip_path), "--json").stdout)
     assert (facts["family"], facts["frames"], facts["latent_frames"], facts["frame_rule"]) == ("wan", 9, 3, "(T-1)*4+1")
     inversion = CliRunner().invoke(main, ["transfer-motion", str(clip_path), photo, "--method", "inversion", "-o", str(tmp_path / "i.mp4")])

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import generation, latent_ops, latentfile, media
+from vidlatent import families, generation, latent_ops, latentfile, media
 from vidlatent.analysis import pca_shift
 from vidlatent.atomic import STDIO
 from vidlatent.errors import IncompatibleLatentsError, UsageError
 from vidlatent.families.base import IMAGE_NONE
+from vidlatent.knobs import Knobs, check_frames
 from vidlatent.latentfile import LatentClip, LatentSpace
 from vidlatent.progress import Progress, no_progress
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from vidlatent.families.base import ModelSpec
-    from vidlatent.knobs import Knobs
     from vidlatent.models import LoadedModel
 
 METHODS = tuple(latent_ops.METHODS)
@@ -263,14 +263,17 @@ def morph(a: LatentClip, b: LatentClip, count: int, *, method: str = DEFAULT_MET
 
 def transition(a: LatentClip, b: LatentClip, frames: int, *, method: str = DEFAULT_METHOD, join: bool = False,
                resample: bool = False, names: tuple[str, str] = ("A", "B")) -> LatentClip:
-    """A clip of ``frames`` frames bridging a's last frame to b's first, or A + bridge + B.
+    """A bridge of ``frames`` pixel frames from a's last frame to b's first, or A + bridge + B.
 
-    Bridge frame i blends the two by t = (i + 1) / (frames + 1); neither end frame is repeated.
+    ``frames`` counts pixel frames, as --frames and --keyframes do: the bridge on its own decodes
+    to that many, so it follows a's frame rule (``bridge_latent_frames``). Its latent frame i
+    blends a's last and b's first by t = (i + 1) / (n + 1) for its n latent frames; neither end
+    frame is repeated.
 
     Args:
         a, b: clips of one latent space and size (or ``resample``); for ``join``, one fps too
             (or ``resample``, which retimes b).
-        frames: 1 or more.
+        frames: the bridge's pixel frames, 1 or more, a count a's frame rule makes.
         method: lerp, slerp or hybrid.
         join: return a + bridge + b as one clip (a and b unchanged in it).
         resample: resize (and for ``join`` retime) b to a where they differ.
@@ -278,27 +281,41 @@ def transition(a: LatentClip, b: LatentClip, frames: int, *, method: str = DEFAU
     """
     import torch
 
-    if frames < 1:
-        raise UsageError(f"--transition {frames}: must be at least 1 frame")
+    count = bridge_latent_frames(a, frames, name=names[0])
     check_method(method)
-    check_result_memory(f"--transition {frames}", frames + (a.frames + b.frames if join else 0), a)
+    check_result_memory(f"--transition {frames}", count + (a.frames + b.frames if join else 0), a)
     b = fit_pair(a, b, names=names, resample=resample, same_fps=join, method=method)
-    bridge = latent_ops.frames_between(a.latents[-1].float(), b.latents[0].float(), frames, method)  # (frames, C, h, w)
+    bridge = latent_ops.frames_between(a.latents[-1].float(), b.latents[0].float(), count, method)  # (count, C, h, w)
     latents = torch.cat([a.latents.float(), bridge, b.latents.float()]) if join else bridge
     arguments = {"mode": "transition", "a": names[0], "b": names[1], "frames": frames, "join": join, "method": method,
                  "resample": resample}
     return a.with_step("interpolate", arguments, latents=latents)
 
 
+def bridge_latent_frames(clip: LatentClip, frames: int, *, name: str = "A") -> int:
+    """The latent frames of a bridge of ``frames`` pixel frames in ``clip``'s latent space; a count
+    its frame rule does not make is refused, naming the nearest that it does (--transition)."""
+    rule = clip.layout.frame_rule
+    if frames < 1:
+        raise UsageError(f"--transition {frames}: must be at least 1 frame")
+    if not rule.accepts(frames):
+        below, above = rule.neighbours(frames)
+        options = f"{below} or {above}" if below != above else str(below)
+        raise UsageError(f"--transition {frames}: {name}'s latents make {rule.describe()} frames (its VAE's rule); "
+                         f"use {options}")
+    return rule.latent_frames(frames)
+
+
 def keyframe_knobs(spec: ModelSpec, knobs: Knobs, frames: int) -> Knobs:
     """The knobs of a keyframe bridge of ``frames`` pixel frames, checked against the model's spec
     (it must take a last frame, and ``frames`` must follow its rule): before the model loads."""
     if not spec.last_image:
-        raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
-                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video)")
-    knobs = dataclasses.replace(knobs, frames=frames)
+        able = families.able_models_in_words(lambda other: other.last_image, prefer=spec.family)
+        raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; a first-last-frame model "
+                         f"can: {able}")
     knobs.check_for(spec)
-    return knobs
+    check_frames(frames, spec, flag="--transition")
+    return dataclasses.replace(knobs, frames=frames)
 
 
 def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, knobs: Knobs, seed: int, join: bool = False,
@@ -376,7 +393,7 @@ def parse_trim(text: str) -> tuple[int | None, int | None]:
             raise ValueError
         return (int(start) if start.strip() else None, int(end) if end.strip() else None)
     except ValueError:
-        raise UsageError(f"--trim {text!r}: expected START:END, e.g. 2:10, 2: or :-1 (frames START to END-1)") from None
+        raise UsageError(f"--trim {text!r}: expected START:END, e.g. 2:10, 2: or :-1 (latent frames START to END-1)") from None
 
 
 def resolve_trim(trim: tuple[int | None, int | None], frames: int) -> tuple[int, int]:
@@ -386,7 +403,7 @@ def resolve_trim(trim: tuple[int | None, int | None], frames: int) -> tuple[int,
     last = frames if end is None else (end + frames if end < 0 else end)
     if not 0 <= first < last <= frames:
         text = f"{'' if start is None else start}:{'' if end is None else end}"
-        raise UsageError(f"--trim {text}: the clip has {frames} frames; need 0 <= START < END <= {frames} (negative counts from the end)")
+        raise UsageError(f"--trim {text}: the clip has {frames} latent frames; need 0 <= START < END <= {frames} (negative counts from the end)")
     return first, last
 
 
@@ -482,7 +499,7 @@ class EditPlan:
             if self.direction.latents.shape[1:] != clip.latents.shape[1:]:
                 raise UsageError(f"the direction is {_size(self.direction)} and the clip {_size(clip)}; make the direction from clips of the clip's size")
             if self.direction.frames not in (1, frames):
-                raise UsageError(f"the direction has {self.direction.frames} frames; it needs 1 (for every frame) or the clip's {frames}")
+                raise UsageError(f"the direction has {self.direction.frames} latent frames; it needs 1 (for every frame) or the clip's {frames}")
         if (self.pca_shift is None) != (self.components is None):
             raise UsageError("--pca-shift COMPONENT:AMOUNT and --components P.safetensors go together")
         if self.pca_shift is not None:
@@ -497,7 +514,7 @@ class EditPlan:
         if self.loop:
             crossfade = self.crossfade_frames(frames)
             if not 1 <= crossfade <= frames // 2:
-                raise UsageError(f"--loop-frames {crossfade}: must be between 1 and half the clip's {frames} frames ({frames // 2})")
+                raise UsageError(f"--loop-frames {crossfade}: must be between 1 and half the clip's {frames} latent frames ({frames // 2})")
 
     def crossfade_frames(self, frames: int) -> int:
         return self.loop_frames if self.loop_frames is not None else max(1, frames // 4)

@@ -28,8 +28,9 @@ def check_invertible(family: Family, spec: ModelSpec) -> None:
     """Refuse, in one line, a model whose family declares no inversion (before it loads)."""
     if family.inversion is None:
         able = " and ".join(each.title for each in families.all_families() if each.inversion is not None)
+        models = families.able_models_in_words(lambda other: families.family(other.family).inversion is not None)
         raise UsageError(f"--method inversion: implemented for {able} only, not {spec.title}; "
-                         "use --method residual (with --refine S)")
+                         f"use --method residual (with --refine S), or a model that inverts: {models}")
 
 
 def invert(

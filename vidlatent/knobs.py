@@ -167,16 +167,17 @@ class Knobs:
         return self.given()
 
 
-def check_frames(frames: int, spec: ModelSpec) -> None:
-    """Refuse a pixel frame count the model's VAE cannot make, naming the nearest that it can."""
+def check_frames(frames: int, spec: ModelSpec, *, flag: str = "--frames") -> None:
+    """Refuse a pixel frame count the model's VAE cannot make, naming the nearest that it can;
+    ``flag`` is the option that asked for it."""
     rule = spec.frame_rule
     if spec.max_frames is not None and frames > spec.max_frames:
-        raise UsageError(f"--frames {frames}: {spec.title} takes at most {spec.max_frames} frames (the positions its "
+        raise UsageError(f"{flag} {frames}: {spec.title} takes at most {spec.max_frames} frames (the positions its "
                          "transformer encodes); make a longer video with vidlatent extend")
     if not rule.accepts(frames):
         below, above = rule.neighbours(frames)
         options = f"{below} or {above}" if below != above else str(below)
-        raise UsageError(f"--frames {frames}: {spec.title} makes {rule.describe()} frames; use {options}")
+        raise UsageError(f"{flag} {frames}: {spec.title} makes {rule.describe()} frames; use {options}")
 
 
 # Knobs field -> its declaration; and the flag that sets it (for messages).

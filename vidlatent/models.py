@@ -59,8 +59,7 @@ class LoadOptions:
 
     Args:
         model: alias (svd, svd-xt, wan21-i2v-480p, ltx-0.9.7-dev, ...), hub id, local diffusers
-            folder, or a tiny random model (tiny-random, tiny-random-wan, tiny-random-wan22,
-            tiny-random-ltx).
+            folder, or a tiny random model (``TINY_MODELS``: tiny-random, tiny-random-wan, ...).
         device: auto, cpu, cuda, cuda:N or mps.
         dtype: auto, fp16, bf16 or fp32.
         offload: auto, none, model, group or sequential.
@@ -283,8 +282,10 @@ def _hub_snapshot(repo_id: str, components: Sequence[str], *, fp16: bool) -> Pat
         return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, FileNotFoundError):
         pass
+    known = families.known_spec(repo_id)
+    tiny = families.tiny_model_like(known[1] if known is not None else None)
     how = ("connect to the internet once to download it, pass --model PATH to a diffusers folder, "
-           "or try vidlatent offline with --model tiny-random (a tiny random model: its output is noise)")
+           f"or try vidlatent offline with --model {tiny} (a tiny random model of its kind: its output is noise)")
     if constants.HF_HUB_OFFLINE:
         raise ModelError(f"model {repo_id} is not on disk and HF_HUB_OFFLINE is set; {how}")
     try:

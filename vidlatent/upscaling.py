@@ -40,9 +40,9 @@ class Upsampler:
 def check_model(family: Family, flag: str = "--upscale") -> None:
     """Refuse, before loading, a model whose family declares no latent upsampler."""
     if family.upsampler is None:
-        able = " or ".join(f"{each.title} (--model {next(iter(each.aliases), '')}, …)"
-                           for each in families.all_families() if each.upsampler is not None)
-        raise UsageError(f"{flag}: {family.title} has no latent upsampler; {able} has")
+        able = " or ".join(each.title for each in families.all_families() if each.upsampler is not None)
+        models = families.able_models_in_words(lambda other: families.family(other.family).upsampler is not None)
+        raise UsageError(f"{flag}: {family.title} has no latent upsampler; {able} has one: {models}")
 
 
 @dataclass(frozen=True)

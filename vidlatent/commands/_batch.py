@@ -14,6 +14,7 @@ status the launcher then reports (its own exit status is 1).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -68,7 +69,7 @@ def open_inputs(sources: Sequence[str], open_one: Callable[[str], R]) -> tuple[d
 
 
 def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: Callable[[T], str],
-        ranks: distributed.Ranks, share: bool = True) -> list[dict[str, Any]]:
+        ranks: distributed.Ranks, share: bool = True, note: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run ``work`` on this process's jobs; return every process's ``--json`` output entries, in job order.
 
     Args:
@@ -78,6 +79,8 @@ def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: 
         ranks: this process's place in the launch.
         share: False runs every job in every process (one video over several processes, where
             the processes work together on each job).
+        note: rank 0's notes (the command's ``Reporter.note``): in a launch, rank 0 says what the
+            other processes wrote (they are quiet) and the total, once every process is done.
 
     Raises:
         InputsFailed: some of several jobs failed (after the others ran).
@@ -85,6 +88,7 @@ def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: 
             (``stops_the_batch``); outside a launch that error itself is raised.
     """
     together = share and ranks.parallel  # every process must reach the gather, whatever fails
+    started = time.perf_counter()
     mine = distributed.shard(jobs, ranks) if share else list(enumerate(jobs))
     done: list[tuple[int, list[dict[str, Any]]]] = []
     failed: list[tuple[int, str, str]] = []
@@ -108,6 +112,8 @@ def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: 
         raise BatchStopped(*stops[0])
     entries = [entry for _, outputs in sorted(item for part in parts for item in part[0]) for entry in outputs]
     failures = sorted(item for part in parts for item in part[1])
+    if together and ranks.main and note is not None:
+        say_written(parts, ranks, len(jobs), time.perf_counter() - started, note)
     if failures:
         if not ranks.main:
             raise click.exceptions.Exit(0)  # rank 0 reports every process's failures, with the status
@@ -118,6 +124,31 @@ def run(jobs: Sequence[T], work: Callable[[T], list[dict[str, Any]]], *, label: 
         raise InputsFailed(f"{len(failures)} of {len(jobs)} inputs failed ({names}); {rest}",
                            outputs=entries, failed=[{"input": name, "error": message} for _, name, message in failures])
     return entries
+
+
+def say_written(parts: list[Any], ranks: distributed.Ranks, jobs: int, seconds: float, note: Callable[[str], None]) -> None:
+    """Rank 0's account of a launch: what each other process wrote (rank 0 said its own as it
+    wrote them), then the total."""
+    written = 0
+    for rank, (done, _, _) in enumerate(parts):
+        for _, outputs in sorted(done):
+            written += len(outputs)
+            if rank != ranks.rank:
+                for entry in outputs:
+                    note(f"wrote {entry['path']} ({_described(entry)}; process {rank})")
+    inputs = sum(len(done) for done, _, _ in parts)
+    note(f"wrote {written} output{'s' if written != 1 else ''} over {ranks.world} processes in {seconds:.1f} s "
+         f"({inputs} of {jobs} inputs)")
+
+
+def _described(entry: dict[str, Any]) -> str:
+    """An output entry in words: "14 frames, 64x64 px, seed 7"."""
+    parts = [f"{entry['frames']} frames"] if "frames" in entry else []
+    if "width" in entry and "height" in entry:
+        parts.append(f"{entry['width']}x{entry['height']} px")
+    if entry.get("seed") is not None:
+        parts.append(f"seed {entry['seed']}")
+    return ", ".join(parts) or str(entry.get("kind", "written"))
 
 
 def stops_the_batch(error: Exception) -> bool:

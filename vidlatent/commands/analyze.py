@@ -89,6 +89,7 @@ class ClipSource:
     latent_space: str = ""
     model: str = ""
     fps: float = 0.0
+    frame_rule: Any = None  # the clip's vidlatent.layout.FrameRule: its latent frames' pixel frames
     _frame_shape: tuple[int, ...] | None = None
     _kept: Any = None  # the LatentClip read from stdin
     _reference: ClipSource | None = None  # the first clip, that every other must match
@@ -113,6 +114,7 @@ class ClipSource:
         if clip.kind != "clip":
             raise UsageError(f"{self.path} is a {clip.kind}, not a clip; analyze reads latent clips")
         self.latent_space, self.model, self.fps = clip.latent_space, clip.model, clip.fps
+        self.frame_rule = clip.layout.frame_rule
         self._frame_shape = tuple(clip.latents.shape[1:])
         first = self._reference
         if first is None:
@@ -189,7 +191,7 @@ def _fields(result: Any, sources: list[ClipSource], static_threshold: float) -> 
         "static_threshold": static_threshold,
         "components": {
             "count": int(pca.components.shape[0]),
-            "frames": pca.frames,
+            "latent_frames": pca.frames,
             "features": int(pca.components.shape[1]),
             "explained_variance_ratio": [_significant(v) for v in pca.explained_variance_ratio.tolist()],
             "explained_variance": [_significant(v) for v in pca.explained_variance.tolist()],
@@ -200,7 +202,8 @@ def _fields(result: Any, sources: list[ClipSource], static_threshold: float) -> 
                 "name": source.name,
                 "model": source.model,
                 "fps": source.fps,
-                "frames": clip.frames,
+                "frames": source.frame_rule.pixel_frames(clip.frames),
+                "latent_frames": clip.frames,
                 "latent_scale": _significant(clip.motion.scale),
                 "mean_motion_energy": _significant(clip.motion.mean_energy),
                 "relative_motion": _significant(clip.motion.relative),
@@ -224,15 +227,17 @@ def _print_tables(result: Any, sources: list[ClipSource]) -> None:
     facts.add_column("value", overflow="fold")
     facts.add_row("latent_space", sources[0].latent_space)
     facts.add_row("frame_shape", f"{_shape(result.frame_shape)} (channels x height/8 x width/8)")
-    facts.add_row("clips", f"{len(sources)} ({pca.frames} frames)")
+    facts.add_row("clips", f"{len(sources)} ({pca.frames} latent frames)")
     console.print(facts)
-    clips = Table("clip", "frames", "mean motion energy", "relative motion", f"static (< {threshold:g})", title="motion")
+    clips = Table("clip", "frames", "latent frames", "mean motion energy", "relative motion", f"static (< {threshold:g})",
+                  title="motion (between latent frames)")
     for source, clip in zip(sources, result.clips):
-        clips.add_row(source.name, str(clip.frames), f"{clip.motion.mean_energy:.4g}", f"{clip.motion.relative:.3f}",
+        clips.add_row(source.name, str(source.frame_rule.pixel_frames(clip.frames)), str(clip.frames),
+                      f"{clip.motion.mean_energy:.4g}", f"{clip.motion.relative:.3f}",
                       "yes" if clip.motion.static else "no")
     console.print(clips)
     components = Table("component", "explained variance ratio", "cumulative", "std of coordinate",
-                       title=f"principal components of {pca.frames} standardised frames")
+                       title=f"principal components of {pca.frames} standardised latent frames")
     cumulative = 0.0
     for index, (ratio, variance) in enumerate(zip(pca.explained_variance_ratio.tolist(), pca.explained_variance.tolist())):
         cumulative += ratio

@@ -93,7 +93,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, chunk: int
         recorded = {"decode": settings.record()} if settings is not None else {}
         return [output_entry(target, latent_clip, frames=written) | {"fps": fps or latent_clip.fps} | recorded]
 
-    entries = _batch.run(list(zip(sources, outputs)), decode, label=label, ranks=ranks)
+    entries = _batch.run(list(zip(sources, outputs)), decode, label=label, ranks=ranks, note=report.note)
     # One clip: its decode settings are the summary's; several: each output's own.
     single = {"decode": entries[0].pop("decode")} if len(entries) == 1 and "decode" in entries[0] else {}
     report.summary(entries, stdout_busy=False, model=entries[0]["model"] if entries else load.model, **single)

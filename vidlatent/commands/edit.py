@@ -27,7 +27,8 @@ Examples:
 )
 @click.argument("clip", type=click.Path(allow_dash=True))
 @output_option("Latent file to write (.safetensors, or - for stdout). Default: CLIP's name with -edited.safetensors.")
-@click.option("--trim", metavar="START:END", help="Keep frames START to END-1 (either may be left out; negative counts from the end).")
+@click.option("--trim", metavar="START:END", help="Keep latent frames START to END-1 (either may be left out; negative counts from the end; "
+                                                 "`vidlatent inspect CLIP` shows how many latent frames a clip has).")
 @click.option("--reverse", is_flag=True, help="Play the clip backwards.")
 @click.option("--image", type=click.Path(dir_okay=False), metavar="PATH",
               help="Re-generate the clip towards this new first frame (needs --strength; loads the model).")
@@ -40,9 +41,9 @@ Examples:
               help="Move every frame along a principal component (1 = PC1) by AMOUNT standardised units; needs --components.")
 @click.option("--components", "components_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="With --pca-shift: the components file written by vidlatent analyze --save-components.")
-@click.option("--smooth", type=FiniteFloatRange(min=0), metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in frames.")
+@click.option("--smooth", type=FiniteFloatRange(min=0), metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in latent frames.")
 @click.option("--loop", is_flag=True, help="Crossfade the tail into the head so the clip loops (it gets shorter by the crossfade).")
-@click.option("--loop-frames", type=click.IntRange(min=1), metavar="N", help="With --loop: frames of the crossfade [a quarter of the clip].")
+@click.option("--loop-frames", type=click.IntRange(min=1), metavar="N", help="With --loop: latent frames of the crossfade [a quarter of the clip's].")
 @sampler_options()
 def command(state: State, clip: str, output: str | None, trim: str | None, reverse: bool, image: str | None,  # type: ignore[no-untyped-def]
             strength: float | None, direction_path: str | None, scale: float | None, pca_shift: str | None,

@@ -8,7 +8,7 @@ import click
 
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import describe_model, join_launch
-from vidlatent.commands.options import FiniteFloatRange, common_options, model_options, output_option
+from vidlatent.commands.options import FiniteFloatRange, common_options, model_options, output_option, size_multiples_in_words
 from vidlatent.commands.outputs import (
     expand_inputs, output_entry, plan_outputs, prepare_output,
 )
@@ -20,12 +20,12 @@ def frame_selection_options(function):  # type: ignore[no-untyped-def]
     for option in reversed(
         [
             click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="First frame to read (0-based)."),
-            click.option("--frames", type=click.IntRange(min=1), help="Read at most this many frames."),
+            click.option("--frames", type=click.IntRange(min=1), help="Read at most this many frames of the video."),
             click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Keep every Nth frame."),
             click.option("--fps", type=FiniteFloatRange(min=0, min_open=True),
                          help="Resample to this frame rate instead of --stride (by the frames' timestamps)."),
-            click.option("--size", metavar="WxH", help="Resize to this size (multiples of the model's size multiple: SVD 64, Wan 16 or 32, "
-                                                       "LTX 32). Default: keep the aspect ratio at the model's native area."),
+            click.option("--size", metavar="WxH", help="Resize to this size (multiples of the model's size multiple: "
+                                                       f"{size_multiples_in_words()}). Default: keep the aspect ratio at the model's native area."),
         ]
     ):
         function = option(function)
@@ -100,5 +100,5 @@ def command(state: State, videos: tuple[str, ...], output: str | None, start: in
                     f"{clip.fps:g} fps) to {target}")
         return [output_entry(target, clip)]
 
-    entries = _batch.run(list(zip(sources, outputs)), encode, label=lambda job: job[0], ranks=ranks)
+    entries = _batch.run(list(zip(sources, outputs)), encode, label=lambda job: job[0], ranks=ranks, note=report.note)
     report.summary(entries, stdout_busy="-" in outputs, model=model.model_id if model is not None else load.model)

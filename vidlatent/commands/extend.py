@@ -8,7 +8,7 @@ import click
 
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
-from vidlatent.commands.options import output_option, sampler_options
+from vidlatent.commands.options import output_option, overlaps_in_words, sampler_options
 from vidlatent.commands.outputs import ClipInput, expand_inputs, plan_outputs, prepare_output, write_clip
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 
@@ -27,7 +27,7 @@ Examples:
 @click.option("--times", type=click.IntRange(min=1), default=1, show_default=True, help="How many segments to add.")
 @click.option("--overlap", type=click.IntRange(min=0),
               help="Latent frames each new segment shares with the clip's end (pinned, not repeated) "
-                   "[SVD 2; Wan 1: the conditioning frame; LTX 2: the clip's last 9 frames, its native condition].")
+                   f"[{overlaps_in_words()}].")
 @click.option("--drift-correction/--no-drift-correction", default=True, show_default=True,
               help="Pull each new segment's per-channel latent mean and std back to within the change real footage "
                    "shows (0.15 of a channel's std, 12 %) of the first segment's; drift inside that is kept (docs/extend.md).")
@@ -95,7 +95,7 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
         return [extend_clip(report, inputs[source], model, target, knobs, options, seed, memory)]
 
     entries = _batch.run(list(zip(sources, outputs)), extend_one, label=lambda job: "stdin" if job[0] == STDIO else job[0],
-                         ranks=ranks)
+                         ranks=ranks, note=report.note)
     seeds = sorted({entry["seed"] for entry in entries if entry.get("seed") is not None})
     report.summary(entries, stdout_busy=STDIO in outputs, model=entries[0]["model"] if entries else load.model,
                    seed=seeds[0] if len(seeds) == 1 else (seed if seed is not None else None))
@@ -114,7 +114,7 @@ def extend_clip(report: Reporter, source: ClipInput, model: Any, target: str, kn
         knobs = dataclasses.replace(knobs, frames=segment_frames(start))
     base_seed = default_seed(start.seed) if seed is None else seed
     if seed is None:
-        announce_seed(report, base_seed)
+        announce_seed(report, base_seed, derived=f"the clip's seed {start.seed} + 1" if start.seed is not None else "")
     steps = knobs.resolved(model.pipeline, model.family).steps
     with report.timed("extend"), report.progress("extending", steps * options.times) as progress:
         result = extend(model, start, knobs=knobs, options=options, seed=base_seed, progress=progress)

@@ -11,7 +11,7 @@ from vidlatent import distributed
 from vidlatent.atomic import STDIO
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
-from vidlatent.commands.options import output_option, sampler_options
+from vidlatent.commands.options import first_last_frame_models_in_words, output_option, sampler_options, size_multiples_in_words
 from vidlatent.commands.outputs import (
     TEXT_ONLY, check_video_sizes, expand_inputs, output_entry, plan_outputs, prepare_output, write_clip,
 )
@@ -42,13 +42,13 @@ Examples:
 )
 @click.option("--latent-out", metavar="PATH", help="Also write the latents here (a pattern or folder with several outputs).")
 @click.option("--last-image", metavar="PATH", type=click.Path(dir_okay=False),
-              help="First-last-frame models (Wan FLF2V, LTX-Video): the frame the video ends on.")
+              help=f"First-last-frame models ({first_last_frame_models_in_words()}): the frame the video ends on.")
 @click.option("--num-videos", type=click.IntRange(min=1), default=1, show_default=True, help="Videos per image; video i uses seed+i.")
 @click.option("--context-parallel", type=int, metavar="N",
               help="Under torchrun --nproc-per-node N: split each Wan video over the N processes (diffusers' context "
                    "parallelism, Ulysses); the result equals one process's.")
 @click.option("--size", metavar="WxH",
-              help="Pixel size, multiples of the model's size multiple (SVD 64, Wan 2.1 16, Wan 2.2 TI2V 32). "
+              help=f"Pixel size, multiples of the model's size multiple ({size_multiples_in_words()}). "
                    "Default: the image's aspect ratio at the model's native area (its native size for text only).")
 @click.option("--upscale", is_flag=True,
               help="LTX: generate at half the size, upsample the latents 2x with LTX's latent upsampler and refine them "
@@ -165,7 +165,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         report.note(f"wrote {target} ({clip.pixel_frames} frames, {clip.width}x{clip.height}, seed {video_seed})")
         return written
 
-    entries = _batch.run(jobs, make, label=label, ranks=ranks, share=context_parallel is None)
+    entries = _batch.run(jobs, make, label=label, ranks=ranks, share=context_parallel is None, note=report.note)
     report.summary(entries, stdout_busy=STDIO in (entry["path"] for entry in entries), model=model.model_id, seed=base_seed)
 
 

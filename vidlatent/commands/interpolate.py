@@ -11,7 +11,10 @@ import click
 
 from vidlatent.atomic import STDIO
 from vidlatent.commands.loading import LowMemory, load_sampler
-from vidlatent.commands.options import PROMPT_KNOBS, FiniteFloatRange, output_option, refine_options, sampler_options
+from vidlatent.commands.options import (
+    PROMPT_KNOBS, FiniteFloatRange, first_last_frame_models_in_words, frame_rules_in_words, output_option, refine_options,
+    sampler_options,
+)
 from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output, prepare_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
@@ -27,7 +30,7 @@ Examples:
   vidlatent interpolate clip.safetensors --factor 2 -o smooth.safetensors
   vidlatent interpolate clip.safetensors --factor 3 --loop --refine 0.3 --seed 1 -o loop.safetensors
   vidlatent interpolate a.safetensors b.safetensors --morphs 5 -o morph/
-  vidlatent interpolate a.safetensors b.safetensors --transition 8 --join -o ab.safetensors
+  vidlatent interpolate a.safetensors b.safetensors --transition 9 --join -o ab.safetensors
   vidlatent interpolate a.safetensors b.safetensors --transition 33 --keyframes --model wan21-flf2v --seed 1 -o bridge.safetensors
   vidlatent encode in.mp4 -o - | vidlatent interpolate - --factor 2 -o - | vidlatent decode - -o smoother.mp4
 """
@@ -37,7 +40,7 @@ Examples:
     "Latent file to write (.safetensors, or - for stdout). Default: CLIP's name with -interpolated.safetensors "
     "(with --transition: A's name with -transition.safetensors). With --morphs: a folder, or a pattern with {index}."
 )
-@click.option("--factor", type=click.IntRange(min=2), metavar="K", help="One clip: insert K-1 frames between neighbours (K >= 2); fps is multiplied by K.")
+@click.option("--factor", type=click.IntRange(min=2), metavar="K", help="One clip: K-1 new latent frames between neighbouring latent frames (K >= 2), about K times the pixel frames; fps is multiplied by K.")
 @click.option("--method", type=click.Choice(METHODS), default="slerp", show_default=True,
               help="How frames are blended: lerp, slerp (spherical, keeps the norm), hybrid (slerp of the per-channel mean, lerp of the rest).")
 @click.option("--loop", is_flag=True, help="With --factor: also fill the gap from the last frame to the first, so the clip loops.")
@@ -47,11 +50,13 @@ Examples:
 @click.option("--refine-steps", hidden=True, expose_value=False, callback=lambda ctx, param, value: _renamed(value),
               help="Renamed --steps.")
 @click.option("--morphs", type=click.IntRange(min=2), metavar="N", help="Two clips A B: write N clips morphing A into B frame by frame (the first is A, the last B).")
-@click.option("--transition", type=click.IntRange(min=1), metavar="F", help="Two clips A B: write F frames bridging A's last frame to B's first.")
+@click.option("--transition", type=click.IntRange(min=1), metavar="F",
+              help="Two clips A B: write a bridge of F frames from A's last frame to B's first (pixel frames, as --frames "
+                   f"counts them: the bridge alone decodes to F, so F follows the clip's frame rule: {frame_rules_in_words()}).")
 @click.option("--join", is_flag=True, help="With --transition: write A + transition + B as one clip.")
 @click.option("--keyframes", is_flag=True,
-              help="With --transition F: make the F-frame bridge with the model, conditioned on A's last frame and B's first "
-                   "(first-last-frame models: Wan 2.1 FLF2V, LTX-Video); F follows the model's frame rule (Wan 4k+1, LTX 8k+1).")
+              help="With --transition F: make the bridge with the model, conditioned on A's last frame and B's first "
+                   f"(first-last-frame models: {first_last_frame_models_in_words()}); without it, blend the two frames.")
 @click.option("--resample", is_flag=True,
               help="Two clips: resize B's latents to A's size, retime B to A's frame count (--morphs) or fps (--join), instead of refusing.")
 @sampler_options(refine_options)
@@ -64,6 +69,9 @@ def command(state: State, clips: tuple[str, ...], output: str | None, factor: in
     interpolate CLIP --factor K [--method M] [--loop] [--refine S]
     interpolate A B --morphs N -o DIR
     interpolate A B --transition F [--join] [--keyframes]
+
+    Frames are counted in pixel frames, as a video has them (--transition F: the bridge decodes
+    to F frames, with or without --keyframes).
 
     Original frames are kept exactly. Only --refine and --keyframes load the model (the clip's
     own, unless --model is given); everything else works on the latents alone. Inputs are latent files

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from vidlatent import families
 from vidlatent.acceleration import CACHE_METHODS, DEFAULT_CACHE_THRESHOLD, QUANTIZE_CHOICES
 from vidlatent.commands.loading import LowMemory
 from vidlatent.commands.reporting import State, pass_state
@@ -25,6 +26,41 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 PROMPT_KNOBS = ("prompt", "negative_prompt", "guidance")  # the knobs of prompt_options
 DECODE_KNOBS = ("decode_timestep", "decode_noise_scale")  # the knobs of decode_options
+
+
+# --- what each family does, in --help's words, from the families' declarations -----------------
+
+def size_multiples_in_words() -> str:
+    """--size's rule per family: "SVD 64; Wan 16 or 32; LTX 32"."""
+    return families.per_family(lambda _, specs: families.each_of(sorted(spec.size_multiple for spec in specs)))
+
+
+def frame_rules_in_words() -> str:
+    """The pixel frame counts each family makes: "SVD any; Wan 4k+1; LTX 8k+1"."""
+    return families.per_family(lambda _, specs: families.each_of(
+        "any" if spec.frame_rule.temporal == 1 else spec.frame_rule.describe() for spec in specs))
+
+
+def overlaps_in_words() -> str:
+    """extend's default --overlap per family, and the clip's pixel frames it stands for: "SVD 2 (the
+    clip's last 2 frames); Wan 1 (...1 frame); LTX 2 (...9 frames)"."""
+    def overlap(family: Any, specs: Sequence[Any]) -> str:
+        pixels = specs[0].frame_rule.pixel_frames(family.default_overlap) if specs else family.default_overlap
+        return f"{family.default_overlap} (the clip's last {pixels} frames)" if pixels != 1 else "1 (the clip's last frame)"
+
+    return families.per_family(overlap)
+
+
+def first_last_frame_models_in_words() -> str:
+    """The models that take a last frame: "Wan 2.1 first-last-frame-to-video (wan21-flf2v), LTX-Video
+    (ltx-0.9.7-dev, ...)"."""
+    described = []
+    for each in families.all_families():
+        able = [alias for alias, hub in each.aliases.items() if (spec := each.known_spec(hub)) is not None and spec.last_image]
+        if able:
+            title = next(spec.title for spec in families.declared_specs(each) if spec.last_image) if len(able) == 1 else each.title
+            described.append(f"{title} ({able[0]}{', ...' if len(able) > 1 else ''})")
+    return ", ".join(described)
 
 
 def compose(*decorators: Decorator) -> Decorator:
@@ -102,7 +138,10 @@ def model_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--device", envvar="VIDLATENT_DEVICE", show_envvar=True, default="auto", show_default=True,
                      metavar="|".join(DEVICES) + "|cuda:N", help="Where to run: auto picks CUDA, then MPS, then CPU."),
         click.option("--dtype", envvar="VIDLATENT_DTYPE", show_envvar=True, default="auto", show_default=True,
-                     type=click.Choice(DTYPES), help="Weights' precision: auto is fp16 on a GPU, fp32 on CPU."),
+                     type=click.Choice(DTYPES),
+                     help="Weights' precision: auto is fp32 on a CPU and on a GPU the family's: "
+                          f"{families.per_family(lambda family, _: family.preferred_gpu_dtype)} "
+                          "(bf16 where the GPU has it, else fp16)."),
         click.option("--offload", envvar="VIDLATENT_OFFLOAD", show_envvar=True, default="auto", show_default=True,
                      type=click.Choice(OFFLOADS),
                      help="Keep weights on the CPU and bring them to the GPU as needed (diffusers): model (one component at a "
@@ -282,7 +321,8 @@ def low_memory_options(function: Callable[..., Any]) -> Callable[..., Any]:
                           "(SVD-XT in under 8 GB)."),
         click.option("--forward-chunking", is_flag=True, help="SVD: run the UNet's feed-forward layers in chunks: less memory, slower."),
         click.option("--decode-chunk", type=click.IntRange(min=1),
-                     help="Latent frames per VAE decode call [SVD: the model's frame count, 14 or 25; Wan decodes frame by frame]."),
+                     help="Latent frames per VAE decode call "
+                          f"[{families.per_family(lambda family, _: family.default_decode_chunk_words)}]."),
     )(wrapper)
 
 

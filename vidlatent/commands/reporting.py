@@ -43,7 +43,24 @@ def text_console(*, stderr: bool = False) -> Any:
     from rich.console import Console
 
     terminal = (sys.stderr if stderr else sys.stdout).isatty()
-    return Console(stderr=stderr, highlight=False, soft_wrap=not terminal, width=None if terminal else UNLIMITED_WIDTH)
+    if terminal:
+        return Console(stderr=stderr, highlight=False)
+    return _plain_console_class()(stderr=stderr, highlight=False, soft_wrap=True, width=UNLIMITED_WIDTH)
+
+
+def _plain_console_class() -> Any:
+    """A rich Console for files and pipes whose lines end where their text does: rich pads a
+    table's cells to the column's width, which in a log or a pipe is trailing spaces on every line."""
+    from rich.console import Console
+
+    class PlainConsole(Console):
+        def print(self, *objects: Any, **options: Any) -> None:
+            with self.capture() as captured:
+                super().print(*objects, **options)
+            self.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
+            self.file.flush()
+
+    return PlainConsole
 
 
 def print_json(text: str, *, err: bool = False) -> None:
@@ -113,7 +130,7 @@ class Reporter:
     @contextlib.contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Progress]:
         """A progress bar; the yielded function sets how much is done."""
-        if self.quiet:
+        if self.quiet or total == 0:  # nothing to count (a transfer without --refine): no bar, no "0 in 0.0 s"
             yield no_progress
             return
         if not self.console.is_terminal:
@@ -138,5 +155,10 @@ class Reporter:
                 raise
 
 
-def announce_seed(report: Reporter, seed: int) -> None:
-    report.note(f"seed {seed} (pass --seed {seed} to repeat this run)")
+def announce_seed(report: Reporter, seed: int, *, derived: str = "") -> None:
+    """Say the seed a run without --seed uses: a random one with how to repeat it; one ``derived``
+    from the input (``derived`` says how) is the same on every run, so nothing needs repeating."""
+    if derived:
+        report.note(f"seed {seed} ({derived}: the same on every run without --seed)")
+    else:
+        report.note(f"seed {seed} (pass --seed {seed} to repeat this run)")

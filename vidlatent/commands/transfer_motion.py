@@ -9,7 +9,7 @@ import click
 from vidlatent.commands.loading import LowMemory, describe_model, load_sampler
 from vidlatent.commands.options import FiniteFloatRange, output_option, sampler_options
 from vidlatent.commands.outputs import ClipInput, default_output, prepare_output, write_clip
-from vidlatent.commands.reporting import Reporter, State
+from vidlatent.commands.reporting import Reporter, State, announce_seed
 
 
 @click.command(
@@ -99,7 +99,7 @@ def command(state: State, motion_clip: str, appearance: str, output: str | None,
         image, latents = encode_appearance(image, appearance_plan, clip, model)
     base_seed = seed if seed is not None else (random_seed() if options.needs_model else 0)
     if seed is None and options.needs_model:
-        report.note(f"seed {base_seed} (pass --seed {base_seed} to repeat this run)")
+        announce_seed(report, base_seed)
     with report.timed("transfer"), report.progress(f"transferring ({method})", progress_total(options, knobs, model)) as progress:
         result = transfer(clip, latents, options=options, appearance_image=image, model=model, knobs=knobs,
                           seed=base_seed, appearance_source=appearance if appearance == STDIO else str(Path(appearance).resolve()),
@@ -140,11 +140,12 @@ def encode_appearance(image, plan, clip, model):  # type: ignore[no-untyped-def]
     return image, latents[0]
 
 
-def progress_total(options, knobs, model) -> int | None:  # type: ignore[no-untyped-def]
-    """Denoising steps the transfer will run: inversion runs the schedule up and down."""
+def progress_total(options, knobs, model) -> int:  # type: ignore[no-untyped-def]
+    """Denoising steps the transfer will run: inversion runs the schedule up and down; none
+    without the model (residual, no --refine)."""
     from vidlatent.generation import strength_steps
 
     if not options.needs_model:
-        return None
+        return 0
     steps = knobs.resolved(model.pipeline, model.family).steps
     return 2 * steps if options.method == "inversion" else strength_steps(options.refine, steps)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import LatentFileError, ModelError
@@ -53,6 +53,62 @@ def default_model() -> str:
 def tiny_models() -> dict[str, Family]:
     """The tiny random models, by name."""
     return {name: each for each in all_families() for name in each.tiny}
+
+
+def declared_specs(each: Family) -> list[ModelSpec]:
+    """The specs of the checkpoints ``each`` knows by alias (``known_spec``; nothing loads)."""
+    return [spec for hub in each.aliases.values() if (spec := each.known_spec(hub)) is not None]
+
+
+def per_family(fact: Callable[[Family, list[ModelSpec]], str]) -> str:
+    """One fact of each family for --help, from what it declares: "SVD 64; Wan 16 or 32; LTX 32"
+    (``fact`` gets the family and its checkpoints' specs; a family whose fact is "" is left out)."""
+    return "; ".join(f"{each.short_title} {text}" for each in all_families() if (text := fact(each, declared_specs(each))))
+
+
+def each_of(values: Iterable[Any]) -> str:
+    """Distinct values in words, in order: "16 or 32"."""
+    return " or ".join(dict.fromkeys(str(value) for value in values))
+
+
+def able_models(can: Callable[[ModelSpec], bool], *, prefer: str | None = None) -> tuple[list[str], list[str]]:
+    """The models that can do what ``can`` asks of a spec, judged by the specs the families declare
+    (``known_spec`` of their aliases' checkpoints, ``tiny_spec`` of their tiny models: nothing
+    loads): the first such alias of each family, and every such tiny model; the family ``prefer``
+    first."""
+    aliases: list[str] = []
+    tiny: list[str] = []
+    for each in sorted(all_families(), key=lambda each: each.name != prefer):
+        able = [alias for alias, hub in each.aliases.items() if (spec := each.known_spec(hub)) is not None and can(spec)]
+        aliases += able[:1]
+        tiny += [name for name in each.tiny if can(each.tiny_spec(name))]
+    return aliases, tiny
+
+
+def able_models_in_words(can: Callable[[ModelSpec], bool], *, prefer: str | None = None) -> str:
+    """For a refusal's hint: "--model wan21-flf2v or ltx-0.9.7-dev (offline: --model
+    tiny-random-wan-flf2v or tiny-random-ltx)"; "" when no model can."""
+    aliases, tiny = able_models(can, prefer=prefer)
+    online = f"--model {' or '.join(aliases)}" if aliases else ""
+    offline = f"offline: --model {' or '.join(tiny)}" if tiny else ""
+    return f"{online} ({offline})" if online and offline else online or offline
+
+
+def tiny_model_like(spec: ModelSpec | None) -> str:
+    """The tiny model that can do what the model of ``spec`` does: of its family, conditioned as
+    it is (an image, a last frame; one that takes an image or not stands in for either), the most
+    alike first; else its family's first, else the default family's (``spec`` None)."""
+    from vidlatent.families.base import IMAGE_OPTIONAL
+
+    if spec is not None:
+        candidates = [(name, each.tiny_spec(name)) for each in all_families() if each.name == spec.family for name in each.tiny]
+        able = [(name, tiny) for name, tiny in candidates
+                if tiny.image in (spec.image, IMAGE_OPTIONAL) and (tiny.last_image or not spec.last_image)]
+        alike = sorted(able, key=lambda pair: (pair[1].image != spec.image, pair[1].last_image != spec.last_image,
+                                               pair[1].experts != spec.experts))
+        if alike or candidates:
+            return (alike or candidates)[0][0]
+    return next(iter(family(DEFAULT_FAMILY).tiny))
 
 
 def tiny_builders() -> dict[str, tuple[int, Callable[[], Any]]]:

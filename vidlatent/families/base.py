@@ -262,6 +262,12 @@ class Family:
         arguments are checked before a download); None for others."""
         return None
 
+    def tiny_spec(self, name: str) -> ModelSpec:
+        """The spec of the tiny random model ``name`` (one of ``tiny``), as its folder's configs will
+        say, without building it: what offline hints choose a tiny model by (per family; a test
+        holds it to the built folder's)."""
+        raise NotImplementedError
+
     def for_model(self, model_id: str, folder: Path | None) -> Family:
         """The family object that runs this checkpoint: ``self``, or one that carries the
         checkpoint's own defaults (LTX's distilled models)."""
@@ -308,6 +314,9 @@ class Family:
         """
         raise NotImplementedError
 
+
+    # What default_decode_chunk is, in words, for --help's list of defaults.
+    default_decode_chunk_words: ClassVar[str] = "8"
 
     def default_decode_chunk(self, model: Any) -> int:
         """Latent frames per decoder call when --decode-chunk is not given."""

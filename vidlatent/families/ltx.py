@@ -248,6 +248,10 @@ class LTX(Family):
         return self._spec(native_size=checkpoint.native_size, size_multiple=SPATIAL, temporal=TEMPORAL,
                           timestep_decoder=True, title=self._title(hub_id, checkpoint))
 
+    def tiny_spec(self, name: str) -> ModelSpec:
+        return self._spec(native_size=TINY_NATIVE_SIZE, size_multiple=SPATIAL, temporal=TEMPORAL, timestep_decoder=True,
+                          title=self.title)
+
     def _title(self, model_id: str, checkpoint: Checkpoint | None) -> str:
         checkpoint = checkpoint or self.checkpoint
         if checkpoint is None:

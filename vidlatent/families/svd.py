@@ -37,6 +37,7 @@ DEFAULT_FPS = 7.0  # the pipeline's default conditioning frame rate
 SCALING_FACTOR = 0.18215  # SVD's VAE
 LAYOUT = LatentLayout(family="svd", spatial=8, frame_rule=FrameRule(), normalization=Normalization(factor=SCALING_FACTOR))
 TINY = "tiny-random"
+TINY_SIZE, TINY_FRAMES = 64, 14  # its native size (UNet sample_size 8 x 8) and frames
 SEED = 0  # the tiny model's weights
 # The scheduler SVD ships with (stabilityai/stable-video-diffusion-img2vid-xt, scheduler_config.json).
 SCHEDULER_CONFIG = {
@@ -303,6 +304,9 @@ class StableVideoDiffusion(Family):
             knobs=frozenset(self.knob_arguments), frames=frames,
         )
 
+    def tiny_spec(self, name: str) -> ModelSpec:
+        return self._spec(TINY_SIZE * TINY_SIZE, TINY_FRAMES)
+
     def build_tiny(self, name: str) -> Any:
         return build_tiny_svd()
 
@@ -321,6 +325,8 @@ class StableVideoDiffusion(Family):
         # A per-frame VAE: pixel frame i is latent frame i, decoded in windows of ``chunk`` from ``first``
         # (the temporal decoder's window is the chunk).
         return decode_video(latents[first : None if last is None else last + 1], vae, device=device, chunk=chunk)
+
+    default_decode_chunk_words = "14 or 25, the model's frame count"
 
     def default_decode_chunk(self, model: Any) -> int:
         # The pipeline decodes all its frames at once; a VAE-only model has no UNet to ask.
@@ -398,7 +404,7 @@ def build_tiny_svd(seed: int = SEED) -> Any:
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
         # sample_size * 8 = 64: the native area of this model is 64x64 pixels.
-        sample_size=8,
+        sample_size=TINY_SIZE // 8,
         in_channels=8,
         out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
@@ -409,7 +415,7 @@ def build_tiny_svd(seed: int = SEED) -> Any:
         layers_per_block=1,
         cross_attention_dim=32,
         num_attention_heads=(2, 4),
-        num_frames=14,
+        num_frames=TINY_FRAMES,
     )
     torch.manual_seed(seed)
     vae = AutoencoderKLTemporalDecoder(

@@ -80,8 +80,16 @@ CHECKPOINTS = (
     Checkpoint("wan22-i2v-a14b", "Wan-AI/Wan2.2-I2V-A14B-Diffusers", (1280, 720), 16.0, IMAGE_REQUIRED, experts=2),
     Checkpoint("wan22-t2v-a14b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", (1280, 720), 16.0, IMAGE_NONE, experts=2),
 )
-TINY = {"tiny-random-wan": ((64, 64), 16.0), "tiny-random-wan22": ((64, 64), 24.0)}
-KNOWN = {checkpoint.hub: (checkpoint.native_size, checkpoint.fps) for checkpoint in CHECKPOINTS} | TINY
+# The tiny random models (build_tiny_wan): Wan 2.1 image-to-video, first-last-frame-to-video
+# (FLF2V: the image embedding takes both frames' CLIP tokens, pos_embed_seq_len), and Wan 2.2 TI2V.
+TINY_CHECKPOINTS = (
+    Checkpoint("tiny-random-wan", "tiny-random-wan", (64, 64), 16.0, IMAGE_REQUIRED),
+    Checkpoint("tiny-random-wan-flf2v", "tiny-random-wan-flf2v", (64, 64), 16.0, IMAGE_REQUIRED, last_image=True),
+    Checkpoint("tiny-random-wan22", "tiny-random-wan22", (64, 64), 24.0, IMAGE_OPTIONAL, z_dim=48),
+)
+TINY_ROPE_MAX_SEQ_LEN = 32  # the tiny transformers' rotary table
+TINY_CLIP_TOKENS = 17  # the tiny CLIP image encoder's hidden states: (32 / 8)^2 patches + the class token
+KNOWN = {checkpoint.hub: (checkpoint.native_size, checkpoint.fps) for checkpoint in CHECKPOINTS + TINY_CHECKPOINTS}
 SEED = 0
 
 
@@ -102,7 +110,7 @@ class Wan(Family):
     components = ("vae", "text_encoder", "tokenizer", "transformer", "transformer_2", "scheduler", "image_encoder",
                   "image_processor")
     aliases = {checkpoint.alias: checkpoint.hub for checkpoint in CHECKPOINTS}
-    tiny = {name: 1 for name in TINY}
+    tiny = {checkpoint.alias: 1 for checkpoint in TINY_CHECKPOINTS}
     knob_arguments = {
         "frames": "num_frames",
         "steps": "num_inference_steps",
@@ -126,6 +134,7 @@ class Wan(Family):
     lora_layouts = ("diffusers", "peft", "original", "kohya")
     single_file_components = ("transformer", "transformer_2")  # WanTransformer3DModel.from_single_file
     vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
+    default_decode_chunk_words = "1, its decoder's own step, whatever is given"
     comfyui = {
         (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),
         (5, 48): _comfyui(48, 16, WAN22_MEAN, WAN22_STD, "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 24.0, "2.2"),
@@ -156,11 +165,18 @@ class Wan(Family):
     def known_spec(self, hub_id: str) -> ModelSpec | None:
         for checkpoint in CHECKPOINTS:
             if checkpoint.hub == hub_id:
-                return self._spec(native_size=checkpoint.native_size, fps=checkpoint.fps, image=checkpoint.image,
-                                  z_dim=checkpoint.z_dim, last_image=checkpoint.last_image, experts=checkpoint.experts,
-                                  size_multiple=32 if checkpoint.z_dim == 48 else 16, temporal=TEMPORAL,
-                                  positions=ROPE_MAX_SEQ_LEN, patch_frames=1)
+                return self._checkpoint_spec(checkpoint, positions=ROPE_MAX_SEQ_LEN)
         return None
+
+    def tiny_spec(self, name: str) -> ModelSpec:
+        checkpoint = next(checkpoint for checkpoint in TINY_CHECKPOINTS if checkpoint.alias == name)
+        return self._checkpoint_spec(checkpoint, positions=TINY_ROPE_MAX_SEQ_LEN)
+
+    def _checkpoint_spec(self, checkpoint: Checkpoint, *, positions: int) -> ModelSpec:
+        return self._spec(native_size=checkpoint.native_size, fps=checkpoint.fps, image=checkpoint.image,
+                          z_dim=checkpoint.z_dim, last_image=checkpoint.last_image, experts=checkpoint.experts,
+                          size_multiple=32 if checkpoint.z_dim == 48 else 16, temporal=TEMPORAL, positions=positions,
+                          patch_frames=1)
 
     def _spec(self, *, native_size: tuple[int, int], fps: float, image: str, z_dim: int, last_image: bool, experts: int,
               size_multiple: int, temporal: int, positions: int, patch_frames: int) -> ModelSpec:
@@ -366,7 +382,8 @@ class Wan(Family):
     # --- tiny random models --------------------------------------------------------------------
 
     def build_tiny(self, name: str) -> Any:
-        return build_tiny_wan(wan22=name == "tiny-random-wan22")
+        checkpoint = next(checkpoint for checkpoint in TINY_CHECKPOINTS if checkpoint.alias == name)
+        return build_tiny_wan(wan22=checkpoint.z_dim == 48, last_image=checkpoint.last_image)
 
 
 FAMILY = Wan()
@@ -488,12 +505,15 @@ def _cache_cleared(vae: Any) -> Iterator[None]:
         vae.clear_cache()
 
 
-def build_tiny_wan(*, wan22: bool) -> Any:
+def build_tiny_wan(*, wan22: bool, last_image: bool = False) -> Any:
     """A tiny Wan pipeline of the real classes, weights drawn under SEED.
 
     ``wan22=False``: Wan 2.1 image-to-video (``WanImageToVideoPipeline``): a CLIP image encoder,
     a 36-channel transformer (16 noise + 4 mask + 16 condition channels) with image
-    cross-attention, the 16-channel VAE at 1/8. ``wan22=True``: Wan 2.2 TI2V (saved as
+    cross-attention, the 16-channel VAE at 1/8. ``last_image``: Wan 2.1 first-last-frame-to-video
+    (FLF2V), as diffusers' FLF2V checkpoint: the same, with the transformer's image embedding
+    taking both frames' CLIP tokens under a learnt position embedding (``pos_embed_seq_len``:
+    twice the encoder's tokens), which is what makes the pipeline's ``last_image`` a condition. ``wan22=True``: Wan 2.2 TI2V (saved as
     ``WanPipeline``, as the real checkpoint): the 48-channel VAE with patch 2 at 1/16 and
     ``expand_timesteps``. Both: a tiny UMT5 text encoder and UniPC flow-matching sampling with
     the real checkpoints' flow shift (3.0 for 480p Wan 2.1, 5.0 for TI2V).
@@ -522,8 +542,9 @@ def build_tiny_wan(*, wan22: bool) -> Any:
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=head_dim,
         in_channels=48 if wan22 else 36, out_channels=48 if wan22 else 16, text_dim=32, freq_dim=256, ffn_dim=32,
-        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=TINY_ROPE_MAX_SEQ_LEN,
         image_dim=None if wan22 else 8, added_kv_proj_dim=None if wan22 else heads * head_dim,
+        pos_embed_seq_len=2 * TINY_CLIP_TOKENS if last_image else None,
     )
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0 if wan22 else 3.0)
     if wan22:
