@@ -48,7 +48,10 @@ assert not {checkpoint.alias for checkpoint in CHECKPOINTS} & {checkpoint.alias 
 class VaceConditioning:
     """What a VACE model conditions on besides the prompt, as pipeline arguments (the capability
     ``Family.regions``): a video and a mask of the same frames (PIL images; white regenerates)
-    and reference images, each of which the pipeline prepends as one latent frame."""
+    and reference images, each of which the pipeline prepends as one latent frame. ``fill`` is the
+    colour of pixels to regenerate in the video."""
+
+    fill: tuple[int, int, int] = GRAY
 
     def arguments(self, video: list[Image.Image] | None, mask: list[Image.Image] | None,
                   references: list[Image.Image]) -> dict[str, Any]:
