@@ -82,3 +82,65 @@ def test_inpaint_with_a_mask_image_equals_diffusers(vace, tmp_path):
     (operation,) = step["arguments"]["operations"]
     assert operation["operation"] == "inpaint" and operation["mask_sha256"] == hashlib.sha256(vace["mask"].read_bytes()).hexdigest()
     assert (clip.width, clip.height, clip.pixel_frames, clip.seed, clip.family) == (SIZE, SIZE, FRAMES, SEED, "wan")
+
+
+def test_a_latent_clip_is_decoded_first_and_a_box_is_its_mask(vace, tmp_path):
+    """A latent clip is decoded with the model's VAE (a note says so); --box X,Y,W,H is the mask."""
+    from vidlatent.codec import decode_frames
+
+    source = tmp_path / "source.safetensors"
+    cli("encode", vace["video"], "--model", vace["folder"], "--size", f"{SIZE}x{SIZE}", "-o", source, "-q")
+    result = CliRunner().invoke(main, ["edit", str(source), "--model", str(vace["folder"]), "--box", "8,4,24,40", "--prompt",
+                                       PROMPT, "--steps", str(STEPS), "--seed", str(SEED), "-o", str(tmp_path / "boxed.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert "decoded with" in result.stderr and "first" in result.stderr
+    clip = latentfile.read(tmp_path / "boxed.safetensors")
+    pipeline = vace["pipeline"]
+    decoded = list(decode_frames(pipeline_family(), latentfile.read(source).latents, pipeline.vae, device=torch.device("cpu")))
+    plane = np.zeros((SIZE, SIZE), np.uint8)
+    plane[4:44, 8:32] = 255
+    expected = diffusers_latents(pipeline, video=greyed(decoded, plane), mask=[Image.fromarray(plane, "L")] * FRAMES)
+    assert torch.equal(clip.latents, expected)
+    assert [step["command"] for step in clip.history] == ["encode", "edit"]
+
+
+def pipeline_family():
+    from vidlatent.families import for_pipeline_class
+
+    return for_pipeline_class("WanVACEPipeline")
+
+
+def test_outpaint_equals_diffusers_and_rounds_margins_up(vace, tmp_path):
+    """--outpaint 8,8,0,4: 80x68 rounded up to 80x80 (multiples of 16), the extra rows at the bottom."""
+    result = CliRunner().invoke(main, ["edit", str(vace["video"]), "--model", str(vace["folder"]), "--outpaint", "8,8,0,4",
+                                       "--prompt", PROMPT, "--steps", str(STEPS), "--seed", str(SEED),
+                                       "-o", str(tmp_path / "wide.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert "80x68 rounded up to 80x80" in result.stderr
+    clip = latentfile.read(tmp_path / "wide.safetensors")
+    canvas = np.zeros((80, 80, 3), np.uint8)
+    canvas[:] = GRAY
+    video = []
+    for frame in vace["frames"]:
+        picture = canvas.copy()
+        picture[0:64, 8:72] = frame
+        video.append(Image.fromarray(picture))
+    plane = np.full((80, 80), 255, np.uint8)
+    plane[0:64, 8:72] = 0
+    expected = diffusers_latents(vace["pipeline"], size=(80, 80), video=video, mask=[Image.fromarray(plane, "L")] * FRAMES)
+    assert torch.equal(clip.latents, expected)
+    assert (clip.width, clip.height) == (80, 80)
+    assert clip.history[-1]["arguments"]["operations"][0]["margins"] == [8, 8, 0, 16]
+
+
+def test_reference_images_are_stripped_and_recorded(vace, tmp_path):
+    photo = tmp_path / "subject.png"
+    Image.open(data_file("test_image.png")).convert("RGB").resize((48, 32)).save(photo)
+    clip = edit(vace, "--mask", vace["mask"], "--reference", photo, output=tmp_path / "referenced.safetensors")
+    mask = Image.fromarray(vace["plane"], "L")
+    expected = diffusers_latents(vace["pipeline"], video=greyed(vace["frames"], vace["plane"]), mask=[mask] * FRAMES,
+                                 reference_images=[Image.open(photo).convert("RGB")])
+    assert expected.shape[0] == clip.latents.shape[0] + 1  # the pipeline puts the reference frame first
+    assert torch.equal(clip.latents, expected[1:])
+    (reference,) = clip.history[-1]["arguments"]["operations"][0]["references"]
+    assert reference == {"path": str(photo.resolve()), "sha256": hashlib.sha256(photo.read_bytes()).hexdigest()}
