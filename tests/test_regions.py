@@ -144,3 +144,57 @@ def test_reference_images_are_stripped_and_recorded(vace, tmp_path):
     assert torch.equal(clip.latents, expected[1:])
     (reference,) = clip.history[-1]["arguments"]["operations"][0]["references"]
     assert reference == {"path": str(photo.resolve()), "sha256": hashlib.sha256(photo.read_bytes()).hexdigest()}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--mask", "{empty}"], "--mask: nothing to regenerate: no pixel of the mask is white"),
+    (["--mask", "{mask}", "--mask-invert", "--box", "0,0,4,4"], "give one region, not both"),
+    (["--mask", "{short}"], "--mask {short}: has 3 frame(s) for a clip of 5; give a mask per frame"),
+    (["--box", "70,0,4,4"], "--box 70,0,4,4: starts outside the 64x64 frames"),
+    (["--box", "0,0,0,4"], "the rectangle is empty"),
+    (["--mask-feather", "2"], "--mask-feather shapes a mask: give --mask MASK or --box X,Y,W,H"),
+    (["--outpaint", "0,600,0,0"], "--outpaint 0,600,0,0: the new size, 672x64: Wan 2.1 VACE takes at most 512 px a side"),
+    (["--outpaint", "0,0,0,0"], "every margin is 0, so there is nothing to add"),
+    (["--size", "48x48"], "--size 48x48: an outpaint needs a larger frame than the clip's 64x64"),
+    (["--anchor", "top"], "--anchor top places the clip in a larger frame: give --size WxH too"),
+    (["--reference", "{mask}"], "--reference on edit puts the subject into a region"),
+    (["--mask", "{mask}", "--smooth", "1"], "--mask and --smooth: a region edit is an edit of its own"),
+    (["--mask", "{mask}", "--frames", "4"], "--frames 4: Wan 2.1 VACE makes 4k+1 frames"),
+    (["--mask", "{mask}", "--model", "tiny-random-wan"], "--mask: Wan 2.1 image-to-video cannot edit regions of a video; use a VACE "
+                                                         "model (--model wan21-vace-1.3b | wan21-vace-14b | wan22-vace-fun-a14b)"),
+])
+def test_region_usage_errors_are_one_line_before_loading(vace, tmp_path, flags, message):
+    root = vace["root"]
+    Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(root / "empty.png")
+    short = root / "short"
+    if not short.exists():
+        short.mkdir()
+        for index in range(3):
+            Image.fromarray(vace["plane"]).save(short / f"{index}.png")
+    names = {"empty": root / "empty.png", "mask": vace["mask"], "short": short}
+    flags = [flag.format(**names) for flag in flags]
+    output = tmp_path / "out.safetensors"
+    result = cli("edit", vace["video"], "--model", vace["folder"], *flags, "-o", output, code=2)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("vidlatent: error: ") and message.format(**names) in line, line
+    assert not output.exists()
+
+
+def test_masks_are_fitted_inverted_grown_and_feathered():
+    """A mask of another size is brought to the frames' (with a note); the shaping runs in order."""
+    from vidlatent.regions import MaskOptions, read_masks
+
+    notes: list[str] = []
+    plane = np.zeros((32, 32), np.uint8)
+    plane[8:16, 8:16] = 255
+    path = Path(__import__("tempfile").mkdtemp()) / "small.png"
+    Image.fromarray(plane).save(path)
+    (mask,) = read_masks(MaskOptions(source=str(path)), 1, (64, 64), note=notes.append)
+    assert mask.shape == (64, 64) and (mask[16:32, 16:32] == 255).all() and mask.sum() == 255 * 16 * 16
+    assert "32x32 brought to the clip's 64x64" in notes[0]
+    grown = read_masks(MaskOptions(box=(16, 16, 8, 8), grow=2), 2, (64, 64))
+    assert len(grown) == 2 and (grown[0] == 255).sum() == 12 * 12 and grown[0] is grown[1]
+    inverted = read_masks(MaskOptions(box=(16, 16, 8, 8), invert=True), 1, (64, 64))[0]
+    assert (inverted == 255).sum() == 64 * 64 - 64
+    feathered = read_masks(MaskOptions(box=(16, 16, 8, 8), feather=2.0), 1, (64, 64))[0]
+    assert 0 < feathered[15, 20] < 255 and feathered[20, 20] > 128

@@ -67,7 +67,6 @@ def run(report: Reporter, clip: str, output: str | None, options: RegionOptions,
         memory: LowMemory, load: Any, model_given: bool) -> None:
     """edit CLIP with ``options``: everything checked before the model loads, then one VACE call."""
     from vidlatent import media, regions
-    from vidlatent.generation import knobs_for_clip, with_clip_prompts
     from vidlatent.knobs import check_frames, check_size
 
     options.validate()
@@ -82,6 +81,8 @@ def run(report: Reporter, clip: str, output: str | None, options: RegionOptions,
     # The frames edited: a latent clip's (decoded once the model is there), or the video's.
     if source.clip is not None:
         size, frames, fps = (source.clip.width, source.clip.height), source.clip.pixel_frames, source.clip.fps
+        from vidlatent.generation import with_clip_prompts
+
         knobs = with_clip_prompts(knobs, source.clip)
         if knobs.frames not in (None, frames):
             raise UsageError(f"--frames {knobs.frames}: the clip has {frames} frames, and they are what is edited; leave --frames out")
@@ -96,11 +97,15 @@ def run(report: Reporter, clip: str, output: str | None, options: RegionOptions,
                                        invert=options.invert, grow=options.grow or 0, feather=options.feather or 0.0)
     canvas = None
     if options.outpaint or options.size:
+        rounding: list[str] = []  # said once the size is known to be good: a refusal is one line
         canvas = regions.plan_canvas(size, spec.size_multiple,
                                      margins=regions.parse_margins(options.outpaint) if options.outpaint else None,
                                      size=media.parse_dimensions(options.size) if options.size else None,
-                                     anchor=options.anchor or "center", note=report.note)
-        check_size(canvas.size, spec, flag=f"{'--outpaint ' + options.outpaint if options.outpaint else '--size ' + str(options.size)}: the new size,")
+                                     anchor=options.anchor or "center", note=rounding.append)
+        given = f"--outpaint {options.outpaint}" if options.outpaint else f"--size {options.size}"
+        check_size(canvas.size, spec, flag=f"{given}: the new size,")
+        for line in rounding:
+            report.note(line)
         masks = None
     else:
         check_size(size, spec, flag=f"{clip}: the clip's size")
@@ -108,7 +113,7 @@ def run(report: Reporter, clip: str, output: str | None, options: RegionOptions,
     knobs.check_for(spec)
 
     from vidlatent.codec import decode_frames
-    from vidlatent.generation import acceleration_record, random_seed
+    from vidlatent.generation import acceleration_record, knobs_for_clip, random_seed
     from vidlatent.latentfile import LatentClip, write
 
     model = load_sampler(load, memory, report, image=False, info=described)
