@@ -160,8 +160,8 @@ def test_reference_images_are_stripped_and_recorded(vace, tmp_path):
     (["--reference", "{mask}"], "--reference on edit puts the subject into a region"),
     (["--mask", "{mask}", "--smooth", "1"], "--mask and --smooth: a region edit is an edit of its own"),
     (["--mask", "{mask}", "--frames", "4"], "--frames 4: Wan 2.1 VACE makes 4k+1 frames"),
-    (["--mask", "{mask}", "--model", "tiny-random-wan"], "--mask: Wan 2.1 image-to-video cannot edit regions of a video; use a VACE "
-                                                         "model (--model wan21-vace-1.3b | wan21-vace-14b | wan22-vace-fun-a14b)"),
+    (["--mask", "{mask}", "--model", "tiny-random-wan"], "--mask: Wan 2.1 image-to-video cannot edit regions, keyframes or references; "
+                                                         "a VACE model can (--model wan21-vace-1.3b | wan21-vace-14b | wan22-vace-fun-a14b)"),
 ])
 def test_region_usage_errors_are_one_line_before_loading(vace, tmp_path, flags, message):
     root = vace["root"]
@@ -198,3 +198,81 @@ def test_masks_are_fitted_inverted_grown_and_feathered():
     assert (inverted == 255).sum() == 64 * 64 - 64
     feathered = read_masks(MaskOptions(box=(16, 16, 8, 8), feather=2.0), 1, (64, 64))[0]
     assert 0 < feathered[15, 20] < 255 and feathered[20, 20] > 128
+
+
+def pictures(root: Path) -> tuple[Path, Path]:
+    a, b = root / "a.png", root / "b.png"
+    if not a.exists():
+        photo = Image.open(data_file("test_image.png")).convert("RGB").resize((SIZE, SIZE))
+        photo.save(a)
+        photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(b)
+    return a, b
+
+
+def test_generate_keyframes_equals_diffusers(vace, tmp_path):
+    """generate --keyframe 0:a.png --keyframe 8:b.png: a 9-frame video keeping a at frame 0 and b at
+    frame 8 (mask black there), the frames between gray and generated (mask white)."""
+    a, b = pictures(vace["root"])
+    output = tmp_path / "keyed.safetensors"
+    cli("generate", "--model", vace["folder"], "--keyframe", f"0:{a}", "--keyframe", f"8:{b}", "--frames", 9, "--size", "64x64", "--prompt", PROMPT,
+        "--steps", STEPS, "--seed", SEED, "-o", output, "-q")
+    clip = latentfile.read(output)
+    gray, black, white = Image.new("RGB", (SIZE, SIZE), GRAY), Image.new("L", (SIZE, SIZE), 0), Image.new("L", (SIZE, SIZE), 255)
+    video = [Image.open(a).convert("RGB"), *[gray] * 7, Image.open(b).convert("RGB")]
+    expected = diffusers_latents(vace["pipeline"], frames=9, video=video, mask=[black, *[white] * 7, black])
+    assert torch.equal(clip.latents, expected)
+    recorded = clip.history[-1]["arguments"]["keyframes"]
+    assert [(each["frame"], each["path"]) for each in recorded] == [(0, str(a.resolve())), (8, str(b.resolve()))]
+
+
+def test_generate_with_a_reference_equals_diffusers(vace, tmp_path):
+    """generate IMAGE --reference R: IMAGE is the first frame kept, R the pipeline's reference image,
+    whose latent frame is left out of the clip."""
+    a, b = pictures(vace["root"])
+    output = tmp_path / "referenced.safetensors"
+    cli("generate", a, "--model", vace["folder"], "--reference", b, "--frames", FRAMES, "--size", "64x64", "--prompt", PROMPT, "--steps", STEPS,
+        "--seed", SEED, "-o", output, "-q")
+    clip = latentfile.read(output)
+    gray, black, white = Image.new("RGB", (SIZE, SIZE), GRAY), Image.new("L", (SIZE, SIZE), 0), Image.new("L", (SIZE, SIZE), 255)
+    expected = diffusers_latents(vace["pipeline"], video=[Image.open(a).convert("RGB"), *[gray] * (FRAMES - 1)],
+                                 mask=[black, *[white] * (FRAMES - 1)], reference_images=[Image.open(b).convert("RGB")])
+    assert torch.equal(clip.latents, expected[1:]) and clip.pixel_frames == FRAMES
+    assert clip.history[-1]["arguments"]["references"][0]["sha256"] == hashlib.sha256(b.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--keyframe", "9:{a}"], "--keyframe 9:{a}: frame 9 is past the video's last, 8"),
+    (["--keyframe", "0:{a}", "--keyframe", "0s:{b}"], "both are frame 0; give one image a frame"),
+    (["--keyframe", "x:{a}"], "expected INDEX:IMAGE"),
+    (["{a}", "--keyframe", "4:{b}"], "give the first frame as --keyframe 0:IMAGE"),
+    (["--keyframe", "4:{a}", "--model", "tiny-random-wan"], "--keyframe: Wan 2.1 image-to-video cannot edit regions"),
+])
+def test_keyframe_usage_errors(vace, tmp_path, flags, message):
+    a, b = pictures(vace["root"])
+    flags = [flag.format(a=a, b=b) for flag in flags]
+    result = cli("generate", "--model", vace["folder"], "--frames", 9, *flags, "-o", tmp_path / "out.safetensors", code=2)
+    (line,) = result.stderr.splitlines()
+    assert message.format(a=a, b=b) in line, line
+
+
+def test_interpolate_keyframes_on_vace_equals_diffusers(vace, tmp_path):
+    """interpolate A B --transition F --keyframes: A's last frame and B's first kept, the frames
+    between generated, with VACE's video and mask."""
+    from vidlatent.codec import decode_frame
+
+    a, b = pictures(vace["root"])
+    clips = []
+    for name, picture in (("A", a), ("B", b)):
+        path = tmp_path / f"{name}.safetensors"
+        cli("generate", picture, "--model", vace["folder"], "--frames", FRAMES, "--size", "64x64", "--steps", 1, "--seed", 1, "-o", path,
+            "-q")
+        clips.append(path)
+    output = tmp_path / "bridge.safetensors"
+    cli("interpolate", *clips, "--transition", FRAMES, "--keyframes", "--model", vace["folder"], "--prompt", PROMPT, "--steps",
+        STEPS, "--seed", SEED, "-o", output, "-q")
+    pipeline, family = vace["pipeline"], pipeline_family()
+    first = Image.fromarray(decode_frame(family, latentfile.read(clips[0]).latents, pipeline.vae, device=torch.device("cpu"), index=-1))
+    last = Image.fromarray(decode_frame(family, latentfile.read(clips[1]).latents, pipeline.vae, device=torch.device("cpu"), index=0))
+    gray, black, white = Image.new("RGB", (SIZE, SIZE), GRAY), Image.new("L", (SIZE, SIZE), 0), Image.new("L", (SIZE, SIZE), 255)
+    expected = diffusers_latents(pipeline, video=[first, *[gray] * (FRAMES - 2), last], mask=[black, *[white] * (FRAMES - 2), black])
+    assert torch.equal(latentfile.read(output).latents, expected)

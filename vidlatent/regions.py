@@ -46,7 +46,8 @@ def require_regions(family: Family, spec: ModelSpec, flag: str) -> None:
     if family.regions is not None:
         return
     able = [alias for each in families.all_families() if each.regions is not None for alias in each.aliases]
-    raise UsageError(f"{flag}: {spec.title} cannot edit regions of a video; use a VACE model (--model {' | '.join(able)})")
+    raise UsageError(f"{flag}: {spec.title} cannot edit regions, keyframes or references; a VACE model can "
+                     f"(--model {' | '.join(able)})")
 
 
 def _numbers(text: str, flag: str, count: int, names: str) -> tuple[int, ...]:
@@ -255,18 +256,70 @@ def outpaint_inputs(frames: Sequence[np.ndarray], canvas: Canvas, fill: tuple[in
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference image (``--reference``): the picture and, for the history, where it came from."""
+    """An image given by path (``--reference``, ``--keyframe``): the picture and, for the history,
+    where it came from."""
 
     image: Image.Image
     path: str
     sha256: str
 
     @classmethod
-    def read(cls, path: str) -> Reference:
+    def read(cls, path: str, flag: str = "--reference") -> Reference:
+        if not Path(path).is_file():
+            raise MediaError(f"{flag} {path}: no such image")
         return cls(image=media.load_image(path), path=str(Path(path).resolve()), sha256=_sha256(Path(path)))
 
     def record(self) -> dict[str, str]:
         return {"path": self.path, "sha256": self.sha256}
+
+
+def parse_keyframe(text: str, fps: float) -> tuple[int, str]:
+    """``--keyframe INDEX:IMAGE``: (frame index, image path); INDEX a frame number, or a time in
+    seconds with ``s`` (2.5s), the nearest frame at ``fps``."""
+    index, separator, path = text.partition(":")
+    try:
+        frame = round(float(index[:-1]) * fps) if index.endswith("s") else int(index)
+    except ValueError:
+        frame = -1
+    if not separator or not path or frame < 0:
+        raise UsageError(f"--keyframe {text}: expected INDEX:IMAGE, INDEX a frame number (0 or more) or a time in seconds (2.5s)")
+    return frame, path
+
+
+def check_keyframes(indices: Sequence[int], texts: Sequence[str], frames: int) -> None:
+    """Each keyframe inside the ``frames`` frames made, and at most one per frame."""
+    seen: dict[int, str] = {}
+    for index, text in zip(indices, texts):
+        if index >= frames:
+            raise UsageError(f"--keyframe {text}: frame {index} is past the video's last, {frames - 1} ({frames} frames: --frames)")
+        if index in seen:
+            raise UsageError(f"--keyframe {text} and --keyframe {seen[index]}: both are frame {index}; give one image a frame")
+        seen[index] = text
+
+
+def generate_clip(model: LoadedModel, *, keyframes: dict[int, Reference], references: Sequence[Reference] = (), knobs: Knobs,
+                  seed: int, size: tuple[int, int], record: dict[str, Any], progress: Progress | None = None) -> Any:
+    """``generate`` with keyframes (frame index -> image, brought to ``size``: kept, the frames
+    between generated) and reference images: a LatentClip whose history records both (path and
+    SHA-256) besides ``record``."""
+    import dataclasses
+
+    from vidlatent.generation import acceleration_record, clip_fps
+    from vidlatent.latentfile import LatentClip
+
+    frames = knobs.resolved(model.pipeline, model.family).frames
+    knobs = dataclasses.replace(knobs, frames=frames)
+    known = {index: media.resize_image(keyframe.image, size) for index, keyframe in sorted(keyframes.items())}
+    video, mask = model.family.regions.keyframes(known, frames, size) if known else (None, None)
+    latents = generate_regions(model, video=video, mask=mask, references=references, knobs=knobs, seed=seed, size=size,
+                               progress=progress)
+    effective = knobs.resolved(model.pipeline, model.family)
+    clip = LatentClip(latents=latents, model=model.model_id, latent_space=model.latent_space, fps=clip_fps(effective, model.spec),
+                      height=size[1], width=size[0], seed=seed, layout=model.layout)
+    keyframed = [{"frame": index, **keyframe.record()} for index, keyframe in sorted(keyframes.items())]
+    return clip.with_step("generate", {**record, "size": f"{size[0]}x{size[1]}", "seed": seed, "keyframes": keyframed,
+                                       "references": [reference.record() for reference in references], **effective.record(),
+                                       **acceleration_record(model)})
 
 
 def generate_regions(model: LoadedModel, *, video: list[Image.Image] | None, mask: list[Image.Image] | None,

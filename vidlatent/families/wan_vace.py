@@ -62,6 +62,11 @@ class VaceConditioning:
             arguments["reference_images"] = list(references)
         return arguments
 
+    def keyframes(self, known: dict[int, Image.Image], frames: int, size: tuple[int, int]
+                  ) -> tuple[list[Image.Image], list[Image.Image]]:
+        """The video and mask that keep frame i as ``known[i]`` and generate the others."""
+        return keyframe_video(known, frames, size)
+
     def reference_frames(self, references: int) -> int:
         """The latent frames the pipeline's output starts with for ``references`` images."""
         return references
@@ -113,7 +118,7 @@ class WanVace(Wan):
         known = {0: image} if image is not None else {}
         if last_image is not None:
             known[frames - 1] = last_image
-        video, mask = keyframe_video(known, frames, size)
+        video, mask = self.regions.keyframes(known, frames, size)
         return {**arguments, **self.regions.arguments(video, mask, [])}
 
     def build_tiny(self, name: str) -> Any:
