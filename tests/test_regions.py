@@ -85,23 +85,30 @@ def test_inpaint_with_a_mask_image_equals_diffusers(vace, tmp_path):
 
 
 def test_a_latent_clip_is_decoded_first_and_a_box_is_its_mask(vace, tmp_path):
-    """A latent clip is decoded with the model's VAE (a note says so); --box X,Y,W,H is the mask."""
+    """A latent clip is decoded with the model's VAE (a note says so); --box X,Y,W,H is the mask;
+    --keep-unmasked puts the clip's own latents back where no pixel of a latent pixel's block is
+    regenerated, and leaves VACE's elsewhere."""
     from vidlatent.codec import decode_frames
 
     source = tmp_path / "source.safetensors"
     cli("encode", vace["video"], "--model", vace["folder"], "--size", f"{SIZE}x{SIZE}", "-o", source, "-q")
-    result = CliRunner().invoke(main, ["edit", str(source), "--model", str(vace["folder"]), "--box", "8,4,24,40", "--prompt",
-                                       PROMPT, "--steps", str(STEPS), "--seed", str(SEED), "-o", str(tmp_path / "boxed.safetensors")])
+    result = CliRunner().invoke(main, ["edit", str(source), "--model", str(vace["folder"]), "--box", "8,4,24,40", "--keep-unmasked",
+                                       "--prompt", PROMPT, "--steps", str(STEPS), "--seed", str(SEED),
+                                       "-o", str(tmp_path / "boxed.safetensors")])
     assert result.exit_code == 0, result.output
     assert "decoded with" in result.stderr and "first" in result.stderr
-    clip = latentfile.read(tmp_path / "boxed.safetensors")
+    clip, original = latentfile.read(tmp_path / "boxed.safetensors"), latentfile.read(source).latents
     pipeline = vace["pipeline"]
-    decoded = list(decode_frames(pipeline_family(), latentfile.read(source).latents, pipeline.vae, device=torch.device("cpu")))
+    decoded = list(decode_frames(pipeline_family(), original, pipeline.vae, device=torch.device("cpu")))
     plane = np.zeros((SIZE, SIZE), np.uint8)
     plane[4:44, 8:32] = 255
     expected = diffusers_latents(pipeline, video=greyed(decoded, plane), mask=[Image.fromarray(plane, "L")] * FRAMES)
-    assert torch.equal(clip.latents, expected)
+    # Latent pixels are 8x8 pixel blocks: the box covers columns 1-3 and rows 0-5 of them, in every frame.
+    regenerated = torch.zeros(clip.latents.shape[0], 1, SIZE // 8, SIZE // 8, dtype=torch.bool)
+    regenerated[:, :, 0:6, 1:4] = True
+    assert torch.equal(clip.latents, torch.where(regenerated, expected, original))
     assert [step["command"] for step in clip.history] == ["encode", "edit"]
+    assert clip.history[-1]["arguments"]["operations"][0]["keep_unmasked"] is True
 
 
 def pipeline_family():
@@ -156,6 +163,7 @@ def test_reference_images_are_stripped_and_recorded(vace, tmp_path):
     (["--outpaint", "0,600,0,0"], "--outpaint 0,600,0,0: the new size, 672x64: Wan 2.1 VACE takes at most 512 px a side"),
     (["--outpaint", "0,0,0,0"], "every margin is 0, so there is nothing to add"),
     (["--size", "48x48"], "--size 48x48: an outpaint needs a larger frame than the clip's 64x64"),
+    (["--keep-unmasked"], "--keep-unmasked keeps the source outside a mask: give --mask MASK or --box X,Y,W,H"),
     (["--anchor", "top"], "--anchor top places the clip in a larger frame: give --size WxH too"),
     (["--reference", "{mask}"], "--reference on edit puts the subject into a region"),
     (["--mask", "{mask}", "--smooth", "1"], "--mask and --smooth: a region edit is an edit of its own"),

@@ -339,3 +339,28 @@ def generate_regions(model: LoadedModel, *, video: list[Image.Image] | None, mas
     latents = sample(model, None, knobs=dataclasses.replace(knobs, frames=frames), seed=seed, size=size,
                      arguments=arguments, progress=progress or no_progress)
     return latents[conditioning.reference_frames(len(references)) :]
+
+
+def kept_latents(masks: Sequence[np.ndarray], spatial: int, frame_rule: Any) -> torch.Tensor:
+    """(T, 1, h, w) bool: the latent pixels none of whose pixels is regenerated, in any of the
+    pixel frames its latent frame stands for (``frame_rule``; ``spatial`` pixels a side)."""
+    import numpy as np
+    import torch
+
+    regenerated = np.stack(masks) >= WHITE  # (F, H, W)
+    count, height, width = regenerated.shape
+    blocks = regenerated.reshape(count, height // spatial, spatial, width // spatial, spatial).any(axis=(2, 4))  # (F, h, w)
+    latent_frames = frame_rule.latent_frames(count)
+    touched = np.stack([blocks[first : last + 1].any(axis=0)
+                        for first, last in (frame_rule.pixel_span(index) for index in range(latent_frames))])  # (T, h, w)
+    return torch.from_numpy(~touched)[:, None]
+
+
+def keep_unmasked(edited: torch.Tensor, source: torch.Tensor, masks: Sequence[np.ndarray], layout: Any) -> torch.Tensor:
+    """``edited`` (T, C, h, w) with ``source``'s latents put back wherever ``kept_latents`` says
+    nothing was regenerated: the kept region then decodes as the source does (up to the decoder's
+    reach across the mask's edge), not as the model redrew it."""
+    import torch
+
+    keep = kept_latents(masks, layout.spatial, layout.frame_rule)
+    return torch.where(keep, source.to(edited.dtype), edited)

@@ -28,11 +28,12 @@ class RegionOptions:
     size: str | None = None
     anchor: str | None = None
     references: tuple[str, ...] = ()
+    keep_unmasked: bool = False
 
     @property
     def given(self) -> bool:
-        return any((self.mask, self.box, self.invert, self.grow is not None, self.feather is not None, self.outpaint,
-                    self.size, self.anchor, self.references))
+        return any((self.mask, self.box, self.invert, self.keep_unmasked, self.grow is not None, self.feather is not None,
+                    self.outpaint, self.size, self.anchor, self.references))
 
     @property
     def flag(self) -> str:
@@ -56,6 +57,8 @@ class RegionOptions:
         if (self.outpaint or self.size) and (self.mask or self.box):
             raise UsageError(f"{'--outpaint' if self.outpaint else '--size'} and {'--mask' if self.mask else '--box'}: "
                              "an outpaint regenerates the new border; edit other regions in a second edit")
+        if self.keep_unmasked and not (self.mask or self.box):
+            raise UsageError("--keep-unmasked keeps the source outside a mask: give --mask MASK or --box X,Y,W,H")
         if self.references and not (self.mask or self.box or self.outpaint or self.size):
             raise UsageError("--reference on edit puts the subject into a region: give --mask, --box or --outpaint too "
                              "(generate --reference makes a whole clip of it)")
@@ -138,9 +141,13 @@ def run(report: Reporter, clip: str, output: str | None, options: RegionOptions,
     with report.timed("edit"), report.progress("editing regions", steps) as progress:
         latents = regions.generate_regions(model, video=video, mask=mask, references=references, knobs=knobs, seed=seed,
                                            size=out_size, progress=progress)
+    if options.keep_unmasked:
+        kept = source.clip.latents if source.clip is not None else family.encode_frames(
+            pictures, model.vae, device=model.execution_device)
+        latents = regions.keep_unmasked(latents, kept, masks, model.layout)
     operation = {"operation": "outpaint" if canvas is not None else "inpaint",
                  "source": clip if clip == STDIO else str(Path(clip).resolve()),
-                 **(mask_options.record() if canvas is None else {}),
+                 **(mask_options.record() if canvas is None else {}), "keep_unmasked": options.keep_unmasked,
                  **({"margins": list(canvas.margins(size)), "size": f"{canvas.size[0]}x{canvas.size[1]}"} if canvas else {}),
                  "references": [reference.record() for reference in references]}
     effective = knobs.resolved(model.pipeline, family)

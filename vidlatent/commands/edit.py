@@ -53,6 +53,9 @@ Examples:
 @click.option("--mask-grow", type=click.IntRange(min=1), metavar="PIXELS", help="Dilate the mask's white part by PIXELS.")
 @click.option("--mask-feather", type=FiniteFloatRange(min=0, min_open=True), metavar="RADIUS",
               help="Blur the mask's edge (Gaussian, RADIUS pixels).")
+@click.option("--keep-unmasked", is_flag=True,
+              help="With a mask: put the source's own latents back wherever a latent pixel is wholly outside the mask, so "
+                   "the kept region decodes as the source does (the file then differs from VACE's output there).")
 @click.option("--outpaint", metavar="LEFT,RIGHT,TOP,BOTTOM",
               help="VACE: place the clip in a larger frame with these margins (pixels, rounded up to the model's size "
                    "multiple) and generate the new border.")
@@ -67,7 +70,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
             strength: float | None, direction_path: str | None, scale: float | None, pca_shift: str | None,
             components_path: str | None, smooth: float | None, loop: bool,
             loop_frames: int | None, mask: str | None, box: str | None, mask_invert: bool, mask_grow: int | None,
-            mask_feather: float | None, outpaint: str | None, canvas_size: str | None, anchor: str | None,
+            mask_feather: float | None, keep_unmasked: bool, outpaint: str | None, canvas_size: str | None, anchor: str | None,
             references: tuple[str, ...], knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Edit CLIP (a latent file, or - for stdin) in latent space.
 
@@ -92,7 +95,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
 
     report = Reporter(state, "edit")
     region = RegionOptions(mask=mask, box=box, invert=mask_invert, grow=mask_grow, feather=mask_feather, outpaint=outpaint,
-                           size=canvas_size, anchor=anchor, references=references)
+                           size=canvas_size, anchor=anchor, references=references, keep_unmasked=keep_unmasked)
     if region.given:
         latent_operations = [flag for flag, value in (("--trim", trim), ("--reverse", reverse), ("--image", image),
                                                       ("--direction", direction_path), ("--pca-shift", pca_shift),
