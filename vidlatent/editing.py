@@ -295,7 +295,7 @@ def keyframe_knobs(spec: ModelSpec, knobs: Knobs, frames: int) -> Knobs:
     (it must take a last frame, and ``frames`` must follow its rule): before the model loads."""
     if not spec.last_image:
         raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
-                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video)")
+                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; Wan VACE: --model wan21-vace-1.3b; LTX-Video)")
     knobs = dataclasses.replace(knobs, frames=frames)
     knobs.check_for(spec)
     return knobs

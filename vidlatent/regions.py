@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent import families, media
+from vidlatent import families
 from vidlatent.errors import MediaError, UsageError
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 Note = Callable[[str], None]
 WHITE = 128  # a mask value at least this regenerates its pixel (diffusers: > 0.5 after /255)
+# Where an outpaint's --size places the clip (edit's --anchor). The module imports numpy, PIL and
+# vidlatent.media inside its functions, so that edit's options can read this at once.
 ANCHORS = ("center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left", "bottom-right")
 
 
@@ -145,6 +147,8 @@ def read_masks(options: MaskOptions, frames: int, size: tuple[int, int], note: N
 def _read_mask_files(source: str, frames: int, size: tuple[int, int], note: Note) -> list[np.ndarray]:
     import numpy as np
     from PIL import Image, ImageOps
+
+    from vidlatent import media
 
     path = Path(source)
     if not path.exists():
@@ -265,6 +269,8 @@ class Reference:
 
     @classmethod
     def read(cls, path: str, flag: str = "--reference") -> Reference:
+        from vidlatent import media
+
         if not Path(path).is_file():
             raise MediaError(f"{flag} {path}: no such image")
         return cls(image=media.load_image(path), path=str(Path(path).resolve()), sha256=_sha256(Path(path)))
@@ -304,6 +310,7 @@ def generate_clip(model: LoadedModel, *, keyframes: dict[int, Reference], refere
     SHA-256) besides ``record``."""
     import dataclasses
 
+    from vidlatent import media
     from vidlatent.generation import acceleration_record, clip_fps
     from vidlatent.latentfile import LatentClip
 

@@ -13,6 +13,7 @@ from vidlatent.commands.options import FiniteFloat, FiniteFloatRange, output_opt
 from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
+from vidlatent.regions import ANCHORS
 from vidlatent.progress import no_progress
 
 
@@ -60,8 +61,8 @@ Examples:
               help="VACE: place the clip in a larger frame with these margins (pixels, rounded up to the model's size "
                    "multiple) and generate the new border.")
 @click.option("--size", "canvas_size", metavar="WxH", help="VACE: outpaint to this size, the clip placed at --anchor.")
-@click.option("--anchor", type=click.Choice(["center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left",
-                                             "bottom-right"]), help="With --size: where the clip sits in the new frame [center].")
+@click.option("--anchor", type=click.Choice(ANCHORS), metavar="POSITION",
+              help=f"With --size: where the clip sits in the new frame: {', '.join(ANCHORS)} [center].")
 @click.option("--reference", "references", multiple=True, metavar="IMG",
               help="VACE, with a region: an image of the subject or style to put there (repeatable); the history "
                    "records its path and SHA-256.")
