@@ -231,6 +231,8 @@ def test_generate_keyframes_equals_diffusers(vace, tmp_path):
     assert torch.equal(clip.latents, expected)
     recorded = clip.history[-1]["arguments"]["keyframes"]
     assert [(each["frame"], each["path"]) for each in recorded] == [(0, str(a.resolve())), (8, str(b.resolve()))]
+    # replay re-runs it from the record (keyframes by path, checked by SHA-256): the same latents.
+    cli("replay", output, "-q")
 
 
 def test_generate_with_a_reference_equals_diffusers(vace, tmp_path):
@@ -268,13 +270,9 @@ def test_interpolate_keyframes_on_vace_equals_diffusers(vace, tmp_path):
     between generated, with VACE's video and mask."""
     from vidlatent.codec import decode_frame
 
-    a, b = pictures(vace["root"])
-    clips = []
-    for name, picture in (("A", a), ("B", b)):
-        path = tmp_path / f"{name}.safetensors"
-        cli("generate", picture, "--model", vace["folder"], "--frames", FRAMES, "--size", "64x64", "--steps", 1, "--seed", 1, "-o", path,
-            "-q")
-        clips.append(path)
+    encoded = tmp_path / "A.safetensors"  # the video encoded; bridged to itself: its last frame to its first
+    cli("encode", vace["video"], "--model", vace["folder"], "--size", f"{SIZE}x{SIZE}", "-o", encoded, "-q")
+    clips = [encoded, encoded]
     output = tmp_path / "bridge.safetensors"
     cli("interpolate", *clips, "--transition", FRAMES, "--keyframes", "--model", vace["folder"], "--prompt", PROMPT, "--steps",
         STEPS, "--seed", SEED, "-o", output, "-q")

@@ -304,10 +304,11 @@ def check_keyframes(indices: Sequence[int], texts: Sequence[str], frames: int) -
 
 
 def generate_clip(model: LoadedModel, *, keyframes: dict[int, Reference], references: Sequence[Reference] = (), knobs: Knobs,
-                  seed: int, size: tuple[int, int], record: dict[str, Any], progress: Progress | None = None) -> Any:
+                  seed: int, size: tuple[int, int], image: Image.Image | None = None, record: dict[str, Any],
+                  progress: Progress | None = None) -> Any:
     """``generate`` with keyframes (frame index -> image, brought to ``size``: kept, the frames
-    between generated) and reference images: a LatentClip whose history records both (path and
-    SHA-256) besides ``record``."""
+    between generated; ``image``, generate's IMAGE, is frame 0) and reference images: a
+    LatentClip whose history records both (path and SHA-256) besides ``record``."""
     import dataclasses
 
     from vidlatent import media
@@ -316,7 +317,8 @@ def generate_clip(model: LoadedModel, *, keyframes: dict[int, Reference], refere
 
     frames = knobs.resolved(model.pipeline, model.family).frames
     knobs = dataclasses.replace(knobs, frames=frames)
-    known = {index: media.resize_image(keyframe.image, size) for index, keyframe in sorted(keyframes.items())}
+    known = {index: keyframe.image for index, keyframe in keyframes.items()} | ({0: image} if image is not None else {})
+    known = {index: media.resize_image(picture, size) for index, picture in sorted(known.items())}
     video, mask = model.family.regions.keyframes(known, frames, size) if known else (None, None)
     latents = generate_regions(model, video=video, mask=mask, references=references, knobs=knobs, seed=seed, size=size,
                                progress=progress)

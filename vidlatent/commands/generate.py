@@ -135,7 +135,6 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
 
     from vidlatent import regions
     from vidlatent.generation import file_sha256, generate, random_seed  # torch: only once the arguments are good
-    from vidlatent.regions import Reference
 
     load = join_launch(load, ranks)
     base_seed = distributed.broadcast(random_seed(), ranks) if seed is None else seed
@@ -163,9 +162,9 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         with report.timed("generate"), report.progress(f"generating from {label(job)}", steps) as progress:
             origin = source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve())
             if conditioned is not None:
-                known = dict(conditioned[0]) | ({0: Reference(image, origin, file_sha256(data))} if image is not None else {})
-                clip = regions.generate_clip(model, keyframes=known, references=conditioned[1], knobs=knobs, seed=video_seed,
-                                             size=sampled, record={"source": origin}, progress=progress)
+                clip = regions.generate_clip(model, keyframes=conditioned[0], references=conditioned[1], knobs=knobs,
+                                             seed=video_seed, size=sampled, image=image, progress=progress,
+                                             record={"source": origin, "image_sha256": file_sha256(data) if image is not None else ""})
             else:
                 clip = generate(model, image, knobs=knobs, seed=video_seed, size=sampled, source=origin,
                                 image_sha256=file_sha256(data) if image is not None else "", progress=progress,
