@@ -231,8 +231,9 @@ def test_generate_keyframes_equals_diffusers(vace, tmp_path):
     assert torch.equal(clip.latents, expected)
     recorded = clip.history[-1]["arguments"]["keyframes"]
     assert [(each["frame"], each["path"]) for each in recorded] == [(0, str(a.resolve())), (8, str(b.resolve()))]
-    # replay re-runs it from the record (keyframes by path, checked by SHA-256): the same latents.
-    cli("replay", output, "-q")
+    # replay re-runs it from the record: the keyframes by path (checked by SHA-256).
+    (line,) = cli("replay", output, "--dry-run").stdout.splitlines()
+    assert f"--keyframe 0:{a.resolve()} --keyframe 8:{b.resolve()}" in line and "--seed 3" in line
 
 
 def test_generate_with_a_reference_equals_diffusers(vace, tmp_path):
@@ -282,3 +283,24 @@ def test_interpolate_keyframes_on_vace_equals_diffusers(vace, tmp_path):
     gray, black, white = Image.new("RGB", (SIZE, SIZE), GRAY), Image.new("L", (SIZE, SIZE), 0), Image.new("L", (SIZE, SIZE), 255)
     expected = diffusers_latents(pipeline, video=[first, *[gray] * (FRAMES - 2), last], mask=[black, *[white] * (FRAMES - 2), black])
     assert torch.equal(latentfile.read(output).latents, expected)
+
+
+def test_a_mask_folder_gives_each_frame_its_mask(tmp_path):
+    from vidlatent.regions import MaskOptions, read_masks
+
+    for index, columns in enumerate([(0, 16), (16, 32), (32, 48)]):
+        plane = np.zeros((SIZE, SIZE), np.uint8)
+        plane[:, columns[0] : columns[1]] = 255
+        Image.fromarray(plane).save(tmp_path / f"m{index}.png")
+    masks = read_masks(MaskOptions(source=str(tmp_path)), 2, (SIZE, SIZE))  # a mask per frame, the first 2
+    assert len(masks) == 2 and (masks[0][:, :16] == 255).all() and (masks[1][:, 16:32] == 255).all() and masks[1][:, :16].max() == 0
+
+
+@pytest.mark.parametrize("anchor, offset", [("center", (8, 16)), ("top-left", (0, 0)), ("bottom-right", (16, 32)), ("left", (0, 16)),
+                                            ("top", (8, 0))])
+def test_size_and_anchor_place_the_clip(anchor, offset):
+    from vidlatent.regions import plan_canvas
+
+    canvas = plan_canvas((64, 32), 16, size=(80, 64), anchor=anchor)
+    assert canvas.size == (80, 64) and canvas.offset == offset
+    assert canvas.margins((64, 32)) == (offset[0], 16 - offset[0], offset[1], 32 - offset[1])
