@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent.families.base import IMAGE_OPTIONAL, ModelSpec
+from vidlatent.families.base import IMAGE_OPTIONAL, Family, ModelSpec
 from vidlatent.families.wan import CHECKPOINTS as WAN_CHECKPOINTS
 from vidlatent.families.wan import ROPE_MAX_SEQ_LEN, SEED, TEMPORAL, Checkpoint, Wan
 
@@ -120,6 +120,11 @@ class WanVace(Wan):
             known[frames - 1] = last_image
         video, mask = self.regions.keyframes(known, frames, size)
         return {**arguments, **self.regions.arguments(video, mask, [])}
+
+    def check_context_parallel(self, folder: Path | None, spec: ModelSpec, size: tuple[int, int], frames: int,
+                               degree: int) -> None:
+        # WanVACETransformer3DModel has no context-parallel plan (_cp_plan) in diffusers 0.42.1.
+        Family.check_context_parallel(self, folder, spec, size, frames, degree)
 
     def build_tiny(self, name: str) -> Any:
         return build_tiny_wan_vace()
