@@ -149,7 +149,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
 
     def label(job: tuple[int, str, int]) -> str:
-        return label_of(job[1])
+        return "the keyframes" if keyframes else label_of(job[1])
 
     def make(job: tuple[int, str, int]) -> list[dict]:  # type: ignore[type-arg]
         row, source, index = job
