@@ -72,6 +72,14 @@ def tiny_ltx() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_wan_vace() -> Path:
+    """The tiny-random-wan-vace folder (Wan 2.1 VACE, WanVACEPipeline), built once per session."""
+    from vidlatent.tiny import tiny_random_path
+
+    return tiny_random_path("tiny-random-wan-vace")
+
+
+@pytest.fixture(scope="session")
 def reference(tiny_model: Path):
     """diffusers' own StableVideoDiffusionPipeline, loaded from the tiny-random folder: the reference
     that model-backed commands are proved against."""

@@ -119,6 +119,18 @@ def _ltx_decode(pipeline: Any, latents: torch.Tensor, clip: LatentClip) -> torch
     return vae.decode(z, torch.tensor([recorded["decode_timestep"]], dtype=z.dtype)).sample  # (1, 3, N, H, W)
 
 
+def _image_argument(image: Image.Image, frames: int) -> dict[str, Any]:
+    return {"image": image}
+
+
+def _vace_first_frame(image: Image.Image, frames: int) -> dict[str, Any]:
+    # VACE takes no image=: the image is the first frame of its video, kept (mask black), the rest
+    # gray and regenerated (mask white), as diffusers' WanVACEPipeline example builds them.
+    gray = Image.new("RGB", image.size, (128, 128, 128))
+    black, white = Image.new("L", image.size, 0), Image.new("L", image.size, 255)
+    return {"video": [image, *[gray] * (frames - 1)], "mask": [black, *[white] * (frames - 1)]}
+
+
 FRAMES_FIRST = "(F, C, h, w)"  # output_type="latent" gives frames[0] in this layout (SVD)
 CHANNELS_FIRST = "(C, T, h, w)"  # video VAEs' layout (Wan, LTX)
 
@@ -136,6 +148,7 @@ class Reference:
             num_inference_steps, generator and output_type (diffusers' names; vidlatent passes
             them as the knobs that ``family.knob_arguments`` maps to them).
         pipeline: the diffusers class; None for the one the folder's model_index.json names.
+        condition: (image, pixel frames) -> the call's arguments that carry the image.
     """
 
     encode: Callable[[Any, list[Image.Image]], torch.Tensor]
@@ -143,6 +156,7 @@ class Reference:
     layout: str
     arguments: dict[str, Any] = field(default_factory=dict)
     pipeline: str | None = None
+    condition: Callable[[Image.Image, int], dict[str, Any]] = _image_argument
 
 
 REFERENCES = {
@@ -151,6 +165,9 @@ REFERENCES = {
     # A TI2V folder is saved as WanPipeline (text only); with an image it runs as WanImageToVideoPipeline.
     "tiny-random-wan22": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT}, "WanImageToVideoPipeline"),
     "tiny-random-ltx": Reference(_ltx_encode, _ltx_decode, CHANNELS_FIRST, {"prompt": PROMPT}),
+    # VACE writes Wan latents; its image is the first frame of a video it keeps.
+    "tiny-random-wan-vace": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT},
+                                      condition=_vace_first_frame),
 }
 
 # --- knobs: the one place that reads a family's knob table ------------------------------------
@@ -215,8 +232,9 @@ def cli(*args: str, code: int = 0):
 def reference_latents(pipeline: Any, reference: Reference, image: Image.Image, size: tuple[int, int], frames: int) -> torch.Tensor:
     """The diffusers pipeline's own generation, (T, C, h, w)."""
     with torch.no_grad():
-        output = pipeline(image=image, height=size[1], width=size[0], num_frames=frames, num_inference_steps=STEPS,
-                          generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent", **reference.arguments)
+        output = pipeline(height=size[1], width=size[0], num_frames=frames, num_inference_steps=STEPS,
+                          generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent",
+                          **reference.condition(image, frames), **reference.arguments)
     latents = output.frames[0]
     return latents if reference.layout == FRAMES_FIRST else latents.permute(1, 0, 2, 3)
 

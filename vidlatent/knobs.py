@@ -224,7 +224,7 @@ def knob_help(name: str) -> str:
     takers = [family for family in every if family.takes(name)]
     text = declaration.help.rstrip(".")
     if len(takers) < len(every):
-        text = f"{', '.join(family.short_title for family in takers)}: {text[:1].lower()}{text[1:]}"
+        text = f"{', '.join(dict.fromkeys(family.short_title for family in takers))}: {text[:1].lower()}{text[1:]}"  # Wan VACE is "Wan"
     if declaration.minimum is not None and declaration.maximum is not None:
         text += f" ({declaration.minimum}-{declaration.maximum})"
     return f"{text} [{defaults_in_words(name)}]."

@@ -169,6 +169,14 @@ def _generate_argv(arguments: dict[str, Any], model: str, where: str) -> list[st
             raise ReplayError(f"{where}: its source image {source} has changed since (its SHA-256 is not the recorded one)")
         argv.append(str(source))
     argv += ["--model", model, "--size", str(arguments["size"]), "--seed", str(_seed(arguments.get("seed"), where))]
+    # VACE's keyframes and references: files the record names by path and SHA-256.
+    for flag, name in (("--keyframe", "keyframes"), ("--reference", "references")):
+        for entry in arguments.get(name) or []:
+            path = str(entry.get("path", "")) if isinstance(entry, dict) else ""
+            _require_file(path, where, name[:-1])
+            if hashlib.sha256(Path(path).read_bytes()).hexdigest() != entry.get("sha256"):
+                raise ReplayError(f"{where}: its {name[:-1]} {path} has changed since (its SHA-256 is not the recorded one)")
+            argv += [flag, f"{entry['frame']}:{path}" if flag == "--keyframe" else path]
     return argv + _knob_flags(arguments)
 
 

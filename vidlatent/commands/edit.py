@@ -13,6 +13,7 @@ from vidlatent.commands.options import FiniteFloat, FiniteFloatRange, output_opt
 from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
+from vidlatent.regions import ANCHORS
 from vidlatent.progress import no_progress
 
 
@@ -23,6 +24,8 @@ Examples:
   vidlatent edit clip.safetensors --direction smile.safetensors --scale 0.5 --smooth 1 -o happier.safetensors
   vidlatent edit clip.safetensors --trim 2:-2 --reverse --loop -o loop.safetensors
   vidlatent interpolate clip.safetensors --factor 2 -o - | vidlatent edit - --smooth 1 -o - | vidlatent decode - -o out.mp4
+  vidlatent edit street.mp4 --model wan21-vace-1.3b --mask car.png --mask-grow 8 --prompt "an empty street" -o - | vidlatent decode - -o empty.mp4
+  vidlatent edit clip.safetensors --model wan21-vace-1.3b --outpaint 208,208,0,0 --prompt "a wide beach" -o wide.safetensors
 """
 )
 @click.argument("clip", type=click.Path(allow_dash=True))
@@ -44,11 +47,33 @@ Examples:
 @click.option("--smooth", type=FiniteFloatRange(min=0), metavar="SIGMA", help="Temporal Gaussian smoothing, SIGMA in latent frames.")
 @click.option("--loop", is_flag=True, help="Crossfade the tail into the head so the clip loops (it gets shorter by the crossfade).")
 @click.option("--loop-frames", type=click.IntRange(min=1), metavar="N", help="With --loop: latent frames of the crossfade [a quarter of the clip's].")
+@click.option("--mask", metavar="MASK",
+              help="VACE: regenerate the white part of MASK (an image for every frame, or a video or folder with a mask per "
+                   "frame), keep the black; CLIP may be a video. See \"Editing regions\" in the README.")
+@click.option("--box", metavar="X,Y,W,H", help="VACE: regenerate this rectangle (pixels of the clip's frames) instead of --mask.")
+@click.option("--mask-invert", is_flag=True, help="Regenerate the black part of the mask instead.")
+@click.option("--mask-grow", type=click.IntRange(min=1), metavar="PIXELS", help="Dilate the mask's white part by PIXELS.")
+@click.option("--mask-feather", type=FiniteFloatRange(min=0, min_open=True), metavar="RADIUS",
+              help="Blur the mask's edge (Gaussian, RADIUS pixels).")
+@click.option("--keep-unmasked", is_flag=True,
+              help="With a mask: put the source's own latents back wherever a latent pixel is wholly outside the mask, so "
+                   "the kept region decodes as the source does (the file then differs from VACE's output there).")
+@click.option("--outpaint", metavar="LEFT,RIGHT,TOP,BOTTOM",
+              help="VACE: place the clip in a larger frame with these margins (pixels, rounded up to the model's size "
+                   "multiple) and generate the new border.")
+@click.option("--size", "canvas_size", metavar="WxH", help="VACE: outpaint to this size, the clip placed at --anchor.")
+@click.option("--anchor", type=click.Choice(ANCHORS), metavar="POSITION",
+              help=f"With --size: where the clip sits in the new frame: {', '.join(ANCHORS)} [center].")
+@click.option("--reference", "references", multiple=True, metavar="IMG",
+              help="VACE, with a region: an image of the subject or style to put there (repeatable); the history "
+                   "records its path and SHA-256.")
 @sampler_options()
 def command(state: State, clip: str, output: str | None, trim: str | None, reverse: bool, image: str | None,  # type: ignore[no-untyped-def]
             strength: float | None, direction_path: str | None, scale: float | None, pca_shift: str | None,
             components_path: str | None, smooth: float | None, loop: bool,
-            loop_frames: int | None, knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+            loop_frames: int | None, mask: str | None, box: str | None, mask_invert: bool, mask_grow: int | None,
+            mask_feather: float | None, keep_unmasked: bool, outpaint: str | None, canvas_size: str | None, anchor: str | None,
+            references: tuple[str, ...], knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Edit CLIP (a latent file, or - for stdin) in latent space.
 
     The operations given apply in this order, whatever the order on the command line:
@@ -61,11 +86,27 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
     generate IMG` with the same --seed, --steps and size; a Wan clip keeps its own prompt
     unless --prompt is given. Only --image loads a model (the clip's own, unless --model is
     given); the other operations work on the latents alone.
-    See docs/editing.md.
+
+    --mask, --box, --outpaint and --size/--anchor edit a region of the frames with a VACE model
+    (--model wan21-vace-1.3b, ...): the region is regenerated, the rest kept. CLIP may then be a
+    video too; a latent clip is decoded first. They are an edit of their own: the latent
+    operations go in a second edit. See docs/editing.md.
     """
+    from vidlatent.commands._regions import RegionOptions, run
     from vidlatent.knobs import Knobs
 
     report = Reporter(state, "edit")
+    region = RegionOptions(mask=mask, box=box, invert=mask_invert, grow=mask_grow, feather=mask_feather, outpaint=outpaint,
+                           size=canvas_size, anchor=anchor, references=references, keep_unmasked=keep_unmasked)
+    if region.given:
+        latent_operations = [flag for flag, value in (("--trim", trim), ("--reverse", reverse), ("--image", image),
+                                                      ("--direction", direction_path), ("--pca-shift", pca_shift),
+                                                      ("--smooth", smooth), ("--loop", loop)) if value]
+        if latent_operations:
+            raise UsageError(f"{region.flag} and {latent_operations[0]}: a region edit is an edit of its own; "
+                             f"run {latent_operations[0]} in a second edit (vidlatent edit - …)")
+        run(report, clip, output, region, knobs, seed, memory, load, model_given)
+        return
     if image is None:
         if strength is not None:
             raise UsageError("--strength applies only with --image PATH")

@@ -32,6 +32,7 @@ Examples:
   vidlatent generate photo.png --model wan22-ti2v-5b --prompt "a fox runs through snow" -o fox.mp4
   vidlatent generate --model tiny-random-wan22 --prompt "a fox" --size 64x64 --frames 9 --steps 2 -o fox.mp4
   vidlatent generate photo.png --model ltx-0.9.7-distilled --prompt "waves roll in" --upscale -o waves.mp4
+  vidlatent generate --model wan21-vace-1.3b --keyframe 0:a.png --keyframe 2.5s:b.png --prompt "a dog runs" -o dog.mp4
 """
 )
 @click.argument("images", nargs=-1, required=False, type=click.Path(allow_dash=True))
@@ -54,10 +55,17 @@ Examples:
               help="LTX: generate at half the size, upsample the latents 2x with LTX's latent upsampler and refine them "
                    "(its multi-scale workflow); --size is the final size.")
 @upscaler_option
+@click.option("--keyframe", "keyframes", multiple=True, metavar="INDEX:IMAGE",
+              help="VACE: keep IMAGE as frame INDEX (a frame number, or a time in seconds: 2.5s) and generate the frames "
+                   "between; repeatable, instead of IMAGE.")
+@click.option("--reference", "references", multiple=True, metavar="IMG",
+              help="VACE: an image of a subject or style for the video to show (repeatable); the history records its path "
+                   "and SHA-256.")
 @sampler_options()
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
             knobs, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, upscale: bool,
-            upscaler: str | None, memory: LowMemory, load, model_given: bool) -> None:
+            upscaler: str | None, keyframes: tuple[str, ...], references: tuple[str, ...], memory: LowMemory, load,
+            model_given: bool) -> None:
     """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on
     stdin), or from --prompt alone (no IMAGE) on models that can (Wan 2.2 TI2V and T2V).
 
@@ -76,7 +84,11 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     if context_parallel is not None:
         check_launch(context_parallel, ranks)  # the command line alone: before anything is read or loaded
     sources = expand_inputs(images, folder_files=folder_images)
-    if not sources and knobs.prompt is None:
+    if keyframes and sources:
+        raise UsageError(f"--keyframe {keyframes[0]} and IMAGE: give the first frame as --keyframe 0:IMAGE")
+    if keyframes and last_image:
+        raise UsageError(f"--keyframe {keyframes[0]} and --last-image: give the last frame as --keyframe INDEX:IMAGE")
+    if not sources and knobs.prompt is None and not keyframes and not references:
         raise UsageError("give IMAGE... to animate, or --prompt TEXT (without IMAGE) for text to video")
     explicit_size = media.parse_dimensions(size) if size else None
     outputs = plan_outputs(sources or [TEXT_ONLY], num_videos, output, ".mp4")
@@ -92,7 +104,10 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     end_image = media.load_image(last_image) if last_image is not None else None
     described = describe_model(load)
     spec = described.spec
+    conditioned = read_regions(described, keyframes, references, knobs)  # --keyframe, --reference: VACE
     check_inputs(spec, knobs, with_image=bool(sources), last_image=end_image is not None)
+    # Keyframes stand for the image: the default size keeps the first one's aspect ratio.
+    keyframe_size = next(iter(conditioned[0].values())).image.size if conditioned is not None and conditioned[0] else None
     if upscaler is not None and not upscale:
         raise UsageError("--upscaler needs --upscale")
     plan = upscaling.plan_upscale(upscaler, described.family, described.model_id) if upscale else None
@@ -102,7 +117,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     # video encoder must take (checked now, not once the frames are made), and the size sampled.
     sizes: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}  # source -> (sampled, final)
     for source, targets in zip(sources or [TEXT_ONLY], outputs):
-        image_size = image_sizes.get(source)
+        image_size = image_sizes.get(source, keyframe_size)
         if plan is None:
             final = explicit_size or default_size(spec, image_size)
             sizes[source] = (final, final)
@@ -118,6 +133,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, inputs)
 
+    from vidlatent import regions
     from vidlatent.generation import file_sha256, generate, random_seed  # torch: only once the arguments are good
 
     load = join_launch(load, ranks)
@@ -133,7 +149,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
 
     def label(job: tuple[int, str, int]) -> str:
-        return label_of(job[1])
+        return "the keyframes" if keyframes else label_of(job[1])
 
     def make(job: tuple[int, str, int]) -> list[dict]:  # type: ignore[type-arg]
         row, source, index = job
@@ -144,10 +160,15 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         video_seed = base_seed + index
         sampled, final = sizes[source]
         with report.timed("generate"), report.progress(f"generating from {label(job)}", steps) as progress:
-            clip = generate(model, image, knobs=knobs, seed=video_seed, size=sampled,
-                            source=source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve()),
-                            image_sha256=file_sha256(data) if image is not None else "", progress=progress,
-                            last_image=end_image)
+            origin = source if source in (STDIO, TEXT_ONLY) else str(Path(source).resolve())
+            if conditioned is not None:
+                clip = regions.generate_clip(model, keyframes=conditioned[0], references=conditioned[1], knobs=knobs,
+                                             seed=video_seed, size=sampled, image=image, progress=progress,
+                                             record={"source": origin, "image_sha256": file_sha256(data) if image is not None else ""})
+            else:
+                clip = generate(model, image, knobs=knobs, seed=video_seed, size=sampled, source=origin,
+                                image_sha256=file_sha256(data) if image is not None else "", progress=progress,
+                                last_image=end_image)
         if upsampler is not None:
             with report.timed("upscale"), report.progress("upscaling", upscaling.refine_steps(model)) as progress:
                 clip = upscaling.upscale(model, upsampler, clip, knobs=knobs, seed=video_seed,
@@ -197,6 +218,21 @@ def check_context_parallel(degree, ranks, described, image_sizes, size, knobs) -
         # diffusers 0.42.1 places each rank on device rank % torch.accelerator.device_count().
         raise UsageError(f"--context-parallel {degree}: needs GPUs (diffusers places each process on an accelerator; "
                          "this machine has none)")
+
+
+def read_regions(described, keyframes: tuple[str, ...], references: tuple[str, ...], knobs):  # type: ignore[no-untyped-def]
+    """--keyframe and --reference, checked and read before the model loads: (frame -> keyframe,
+    references), or None where neither is given. VACE models only."""
+    if not keyframes and not references:
+        return None
+    from vidlatent import regions
+
+    spec = described.spec
+    regions.require_regions(described.family, spec, "--keyframe" if keyframes else "--reference")
+    parsed = [regions.parse_keyframe(text, spec.fps) for text in keyframes]
+    regions.check_keyframes([index for index, _ in parsed], keyframes, knobs.frames or spec.frames)
+    known = {index: regions.Reference.read(path, "--keyframe") for index, path in parsed}
+    return known, [regions.Reference.read(path) for path in references]
 
 
 def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  # type: ignore[no-untyped-def]

@@ -24,13 +24,15 @@ MODULES = {
     "svd": "vidlatent.families.svd",
     "wan": "vidlatent.families.wan",
     "ltx": "vidlatent.families.ltx",
+    "wan-vace": "vidlatent.families.wan_vace",  # writes Wan latents: its FAMILY's name is "wan"
 }
 FAMILY_NAMES = tuple(MODULES)
 DEFAULT_FAMILY = "svd"  # the family of the model vidlatent runs without --model
 
 
 def family(name: str) -> Family:
-    """The family called ``name`` (svd, wan, ltx)."""
+    """The family registered as ``name`` (svd, wan, ltx, wan-vace); a latent file's family name
+    (svd, wan, ltx) finds the family that made its latents."""
     return importlib.import_module(MODULES[name]).FAMILY  # type: ignore[no-any-return]
 
 

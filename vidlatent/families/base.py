@@ -251,6 +251,7 @@ class Family:
     # Optional capabilities: an object that does it, or None where the family cannot.
     inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
     upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
+    regions: Any = None  # masked video conditioning (vidlatent.regions): see families.wan_vace.VaceConditioning
 
     # --- configs (per family) ------------------------------------------------------------------
 
