@@ -61,6 +61,9 @@ SCORE_MATRICES = 1
 # materialises the score matrix: measured on the CPU (tiny Wan at 512x512: the peak grows by one
 # fp32 matrix); CUDA's flash and memory-efficient kernels stream it.
 MATERIALISING_DEVICES = ("cpu", "mps")
+# A CPU's 3D convolutions unfold their input (im2col) into buffers several times its size: the
+# VAE's working memory on a CPU, measured against the families' decode_work (which counts tensors).
+CPU_CONVOLUTION_UNFOLD = 4
 # Text and image encoders: tensors of (tokens x widest layer) alive at once, and their tokens.
 ENCODER_LIVE = 4
 ENCODER_TOKENS = 512
@@ -247,7 +250,12 @@ def _empty_component(folder: Path, library: str, class_name: str) -> Any:
             return model_class.from_config(model_class.load_config(folder))
         from transformers import AutoConfig
 
-        return model_class(AutoConfig.from_pretrained(folder))
+        model = model_class(AutoConfig.from_pretrained(folder))
+    # Tied weights (T5's shared embedding) are one tensor once loaded; built empty, tie them too.
+    tie = getattr(model, "tie_weights", None)
+    if callable(tie):
+        tie()
+    return model
 
 
 # --- the estimate -----------------------------------------------------------------------------
@@ -255,17 +263,25 @@ def _empty_component(folder: Path, library: str, class_name: str) -> Any:
 
 def module_bytes(module: Any, element: int, fp8: bool = False) -> int:
     """The bytes of a module's parameters and buffers once loaded at ``element`` bytes per float
-    (integers keep theirs), the layers diffusers' layerwise casting stores in fp8 at one byte
-    with ``fp8`` (its skip patterns keep their dtype), and ``_keep_in_fp32_modules`` at four."""
-    keep = tuple(getattr(module, "_keep_in_fp32_modules", None) or ()) if element < 4 else ()
-    skip = tuple(getattr(module, "_skip_layerwise_casting_patterns", None) or ()) if fp8 else ()
+    (integers keep theirs; ``_keep_in_fp32_modules`` four), and with ``fp8`` the layers diffusers'
+    ``enable_layerwise_casting`` stores in fp8 at one byte (the patterns it skips keep theirs)."""
+    keep_in_fp32 = tuple(getattr(module, "_keep_in_fp32_modules", None) or ())
+    keep = keep_in_fp32 if element < 4 else ()
+    skip: tuple[str, ...] = ()
     cast_layers: tuple[type, ...] = ()
-    if fp8:
+    if fp8:  # the patterns enable_layerwise_casting skips: its defaults, the fp32 modules and the model's own
         from diffusers.hooks._common import _GO_LC_SUPPORTED_PYTORCH_LAYERS as cast_layers
+        from diffusers.hooks.layerwise_casting import DEFAULT_SKIP_MODULES_PATTERN
+
+        skip = (*DEFAULT_SKIP_MODULES_PATTERN, *keep_in_fp32, *(getattr(module, "_skip_layerwise_casting_patterns", None) or ()))
     total = 0
+    seen: set[int] = set()  # a tied weight (a text encoder's shared embedding) is stored once
     for name, child in module.named_modules():
         stored = 1 if fp8 and isinstance(child, cast_layers) and not any(re.search(pattern, name) for pattern in skip) else element
         for tensor_name, tensor in [*child.named_parameters(recurse=False), *child.named_buffers(recurse=False)]:
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
             full = f"{name}.{tensor_name}" if name else tensor_name
             size = tensor.element_size() if not tensor.is_floating_point() else (
                 4 if any(part in full for part in keep) else stored)
@@ -369,7 +385,7 @@ def _estimate(request: Request, empty: EmptyModel, device: str) -> Plan:
     activations = _denoiser_activations(workload, batch, element, materialised)
     chunk = request.decode_chunk or family.default_decode_chunk(_Standin(empty.components))
     tiling = _tiling(load, family, vae, request.size)
-    decode = _decode_bytes(family, vae, request.size, chunk, tiling)
+    decode = _decode_bytes(family, vae, request.size, latent[0], chunk, tiling, device)
     encoders = {name: _encoder_activations(empty.configs.get(name, {}), element)
                 for name in ("text_encoder", "image_encoder") if name in weights}
     stages = _stages(device, load.offload, weights, denoisers, activations, decode, encoders, empty, element, fp8)
@@ -428,13 +444,17 @@ def _denoiser_activations(workload: Workload | None, batch: int, element: int, m
     return stream + scores
 
 
-def _decode_bytes(family: Family, vae: Any, size: tuple[int, int], chunk: int, tiled: bool) -> int | None:
+def _decode_bytes(family: Family, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool,
+                  device: str) -> int | None:
+    """One VAE call's working memory (the decode's; the encode of a conditioning video works in
+    chunks of the same size), in fp32 (as the VAEs run where they are upcast, conservative for bf16)."""
     if vae is None:
         return None
-    work = family.decode_work(vae, size, chunk, tiled)
+    work = family.decode_work(vae, size, latent_frames, chunk, tiled)
     if work is None:
         return None
-    return int(work.live * work.frames * work.pixels * work.channels * 4)  # the VAE decodes in its dtype; fp32 here
+    unfold = CPU_CONVOLUTION_UNFOLD if device == "cpu" else 1
+    return int(work.live * unfold * work.frames * work.pixels * work.channels * 4)
 
 
 def _encoder_activations(config: dict[str, Any], element: int) -> int:

@@ -368,9 +368,9 @@ class Family:
         turning VAE tiling on where it would not fit; None where the family has no estimate."""
         return None
 
-    def decode_work(self, vae: Any, size: tuple[int, int], chunk: int, tiled: bool) -> DecodeWork | None:
-        """What one decoder call of (width, height) frames works on, ``chunk`` latent frames per call
-        (where the family decodes in chunks), tiled or not; ``vae`` may be built on the meta device.
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork | None:
+        """What one decoder call of a clip of ``latent_frames`` (width, height) frames works on,
+        ``chunk`` latent frames per call (where the family decodes in chunks), tiled or not; ``vae`` may be built on the meta device.
         None where the family has no estimate (vidlatent.planning then says so)."""
         return None
 

@@ -49,8 +49,8 @@ DEFAULT_FPS = 25.0
 # prompt length (max_sequence_length 256).
 TEXT_TOKENS = 256
 # Tensors of a decoder window's widest size alive at its peak (decode_work), calibrated on the
-# tiny model's measured peak memory (BENCHMARKS.md, plan rows).
-DECODE_LIVE = 8
+# tiny model's measured peak host memory (vidlatent.planning, BENCHMARKS.md section 10).
+DECODE_LIVE = 3
 
 # Decoding of timestep-conditioned VAEs (0.9.1 and later): decode_timestep 0.05 and
 # decode_noise_scale 0.025, as in Lightricks' own inference configs (LTX-Video
@@ -321,7 +321,7 @@ class LTX(Family):
         return width > vae.tile_sample_min_width or height > vae.tile_sample_min_height
 
 
-    def decode_work(self, vae: Any, size: tuple[int, int], chunk: int, tiled: bool) -> DecodeWork:
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork:
         """A decoder window: ``chunk`` latent frames and the context the decoder reads around them
         (``decoder_context``), at the decoder's last stage (the size over its patch) with its first
         decoder channels, twice over (the up blocks' residual and their shuffled upsampling), or a
@@ -334,7 +334,8 @@ class LTX(Family):
         rule = FrameRule(int(vae.temporal_compression_ratio), causal=True)
         patch = int(config.patch_size)
         channels = 2 * int((config.decoder_block_out_channels or config.block_out_channels)[0])
-        return DecodeWork(frames=rule.pixel_frames(chunk + before + after), pixels=(width // patch) * (height // patch),
+        window = min(latent_frames, chunk + before + after)
+        return DecodeWork(frames=rule.pixel_frames(window), pixels=(width // patch) * (height // patch),
                           channels=channels, live=DECODE_LIVE)
 
     def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:

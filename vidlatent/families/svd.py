@@ -39,8 +39,8 @@ LAYOUT = LatentLayout(family="svd", spatial=8, frame_rule=FrameRule(), normaliza
 TINY = "tiny-random"
 SEED = 0  # the tiny model's weights
 # Tensors of a decoder call's full-resolution size alive at its peak (decode_work), calibrated on
-# the tiny model's measured peak memory (BENCHMARKS.md, plan rows).
-DECODE_LIVE = 8
+# the tiny model's measured peak host memory (vidlatent.planning, BENCHMARKS.md section 10).
+DECODE_LIVE = 2
 # The scheduler SVD ships with (stabilityai/stable-video-diffusion-img2vid-xt, scheduler_config.json).
 SCHEDULER_CONFIG = {
     "beta_end": 0.012,
@@ -327,11 +327,11 @@ class StableVideoDiffusion(Family):
         # (the temporal decoder's window is the chunk).
         return decode_video(latents[first : None if last is None else last + 1], vae, device=device, chunk=chunk)
 
-    def decode_work(self, vae: Any, size: tuple[int, int], chunk: int, tiled: bool) -> DecodeWork:
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork:
         """A temporal-decoder call: ``chunk`` frames at full resolution with the decoder's last
         (widest-resolution) channels."""
         width, height = size
-        return DecodeWork(frames=chunk, pixels=width * height, channels=int(vae.config.block_out_channels[0]), live=DECODE_LIVE)
+        return DecodeWork(frames=min(chunk, latent_frames), pixels=width * height, channels=int(vae.config.block_out_channels[0]), live=DECODE_LIVE)
 
     def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:
         """The UNet's first level with attention: its spatial attention runs one sequence per

@@ -276,10 +276,10 @@ class Wan(Family):
 
     def decode_working_bytes(self, vae: Any, size: tuple[int, int]) -> int | None:
         """A rough estimate: one untiled decoder step (``decode_work``) at the VAE's dtype."""
-        work = self.decode_work(vae, size, 1, tiled=False)
+        work = self.decode_work(vae, size, 1, 1, tiled=False)
         return int(work.live * work.frames * work.pixels * work.channels * vae.dtype.itemsize)
 
-    def decode_work(self, vae: Any, size: tuple[int, int], chunk: int, tiled: bool) -> DecodeWork:
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork:
         """A decoder step works on 4 pixel frames (``chunk`` is not used: the step is one latent
         frame) at full resolution after the patch, if any, or a tile's (256 px), with about
         twice the decoder's last-stage channels, in ``DECODE_LIVE`` tensors of that size at once
