@@ -80,7 +80,9 @@ def show(state: State, request: Any, info: Any, vram: str | None) -> None:
     fitted = planning.fit(request, planning.parse_memory(vram), info, given=vram) if vram is not None else None
     estimate = fitted.plan if fitted is not None else planning.plan(request, info)
     if state.json:
-        summary = {"command": "plan", "status": "ok", **estimate.as_dict()}
+        from vidlatent import __version__
+
+        summary = {"command": "plan", "vidlatent": __version__, "status": "ok", **estimate.as_dict()}
         if fitted is not None:
             summary["fit"] = fit_record(fitted)
         print_json(json.dumps(summary, indent=2))
