@@ -142,3 +142,20 @@ def test_generate_with_room_to_spare_runs_as_without(tiny_wan22: Path, tmp_path:
     import torch
 
     assert torch.equal(latentfile.read(plain).latents, latentfile.read(fitted).latents)
+
+
+@pytest.mark.parametrize("model", ["tiny-random", "tiny-random-wan22", "tiny-random-ltx"])
+def test_every_family_declares_its_workload(model: str):
+    from vidlatent import planning
+    from vidlatent.models import LoadOptions
+
+    estimate = planning.plan(planning.Request(load=LoadOptions(model=model, device="cpu"), size=(128, 128), frames=9,
+                                              steps=2, decode_chunk=2))
+    stages = {stage.name: stage.host for stage in estimate.stages}
+
+    assert estimate.tokens > 0 and not estimate.notes
+    assert stages["denoise"] > stages["load"] and stages["decode"] > stages["load"]
+    chunked = planning.plan(planning.Request(load=LoadOptions(model=model, device="cpu"), size=(128, 128), frames=9,
+                                             steps=2, decode_chunk=1))
+    # A chunked decoder (SVD, LTX) works in less memory with a smaller chunk; Wan's steps on its own.
+    assert (chunked.peak_host < estimate.peak_host) == (estimate.decode_chunk is not None)

@@ -120,7 +120,7 @@ class Plan:
     offload: str
     quantize: str | None
     vae_tiling: bool
-    decode_chunk: int
+    decode_chunk: int | None  # None: the family's decoder steps on its own (Wan: one latent frame), whatever the chunk
     size: tuple[int, int]
     frames: int
     latent: tuple[int, int, int]  # (frames, height, width)
@@ -386,6 +386,9 @@ def _estimate(request: Request, empty: EmptyModel, device: str) -> Plan:
     chunk = request.decode_chunk or family.default_decode_chunk(_Standin(empty.components))
     tiling = _tiling(load, family, vae, request.size)
     decode = _decode_bytes(family, vae, request.size, latent[0], chunk, tiling, device)
+    if _decode_bytes(family, vae, request.size, latent[0], 1, tiling, device) == _decode_bytes(
+            family, vae, request.size, latent[0], 2, tiling, device):
+        chunk = None  # the chunk changes nothing here: the decoder has its own step (or the clip is that short)
     encoders = {name: _encoder_activations(empty.configs.get(name, {}), element)
                 for name in ("text_encoder", "image_encoder") if name in weights}
     stages = _stages(device, load.offload, weights, denoisers, activations, decode, encoders, empty, element, fp8)
@@ -547,14 +550,15 @@ class Fit:
     reason: str
 
 
-def _candidates(request: Request, family: Family, device: str) -> list[tuple[float, dict[str, Any]]]:
-    """Every combination of the settings the user left open, with its cost, cheapest first."""
+def _candidates(request: Request, family: Family, device: str, chunked: bool) -> list[tuple[float, dict[str, Any]]]:
+    """Every combination of the settings the user left open, with its cost, cheapest first
+    (``chunked``: the decode chunk changes the decode's memory)."""
     load = request.load
     offloads = [load.offload] if load.offload != "auto" else (list(OFFLOADS) if device == "cuda" else ["none"])
     quantizes = [load.acceleration.quantize] if load.acceleration.quantize or device == "mps" else [None, "fp8"]
     tilings: list[bool | None] = [load.acceleration.vae_tiling] if load.acceleration.vae_tiling is not None or not family.vae_tiling \
         else [None, True]
-    chunks: list[int | None] = [request.decode_chunk] if request.decode_chunk else [None, *DECODE_CHUNKS]
+    chunks: list[int | None] = [request.decode_chunk] if request.decode_chunk or not chunked else [None, *DECODE_CHUNKS]
     options = []
     for offload in offloads:
         for quantize in quantizes:
@@ -584,7 +588,8 @@ def fit(request: Request, budget: int | None, info: ModelInfo | None = None, *, 
     empty = build_empty(info, family.sampling_components(spec, image=request.image))
     best: Plan | None = None
     tried = 0
-    for _, choice in _candidates(request, family, device):
+    chunked = _estimate(request, empty, device).decode_chunk is not None
+    for _, choice in _candidates(request, family, device, chunked):
         acceleration = dataclasses.replace(request.load.acceleration, quantize=choice["quantize"], vae_tiling=choice["vae_tiling"])
         load = dataclasses.replace(request.load, offload=choice["offload"], acceleration=acceleration)
         candidate = dataclasses.replace(request, load=load, decode_chunk=choice["decode_chunk"])
@@ -605,7 +610,9 @@ def fit(request: Request, budget: int | None, info: ModelInfo | None = None, *, 
 
 def _settings(estimate: Plan) -> str:
     parts = [f"offload {estimate.offload}", "fp8" if estimate.quantize else "no fp8",
-             "VAE tiling" if estimate.vae_tiling else "no tiling", f"decode chunk {estimate.decode_chunk}"]
+             "VAE tiling" if estimate.vae_tiling else "no tiling"]
+    if estimate.decode_chunk is not None:
+        parts.append(f"decode chunk {estimate.decode_chunk}")
     return ", ".join(parts)
 
 

@@ -118,7 +118,8 @@ def print_plan(estimate: Plan, fitted: Fit | None = None) -> None:
     console.print(f"{estimate.title} ({estimate.model}) on {estimate.device}, {estimate.dtype}: "
                   f"{estimate.size[0]}x{estimate.size[1]}, {estimate.frames} frames, {estimate.steps} steps; "
                   f"offload {estimate.offload}, quantize {estimate.quantize or 'none'}, "
-                  f"VAE tiling {'on' if estimate.vae_tiling else 'off'}, decode chunk {estimate.decode_chunk}", highlight=False)
+                  f"VAE tiling {'on' if estimate.vae_tiling else 'off'}, decode chunk "
+                  f"{estimate.decode_chunk or 'not used (the decoder steps one latent frame at a time)'}", highlight=False)
     weights = Table(title="weights", title_justify="left", box=None)
     weights.add_column("component")
     weights.add_column("bytes", justify="right")
