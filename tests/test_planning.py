@@ -142,6 +142,11 @@ def test_generate_with_room_to_spare_runs_as_without(tiny_wan22: Path, tmp_path:
     import torch
 
     assert torch.equal(latentfile.read(plain).latents, latentfile.read(fitted).latents)
+    # extend plans its segments at the clip's size, and loads nothing.
+    longer = tmp_path / "longer.safetensors"
+    planned = run("extend", str(plain), "--times", "2", "--plan", "--json", "-o", str(longer))
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.output)["latent_shape"] == [2, 4, 4] and not longer.exists()
 
 
 @pytest.mark.parametrize("model", ["tiny-random", "tiny-random-wan22", "tiny-random-ltx"])
