@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vidlatent.acceleration import DENOISERS
 from vidlatent.errors import ModelError, UsageError
 
 if TYPE_CHECKING:
@@ -291,12 +292,13 @@ def module_bytes(module: Any, element: int, fp8: bool = False) -> int:
 
 def largest_block_bytes(module: Any, element: int, fp8: bool = False) -> tuple[int, int]:
     """(the largest block of the module's ModuleLists, the bytes outside every block): what
-    diffusers' block-level group offload keeps on the GPU at once (plus the next block, prefetched)."""
+    diffusers' block-level group offload keeps on the GPU at once (plus the next block, prefetched).
+    As diffusers groups them: the blocks of the module's own ModuleList and Sequential children."""
     import torch
 
     largest, in_blocks = 0, 0
-    for child in module.modules():
-        if isinstance(child, torch.nn.ModuleList):
+    for child in module.children():
+        if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)):
             sizes = [module_bytes(block, element, fp8) for block in child]
             largest, in_blocks = max([largest, *sizes]), in_blocks + sum(sizes)
     return largest, max(0, module_bytes(module, element, fp8) - in_blocks)
@@ -356,7 +358,7 @@ def _estimate(request: Request, empty: EmptyModel, device: str) -> Plan:
     load = request.load
     dtype, element = _dtype_bytes(request, family, device)
     fp8 = load.acceleration.quantize == "fp8"
-    denoisers = [name for name in ("unet", "transformer", "transformer_2") if name in empty.components]
+    denoisers = [name for name in DENOISERS if name in empty.components]
     files = {file.component: file for file in load.components}
     weights: dict[str, int] = {}
     for name, module in empty.components.items():
@@ -385,9 +387,9 @@ def _estimate(request: Request, empty: EmptyModel, device: str) -> Plan:
     activations = _denoiser_activations(workload, batch, element, materialised)
     chunk = request.decode_chunk or family.default_decode_chunk(_Standin(empty.components))
     tiling = _tiling(load, family, vae, request.size)
-    decode = _decode_bytes(family, vae, request.size, latent[0], chunk, tiling, device)
-    if _decode_bytes(family, vae, request.size, latent[0], 1, tiling, device) == _decode_bytes(
-            family, vae, request.size, latent[0], 2, tiling, device):
+    decode = _decode_bytes(family, vae, request.size, latent[0], chunk, tiling, device, element)
+    if _decode_bytes(family, vae, request.size, latent[0], 1, tiling, device, element) == _decode_bytes(
+            family, vae, request.size, latent[0], 2, tiling, device, element):
         chunk = None  # the chunk changes nothing here: the decoder has its own step (or the clip is that short)
     encoders = {name: _encoder_activations(empty.configs.get(name, {}), element)
                 for name in ("text_encoder", "image_encoder") if name in weights}
@@ -448,16 +450,16 @@ def _denoiser_activations(workload: Workload | None, batch: int, element: int, m
 
 
 def _decode_bytes(family: Family, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool,
-                  device: str) -> int | None:
-    """One VAE call's working memory (the decode's; the encode of a conditioning video works in
-    chunks of the same size), in fp32 (as the VAEs run where they are upcast, conservative for bf16)."""
+                  device: str, element: int) -> int | None:
+    """One VAE call's working memory at ``element`` bytes per value (the decode's; the encode of a
+    conditioning video works in chunks of the same size)."""
     if vae is None:
         return None
     work = family.decode_work(vae, size, latent_frames, chunk, tiled)
     if work is None:
         return None
     unfold = CPU_CONVOLUTION_UNFOLD if device == "cpu" else 1
-    return int(work.live * unfold * work.frames * work.pixels * work.channels * 4)
+    return int(work.live * unfold * work.frames * work.pixels * work.channels * element)
 
 
 def _encoder_activations(config: dict[str, Any], element: int) -> int:
