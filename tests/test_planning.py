@@ -164,3 +164,16 @@ def test_every_family_declares_its_workload(model: str):
                                              steps=2, decode_chunk=1))
     # A chunked decoder (SVD, LTX) works in less memory with a smaller chunk; Wan's steps on its own.
     assert (chunked.peak_host < estimate.peak_host) == (estimate.decode_chunk is not None)
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--model", "tiny-random-wan", "--no-image"], 2, "--no-image: Wan 2.1 image-to-video animates an image"),
+    (["--model", "tiny-random-wan", "--size", "60x60"], 2, "--size"),
+    # A known checkpoint offline: described by its hub id, but its configs are not here to plan from.
+    (["--model", "wan21-i2v-480p"], 1, "its configs are not on disk"),
+])
+def test_plan_refuses_in_one_line(tiny_wan: Path, args: list[str], code: int, message: str):
+    result = CliRunner().invoke(main, ["plan", *args])
+
+    assert result.exit_code == code
+    assert len(result.output.strip().splitlines()) == 1 and message in result.output
