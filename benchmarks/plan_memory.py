@@ -42,6 +42,7 @@ def plan_memory(ctx: Context) -> list[Row]:
     from vidlatent.models import LoadOptions
 
     rows = []
+    above: list[str] = []  # at each model's largest size: the part above the runtime, predicted / measured
     declared = iter(rows_declared())
     for model, sizes in CASES.items():
         for index, (width, height, frames) in enumerate(sizes):
@@ -61,11 +62,19 @@ def plan_memory(ctx: Context) -> list[Row]:
                      f"measured {mebibytes(run.peak_rss)}")
             rows.append(Row(key, what, value=mebibytes(predicted), baseline=mebibytes(run.peak_rss),
                             ratio=predicted / run.peak_rss, goal=BAND))
+            if index == len(sizes) - 1 and run.peak_rss > planning.RUNTIME_HOST_BYTES:
+                runtime = planning.RUNTIME_HOST_BYTES
+                above.append(f"{key} {(predicted - runtime) / (run.peak_rss - runtime):.2f}")
     missed = [row for row in rows if row.ratio is not None and not BAND.met(row.ratio)]
     if rows and rows[0].ratio is not None:
         rows[0].note = ("Predicted from the architecture on the meta device (no weights read), with the constants of "
                         "vidlatent/planning.py and the families' decode_work; measured as the peak RSS of a fresh "
                         f"`vidlatent generate` process ({STEPS} steps, mp4 out, the launcher's wait4).")
+        if above:
+            rows[0].note += (f" The runtime (Python with torch, diffusers and transformers: "
+                             f"{mebibytes(planning.RUNTIME_HOST_BYTES)} in the plan) is most of a tiny model's memory; the "
+                             "part above it (activations, the VAE's working memory), predicted / measured, at each "
+                             "model's largest size: " + ", ".join(above) + ".")
         if missed:
             rows[0].why = "The plan's activation or decode estimate is off at " + ", ".join(row.key for row in missed)
     return rows
