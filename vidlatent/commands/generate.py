@@ -118,8 +118,9 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     if show_plan or vram is not None:
         from vidlatent.commands.plan import make_request, planned_flags, show
 
-        # The largest size sampled bounds the run's memory.
-        largest = max((sampled for sampled, _ in sizes.values()), key=lambda pixels: pixels[0] * pixels[1])
+        # The largest size sampled bounds the run's memory (--upscale: its refining pass samples at the final size).
+        largest = max((final if plan is not None else sampled for sampled, final in sizes.values()),
+                      key=lambda pixels: pixels[0] * pixels[1])
         request = make_request(load, memory, knobs, largest, image=bool(sources), family=described.family)
         if show_plan:
             show(state, request, described, vram)
