@@ -177,3 +177,13 @@ def test_plan_refuses_in_one_line(tiny_wan: Path, args: list[str], code: int, me
 
     assert result.exit_code == code
     assert len(result.output.strip().splitlines()) == 1 and message in result.output
+
+
+def test_upscale_is_planned_at_the_final_size(tiny_ltx: Path, tmp_path: Path):
+    # --upscale samples at half the size, then refines at the final one: the larger bounds the memory.
+    out = tmp_path / "waves.mp4"
+    result = run("generate", "--model", "tiny-random-ltx", "--prompt", "waves", "--size", "128x128", "--frames", "9",
+                 "--upscale", "--plan", "--json", "-o", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.output)["width"], json.loads(result.output)["height"]) == (128, 128) and not out.exists()
