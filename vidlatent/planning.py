@@ -483,12 +483,13 @@ def _stages(device: str, offload: str, weights: dict[str, int], denoisers: list[
     decode = decode or 0
     encoder_name = max(encoders, key=lambda name: weights.get(name, 0)) if encoders else None
     encoder = weights.get(encoder_name, 0) if encoder_name else 0
+    encoder_label = encoder_name or "no encoder"
     encoder_work = max(encoders.values(), default=0)
     if device == "cpu":
         base = RUNTIME_HOST_BYTES + total
         return (
             Stage("load", 0, base, f"weights {gib(total)} in host memory"),
-            Stage("prompt", 0, base + encoder_work, f"{encoder_name or 'no encoder'}: {gib(encoder_work)} of activations"),
+            Stage("prompt", 0, base + encoder_work, f"{encoder_label}: {gib(encoder_work)} of activations"),
             Stage("denoise", 0, base + activations, f"{gib(activations)} of activations per call"),
             Stage("decode", 0, base + decode, f"VAE decode {gib(decode)} per call"),
         )
@@ -497,14 +498,14 @@ def _stages(device: str, offload: str, weights: dict[str, int], denoisers: list[
     if offload in ("none", "auto"):
         return (
             Stage("load", total + context, host, f"all weights on the GPU: {gib(total)}"),
-            Stage("prompt", total + context + encoder_work, host, f"{encoder_name or 'no encoder'} activations"),
+            Stage("prompt", total + context + encoder_work, host, f"{encoder_label} activations"),
             Stage("denoise", total + context + activations, host, f"{gib(activations)} of activations per call"),
             Stage("decode", total + context + decode, host, f"VAE decode {gib(decode)} per call"),
         )
     if offload == "model":
         return (
             Stage("load", context, host, "weights in host memory, one component on the GPU at a time"),
-            Stage("prompt", context + encoder + encoder_work, host, f"{encoder_name} on the GPU"),
+            Stage("prompt", context + encoder + encoder_work, host, f"{encoder_label} on the GPU"),
             Stage("denoise", context + denoiser + activations, host, f"the denoiser {gib(denoiser)} and its activations"),
             Stage("decode", context + vae + decode, host, f"the VAE and its decode {gib(decode)} per call"),
         )
@@ -516,7 +517,7 @@ def _stages(device: str, offload: str, weights: dict[str, int], denoisers: list[
         return (
             Stage("load", context + vae, host, "the VAE on the GPU; the rest streamed block by block"),
             Stage("prompt", context + vae + encoder_work + _largest_block(empty, encoder_name, element), host,
-                  f"{encoder_name} streamed"),
+                  f"{encoder_label} streamed"),
             Stage("denoise", context + vae + resident + activations, host,
                   f"two denoiser blocks and the rest {gib(resident)}, activations {gib(activations)}"),
             Stage("decode", context + vae + decode, host, f"the VAE and its decode {gib(decode)} per call"),
