@@ -40,7 +40,7 @@ TINY = "tiny-random"
 SEED = 0  # the tiny model's weights
 # Tensors of a decoder call's full-resolution size alive at its peak (decode_work), calibrated on
 # the tiny model's measured peak host memory (vidlatent.planning, BENCHMARKS.md section 10).
-DECODE_LIVE = 2
+DECODE_LIVE = 2.5
 # The scheduler SVD ships with (stabilityai/stable-video-diffusion-img2vid-xt, scheduler_config.json).
 SCHEDULER_CONFIG = {
     "beta_end": 0.012,
