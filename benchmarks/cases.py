@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.big_models import big_models, gpu_big_models
+from benchmarks.plan_memory import plan_memory
 from benchmarks.real_latents import real_latents
 from benchmarks.harness import (
     ChildFailed,
@@ -79,6 +80,7 @@ class Config:
     big_reps: int
     tiling_size: tuple[int, int]  # section 7: tiny-random-wan decodes with and without tiling
     tiling_latent_frames: int
+    plan_sizes: int = 3  # section 10: sizes run per tiny model (of benchmarks.plan_memory.CASES)
     dry: bool = False
 
 
@@ -101,6 +103,7 @@ QUICK = Config(
     io_shape=(4, 4, 8, 8), io_reps=1, pipe_reps=1,
     gpu_size=(512, 320), gpu_frames=4, gpu_steps=2, gpu_reps=1,
     big_size=(64, 64), big_frames=5, big_steps=2, big_reps=1, tiling_size=(320, 320), tiling_latent_frames=2,
+    plan_sizes=1,
 )
 SMOKE = dataclasses.replace(QUICK, name="smoke", dry=True)
 
@@ -781,5 +784,6 @@ SECTIONS: list[tuple[str, str, Callable[[Context], list[Row]]]] = [
     ("7", "big models", big_models),
     ("8", "big models on a GPU", gpu_big_models),
     ("9", "real latents", real_latents),
+    ("10", "plan calibration", plan_memory),
 ]
 

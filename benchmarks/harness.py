@@ -182,15 +182,21 @@ def process_measure(argv: Sequence[str], *, env: dict[str, str], runs: list[Proc
 
 @dataclass(frozen=True)
 class Goal:
-    """A limit on a row's ratio: ``ratio <= limit``, or ``ratio >= limit`` when higher is better."""
+    """A limit on a row's ratio: ``ratio <= limit``, or ``ratio >= limit`` when higher is better;
+    with ``floor``, a band: ``floor <= ratio <= limit`` (a prediction against a measurement)."""
 
     limit: float
     higher_is_better: bool = False
+    floor: float | None = None
 
     def __str__(self) -> str:
+        if self.floor is not None:
+            return f"{self.floor:g}–{self.limit:g}×"
         return f"{'≥' if self.higher_is_better else '≤'} {self.limit:g}×"
 
     def met(self, ratio: float) -> bool:
+        if self.floor is not None:
+            return self.floor <= ratio <= self.limit
         return ratio >= self.limit if self.higher_is_better else ratio <= self.limit
 
 

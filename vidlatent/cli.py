@@ -41,6 +41,7 @@ COMMANDS = {
     "analyze": ("analyze", "PCA, motion energy and static flags of latent clips."),
     "convert": ("convert", "Convert latents to and from ComfyUI's .latent files."),
     "upscale": ("upscale", "Upscale an LTX-Video clip 2x: latent upsampler, then a refining pass."),
+    "plan": ("plan", "Estimate what a run needs (memory per stage) and what makes it fit, before loading."),
     "replay": ("replay", "Re-run a clip's or video's history and prove the result bit-identical."),
     "env": ("env", "Show versions, devices and defaults, for bug reports."),
 }

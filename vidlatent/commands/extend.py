@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
 
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
-from vidlatent.commands.options import output_option, overlaps_in_words, sampler_options
+from vidlatent.commands.options import output_option, overlaps_in_words, plan_options, sampler_options
 from vidlatent.commands.outputs import ClipInput, expand_inputs, plan_outputs, prepare_output, write_clip
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 
@@ -31,9 +32,10 @@ Examples:
 @click.option("--drift-correction/--no-drift-correction", default=True, show_default=True,
               help="Pull each new segment's per-channel latent mean and std back to within the change real footage "
                    "shows (0.15 of a channel's std, 12 %) of the first segment's; drift inside that is kept (docs/extend.md).")
+@plan_options
 @sampler_options()
 def command(state: State, clips: tuple[str, ...], output: str | None, times: int, overlap: int | None, drift_correction: bool,  # type: ignore[no-untyped-def]
-            knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+            show_plan: bool, vram: str | None, knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
     """Continue CLIP (a latent file, a folder of them, - for stdin, or a video, encoded first)
     TIMES times; several clips each (shared among the processes of a torchrun launch).
 
@@ -80,6 +82,10 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
             check_sampled_size((clip_input.clip.width, clip_input.clip.height), info.spec, flag=f"{source}: the clip's size")
             frames = knobs.frames or segment_frames(clip_input.clip) or info.spec.frames
             resolve_overlap(options, info.family, info.spec, frames, clip_input.clip.frames)
+    if show_plan or vram is not None:
+        loads, memory = plan_segments(state, inputs, loads, described, knobs, memory, show_plan, vram, report.note)
+        if show_plan:
+            return
     ranks = distributed.launched()
     samplers: dict[str, Any] = {}  # model id -> its pipeline, loaded once per process
 
@@ -99,6 +105,34 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     seeds = sorted({entry["seed"] for entry in entries if entry.get("seed") is not None})
     report.summary(entries, stdout_busy=STDIO in outputs, model=entries[0]["model"] if entries else load.model,
                    seed=seeds[0] if len(seeds) == 1 else (seed if seed is not None else None))
+
+
+def plan_segments(state: State, inputs: dict[str, Any], loads: dict[str, Any], described: dict[str, Any], knobs: Any,  # type: ignore[no-untyped-def]
+                  memory: LowMemory, show_plan: bool, vram: str | None, note) -> tuple[dict[str, Any], LowMemory]:
+    """--plan and --vram: each model's segments planned at its largest clip (a segment is sampled at
+    the clip's size, and the clip decoded in the same chunks); with --vram the flags that fit."""
+    from vidlatent.commands.plan import make_request, planned_flags, show
+    from vidlatent.generation import segment_frames
+
+    largest: dict[str, tuple[int, int, int]] = {}  # model -> (width, height, frames) of its largest segment
+    for source, clip_input in inputs.items():
+        info = described[loads[source].model]
+        clip = clip_input.clip
+        size = (clip.width, clip.height) if clip is not None else clip_input.plan.size_for(info.spec.native_area, info.spec.size_multiple)
+        frames = knobs.frames or (segment_frames(clip) if clip is not None else None) or info.spec.frames
+        current = largest.get(loads[source].model)
+        if current is None or size[0] * size[1] * frames > current[0] * current[1] * current[2]:
+            largest[loads[source].model] = (*size, frames)
+    fitted: dict[str, Any] = {}
+    for model, (width, height, frames) in largest.items():
+        load = next(loads[source] for source in inputs if loads[source].model == model)
+        request = make_request(load, memory, dataclasses.replace(knobs, frames=frames), (width, height), image=True,
+                               family=described[model].family)
+        if show_plan:
+            show(state, request, described[model], vram)
+        else:
+            fitted[model], memory = planned_flags(request, described[model], vram, memory, note)
+    return {source: fitted.get(load.model, load) for source, load in loads.items()}, memory
 
 
 def extend_clip(report: Reporter, source: ClipInput, model: Any, target: str, knobs: Any, options: Any, seed: int | None,

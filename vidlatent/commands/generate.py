@@ -11,7 +11,8 @@ from vidlatent import distributed
 from vidlatent.atomic import STDIO
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
-from vidlatent.commands.options import first_last_frame_models_in_words, output_option, sampler_options, size_multiples_in_words
+from vidlatent.commands.options import (first_last_frame_models_in_words, output_option, plan_options, sampler_options,
+                                       size_multiples_in_words)
 from vidlatent.commands.outputs import (
     TEXT_ONLY, check_video_sizes, expand_inputs, output_entry, plan_outputs, prepare_output, write_clip,
 )
@@ -61,11 +62,12 @@ Examples:
 @click.option("--reference", "references", multiple=True, metavar="IMG",
               help="VACE: an image of a subject or style for the video to show (repeatable); the history records its path "
                    "and SHA-256.")
+@plan_options
 @sampler_options()
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
             knobs, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, upscale: bool,
-            upscaler: str | None, keyframes: tuple[str, ...], references: tuple[str, ...], memory: LowMemory, load,
-            model_given: bool) -> None:
+            upscaler: str | None, keyframes: tuple[str, ...], references: tuple[str, ...], show_plan: bool, vram: str | None,
+            memory: LowMemory, load, model_given: bool) -> None:
     """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on
     stdin), or from --prompt alone (no IMAGE) on models that can (Wan 2.2 TI2V and T2V).
 
@@ -129,6 +131,17 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         check_video_sizes(targets, final)
     if context_parallel is not None:
         check_context_parallel(context_parallel, ranks, described, image_sizes, explicit_size, knobs)
+    if show_plan or vram is not None:
+        from vidlatent.commands.plan import make_request, planned_flags, show
+
+        # The largest size sampled bounds the run's memory (--upscale: its refining pass samples at the final size).
+        largest = max((final if plan is not None else sampled for sampled, final in sizes.values()),
+                      key=lambda pixels: pixels[0] * pixels[1])
+        request = make_request(load, memory, knobs, largest, image=bool(sources), family=described.family)
+        if show_plan:
+            show(state, request, described, vram)
+            return
+        load, memory = planned_flags(request, described, vram, memory, report.note)
     inputs = [*sources, *([last_image] if last_image else [])]
     for path in [p for row in outputs + (latent_outputs or []) for p in row]:
         prepare_output(path, inputs)

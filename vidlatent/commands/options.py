@@ -225,6 +225,33 @@ def vae_tiling_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return _vae_tiling_option()(wrapper)
 
 
+def vram_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--vram SIZE, handed over as ``vram`` (checked as it is parsed, before torch)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            from vidlatent.planning import parse_memory
+
+            parse_memory(value)
+        return value
+
+    return click.option("--vram", metavar="SIZE|auto", callback=check,
+                        help="Fit the run into SIZE of memory (12G, 800M; auto: the device's free memory; on a CPU the "
+                             "host's): the cheapest combination of --offload, --quantize fp8, --vae-tiling and "
+                             "--decode-chunk among those not given that fits, by the plan's estimate, with a note saying "
+                             "why; a run that cannot fit is refused before loading (exit 2), saying what is short.")(function)
+
+
+def plan_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--plan and --vram, handed over as ``show_plan`` and ``vram``."""
+    return compose(
+        click.option("--plan", "show_plan", is_flag=True,
+                     help="Print the run's plan (vidlatent plan: weights, activations and the peak memory of each stage, "
+                          "estimated from the architecture) and load nothing."),
+        vram_option,
+    )(function)
+
+
 def output_option(help_text: str) -> Decorator:
     return click.option("-o", "--output", metavar="PATH", help=help_text)
 

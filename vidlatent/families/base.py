@@ -156,6 +156,48 @@ class Continuation:
     size: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class Workload:
+    """The shapes one denoiser call works on at a given latent size (``Family.denoiser_workload``),
+    for ``vidlatent.planning``: its largest attention and the residual stream around it.
+
+    Args:
+        tokens: the longest attention sequence (latent frames x latent pixels / patch, or a
+            UNet's tokens per frame at its first attention level).
+        sequences: sequences of that length per batch item (1; a UNet's spatial attention: one per frame).
+        width: channels of the residual stream there (heads x head dim).
+        feedforward: the inner width of its feed-forward layer (both halves of a gated one).
+        heads: attention heads there.
+        context: the keys of its cross-attention (text and image tokens); 0 for none.
+        layers: transformer blocks (attention layers) per call.
+    """
+
+    tokens: int
+    sequences: int
+    width: int
+    feedforward: int
+    heads: int
+    context: int
+    layers: int
+
+
+@dataclass(frozen=True)
+class DecodeWork:
+    """What one call of the VAE's decoder works on (``Family.decode_work``), for ``vidlatent.planning``.
+
+    Args:
+        frames: pixel frames the call makes (or works on, with the context a non-causal decoder reads).
+        pixels: pixels per frame in the call, at the resolution of ``channels`` (a tile's with tiling).
+        channels: channels of the decoder's widest tensors at that resolution.
+        live: how many such tensors are alive at the call's peak (calibrated, see BENCHMARKS.md).
+    """
+
+    frames: int
+    pixels: int
+    channels: int
+    live: float
+
+
 def decode_settings(family: Family, vae: Any, clip: Any = None, *, timestep: float | None = None,
                     noise_scale: float | None = None) -> DecodeSettings | None:
     """How ``family``'s ``vae`` decodes ``clip`` (a LatentClip, or None for defaults).
@@ -248,6 +290,12 @@ class Family:
     # ComfyUI's latent format for it keeps the normalised values (its VAE applies the statistics
     # itself), rather than raw VAE latents.
     comfyui_normalized: ClassVar[bool] = False
+    # For vidlatent.planning: the knob whose value > 1 turns classifier-free guidance on (None:
+    # never guided), whether the guided pipeline batches the two passes into one denoiser call
+    # (else it makes two calls), and which component is the denoiser.
+    guidance_knob: ClassVar[str | None] = None
+    guidance_batched: ClassVar[bool] = True
+    denoiser: ClassVar[str] = "transformer"
     # Optional capabilities: an object that does it, or None where the family cannot.
     inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
     upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
@@ -331,6 +379,17 @@ class Family:
     def decode_working_bytes(self, vae: Any, size: tuple[int, int]) -> int | None:
         """An estimate of the memory an untiled decode of (width, height) frames works in, for
         turning VAE tiling on where it would not fit; None where the family has no estimate."""
+        return None
+
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork | None:
+        """What one decoder call of a clip of ``latent_frames`` (width, height) frames works on,
+        ``chunk`` latent frames per call (where the family decodes in chunks), tiled or not; ``vae`` may be built on the meta device.
+        None where the family has no estimate (vidlatent.planning then says so)."""
+        return None
+
+    def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload | None:
+        """The shapes of one denoiser call on latents of ``latent`` (frames, height, width), from the
+        denoiser's config; None where the family has no estimate."""
         return None
 
     # --- sampling (per family) -----------------------------------------------------------------

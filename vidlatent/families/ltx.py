@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
-    IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, Family, ModelSpec, decode_settings, onload, read_config,
+    IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload, decode_settings,
+    onload, read_config,
 )
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
@@ -44,6 +45,12 @@ SEED = 0
 # The pipeline's defaults that vidlatent keeps (its signature): frame_rate 25, 161 frames.
 DEFAULT_FRAMES = 161
 DEFAULT_FPS = 25.0
+# The keys of the transformer's cross-attention (vidlatent.planning): the condition pipeline's
+# prompt length (max_sequence_length 256).
+TEXT_TOKENS = 256
+# Tensors of a decoder window's widest size alive at its peak (decode_work), calibrated on the
+# tiny model's measured peak host memory (vidlatent.planning, BENCHMARKS.md section 10).
+DECODE_LIVE = 3
 
 # Decoding of timestep-conditioned VAEs (0.9.1 and later): decode_timestep 0.05 and
 # decode_noise_scale 0.025, as in Lightricks' own inference configs (LTX-Video
@@ -190,6 +197,7 @@ class LTX(Family):
     lora_layouts = ("diffusers", "peft", "original")
     single_file_components = ("transformer",)  # LTXVideoTransformer3DModel.from_single_file
     vae_tiling = True  # decode tiles with --vae-tiling, and by default past the VAE's tile size
+    guidance_knob = "guidance"  # the pipeline batches the prompt and the negative one (guidance_batched)
     default_overlap = 2  # extend: the clip's last 9 frames (see README, "LTX-Video")
     callback_tokens = True  # step callbacks see (1, T * h * w, C), (t, h, w) order (patch size 1)
     fingerprint_modules = ("encoder.conv_out.conv", "decoder.conv_out.conv")
@@ -318,6 +326,33 @@ class LTX(Family):
         width, height = size
         return width > vae.tile_sample_min_width or height > vae.tile_sample_min_height
 
+
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork:
+        """A decoder window: ``chunk`` latent frames and the context the decoder reads around them
+        (``decoder_context``), at the decoder's last stage (the size over its patch) with its first
+        decoder channels, twice over (the up blocks' residual and their shuffled upsampling), or a
+        tile's (512 px) with tiling."""
+        config = vae.config
+        width, height = size
+        if tiled:
+            width, height = min(width, vae.tile_sample_min_width), min(height, vae.tile_sample_min_height)
+        before, after = decoder_context(vae.decoder)
+        rule = FrameRule(int(vae.temporal_compression_ratio), causal=True)
+        patch = int(config.patch_size)
+        channels = 2 * int((config.decoder_block_out_channels or config.block_out_channels)[0])
+        window = min(latent_frames, chunk + before + after)
+        return DecodeWork(frames=rule.pixel_frames(window), pixels=(width // patch) * (height // patch),
+                          channels=channels, live=DECODE_LIVE)
+
+    def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:
+        """One token per latent pixel (patch 1), a feed-forward 4x wide, the prompt's tokens in its
+        cross-attention."""
+        frames, height, width = latent
+        patch, patch_t = int(config.get("patch_size", 1)), int(config.get("patch_size_t", 1))
+        heads = int(config.get("num_attention_heads", 32))
+        dim = heads * int(config.get("attention_head_dim", 64))
+        return Workload(tokens=(frames // patch_t) * (height // patch) * (width // patch), sequences=1, width=dim,
+                        feedforward=4 * dim, heads=heads, context=TEXT_TOKENS, layers=int(config.get("num_layers", 28)))
 
     def decode(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
                settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:

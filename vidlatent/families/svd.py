@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
-    IMAGE_REQUIRED, ComfyAssumption, Continuation, DecodeSettings, Family, ModelSpec, read_config,
+    IMAGE_REQUIRED, ComfyAssumption, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload, read_config,
 )
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
 from vidlatent.seeds import cpu_generator
@@ -39,6 +39,9 @@ LAYOUT = LatentLayout(family="svd", spatial=8, frame_rule=FrameRule(), normaliza
 TINY = "tiny-random"
 TINY_SIZE, TINY_FRAMES = 64, 14  # its native size (UNet sample_size 8 x 8) and frames
 SEED = 0  # the tiny model's weights
+# Tensors of a decoder call's full-resolution size alive at its peak (decode_work), calibrated on
+# the tiny model's measured peak host memory (vidlatent.planning, BENCHMARKS.md section 10).
+DECODE_LIVE = 2.5
 # The scheduler SVD ships with (stabilityai/stable-video-diffusion-img2vid-xt, scheduler_config.json).
 SCHEDULER_CONFIG = {
     "beta_end": 0.012,
@@ -278,6 +281,8 @@ class StableVideoDiffusion(Family):
         ),
     }
     forward_chunking = "unet"
+    denoiser = "unet"
+    guidance_knob = "max_guidance"  # guided when max_guidance_scale > 1, both passes in one UNet call
     default_overlap = 2
     minimum_overlap = 0
     # A UNet: no step cache or LoRA loader in diffusers' SVD pipeline, no tiled decode in its
@@ -327,6 +332,26 @@ class StableVideoDiffusion(Family):
         return decode_video(latents[first : None if last is None else last + 1], vae, device=device, chunk=chunk)
 
     default_decode_chunk_words = "14 or 25, the model's frame count"
+
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork:
+        """A temporal-decoder call: ``chunk`` frames at full resolution with the decoder's last
+        (widest-resolution) channels."""
+        width, height = size
+        return DecodeWork(frames=min(chunk, latent_frames), pixels=width * height, channels=int(vae.config.block_out_channels[0]), live=DECODE_LIVE)
+
+    def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:
+        """The UNet's first level with attention: its spatial attention runs one sequence per
+        frame over that level's pixels (its temporal attention, one per pixel over the frames, is
+        shorter), a GEGLU feed-forward (2 x 4 x its width); the image embedding is one context token."""
+        frames, height, width = latent
+        blocks = list(config.get("down_block_types") or ["CrossAttnDownBlockSpatioTemporal"])
+        level = next((index for index, name in enumerate(blocks) if "CrossAttn" in name), 0)
+        channels = int((config.get("block_out_channels") or [320])[level])
+        heads = config.get("num_attention_heads", 5)
+        heads = int(heads[level] if isinstance(heads, (list, tuple)) else heads)
+        layers = sum(2 * int(config.get("layers_per_block", 2)) + 1 for name in blocks if "CrossAttn" in name)
+        return Workload(tokens=(height >> level) * (width >> level), sequences=frames, width=channels,
+                        feedforward=8 * channels, heads=heads, context=1, layers=layers)
 
     def default_decode_chunk(self, model: Any) -> int:
         # The pipeline decodes all its frames at once; a VAE-only model has no UNet to ask.

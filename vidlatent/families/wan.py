@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
-    IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, Family, ModelSpec,
+    IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, DecodeWork, Family, ModelSpec, Workload,
     onload, read_config,
 )
 from vidlatent.errors import UsageError
@@ -39,6 +39,10 @@ ROPE_MAX_SEQ_LEN = 1024  # WanTransformer3DModel's rope_max_seq_len default (dif
 # Tensors of a decoder step's full-resolution size alive at its peak (decode_working_bytes): a
 # rough, conservative figure, to be calibrated against measured peaks on a GPU.
 DECODE_LIVE = 8
+# The keys of the transformer's cross-attention (vidlatent.planning): the pipelines' prompt length
+# (max_sequence_length 512) and, on image-to-video models, CLIP ViT-H/14's 257 image tokens.
+TEXT_TOKENS = 512
+IMAGE_TOKENS = 257
 # diffusers' AutoencoderKLWan defaults (Wan 2.1's VAE) and Wan 2.2's 48-channel VAE (as in
 # ComfyUI's Wan22 latent format): used for ComfyUI latents, which do not carry them.
 WAN21_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
@@ -135,6 +139,8 @@ class Wan(Family):
     single_file_components = ("transformer", "transformer_2")  # WanTransformer3DModel.from_single_file
     vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
     default_decode_chunk_words = "1, its decoder's own step, whatever is given"
+    guidance_knob = "guidance"
+    guidance_batched = False  # the pipelines call the transformer once with the prompt, once with the negative one
     comfyui = {
         (5, 16): _comfyui(16, 8, WAN21_MEAN, WAN21_STD, "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", 16.0, "2.1"),
         (5, 48): _comfyui(48, 16, WAN22_MEAN, WAN22_STD, "Wan-AI/Wan2.2-TI2V-5B-Diffusers", 24.0, "2.2"),
@@ -287,14 +293,34 @@ class Wan(Family):
                     yield torch.clamp(out if (low, high) == (0, count) else out[:, :, low:high], min=-1.0, max=1.0)
 
     def decode_working_bytes(self, vae: Any, size: tuple[int, int]) -> int | None:
-        """A rough estimate: a decoder step works on 4 pixel frames at full resolution (after
-        the patch, if any) with about twice the decoder's last-stage channels, in ``DECODE_LIVE``
-        tensors of that size at once (activations, norms and the causal caches)."""
+        """A rough estimate: one untiled decoder step (``decode_work``) at the VAE's dtype."""
+        work = self.decode_work(vae, size, 1, 1, tiled=False)
+        return int(work.live * work.frames * work.pixels * work.channels * vae.dtype.itemsize)
+
+    def decode_work(self, vae: Any, size: tuple[int, int], latent_frames: int, chunk: int, tiled: bool) -> DecodeWork:
+        """A decoder step works on 4 pixel frames (``chunk`` is not used: the step is one latent
+        frame) at full resolution after the patch, if any, or a tile's (256 px), with about
+        twice the decoder's last-stage channels, in ``DECODE_LIVE`` tensors of that size at once
+        (activations, norms and the causal caches)."""
         config = vae.config
         patch = config.patch_size or 1
+        width, height = size
+        if tiled:
+            width, height = min(width, vae.tile_sample_min_width), min(height, vae.tile_sample_min_height)
         channels = 2 * int(config.decoder_base_dim or config.base_dim) * int(config.dim_mult[0])
-        pixels = (size[0] // patch) * (size[1] // patch)
-        return DECODE_LIVE * TEMPORAL * pixels * channels * vae.dtype.itemsize
+        return DecodeWork(frames=TEMPORAL, pixels=(width // patch) * (height // patch), channels=channels, live=DECODE_LIVE)
+
+    def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:
+        """One token per patch of latent pixels (patch_size (1, 2, 2)); its cross-attention reads
+        the prompt's tokens and, on image-to-video models (``image_dim``), the image's."""
+        frames, height, width = latent
+        patch = config.get("patch_size") or (1, 2, 2)
+        heads = int(config.get("num_attention_heads", 40))
+        dim = heads * int(config.get("attention_head_dim", 128))
+        return Workload(tokens=(frames // patch[0]) * (height // patch[1]) * (width // patch[2]), sequences=1, width=dim,
+                        feedforward=int(config.get("ffn_dim") or 4 * dim), heads=heads,
+                        context=TEXT_TOKENS + (IMAGE_TOKENS if config.get("image_dim") else 0),
+                        layers=int(config.get("num_layers", 1)))
 
     @staticmethod
     def _normalize(raw: torch.Tensor, vae: Any) -> torch.Tensor:
