@@ -147,6 +147,10 @@ REFERENCES = {
     # A TI2V folder is saved as WanPipeline (text only); with an image it runs as WanImageToVideoPipeline.
     "tiny-random-wan22": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT}, "WanImageToVideoPipeline"),
     "tiny-random-ltx": Reference(_ltx_encode, _ltx_decode, CHANNELS_FIRST, {"prompt": PROMPT}),
+    # SkyReels-V2 DF: Wan 2.1's VAE and normalisation; its folder names the text-to-video class, and
+    # with an image it runs as the image-to-video one.
+    "tiny-random-skyreels-df": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT},
+                                         "SkyReelsV2DiffusionForcingImageToVideoPipeline"),
 }
 
 # --- knobs: the one place that reads a family's knob table ------------------------------------

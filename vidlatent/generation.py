@@ -76,6 +76,7 @@ def sample(
     last_image: Image.Image | None = None,
     size: tuple[int, int] | None = None,
     arguments: dict[str, Any] | None = None,
+    pipeline_class: str | None = None,
 ) -> torch.Tensor:
     """One pipeline call; returns (T, C, h, w) float32 latents on the CPU.
 
@@ -93,6 +94,8 @@ def sample(
         size: (width, height) for text only; default the image's size.
         arguments: more pipeline arguments, the family's own (LTX: conditions=, timesteps=,
             denoise_strength=); they take precedence over the knobs' arguments.
+        pipeline_class: call this diffusers class, made of the loaded pipeline's components,
+            instead of the loaded one (``Continuation.pipeline_class``).
     """
     family = model.family
     size = image.size if image is not None else size
@@ -116,9 +119,24 @@ def sample(
         **extra,
         **(arguments or {}),
     }
-    with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift):
-        output = model.pipeline(**call).frames
+    with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift), family.calling(model.pipeline):
+        pipeline = model.pipeline if pipeline_class is None else same_components(model.pipeline, pipeline_class)
+        output = pipeline(**call).frames
     return from_pipeline_latents(family, output).float().cpu()
+
+
+def same_components(pipeline: Any, class_name: str) -> Any:
+    """A pipeline of the diffusers class ``class_name`` made of ``pipeline``'s components (shared,
+    with whatever offloading and acceleration they carry): no weights load."""
+    import inspect
+
+    import diffusers
+
+    cls = getattr(diffusers, class_name)
+    names = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    other = cls(**{name: getattr(pipeline, name) for name in names})
+    other.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
+    return other
 
 
 def to_pipeline_latents(family: Family, latents: torch.Tensor) -> torch.Tensor:
@@ -445,7 +463,8 @@ def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, k
     pinned = continuation.pinned
     on_step = pin_frames(pinned, range(int(pinned.shape[0])), seed, model.family) if pinned.shape[0] else None
     return sample(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
-                  size=continuation.size, arguments=continuation.arguments or None)
+                  size=continuation.size, arguments=continuation.arguments or None,
+                  pipeline_class=continuation.pipeline_class)
 
 
 def extend(

@@ -110,6 +110,22 @@ class Knobs:
     shift: float | None = knob("--shift", float, minimum=0.1, metavar="S",
                                help="Flow shift of the noise schedule: higher spends more steps at high noise.")
     timesteps: tuple[float, ...] | None = knob(None, tuple, help="a model's own default schedule")
+    # Diffusion forcing (SkyReels-V2 DF): a video longer than the window, made in overlapping windows.
+    window: int | None = knob("--window", int, minimum=1, metavar="FRAMES",
+                              help="Frames denoised at once (base_num_frames); a longer --frames is made in windows, "
+                                   "each continuing the one before.")
+    history: int | None = knob("--history", int, minimum=1, metavar="FRAMES",
+                               help="Frames of the previous window (extend: of the clip) that each window continues "
+                                    "from, kept clean (overlap_history).")
+    history_noise: float | None = knob("--history-noise", float, minimum=0, maximum=1000, metavar="N",
+                                       help="Noise put back on the history frames, at timestep N (addnoise_condition): "
+                                            "smooths the joins.")
+    ar_step: int | None = knob("--ar-step", int, minimum=0, metavar="N",
+                               help="Asynchronous schedule: each causal block runs N steps behind the one before "
+                                    "(0: all frames at once).")
+    causal_block: int | None = knob("--causal-block", int, minimum=1, metavar="N",
+                                    help="Latent frames denoised as one causal block (causal_block_size); it must "
+                                         "divide each window's latent frames.")
 
     def validate(self) -> None:
         """Raise UsageError for values no model can use (cheap, before loading)."""
@@ -130,6 +146,9 @@ class Knobs:
                 raise UsageError(f"{FLAGS[name]}: {model} does not take it; it takes {takes}")
         if self.frames is not None:
             check_frames(self.frames, spec)
+        from vidlatent.families import family
+
+        family(spec.family).check_knobs(self, spec)
 
     def pipeline_kwargs(self, family: Family) -> dict[str, Any]:
         """The knobs that were given, plus the family's own defaults, under its pipeline's names."""

@@ -24,6 +24,7 @@ MODULES = {
     "svd": "vidlatent.families.svd",
     "wan": "vidlatent.families.wan",
     "ltx": "vidlatent.families.ltx",
+    "skyreels": "vidlatent.families.skyreels",
 }
 FAMILY_NAMES = tuple(MODULES)
 DEFAULT_FAMILY = "svd"  # the family of the model vidlatent runs without --model

@@ -29,6 +29,7 @@ their methods, so listing them stays cheap, and no family imports another (what 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -148,12 +149,15 @@ class Continuation:
             callback (re-noised after every step); k may be 0.
         arguments: more pipeline arguments (LTX: ``conditions=``).
         size: (width, height) where there is no ``image`` to take it from.
+        pipeline_class: the diffusers class to call, made of the loaded pipeline's components,
+            where it is not the loaded one (SkyReels DF: its video-to-video pipeline).
     """
 
     image: Image.Image | None
     pinned: torch.Tensor
     arguments: dict[str, Any] = field(default_factory=dict)
     size: tuple[int, int] | None = None
+    pipeline_class: str | None = None
 
 
 def decode_settings(family: Family, vae: Any, clip: Any = None, *, timestep: float | None = None,
@@ -276,6 +280,17 @@ class Family:
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
         """The diffusers class to run: with or without a conditioning image."""
         return self.pipeline_classes[0]
+
+    def check_knobs(self, knobs: Any, spec: ModelSpec, *, continuing: bool = False) -> None:
+        """Refuse, before loading, knob values (a ``vidlatent.knobs.Knobs``) that this family's
+        pipelines accept but mishandle, beyond each knob's own range (``Knobs.check_for`` calls it);
+        ``continuing``: for the call that continues a clip (extend). Nothing by default."""
+
+    def calling(self, pipeline: Any) -> contextlib.AbstractContextManager[None]:
+        """A context around each pipeline call that undoes what the call leaves changed in the
+        pipeline (SkyReels DF: the causal block written into its transformer's config), so that
+        jobs of one process do not leak into each other. Nothing by default."""
+        return contextlib.nullcontext()
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
         """The components a sampling call needs (the rest are not loaded)."""
