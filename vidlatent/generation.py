@@ -438,16 +438,31 @@ def segment_frames(clip: LatentClip) -> int | None:
     return int(frames) if isinstance(frames, int) else None
 
 
-def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, frames: int, clip_frames: int) -> ExtendOptions:
+def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, frames: int, clip_frames: int,
+                    knobs: Knobs | None = None) -> ExtendOptions:
     """``options`` with the overlap filled in (the family's default, where segments of ``frames``
-    pixel frames are long enough for it: LTX 2, or 1) and checked against a segment's and the
-    clip's latent frames; commands call it before the model loads."""
-    segment_latents = spec.frame_rule.latent_frames(frames)
+    pixel frames are long enough for it: LTX 2, SkyReels DF 5, or 1) and checked against a
+    segment's and the clip's latent frames; commands call it before the model loads.
+
+    Where the family continues from a history of pixel frames (SkyReels DF's ``--history``, its
+    ``overlap_history``), ``knobs.history`` is the same overlap in pixel frames: it sets the overlap,
+    and the segment's knobs are checked with it (``Family.check_knobs``).
+    """
+    rule = spec.frame_rule
+    segment_latents = rule.latent_frames(frames)
     overlap = options.overlap
+    history = knobs.history if knobs is not None else None
+    if history is not None:
+        if overlap is not None and overlap != rule.latent_frames(history):
+            raise UsageError(f"--overlap {overlap} and --history {history}: two lengths for the same history "
+                             f"({history} frames are {rule.latent_frames(history)} latent frames); give one of them")
+        overlap = rule.latent_frames(history)
     if overlap is None:
         overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
     options = dataclasses.replace(options, overlap=overlap)
     options.validate(segment_latents, clip_frames, minimum=family.minimum_overlap)
+    if knobs is not None and family.takes("history"):
+        family.check_knobs(dataclasses.replace(knobs, frames=frames, history=rule.pixel_frames(overlap)), spec, continuing=True)
     return options
 
 
@@ -490,9 +505,9 @@ def extend(
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     spec.check_extend()
-    knobs.check_for(spec)
+    knobs.check_for(spec, continuing=True)
     effective = knobs.resolved(model.pipeline, family)
-    options = resolve_overlap(options, family, spec, effective.frames, clip.frames)
+    options = resolve_overlap(options, family, spec, effective.frames, clip.frames, knobs)
     overlap = options.overlap
     plan_vae_tiling(model, (clip.width, clip.height))  # the clip's end is decoded for each segment
     reference = latent_ops.ChannelStats.of(clip.latents)

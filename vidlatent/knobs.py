@@ -135,9 +135,10 @@ class Knobs:
     def given(self) -> dict[str, Any]:
         return {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
 
-    def check_for(self, spec: ModelSpec, *, what: str = "") -> None:
+    def check_for(self, spec: ModelSpec, *, what: str = "", continuing: bool = False) -> None:
         """Raise UsageError for knobs the model does not take, and frame counts it cannot make
-        (before it loads). ``what`` names the model in messages."""
+        (before it loads). ``what`` names the model in messages; ``continuing``: the knobs of
+        extend's segments (``Family.check_knobs``)."""
         self.validate()
         model = what or spec.title
         for name in self.given():
@@ -148,7 +149,7 @@ class Knobs:
             check_frames(self.frames, spec)
         from vidlatent.families import family
 
-        family(spec.family).check_knobs(self, spec)
+        family(spec.family).check_knobs(self, spec, continuing=continuing)
 
     def pipeline_kwargs(self, family: Family) -> dict[str, Any]:
         """The knobs that were given, plus the family's own defaults, under its pipeline's names."""

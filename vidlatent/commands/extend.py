@@ -72,14 +72,14 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     described = {model_load.model: describe_model(model_load) for model_load in loads.values()}
     for info in described.values():
         info.spec.check_extend()
-        knobs.check_for(info.spec)
+        knobs.check_for(info.spec, continuing=True)
     for source, clip_input in inputs.items():  # an overlap too long for the segments, before anything loads
         if clip_input.clip is not None:
             info = described[loads[source].model]
             clip_input.clip.require_family(info.family.name, what=f"--model {info.model_id}")  # before its frame rule is used
             check_sampled_size((clip_input.clip.width, clip_input.clip.height), info.spec, flag=f"{source}: the clip's size")
             frames = knobs.frames or segment_frames(clip_input.clip) or info.spec.frames
-            resolve_overlap(options, info.family, info.spec, frames, clip_input.clip.frames)
+            resolve_overlap(options, info.family, info.spec, frames, clip_input.clip.frames, knobs)
     ranks = distributed.launched()
     samplers: dict[str, Any] = {}  # model id -> its pipeline, loaded once per process
 

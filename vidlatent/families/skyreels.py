@@ -201,6 +201,8 @@ class SkyReelsDF(Wan):
         history = knobs.history
         long = continuing or frames > window
         if long and history is None:
+            if continuing:
+                return  # extend's history comes from --overlap or the default (resolve_overlap checks it then)
             raise UsageError(f"--frames {frames}: longer than the {window}-frame window, so each window continues the one "
                              f"before: give --history FRAMES (SkyReels recommends 17 or 37), or --window {frames}")
         if long and history is not None and latent_frames(history) >= latent_frames(min(window, frames)):
