@@ -30,6 +30,7 @@ from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel, plan_vae_tiling
 from vidlatent.progress import Progress, no_progress
+from vidlatent.prompts import SegmentPrompt
 from vidlatent.seeds import MAX_SEED, cpu_generator, random_seed
 
 __all__ = ["FLAGS", "Knobs", "check_frames", "check_size", "cpu_generator", "default_size", "random_seed"]
@@ -53,11 +54,15 @@ def file_sha256(data: bytes) -> str:
 
 
 def _step_reporter(progress: Progress, extra: StepHook | None = None, end_step: Callable[[], None] | None = None):  # type: ignore[no-untyped-def]
+    done = 0  # steps of the whole call: a long SkyReels DF call counts each window's from 0
+
     def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        nonlocal done
         changed = extra(pipeline, step, tensors) if extra else {}
         if end_step is not None:
             end_step()
-        progress(step + 1)
+        done += 1
+        progress(done)
         return changed
 
     return on_step_end
@@ -95,7 +100,7 @@ def sample(
         arguments: more pipeline arguments, the family's own (LTX: conditions=, timesteps=,
             denoise_strength=); they take precedence over the knobs' arguments.
         pipeline_class: call this diffusers class, made of the loaded pipeline's components,
-            instead of the loaded one (``Continuation.pipeline_class``).
+            instead of the loaded one (``Family.continuation_pipeline``).
     """
     family = model.family
     size = image.size if image is not None else size
@@ -181,6 +186,7 @@ def generate(
     image_sha256: str = "",
     progress: Progress = no_progress,
     last_image: Image.Image | None = None,
+    prompts: Sequence[str] = (),
 ) -> LatentClip:
     """Generate a latent clip from ``image`` (and the knobs' prompt), or from the prompt alone.
 
@@ -193,15 +199,26 @@ def generate(
             image's aspect ratio at the model's native area (the native size for text only).
         source, image_sha256: recorded in the history.
         last_image: a last frame to condition on (first-last-frame models).
+        prompts: a prompt per window, where the model makes the video in several (a long SkyReels
+            DF video: ``Family.windows``); the history records the frames each made.
     """
+    from vidlatent.prompts import check_window_prompts
+
     spec = model.spec
     knobs.check_for(spec)
+    windows = check_window_prompts(model.family, spec, knobs, [SegmentPrompt(prompt) for prompt in prompts])
     size = size or default_size(spec, image.size if image is not None else None)
     check_size(size, spec)
     conditioning = media.resize_image(image, size) if image is not None else None
     last = media.resize_image(last_image, size) if last_image is not None else None
-    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size)
+    if prompts:
+        knobs = dataclasses.replace(knobs, prompt=prompts[0])
+    on_step = model.family.window_prompts(model, list(prompts[1:])) if prompts else None
+    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size,
+                     on_step=on_step)
     effective = knobs.resolved(model.pipeline, model.family)
+    segments = [{**({"prompt": prompts[index]} if prompts else {}), "frames_made": [first, end - 1]}
+                for index, (first, end) in enumerate(windows)] if len(windows) > 1 else []
     clip = LatentClip(
         latents=latents,
         model=model.model_id,
@@ -215,7 +232,7 @@ def generate(
     return clip.with_step(
         "generate",
         {"source": source, "image_sha256": image_sha256, "size": f"{size[0]}x{size[1]}", "seed": seed, **effective.record(),
-         **acceleration_record(model)},
+         **({"segments": segments} if segments else {}), **acceleration_record(model)},
     )
 
 
@@ -235,16 +252,22 @@ class ExtendOptions:
             None for the family's default (SVD 2, Wan 1, LTX 2; shorter where a segment is).
         drift_correction: bring each new segment's per-channel statistics back within the band of
             natural change around the first segment's (latent_ops.limit_drift, docs/extend.md).
+        segments: a prompt per segment (``vidlatent.prompts.SegmentPrompt``, with its frame count
+            where it has one), as many as ``times``; () for the knobs' prompt throughout.
     """
 
     times: int = 1
     overlap: int | None = None
     drift_correction: bool = True
+    segments: tuple[SegmentPrompt, ...] = ()
 
     def validate(self, segment_frames: int | None = None, clip_frames: int | None = None, *, minimum: int = 0) -> None:
         """Check the options; frame counts are latent frames."""
         if self.times < 1:
             raise UsageError(f"--times {self.times}: must be at least 1")
+        if self.segments and len(self.segments) != self.times:
+            raise UsageError(f"--times {self.times} and {len(self.segments)} prompts: one segment per prompt; "
+                             "leave --times out")
         overlap = self.overlap
         if overlap is None:
             return
@@ -466,6 +489,30 @@ def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, fra
     return options
 
 
+def segment_knobs(knobs: Knobs, options: ExtendOptions) -> list[Knobs]:
+    """The knobs of each of extend's segments: ``knobs``, with each segment's own prompt and frames
+    where ``options.segments`` gives them."""
+    if not options.segments:
+        return [knobs] * options.times
+    return [dataclasses.replace(knobs, prompt=segment.prompt, frames=segment.frames or knobs.frames)
+            for segment in options.segments]
+
+
+def resolve_segments(options: ExtendOptions, family: Family, spec: ModelSpec, knobs: Knobs, default_frames: int,
+                     clip_frames: int) -> ExtendOptions:
+    """``resolve_overlap`` for every segment: the overlap fits the shortest (``default_frames``
+    where a segment gives no frame count), and each segment's knobs are checked."""
+    every = segment_knobs(knobs, options)
+    frames = [each.frames or default_frames for each in every]
+    for each in every:
+        each.check_for(spec, continuing=True)
+    shortest = min(range(len(frames)), key=frames.__getitem__)
+    options = resolve_overlap(options, family, spec, frames[shortest], clip_frames, every[shortest])
+    for each, count in zip(every, frames):
+        resolve_overlap(options, family, spec, count, clip_frames, each)
+    return options
+
+
 def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, knobs: Knobs, seed: int,
                    progress: Progress = no_progress) -> torch.Tensor:
     """One new segment continuing ``latents`` (T, C, h, w), (T', C, h, w) float32: its first
@@ -479,7 +526,7 @@ def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, k
     on_step = pin_frames(pinned, range(int(pinned.shape[0])), seed, model.family) if pinned.shape[0] else None
     return sample(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
                   size=continuation.size, arguments=continuation.arguments or None,
-                  pipeline_class=continuation.pipeline_class)
+                  pipeline_class=model.family.continuation_pipeline)
 
 
 def extend(
@@ -505,32 +552,37 @@ def extend(
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     spec.check_extend()
-    knobs.check_for(spec, continuing=True)
-    effective = knobs.resolved(model.pipeline, family)
-    options = resolve_overlap(options, family, spec, effective.frames, clip.frames, knobs)
+    effective = knobs.resolved(model.pipeline, family, pipeline_class=family.continuation_pipeline)
+    options = resolve_segments(options, family, spec, knobs, effective.frames, clip.frames)
     overlap = options.overlap
     plan_vae_tiling(model, (clip.width, clip.height))  # the clip's end is decoded for each segment
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()
+    rule = model.layout.frame_rule
     segments = []
     steps_done = 0
-    for index in range(options.times):
+    for index, own in enumerate(segment_knobs(knobs, options)):
         segment_seed = seed + index
-        segment = extend_segment(model, latents, overlap, knobs=knobs, seed=segment_seed,
+        segment = extend_segment(model, latents, overlap, knobs=own, seed=segment_seed,
                                  progress=functools.partial(_offset_progress, progress, steps_done))
         steps_done += effective.steps
         fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)
         if options.drift_correction:
             fresh = latent_ops.limit_drift(fresh, reference)
+        first = rule.pixel_frames(int(latents.shape[0]))  # the pixel frame the segment's new frames start at
         latents = torch.cat([latents, fresh])
         segments.append(
-            {"seed": segment_seed, "frames": int(fresh.shape[0]),
+            {"seed": segment_seed, "frames": int(fresh.shape[0]), "frames_made": [first, rule.pixel_frames(int(latents.shape[0])) - 1],
+             **({"prompt": own.prompt} if options.segments else {}),
              "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
         )
     extended = dataclasses.replace(clip, latents=latents)
+    # With a prompt per segment the step's prompt is the last one: what the clip ends on, and what a
+    # further extend without --prompt continues with.
+    record = effective.record() | ({"prompt": options.segments[-1].prompt} if options.segments else {})
     return extended.with_step(
         "extend",
         {"times": options.times, "overlap": overlap, "drift_correction": options.drift_correction,
-         "model": model.model_id, "segments": segments, **effective.record(), **acceleration_record(model)},
+         "model": model.model_id, "segments": segments, **record, **acceleration_record(model)},
     )

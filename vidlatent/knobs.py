@@ -157,13 +157,19 @@ class Knobs:
         values = {**family.knob_defaults_for(given), **given}
         return {family.knob_arguments[name]: value for name, value in values.items() if name in family.knob_arguments}
 
-    def resolved(self, pipeline: Any, family: Family | None = None) -> Knobs:
+    def resolved(self, pipeline: Any, family: Family | None = None, *, pipeline_class: str | None = None) -> Knobs:
         """These knobs with the pipeline's defaults filled in (for the history); knobs the
-        family does not take stay None."""
+        family does not take stay None. ``pipeline_class``: the diffusers class the call runs,
+        where it is not the loaded pipeline's (``Family.continuation_pipeline``)."""
         from vidlatent import families
 
         family = family or families.for_pipeline(pipeline)
-        defaults = inspect.signature(type(pipeline).__call__).parameters
+        if pipeline_class is not None:
+            import diffusers
+
+            defaults = inspect.signature(getattr(diffusers, pipeline_class).__call__).parameters
+        else:
+            defaults = inspect.signature(type(pipeline).__call__).parameters
         ours = family.knob_defaults_for(self.given())
         values: dict[str, Any] = {}
         for name, argument in family.knob_arguments.items():

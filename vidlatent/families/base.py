@@ -149,15 +149,12 @@ class Continuation:
             callback (re-noised after every step); k may be 0.
         arguments: more pipeline arguments (LTX: ``conditions=``).
         size: (width, height) where there is no ``image`` to take it from.
-        pipeline_class: the diffusers class to call, made of the loaded pipeline's components,
-            where it is not the loaded one (SkyReels DF: its video-to-video pipeline).
     """
 
     image: Image.Image | None
     pinned: torch.Tensor
     arguments: dict[str, Any] = field(default_factory=dict)
     size: tuple[int, int] | None = None
-    pipeline_class: str | None = None
 
 
 def decode_settings(family: Family, vae: Any, clip: Any = None, *, timestep: float | None = None,
@@ -227,6 +224,9 @@ class Family:
     comfyui: ClassVar[dict[tuple[int, int], ComfyAssumption]] = {}  # (ndim, channels) -> assumption
     preferred_gpu_dtype: ClassVar[str] = "fp16"  # --dtype auto on a GPU
     forward_chunking: ClassVar[str | None] = None  # the denoiser component with diffusers' enable_forward_chunking()
+    # The diffusers class extend's segments run, made of the loaded pipeline's components, where it
+    # is not the loaded one (SkyReels DF: its video-to-video pipeline); None: the loaded one.
+    continuation_pipeline: ClassVar[str | None] = None
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1
     timestep_decoder: ClassVar[bool] = False  # its VAE's decoder takes --decode-timestep / --decode-noise-scale
@@ -285,6 +285,16 @@ class Family:
         """Refuse, before loading, knob values (a ``vidlatent.knobs.Knobs``) that this family's
         pipelines accept but mishandle, beyond each knob's own range (``Knobs.check_for`` calls it);
         ``continuing``: for the call that continues a clip (extend). Nothing by default."""
+
+    def windows(self, knobs: Any, spec: ModelSpec) -> list[tuple[int, int]]:
+        """The pixel frames [first, end) of the clip that each window of one generate call with
+        ``knobs`` makes: one window by default; SkyReels DF makes a long video in several."""
+        return [(0, knobs.frames if knobs.frames is not None else spec.frames)]
+
+    def window_prompts(self, model: Any, prompts: list[str]) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]] | None:
+        """A step hook (as ``vidlatent.generation.sample``'s ``on_step``) that gives window i + 1 of a
+        generate call the prompt ``prompts[i]`` as window i ends; None where one call makes one window."""
+        return None
 
     def calling(self, pipeline: Any) -> contextlib.AbstractContextManager[None]:
         """A context around each pipeline call that undoes what the call leaves changed in the

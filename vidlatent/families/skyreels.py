@@ -152,6 +152,7 @@ class SkyReelsDF(Wan):
     comfyui = {}  # ComfyUI's Wan 2.1 format holds these latents too; the registry reads it as Wan's
     single_file_components = ()
     supports_lora = False  # SkyReels' LoRA loader is not wired up or tested here
+    continuation_pipeline = V2V
     default_overlap = latent_frames(RECOMMENDED_HISTORY)  # extend: a history of 17 frames
     minimum_overlap = 1
 
@@ -221,6 +222,33 @@ class SkyReelsDF(Wan):
             raise UsageError(f"--causal-block {block}: must divide the history's {latent_frames(history)} latent frames "
                              f"(--history {history}), else the pipeline drops some; use a divisor, or change --history")
 
+    def windows(self, knobs: Any, spec: ModelSpec) -> list[tuple[int, int]]:
+        frames = knobs.frames if knobs.frames is not None else spec.frames
+        window = knobs.window if knobs.window is not None else DEFAULT_FRAMES
+        return window_ranges(frames, window, knobs.history if frames > window else None)
+
+    def window_prompts(self, model: Any, prompts: list[str]) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]]:
+        """The pipeline encodes one prompt for the whole video; its step callback may hand back
+        ``prompt_embeds``, which the later steps use. So each next prompt is encoded up front, as
+        the pipeline encodes its own (``encode_prompt``, in the transformer's dtype), and handed
+        back at the last step of each window (``num_timesteps`` is the window's step count)."""
+        import torch
+
+        pipeline = model.pipeline
+        with torch.no_grad():
+            embeds = [pipeline.encode_prompt(prompt=prompt, do_classifier_free_guidance=False, device=model.execution_device)[0]
+                      .to(pipeline.transformer.dtype) for prompt in prompts]
+        ended = 0
+
+        def switch(pipe: Any, step: int, tensors: dict[str, Any]) -> dict[str, Any]:
+            nonlocal ended
+            if step == pipe.num_timesteps - 1 and ended < len(embeds):
+                ended += 1
+                return {"prompt_embeds": embeds[ended - 1]}
+            return {}
+
+        return switch
+
     # --- sampling ------------------------------------------------------------------------------
 
     def resolve_knobs(self, pipeline: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -266,7 +294,7 @@ class SkyReelsDF(Wan):
         size = (int(latents.shape[-1]) * spatial, int(latents.shape[-2]) * spatial)
         video = [Image.fromarray(frame) for frame in tail]
         return Continuation(image=None, pinned=latents[:0], arguments={"video": video, "overlap_history": history},
-                            size=size, pipeline_class=V2V)
+                            size=size)
 
     def check_context_parallel(self, folder: Path | None, spec: ModelSpec, size: tuple[int, int], frames: int,
                                degree: int) -> None:
