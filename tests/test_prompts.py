@@ -3,6 +3,7 @@ and a long SkyReels DF generate with a prompt per window."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,10 @@ def test_extend_makes_a_segment_per_prompt_and_records_its_frames(request, tmp_p
     ends = [segment["frames_made"][1] for segment in segments]
     assert starts[0] == original.pixel_frames and starts[1] == ends[0] + 1 and ends[1] == extended.pixel_frames - 1
     assert torch.equal(extended.latents[: original.frames], original.latents)
+    # analyze --seams finds both joins, with their prompts, where the history says they are.
+    seams = json.loads(cli("analyze", str(out), "--seams", "--json").stdout)["clips"][0]["seams"]
+    assert sorted((seam["pixel_frame"], seam["prompt"]) for seam in seams) == [(starts[0], "the fox stops"),
+                                                                                (starts[1], "the fox jumps")]
 
 
 def test_a_long_generate_takes_a_prompt_per_window(tiny_skyreels, tmp_path):
