@@ -96,3 +96,20 @@ def test_a_long_generate_takes_a_prompt_per_window(tiny_skyreels, tmp_path):
     (line,) = cli(*arguments, "--prompt", "a", "--prompt", "b", "--prompt", "c", "-o", str(tmp_path / "x.safetensors"),
                   code=2).stderr.splitlines()
     assert "3 prompts for 2 windows (frames 0-8, 9-12): give one prompt per window" in line
+
+
+def test_replay_gives_each_segment_its_recorded_prompt(tmp_path):
+    """A step made a prompt per segment replays with a --prompt per segment (model-free: the plan)."""
+    from vidlatent.replay import Recording, ReplayError, plan
+
+    generate = {"command": "generate", "arguments": {"size": "64x64", "seed": 1, "prompt": "a", "frames": 13, "segments": [
+        {"prompt": "a", "frames_made": [0, 8]}, {"prompt": "b", "frames_made": [9, 12]}]}}
+    extend = {"command": "extend", "arguments": {"times": 2, "seed": 2, "prompt": "d", "segments": [
+        {"seed": 2, "frames": 1, "prompt": "c"}, {"seed": 3, "frames": 1, "prompt": "d"}]}}
+    steps = plan(Recording("clip.safetensors", "tiny-random-skyreels-df", (generate, extend), None), str(tmp_path))
+    for step, prompts in zip(steps, (["a", "b"], ["c", "d"])):
+        words = list(step.argv)
+        assert [words[i + 1] for i, word in enumerate(words) if word == "--prompt"] == prompts
+    extend["arguments"]["segments"][0]["segment_frames"] = 9
+    with pytest.raises(ReplayError, match="their own frame counts"):
+        plan(Recording("clip.safetensors", "tiny-random-skyreels-df", (generate, extend), None), str(tmp_path))

@@ -575,6 +575,7 @@ def extend(
         segments.append(
             {"seed": segment_seed, "frames": int(fresh.shape[0]), "frames_made": [first, rule.pixel_frames(int(latents.shape[0])) - 1],
              **({"prompt": own.prompt} if options.segments else {}),
+             **({"segment_frames": options.segments[index].frames} if options.segments and options.segments[index].frames else {}),
              "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
         )
     extended = dataclasses.replace(clip, latents=latents)
