@@ -78,9 +78,12 @@ def test_extend_makes_a_segment_per_prompt_and_records_its_frames(request, tmp_p
     assert starts[0] == original.pixel_frames and starts[1] == ends[0] + 1 and ends[1] == extended.pixel_frames - 1
     assert torch.equal(extended.latents[: original.frames], original.latents)
     # analyze --seams finds both joins, with their prompts, where the history says they are.
-    seams = json.loads(cli("analyze", str(out), "--seams", "--json").stdout)["clips"][0]["seams"]
+    # (on Wan also in pixels, decoded with the clip's own model).
+    pixels = ["--pixels"] if name == "wan" else []
+    seams = json.loads(cli("analyze", str(out), "--seams", *pixels, "--json").stdout)["clips"][0]["seams"]
     assert sorted((seam["pixel_frame"], seam["prompt"]) for seam in seams) == [(starts[0], "the fox stops"),
                                                                                 (starts[1], "the fox jumps")]
+    assert all((seam.get("pixel_ratio", 0) > 0) == bool(pixels) for seam in seams)
 
 
 def test_a_long_generate_takes_a_prompt_per_window(tiny_skyreels, tmp_path):

@@ -22,6 +22,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,9 @@ from vidlatent import __version__
 from vidlatent.errors import IncompatibleLatentsError, LatentFileError, UsageError
 from vidlatent.latentfile import LatentSpace, parse_safetensors, read_bytes, safetensors_bytes, write_bytes
 from vidlatent.layout import FrameRule
+
+if TYPE_CHECKING:
+    import numpy as np
 
 STATIC_THRESHOLD = 0.05
 """Default static threshold on a clip's relative motion (see ``measure_motion``)."""
@@ -216,10 +220,18 @@ class SeamMeasure:
     join: Join
     step: float
     typical_step: float
+    pixel_step: float | None = None  # the same in decoded pixels (RMS of the uint8 difference), where measured
+    pixel_typical_step: float | None = None
 
     @property
     def ratio(self) -> float:
         return self.step / self.typical_step if self.typical_step > 0 else math.inf
+
+    @property
+    def pixel_ratio(self) -> float | None:
+        if self.pixel_step is None or self.pixel_typical_step is None:
+            return None
+        return self.pixel_step / self.pixel_typical_step if self.pixel_typical_step > 0 else math.inf
 
 
 @dataclass(frozen=True)
@@ -242,21 +254,41 @@ class Seams:
     energy: torch.Tensor  # (F-1,) the clip's motion energy, step t from frame t to t + 1
 
 
-def measure_seams(latents: torch.Tensor, joins: Sequence[Join]) -> Seams:
+def pixel_steps(frames: Iterable[np.ndarray]) -> torch.Tensor:
+    """The RMS difference between each decoded (H, W, 3) uint8 frame and the next, streamed (one
+    frame held): (N-1,) float64, step t from pixel frame t to t + 1."""
+    steps, previous = [], None
+    for frame in frames:
+        current = torch.from_numpy(frame).double()
+        if previous is not None:
+            steps.append(float((current - previous).pow(2).mean().sqrt()))
+        previous = current
+    return torch.tensor(steps, dtype=torch.float64)
+
+
+def _step_and_median(steps: torch.Tensor, joins: Sequence[int]) -> tuple[list[float], float]:
+    # The steps into the joins (index j - 1 for a segment starting at frame j), and the median of the rest.
+    inside = torch.zeros(steps.shape[0], dtype=torch.bool)
+    inside[[join - 1 for join in joins]] = True
+    others = steps[~inside]
+    return [float(steps[join - 1]) for join in joins], float(others.median()) if others.numel() else math.nan
+
+
+def measure_seams(latents: torch.Tensor, joins: Sequence[Join], pixels: torch.Tensor | None = None) -> Seams:
     """Measure every join of a (F, C, h, w) clip: the step into it against the median of the other
     steps (motion energy, ``motion_energy``), and each segment's per-channel mean/std drift from the
-    first segment's (``latent_ops.drift``)."""
+    first segment's (``latent_ops.drift``). ``pixels``: the decoded clip's ``pixel_steps``, to
+    measure the joins in pixels too."""
     from vidlatent import latent_ops
 
     energy = motion_energy(latents)  # (F-1,)
-    steps = sorted({join.latent_frame - 1 for join in joins if 0 < join.latent_frame < latents.shape[0]})
-    inside = torch.zeros(energy.shape[0], dtype=torch.bool)
-    inside[steps] = True
-    others = energy[~inside]
-    typical = float(others.median()) if others.numel() else math.nan
-    measured = [SeamMeasure(join, float(energy[join.latent_frame - 1]), typical) for join in joins
-                if 0 < join.latent_frame < latents.shape[0]]
-    bounds = [0, *sorted({join.latent_frame for join in joins if 0 < join.latent_frame < latents.shape[0]}), latents.shape[0]]
+    joins = [join for join in joins if 0 < join.latent_frame < latents.shape[0]]
+    latent_steps, typical = _step_and_median(energy, [join.latent_frame for join in joins])
+    if pixels is not None:
+        pixel_values, pixel_typical = _step_and_median(pixels, [join.pixel_frame for join in joins])
+    measured = [SeamMeasure(join, step, typical, *((pixel_values[index], pixel_typical) if pixels is not None else ()))
+                for index, (join, step) in enumerate(zip(joins, latent_steps))]
+    bounds = [0, *sorted({join.latent_frame for join in joins}), latents.shape[0]]
     reference = latent_ops.ChannelStats.of(latents[bounds[0] : bounds[1]])
     drifts = []
     for first, end in zip(bounds, bounds[1:]):
