@@ -92,7 +92,9 @@ class Knobs:
     min_guidance: float | None = knob("--min-guidance", float, minimum=0,
                                       help="Guidance at the first frame; it rises linearly over frames.")
     max_guidance: float | None = knob("--max-guidance", float, minimum=0, help="Guidance at the last frame.")
-    prompt: str | None = knob("--prompt", str, metavar="TEXT", help="What the video shows.",
+    prompt: str | None = knob("--prompt", str, metavar="TEXT",
+                              help="What the video shows; repeated, a prompt per segment (extend, a long SkyReels DF "
+                                   "generate).",
                               remark="extend and edit: the clip's own")
     negative_prompt: str | None = knob("--negative-prompt", str, metavar="TEXT", help="What to avoid.",
                                        remark="extend and edit: the clip's own")

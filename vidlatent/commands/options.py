@@ -208,9 +208,7 @@ def _knob_option(name: str) -> Decorator:
     repeated = name == "prompt"
     return click.option(declaration.flag, name, cls=KnobOption,
                         type=FiniteFloat() if declaration.type is float else declaration.type,
-                        metavar=declaration.metavar, callback=check, multiple=repeated,
-                        help=knob_help(name) + (" Repeat it for a prompt per segment (extend, long SkyReels DF generate)."
-                                                if repeated else ""))
+                        metavar=declaration.metavar, callback=check, multiple=repeated, help=knob_help(name))
 
 
 class KnobOption(click.Option):
