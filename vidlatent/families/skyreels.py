@@ -62,14 +62,15 @@ class Checkpoint:
     alias: str
     hub: str
     native_size: tuple[int, int]
-    window: int  # base_num_frames the model was trained with
 
 
-# The public diffusers-format diffusion-forcing checkpoints (diffusers' docstrings name them).
+# The public diffusers-format diffusion-forcing checkpoints (diffusers' docstrings name them). The
+# 720P model's window is 121 frames (the pipeline's docstring); --window stays the pipeline's 97
+# unless given, as every knob keeps its pipeline default.
 CHECKPOINTS = (
-    Checkpoint("skyreels-v2-df-1.3b-540p", "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", (960, 544), 97),
-    Checkpoint("skyreels-v2-df-14b-540p", "Skywork/SkyReels-V2-DF-14B-540P-Diffusers", (960, 544), 97),
-    Checkpoint("skyreels-v2-df-14b-720p", "Skywork/SkyReels-V2-DF-14B-720P-Diffusers", (1280, 720), 121),
+    Checkpoint("skyreels-v2-df-1.3b-540p", "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", (960, 544)),
+    Checkpoint("skyreels-v2-df-14b-540p", "Skywork/SkyReels-V2-DF-14B-540P-Diffusers", (960, 544)),
+    Checkpoint("skyreels-v2-df-14b-720p", "Skywork/SkyReels-V2-DF-14B-720P-Diffusers", (1280, 720)),
 )
 TINY = {"tiny-random-skyreels-df": (64, 64)}
 
