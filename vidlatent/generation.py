@@ -582,6 +582,8 @@ def extend(
     # With a prompt per segment the step's prompt is the last one: what the clip ends on, and what a
     # further extend without --prompt continues with.
     record = effective.record() | ({"prompt": options.segments[-1].prompt} if options.segments else {})
+    if family.takes("history"):  # the overlap as the pipeline took it: pixel frames of history (SkyReels DF)
+        record["history"] = rule.pixel_frames(overlap)
     return extended.with_step(
         "extend",
         {"times": options.times, "overlap": overlap, "drift_correction": options.drift_correction,
