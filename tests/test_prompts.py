@@ -65,8 +65,10 @@ def test_extend_makes_a_segment_per_prompt_and_records_its_frames(request, tmp_p
     clip = _clip(folder, tmp_path, frames, image, side)
     prompts = tmp_path / "shots.txt"
     prompts.write_text("the fox stops\n# then\nthe fox jumps\n")
+    # --prompt repeated on Wan, a prompts file on the others: one way in, one list of segments.
+    given = ["--prompt", "the fox stops", "--prompt", "the fox jumps"] if name == "wan" else ["--prompts", str(prompts)]
     out = tmp_path / "long.safetensors"
-    cli("extend", str(clip), "--model", str(folder), "--prompts", str(prompts), "--frames", str(frames), "--steps", "1",
+    cli("extend", str(clip), "--model", str(folder), *given, "--frames", str(frames), "--steps", "1",
         "--seed", "2", "-o", str(out), "-q")
     original, extended = latentfile.read(clip), latentfile.read(out)
     recorded = extended.history[-1]["arguments"]
