@@ -80,6 +80,14 @@ def tiny_wan_vace() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_skyreels() -> Path:
+    """The tiny-random-skyreels-df folder (SkyReels-V2 diffusion forcing), built once per session."""
+    from vidlatent.tiny import tiny_random_path
+
+    return tiny_random_path("tiny-random-skyreels-df")
+
+
+@pytest.fixture(scope="session")
 def reference(tiny_model: Path):
     """diffusers' own StableVideoDiffusionPipeline, loaded from the tiny-random folder: the reference
     that model-backed commands are proved against."""

@@ -473,3 +473,44 @@ def test_unwritable_plot_folder_is_a_runtime_failure(tmp_path, encoded):
     result = run("analyze", str(encoded["bear"]), "--save-components", str(tmp_path / "a-file" / "p.safetensors"))
     assert result.exit_code == 1
     assert result.stderr.startswith("vidlatent: error: cannot write") and "its folder cannot be made" in result.stderr
+
+
+# --- analyze --seams ------------------------------------------------------------------------------
+
+
+def _extended_clip() -> latentfile.LatentClip:
+    """A 9-frame SVD-layout clip that a history says was made as 5 frames extended by 2 + 2, with a
+    jump into frame 7 (the second join) and a brighter last segment."""
+    generator = torch.Generator().manual_seed(0)
+    steps = torch.randn(9, 4, 6, 8, generator=generator) * 0.1
+    latents = steps.cumsum(0)  # a slow random walk: every step small
+    latents[7:] += 2.0  # the second join jumps, and the last segment sits higher
+    clip = latentfile.LatentClip(latents, "m", SPACE, 7.0, 48, 64, seed=1, layout=SVD_LAYOUT)
+    clip = clip.with_step("generate", {"frames": 5, "seed": 1})
+    return clip.with_step("extend", {"times": 2, "segments": [{"seed": 2, "frames": 2, "prompt": "a"},
+                                                              {"seed": 3, "frames": 2, "prompt": "b"}]})
+
+
+def test_seams_are_the_joins_the_history_records_worst_first(tmp_path):
+    clip = _extended_clip()
+    joins = analysis.history_joins(clip.history, clip.frames, clip.layout.frame_rule)
+    assert [(join.latent_frame, join.prompt) for join in joins] == [(5, "a"), (7, "b")]
+    measured = analysis.measure_seams(clip.latents, joins)
+    assert [seam.join.latent_frame for seam in measured.seams] == [7, 5]  # the jump first
+    assert measured.seams[0].ratio > 10 and measured.seams[1].ratio < 3
+    assert [(segment.first, segment.end) for segment in measured.segments] == [(0, 5), (5, 7), (7, 9)]
+    assert measured.segments[0].mean == 0 and measured.segments[2].mean > measured.segments[1].mean
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed")
+def test_analyze_seams_json_and_plot(tmp_path):
+    path, plot = tmp_path / "long.safetensors", tmp_path / "seams.png"
+    latentfile.write(_extended_clip(), path)
+    result = CliRunner().invoke(main, ["analyze", str(path), "--seams", "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    (clip,) = json.loads(result.stdout)["clips"]
+    assert [(seam["latent_frame"], seam["prompt"], seam["command"]) for seam in clip["seams"]] == [(7, "b", "extend"),
+                                                                                                (5, "a", "extend")]
+    assert clip["seams"][0]["ratio"] > 10 and len(clip["segments"]) == 3 and plot.stat().st_size > 0
+    refused = CliRunner().invoke(main, ["analyze", str(path), "--seams", "--pca", "2"])
+    assert refused.exit_code == 2 and "--pca and --seams" in refused.stderr

@@ -168,6 +168,10 @@ REFERENCES = {
     # VACE writes Wan latents; its image is the first frame of a video it keeps.
     "tiny-random-wan-vace": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT},
                                       condition=_vace_first_frame),
+    # SkyReels-V2 DF: Wan 2.1's VAE and normalisation; its folder names the text-to-video class, and
+    # with an image it runs as the image-to-video one.
+    "tiny-random-skyreels-df": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT},
+                                         "SkyReelsV2DiffusionForcingImageToVideoPipeline"),
 }
 
 # --- knobs: the one place that reads a family's knob table ------------------------------------

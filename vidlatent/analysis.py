@@ -22,12 +22,17 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from vidlatent import __version__
 from vidlatent.errors import IncompatibleLatentsError, LatentFileError, UsageError
 from vidlatent.latentfile import LatentSpace, parse_safetensors, read_bytes, safetensors_bytes, write_bytes
+from vidlatent.layout import FrameRule
+
+if TYPE_CHECKING:
+    import numpy as np
 
 STATIC_THRESHOLD = 0.05
 """Default static threshold on a clip's relative motion (see ``measure_motion``)."""
@@ -154,6 +159,142 @@ def measure_seam(latents: torch.Tensor, join: Sequence[int], *, loop: bool = Fal
         raise ValueError(f"a seam needs some of the clip's {energy.shape[0]} steps in the join and some outside it")
     others = energy[~inside]
     return Seam(step=float(energy[inside].max()), mean_step=float(others.mean()), largest_step=float(others.max()))
+
+
+# --- the seams of a clip made in segments ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Join:
+    """Where a clip's history says a new segment starts.
+
+    Attributes:
+        latent_frame: the segment's first latent frame (the seam is the step into it).
+        pixel_frame: its first pixel frame.
+        command: the step that made it (generate: a window of a long video; extend).
+        prompt: the segment's own prompt, where it had one.
+    """
+
+    latent_frame: int
+    pixel_frame: int
+    command: str
+    prompt: str | None = None
+
+
+def history_joins(history: Sequence[dict], frames: int, frame_rule: FrameRule) -> list[Join]:
+    """The joins a clip's history records, in order, for a clip of ``frames`` latent frames.
+
+    A long generate records its windows' pixel frames (``segments[].frames_made``); extend records
+    the latent frames each segment added (``segments[].frames``), the last ending at the clip's
+    end, so the joins are counted back from there (clips written before ``frames_made`` too).
+    Steps after the last extend that change the length (none today) would make them wrong.
+    """
+    joins: list[Join] = []
+    end = frames
+    for step in reversed(history):
+        arguments = step.get("arguments", {})
+        segments = arguments.get("segments") or []
+        if step.get("command") == "extend":
+            for segment in reversed(segments):
+                end -= int(segment["frames"])
+                joins.append(Join(end, frame_rule.pixel_frames(end), "extend", segment.get("prompt")))
+        elif step.get("command") == "generate":
+            for segment in segments[1:]:
+                first = int(segment["frames_made"][0])
+                joins.append(Join(frame_rule.latent_index(first), first, "generate", segment.get("prompt")))
+            break  # the generation the clip starts from
+    return sorted(joins, key=lambda join: join.latent_frame)
+
+
+@dataclass(frozen=True)
+class SeamMeasure:
+    """One join measured: the step into the segment against the clip's typical step.
+
+    Attributes:
+        join: where it is.
+        step: motion energy of the step from the frame before into the segment's first frame.
+        typical_step: the median motion energy of the clip's steps that are not joins.
+        ratio: step / typical_step: about 1 for a seam that moves as the clip does.
+    """
+
+    join: Join
+    step: float
+    typical_step: float
+    pixel_step: float | None = None  # the same in decoded pixels (RMS of the uint8 difference), where measured
+    pixel_typical_step: float | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.step / self.typical_step if self.typical_step > 0 else math.inf
+
+    @property
+    def pixel_ratio(self) -> float | None:
+        if self.pixel_step is None or self.pixel_typical_step is None:
+            return None
+        return self.pixel_step / self.pixel_typical_step if self.pixel_typical_step > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class SegmentDrift:
+    """A segment's per-channel drift against the first segment (``latent_ops.drift``, relative:
+    the largest |mean difference| in the first segment's channel stds, and the largest std ratio - 1)."""
+
+    first: int  # latent frames [first, end)
+    end: int
+    mean: float
+    std_ratio: float
+
+
+@dataclass(frozen=True)
+class Seams:
+    """The joins of a clip and how each shows, worst first, and each segment's drift."""
+
+    seams: list[SeamMeasure]  # worst (largest ratio) first
+    segments: list[SegmentDrift]  # in order; the first is the reference (0, 0)
+    energy: torch.Tensor  # (F-1,) the clip's motion energy, step t from frame t to t + 1
+
+
+def pixel_steps(frames: Iterable[np.ndarray]) -> torch.Tensor:
+    """The RMS difference between each decoded (H, W, 3) uint8 frame and the next, streamed (one
+    frame held): (N-1,) float64, step t from pixel frame t to t + 1."""
+    steps, previous = [], None
+    for frame in frames:
+        current = torch.from_numpy(frame).double()
+        if previous is not None:
+            steps.append(float((current - previous).pow(2).mean().sqrt()))
+        previous = current
+    return torch.tensor(steps, dtype=torch.float64)
+
+
+def _step_and_median(steps: torch.Tensor, joins: Sequence[int]) -> tuple[list[float], float]:
+    # The steps into the joins (index j - 1 for a segment starting at frame j), and the median of the rest.
+    inside = torch.zeros(steps.shape[0], dtype=torch.bool)
+    inside[[join - 1 for join in joins]] = True
+    others = steps[~inside]
+    return [float(steps[join - 1]) for join in joins], float(others.median()) if others.numel() else math.nan
+
+
+def measure_seams(latents: torch.Tensor, joins: Sequence[Join], pixels: torch.Tensor | None = None) -> Seams:
+    """Measure every join of a (F, C, h, w) clip: the step into it against the median of the other
+    steps (motion energy, ``motion_energy``), and each segment's per-channel mean/std drift from the
+    first segment's (``latent_ops.drift``). ``pixels``: the decoded clip's ``pixel_steps``, to
+    measure the joins in pixels too."""
+    from vidlatent import latent_ops
+
+    energy = motion_energy(latents)  # (F-1,)
+    joins = [join for join in joins if 0 < join.latent_frame < latents.shape[0]]
+    latent_steps, typical = _step_and_median(energy, [join.latent_frame for join in joins])
+    if pixels is not None:
+        pixel_values, pixel_typical = _step_and_median(pixels, [join.pixel_frame for join in joins])
+    measured = [SeamMeasure(join, step, typical, *((pixel_values[index], pixel_typical) if pixels is not None else ()))
+                for index, (join, step) in enumerate(zip(joins, latent_steps))]
+    bounds = [0, *sorted({join.latent_frame for join in joins}), latents.shape[0]]
+    reference = latent_ops.ChannelStats.of(latents[bounds[0] : bounds[1]])
+    drifts = []
+    for first, end in zip(bounds, bounds[1:]):
+        drift = latent_ops.drift(latents[first:end], reference, relative=True)
+        drifts.append(SegmentDrift(first, end, drift.mean, drift.std_ratio))
+    return Seams(sorted(measured, key=lambda seam: -seam.ratio), drifts, energy)
 
 
 # --- feature statistics (pass 1) -----------------------------------------------------------

@@ -30,6 +30,7 @@ from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
 from vidlatent.latentfile import LatentClip
 from vidlatent.models import LoadedModel, plan_vae_tiling
 from vidlatent.progress import Progress, no_progress
+from vidlatent.prompts import SegmentPrompt
 from vidlatent.seeds import MAX_SEED, cpu_generator, random_seed
 
 __all__ = ["FLAGS", "Knobs", "check_frames", "check_size", "cpu_generator", "default_size", "random_seed"]
@@ -53,11 +54,15 @@ def file_sha256(data: bytes) -> str:
 
 
 def _step_reporter(progress: Progress, extra: StepHook | None = None, end_step: Callable[[], None] | None = None):  # type: ignore[no-untyped-def]
+    done = 0  # steps of the whole call: a long SkyReels DF call counts each window's from 0
+
     def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        nonlocal done
         changed = extra(pipeline, step, tensors) if extra else {}
         if end_step is not None:
             end_step()
-        progress(step + 1)
+        done += 1
+        progress(done)
         return changed
 
     return on_step_end
@@ -76,6 +81,7 @@ def sample(
     last_image: Image.Image | None = None,
     size: tuple[int, int] | None = None,
     arguments: dict[str, Any] | None = None,
+    pipeline_class: str | None = None,
 ) -> torch.Tensor:
     """One pipeline call; returns (T, C, h, w) float32 latents on the CPU.
 
@@ -93,6 +99,8 @@ def sample(
         size: (width, height) for text only; default the image's size.
         arguments: more pipeline arguments, the family's own (LTX: conditions=, timesteps=,
             denoise_strength=); they take precedence over the knobs' arguments.
+        pipeline_class: call this diffusers class, made of the loaded pipeline's components,
+            instead of the loaded one (``Family.continuation_pipeline``).
     """
     family = model.family
     size = image.size if image is not None else size
@@ -116,9 +124,24 @@ def sample(
         **extra,
         **(arguments or {}),
     }
-    with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift):
-        output = model.pipeline(**call).frames
+    with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift), family.calling(model.pipeline):
+        pipeline = model.pipeline if pipeline_class is None else same_components(model.pipeline, pipeline_class)
+        output = pipeline(**call).frames
     return from_pipeline_latents(family, output).float().cpu()
+
+
+def same_components(pipeline: Any, class_name: str) -> Any:
+    """A pipeline of the diffusers class ``class_name`` made of ``pipeline``'s components (shared,
+    with whatever offloading and acceleration they carry): no weights load."""
+    import inspect
+
+    import diffusers
+
+    cls = getattr(diffusers, class_name)
+    names = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    other = cls(**{name: getattr(pipeline, name) for name in names})
+    other.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
+    return other
 
 
 def to_pipeline_latents(family: Family, latents: torch.Tensor) -> torch.Tensor:
@@ -163,6 +186,7 @@ def generate(
     image_sha256: str = "",
     progress: Progress = no_progress,
     last_image: Image.Image | None = None,
+    prompts: Sequence[str] = (),
 ) -> LatentClip:
     """Generate a latent clip from ``image`` (and the knobs' prompt), or from the prompt alone.
 
@@ -175,15 +199,26 @@ def generate(
             image's aspect ratio at the model's native area (the native size for text only).
         source, image_sha256: recorded in the history.
         last_image: a last frame to condition on (first-last-frame models).
+        prompts: a prompt per window, where the model makes the video in several (a long SkyReels
+            DF video: ``Family.windows``); the history records the frames each made.
     """
+    from vidlatent.prompts import check_window_prompts
+
     spec = model.spec
     knobs.check_for(spec)
+    windows = check_window_prompts(model.family, spec, knobs, [SegmentPrompt(prompt) for prompt in prompts])
     size = size or default_size(spec, image.size if image is not None else None)
     check_size(size, spec)
     conditioning = media.resize_image(image, size) if image is not None else None
     last = media.resize_image(last_image, size) if last_image is not None else None
-    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size)
+    if prompts:
+        knobs = dataclasses.replace(knobs, prompt=prompts[0])
+    on_step = model.family.window_prompts(model, list(prompts[1:])) if prompts else None
+    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size,
+                     on_step=on_step)
     effective = knobs.resolved(model.pipeline, model.family)
+    segments = [{**({"prompt": prompts[index]} if prompts else {}), "frames_made": [first, end - 1]}
+                for index, (first, end) in enumerate(windows)] if len(windows) > 1 else []
     clip = LatentClip(
         latents=latents,
         model=model.model_id,
@@ -197,7 +232,7 @@ def generate(
     return clip.with_step(
         "generate",
         {"source": source, "image_sha256": image_sha256, "size": f"{size[0]}x{size[1]}", "seed": seed, **effective.record(),
-         **acceleration_record(model)},
+         **({"segments": segments} if segments else {}), **acceleration_record(model)},
     )
 
 
@@ -217,16 +252,22 @@ class ExtendOptions:
             None for the family's default (SVD 2, Wan 1, LTX 2; shorter where a segment is).
         drift_correction: bring each new segment's per-channel statistics back within the band of
             natural change around the first segment's (latent_ops.limit_drift, docs/extend.md).
+        segments: a prompt per segment (``vidlatent.prompts.SegmentPrompt``, with its frame count
+            where it has one), as many as ``times``; () for the knobs' prompt throughout.
     """
 
     times: int = 1
     overlap: int | None = None
     drift_correction: bool = True
+    segments: tuple[SegmentPrompt, ...] = ()
 
     def validate(self, segment_frames: int | None = None, clip_frames: int | None = None, *, minimum: int = 0) -> None:
         """Check the options; frame counts are latent frames."""
         if self.times < 1:
             raise UsageError(f"--times {self.times}: must be at least 1")
+        if self.segments and len(self.segments) != self.times:
+            raise UsageError(f"--times {self.times} and {len(self.segments)} prompts: one segment per prompt; "
+                             "leave --times out")
         overlap = self.overlap
         if overlap is None:
             return
@@ -420,16 +461,55 @@ def segment_frames(clip: LatentClip) -> int | None:
     return int(frames) if isinstance(frames, int) else None
 
 
-def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, frames: int, clip_frames: int) -> ExtendOptions:
+def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, frames: int, clip_frames: int,
+                    knobs: Knobs | None = None) -> ExtendOptions:
     """``options`` with the overlap filled in (the family's default, where segments of ``frames``
-    pixel frames are long enough for it: LTX 2, or 1) and checked against a segment's and the
-    clip's latent frames; commands call it before the model loads."""
-    segment_latents = spec.frame_rule.latent_frames(frames)
+    pixel frames are long enough for it: LTX 2, SkyReels DF 5, or 1) and checked against a
+    segment's and the clip's latent frames; commands call it before the model loads.
+
+    Where the family continues from a history of pixel frames (SkyReels DF's ``--history``, its
+    ``overlap_history``), ``knobs.history`` is the same overlap in pixel frames: it sets the overlap,
+    and the segment's knobs are checked with it (``Family.check_knobs``).
+    """
+    rule = spec.frame_rule
+    segment_latents = rule.latent_frames(frames)
     overlap = options.overlap
+    history = knobs.history if knobs is not None else None
+    if history is not None:
+        if overlap is not None and overlap != rule.latent_frames(history):
+            raise UsageError(f"--overlap {overlap} and --history {history}: two lengths for the same history "
+                             f"({history} frames are {rule.latent_frames(history)} latent frames); give one of them")
+        overlap = rule.latent_frames(history)
     if overlap is None:
         overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
     options = dataclasses.replace(options, overlap=overlap)
     options.validate(segment_latents, clip_frames, minimum=family.minimum_overlap)
+    if knobs is not None and family.takes("history"):
+        family.check_knobs(dataclasses.replace(knobs, frames=frames, history=rule.pixel_frames(overlap)), spec, continuing=True)
+    return options
+
+
+def segment_knobs(knobs: Knobs, options: ExtendOptions) -> list[Knobs]:
+    """The knobs of each of extend's segments: ``knobs``, with each segment's own prompt and frames
+    where ``options.segments`` gives them."""
+    if not options.segments:
+        return [knobs] * options.times
+    return [dataclasses.replace(knobs, prompt=segment.prompt, frames=segment.frames or knobs.frames)
+            for segment in options.segments]
+
+
+def resolve_segments(options: ExtendOptions, family: Family, spec: ModelSpec, knobs: Knobs, default_frames: int,
+                     clip_frames: int) -> ExtendOptions:
+    """``resolve_overlap`` for every segment: the overlap fits the shortest (``default_frames``
+    where a segment gives no frame count), and each segment's knobs are checked."""
+    every = segment_knobs(knobs, options)
+    frames = [each.frames or default_frames for each in every]
+    for each in every:
+        each.check_for(spec, continuing=True)
+    shortest = min(range(len(frames)), key=frames.__getitem__)
+    options = resolve_overlap(options, family, spec, frames[shortest], clip_frames, every[shortest])
+    for each, count in zip(every, frames):
+        resolve_overlap(options, family, spec, count, clip_frames, each)
     return options
 
 
@@ -445,7 +525,8 @@ def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, k
     pinned = continuation.pinned
     on_step = pin_frames(pinned, range(int(pinned.shape[0])), seed, model.family) if pinned.shape[0] else None
     return sample(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
-                  size=continuation.size, arguments=continuation.arguments or None)
+                  size=continuation.size, arguments=continuation.arguments or None,
+                  pipeline_class=model.family.continuation_pipeline)
 
 
 def extend(
@@ -471,32 +552,40 @@ def extend(
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     spec.check_extend()
-    knobs.check_for(spec)
-    effective = knobs.resolved(model.pipeline, family)
-    options = resolve_overlap(options, family, spec, effective.frames, clip.frames)
+    effective = knobs.resolved(model.pipeline, family, pipeline_class=family.continuation_pipeline)
+    options = resolve_segments(options, family, spec, knobs, effective.frames, clip.frames)
     overlap = options.overlap
     plan_vae_tiling(model, (clip.width, clip.height))  # the clip's end is decoded for each segment
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()
+    rule = model.layout.frame_rule
     segments = []
     steps_done = 0
-    for index in range(options.times):
+    for index, own in enumerate(segment_knobs(knobs, options)):
         segment_seed = seed + index
-        segment = extend_segment(model, latents, overlap, knobs=knobs, seed=segment_seed,
+        segment = extend_segment(model, latents, overlap, knobs=own, seed=segment_seed,
                                  progress=functools.partial(_offset_progress, progress, steps_done))
         steps_done += effective.steps
         fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)
         if options.drift_correction:
             fresh = latent_ops.limit_drift(fresh, reference)
+        first = rule.pixel_frames(int(latents.shape[0]))  # the pixel frame the segment's new frames start at
         latents = torch.cat([latents, fresh])
         segments.append(
-            {"seed": segment_seed, "frames": int(fresh.shape[0]),
+            {"seed": segment_seed, "frames": int(fresh.shape[0]), "frames_made": [first, rule.pixel_frames(int(latents.shape[0])) - 1],
+             **({"prompt": own.prompt} if options.segments else {}),
+             **({"segment_frames": options.segments[index].frames} if options.segments and options.segments[index].frames else {}),
              "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
         )
     extended = dataclasses.replace(clip, latents=latents)
+    # With a prompt per segment the step's prompt is the last one: what the clip ends on, and what a
+    # further extend without --prompt continues with.
+    record = effective.record() | ({"prompt": options.segments[-1].prompt} if options.segments else {})
+    if family.takes("history"):  # the overlap as the pipeline took it: pixel frames of history (SkyReels DF)
+        record["history"] = rule.pixel_frames(overlap)
     return extended.with_step(
         "extend",
         {"times": options.times, "overlap": overlap, "drift_correction": options.drift_correction,
-         "model": model.model_id, "segments": segments, **effective.record(), **acceleration_record(model)},
+         "model": model.model_id, "segments": segments, **record, **acceleration_record(model)},
     )

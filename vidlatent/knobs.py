@@ -92,7 +92,9 @@ class Knobs:
     min_guidance: float | None = knob("--min-guidance", float, minimum=0,
                                       help="Guidance at the first frame; it rises linearly over frames.")
     max_guidance: float | None = knob("--max-guidance", float, minimum=0, help="Guidance at the last frame.")
-    prompt: str | None = knob("--prompt", str, metavar="TEXT", help="What the video shows.",
+    prompt: str | None = knob("--prompt", str, metavar="TEXT",
+                              help="What the video shows; repeated, a prompt per segment (extend, a long SkyReels DF "
+                                   "generate).",
                               remark="extend and edit: the clip's own")
     negative_prompt: str | None = knob("--negative-prompt", str, metavar="TEXT", help="What to avoid.",
                                        remark="extend and edit: the clip's own")
@@ -110,6 +112,22 @@ class Knobs:
     shift: float | None = knob("--shift", float, minimum=0.1, metavar="S",
                                help="Flow shift of the noise schedule: higher spends more steps at high noise.")
     timesteps: tuple[float, ...] | None = knob(None, tuple, help="a model's own default schedule")
+    # Diffusion forcing (SkyReels-V2 DF): a video longer than the window, made in overlapping windows.
+    window: int | None = knob("--window", int, minimum=1, metavar="FRAMES",
+                              help="Frames denoised at once (base_num_frames); a longer --frames is made in windows, "
+                                   "each continuing the one before.")
+    history: int | None = knob("--history", int, minimum=1, metavar="FRAMES",
+                               help="Frames of the previous window (extend: of the clip) that each window continues "
+                                    "from, kept clean (overlap_history).")
+    history_noise: float | None = knob("--history-noise", float, minimum=0, maximum=1000, metavar="N",
+                                       help="Noise put back on the history frames, at timestep N (addnoise_condition): "
+                                            "smooths the joins.")
+    ar_step: int | None = knob("--ar-step", int, minimum=0, metavar="N",
+                               help="Asynchronous schedule: each causal block runs N steps behind the one before "
+                                    "(0: all frames at once).")
+    causal_block: int | None = knob("--causal-block", int, minimum=1, metavar="N",
+                                    help="Latent frames denoised as one causal block (causal_block_size); it must "
+                                         "divide each window's latent frames.")
 
     def validate(self) -> None:
         """Raise UsageError for values no model can use (cheap, before loading)."""
@@ -119,9 +137,10 @@ class Knobs:
     def given(self) -> dict[str, Any]:
         return {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
 
-    def check_for(self, spec: ModelSpec, *, what: str = "") -> None:
+    def check_for(self, spec: ModelSpec, *, what: str = "", continuing: bool = False) -> None:
         """Raise UsageError for knobs the model does not take, and frame counts it cannot make
-        (before it loads). ``what`` names the model in messages."""
+        (before it loads). ``what`` names the model in messages; ``continuing``: the knobs of
+        extend's segments (``Family.check_knobs``)."""
         self.validate()
         model = what or spec.title
         for name in self.given():
@@ -130,6 +149,9 @@ class Knobs:
                 raise UsageError(f"{FLAGS[name]}: {model} does not take it; it takes {takes}")
         if self.frames is not None:
             check_frames(self.frames, spec)
+        from vidlatent.families import family
+
+        family(spec.family).check_knobs(self, spec, continuing=continuing)
 
     def pipeline_kwargs(self, family: Family) -> dict[str, Any]:
         """The knobs that were given, plus the family's own defaults, under its pipeline's names."""
@@ -137,13 +159,19 @@ class Knobs:
         values = {**family.knob_defaults_for(given), **given}
         return {family.knob_arguments[name]: value for name, value in values.items() if name in family.knob_arguments}
 
-    def resolved(self, pipeline: Any, family: Family | None = None) -> Knobs:
+    def resolved(self, pipeline: Any, family: Family | None = None, *, pipeline_class: str | None = None) -> Knobs:
         """These knobs with the pipeline's defaults filled in (for the history); knobs the
-        family does not take stay None."""
+        family does not take stay None. ``pipeline_class``: the diffusers class the call runs,
+        where it is not the loaded pipeline's (``Family.continuation_pipeline``)."""
         from vidlatent import families
 
         family = family or families.for_pipeline(pipeline)
-        defaults = inspect.signature(type(pipeline).__call__).parameters
+        if pipeline_class is not None:
+            import diffusers
+
+            defaults = inspect.signature(getattr(diffusers, pipeline_class).__call__).parameters
+        else:
+            defaults = inspect.signature(type(pipeline).__call__).parameters
         ours = family.knob_defaults_for(self.given())
         values: dict[str, Any] = {}
         for name, argument in family.knob_arguments.items():

@@ -177,7 +177,7 @@ def _generate_argv(arguments: dict[str, Any], model: str, where: str) -> list[st
             if hashlib.sha256(Path(path).read_bytes()).hexdigest() != entry.get("sha256"):
                 raise ReplayError(f"{where}: its {name[:-1]} {path} has changed since (its SHA-256 is not the recorded one)")
             argv += [flag, f"{entry['frame']}:{path}" if flag == "--keyframe" else path]
-    return argv + _knob_flags(arguments)
+    return argv + _knob_flags(arguments, _segment_prompts(arguments.get("segments"), where))
 
 
 def _extend_argv(arguments: dict[str, Any], model: str, clip: str, where: str) -> list[str]:
@@ -192,7 +192,17 @@ def _extend_argv(arguments: dict[str, Any], model: str, clip: str, where: str) -
     if arguments.get("overlap") is not None:
         argv += ["--overlap", str(arguments["overlap"])]
     argv.append("--drift-correction" if arguments.get("drift_correction", True) else "--no-drift-correction")
-    return argv + _knob_flags(arguments)
+    return argv + _knob_flags(arguments, _segment_prompts(segments, where))
+
+
+def _segment_prompts(segments: Any, where: str) -> list[str]:
+    """The prompts of a step made a prompt per segment (or window), as recorded; [] for one prompt."""
+    if not isinstance(segments, list) or not any(isinstance(each, dict) and "prompt" in each for each in segments):
+        return []
+    if any(isinstance(each, dict) and each.get("segment_frames") is not None for each in segments):
+        raise ReplayError(f"{where}: its segments had their own frame counts (a prompts file's FRAMES:), which replay does "
+                          "not re-create")
+    return [str(each.get("prompt")) for each in segments]
 
 
 def _encode_argv(arguments: dict[str, Any], model: str, where: str) -> list[str]:
@@ -205,12 +215,15 @@ def _encode_argv(arguments: dict[str, Any], model: str, where: str) -> list[str]
     return argv
 
 
-def _knob_flags(arguments: dict[str, Any]) -> list[str]:
-    """The recorded knobs that a flag sets, as flags (knobs without one, a schedule, stay the model's own)."""
+def _knob_flags(arguments: dict[str, Any], prompts: list[str] | None = None) -> list[str]:
+    """The recorded knobs that a flag sets, as flags (knobs without one, a schedule, stay the model's own);
+    ``prompts``: a --prompt per segment instead of the step's one."""
     flags = []
     for name, declaration in KNOBS.items():
         value = arguments.get(name)
-        if value is not None and declaration.flag is not None:
+        if name == "prompt" and prompts:
+            flags += [item for prompt in prompts for item in ("--prompt", prompt)]
+        elif value is not None and declaration.flag is not None:
             flags += [declaration.flag, _word(value)]
     return flags
 

@@ -24,6 +24,8 @@ Examples:
   vidlatent analyze a.safetensors b.safetensors --pca 4
   vidlatent analyze clips/*.safetensors --plot structure.png --save-components pcs.safetensors
   vidlatent encode a.mp4 --model tiny-random -o - | vidlatent analyze - --json
+  vidlatent analyze long.safetensors --seams --plot seams.png
+  vidlatent extend clip.safetensors --times 3 -o - | vidlatent analyze - --seams --json
 """
 )
 @click.argument("clips", nargs=-1, required=True, type=click.Path(allow_dash=True))
@@ -37,10 +39,19 @@ Examples:
               help="Write the components, standardisation and explained variance (docs/analyze.md) for edit --pca-shift.")
 @click.option("--static-threshold", type=FiniteFloatRange(min=0, min_open=True), default=STATIC_THRESHOLD, show_default=True,
               metavar="R", help="A clip is static when its mean motion energy is below R x sqrt(2) x its own latent std.")
+@click.option("--seams", is_flag=True,
+              help="Instead of PCA: each join the clip's history records (extend's segments, a long SkyReels DF video's "
+                   "windows), worst first: the latent step into it against the clip's median step, and each segment's "
+                   "per-channel mean/std drift from the first; --plot draws them over time.")
+@click.option("--pixels", is_flag=True,
+              help="With --seams: also measure each join in decoded pixels, with the clip's own model (its VAE alone; "
+                   "--device picks where: auto).")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|mps|cuda:N",
+              help="With --pixels: where the VAE decodes.")
 @common_options
 @pass_state
 def command(state: State, clips: tuple[str, ...], n_components: int | None, plot: str | None, use_umap: bool,
-            save_components: str | None, static_threshold: float) -> None:
+            save_components: str | None, static_threshold: float, seams: bool, pixels: bool, device: str) -> None:
     """Analyze the structure of latent CLIPS (latent files, or - for stdin): PCA and motion.
 
     Every frame's latents, flattened and standardised per feature, are one vector; the
@@ -54,6 +65,15 @@ def command(state: State, clips: tuple[str, ...], n_components: int | None, plot
     sources = [ClipSource(path) for path in clips]
     _name_sources(sources)
     _check_options(clips, plot, use_umap, save_components)
+    if pixels and not seams:
+        raise UsageError("--pixels measures seams in pixels: give --seams too")
+    if seams:
+        given = [flag for flag, value in (("--pca", n_components), ("--umap", use_umap), ("--save-components", save_components))
+                 if value]
+        if given:
+            raise UsageError(f"{given[0]} and --seams: --seams measures joins, not principal components; leave {given[0]} out")
+        _analyze_seams(report, state, sources, plot, device if pixels else None)
+        return
 
     from vidlatent import analysis
 
@@ -338,5 +358,124 @@ def _draw(result: Any, names: list[str], path: str, embedding: Any = None) -> No
     shown = sum(ratios[:2])
     figure.suptitle(f"vidlatent analyze: {len(names)} clip(s), {frames} frames; "
                     f"{'PC1-PC2 explain' if len(ratios) > 1 else 'PC1 explains'} {shown:.1f}% of the variance")
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png")
+
+
+# --- --seams -------------------------------------------------------------------------------------
+
+
+def _analyze_seams(report: Reporter, state: State, sources: list[ClipSource], plot: str | None, device: str | None) -> None:
+    """Each clip's joins, measured (``vidlatent.analysis.measure_seams``): a table per clip, or --json.
+    ``device``: decode each clip with its own model's VAE there, to measure the joins in pixels too."""
+    from vidlatent import analysis, latentfile
+    from vidlatent.atomic import STDIO
+
+    measured = []
+    vaes: dict[str, Any] = {}  # model -> its VAE, loaded once
+    with report.timed("analyze"):
+        for source in sources:
+            source.latents()  # reads and checks it (stdin is kept)
+            clip = source._kept if source._kept is not None else latentfile.read(source.path)
+            joins = analysis.history_joins(clip.history, clip.frames, clip.layout.frame_rule)
+            if not joins:
+                report.note(f"{source.name}: its history records no joins (one segment): no seams to measure")
+            steps = _pixel_steps(clip, vaes, device, report) if device is not None else None
+            measured.append((source, clip, analysis.measure_seams(clip.latents, joins, steps)))
+    outputs: list[dict[str, Any]] = []
+    if plot:
+        with report.timed("plot"):
+            _draw_seams(measured, plot)
+        outputs.append({"path": str(Path(plot).resolve()), "kind": "plot"})
+        report.note(f"wrote {plot}")
+    if state.json:
+        clips = [{"path": source.path if source.path == STDIO else str(Path(source.path).resolve()), "name": source.name,
+                  "frames": clip.frames, "pixel_frames": clip.pixel_frames, **_seam_fields(result)}
+                 for source, clip, result in measured]
+        report.summary(outputs, stdout_busy=False, clips=clips)
+        return
+    from rich.table import Table
+
+    console = text_console()
+    for source, clip, result in measured:
+        in_pixels = any(seam.pixel_step is not None for seam in result.seams)
+        table = Table("frame", "latent frame", "made by", "step at the seam", "median step", "ratio",
+                      *(["pixel ratio"] if in_pixels else []), "prompt",
+                      title=f"{source.name}: seams, worst first ({clip.pixel_frames} frames)")
+        for seam in result.seams:
+            join = seam.join
+            table.add_row(str(join.pixel_frame), str(join.latent_frame), join.command, f"{seam.step:.4g}",
+                          f"{seam.typical_step:.4g}", f"{seam.ratio:.2f}",
+                          *([f"{seam.pixel_ratio:.2f}"] if in_pixels else []), join.prompt or "")
+        console.print(table)
+        drift = Table("segment (latent frames)", "mean drift (channel stds)", "std ratio - 1",
+                      title=f"{source.name}: per-channel drift from the first segment")
+        for segment in result.segments:
+            drift.add_row(f"{segment.first}-{segment.end - 1}", f"{segment.mean:.3f}", f"{segment.std_ratio:.3f}")
+        console.print(drift)
+
+
+def _pixel_steps(clip: Any, vaes: dict[str, Any], device: str, report: Reporter) -> Any:
+    """The decoded clip's pixel steps (``analysis.pixel_steps``), decoded as ``decode`` does with the clip's model."""
+    from vidlatent import analysis
+    from vidlatent.codec import decode_frames
+    from vidlatent.families.base import decode_settings
+    from vidlatent.models import LoadOptions, load_vae, plan_vae_tiling
+
+    if clip.model not in vaes:
+        with report.timed("load"):
+            vaes[clip.model] = load_vae(LoadOptions(model=clip.model, device=device), note=report.note)
+    model = vaes[clip.model]
+    clip.require_space(model.latent_space, what=f"its model {model.model_id}")
+    plan_vae_tiling(model, (clip.width, clip.height))
+    settings = decode_settings(model.family, model.vae, clip)
+    return analysis.pixel_steps(decode_frames(model.family, clip.latents, model.vae, device=model.execution_device,
+                                              settings=settings))
+
+
+def _seam_fields(result: Any) -> dict[str, Any]:
+    """--seams' JSON fields of one clip (docs/analyze.md)."""
+    return {
+        "seams": [{"pixel_frame": seam.join.pixel_frame, "latent_frame": seam.join.latent_frame, "command": seam.join.command,
+                   "prompt": seam.join.prompt, "step": _significant(seam.step), "median_step": _significant(seam.typical_step),
+                   "ratio": _significant(seam.ratio),
+                   **({"pixel_step": _significant(seam.pixel_step), "pixel_median_step": _significant(seam.pixel_typical_step),
+                       "pixel_ratio": _significant(seam.pixel_ratio)} if seam.pixel_step is not None else {})}
+                  for seam in result.seams],
+        "segments": [{"latent_frames": [segment.first, segment.end - 1], "mean_drift": _significant(segment.mean),
+                      "std_ratio_drift": _significant(segment.std_ratio)} for segment in result.segments],
+        "motion_energy": [_significant(value) for value in result.energy.tolist()],
+    }
+
+
+def _draw_seams(measured: list[tuple[Any, Any, Any]], path: str) -> None:
+    """Per clip: the motion energy over time with the joins marked, and each segment's drift."""
+    from matplotlib.figure import Figure
+
+    from vidlatent.atomic import atomic_output
+
+    figure = Figure(figsize=(12.4, 4.2 * len(measured)), layout="constrained", dpi=110)
+    rows = figure.subplots(len(measured), 2, squeeze=False)
+    for (source, clip, result), (steps, drifts) in zip(measured, rows):
+        energy = result.energy.tolist()
+        steps.plot(range(1, len(energy) + 1), energy, "-", color="tab:blue", marker=".", label="step into frame t")
+        for seam in result.seams:
+            steps.axvline(seam.join.latent_frame, color="tab:red", alpha=0.5, linestyle="--")
+            steps.annotate(f"{seam.ratio:.2f}x", (seam.join.latent_frame, seam.step), fontsize="small", color="tab:red")
+        if result.seams:
+            steps.axhline(result.seams[0].typical_step, color="0.4", linestyle=":", label="median step (not a seam)")
+        steps.set_xlabel("latent frame t")
+        steps.set_ylabel("motion energy (latent RMS step)")
+        steps.set_title(f"{source.name}: steps, seams dashed")
+        steps.legend(fontsize="small")
+        middles = [(segment.first + segment.end - 1) / 2 for segment in result.segments]
+        drifts.plot(middles, [segment.mean for segment in result.segments], "o-", label="mean drift (channel stds)")
+        drifts.plot(middles, [segment.std_ratio for segment in result.segments], "s-", label="std ratio - 1")
+        drifts.set_xlabel("segment (middle latent frame)")
+        drifts.set_title(f"{source.name}: drift from the first segment (largest channel)")
+        drifts.legend(fontsize="small")
+        for axis in (steps, drifts):
+            axis.grid(True, alpha=0.3)
+            axis.set_ylim(bottom=0)
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png")

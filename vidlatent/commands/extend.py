@@ -9,9 +9,10 @@ import click
 
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
-from vidlatent.commands.options import output_option, overlaps_in_words, plan_options, sampler_options
+from vidlatent.commands.options import output_option, overlaps_in_words, plan_options, sampler_options, segment_sampling_options
 from vidlatent.commands.outputs import ClipInput, expand_inputs, plan_outputs, prepare_output, write_clip
 from vidlatent.commands.reporting import Reporter, State, announce_seed
+from vidlatent.errors import UsageError
 
 
 @click.command(
@@ -20,12 +21,15 @@ Examples:
   vidlatent extend clip.safetensors --times 3 -o long.safetensors
   vidlatent generate photo.png --model tiny-random --frames 6 --seed 1 -o - | vidlatent extend - --times 2 -o - | vidlatent decode - -o long.mp4
   vidlatent extend ltx-clip.safetensors --times 2 --overlap 2 -o longer.safetensors
+  vidlatent extend fox.safetensors --prompt "the fox stops" --prompt "the fox jumps" -o fox-long.safetensors
+  vidlatent extend df-clip.safetensors --model skyreels-v2-df-1.3b-540p --history 17 --history-noise 20 --prompts shots.txt -o long.mp4
 """
 )
 @click.argument("clips", nargs=-1, required=True, type=click.Path(allow_dash=True), metavar="CLIP...")
 @output_option("Latent file (.safetensors, or - for stdout) or video to write. Default: CLIP's name with -extended.safetensors. "
                "With several clips: a folder, or a pattern with {stem}.")
-@click.option("--times", type=click.IntRange(min=1), default=1, show_default=True, help="How many segments to add.")
+@click.option("--times", type=click.IntRange(min=1),
+              help="How many segments to add [1; with a prompt per segment (--prompt repeated, --prompts FILE), one per prompt].")
 @click.option("--overlap", type=click.IntRange(min=0),
               help="Latent frames each new segment shares with the clip's end (pinned, not repeated) "
                    f"[{overlaps_in_words()}].")
@@ -33,9 +37,10 @@ Examples:
               help="Pull each new segment's per-channel latent mean and std back to within the change real footage "
                    "shows (0.15 of a channel's std, 12 %) of the first segment's; drift inside that is kept (docs/extend.md).")
 @plan_options
-@sampler_options()
-def command(state: State, clips: tuple[str, ...], output: str | None, times: int, overlap: int | None, drift_correction: bool,  # type: ignore[no-untyped-def]
-            show_plan: bool, vram: str | None, knobs, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
+@sampler_options(segment_sampling_options)
+def command(state: State, clips: tuple[str, ...], output: str | None, times: int | None, overlap: int | None,  # type: ignore[no-untyped-def]
+            drift_correction: bool, show_plan: bool, vram: str | None, knobs, segments, seed: int | None, memory: LowMemory,
+            load, model_given: bool) -> None:
     """Continue CLIP (a latent file, a folder of them, - for stdin, or a video, encoded first)
     TIMES times; several clips each (shared among the processes of a torchrun launch).
 
@@ -47,8 +52,12 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     natively instead: the clip's last (OVERLAP - 1) x 8 + 1 frames are its condition at frame 0.
     Without --frames a segment is as long as the clip's own segments (from its history), else
     the model's default. Segment j uses seed + j; without --seed, the seed is the clip's own
-    seed + 1 (so a seeded chain repeats exactly), or a random one. Wan prompts: without
-    --prompt, the clip's own.
+    seed + 1 (so a seeded chain repeats exactly), or a random one. Prompts: without --prompt, the
+    clip's own; --prompt A --prompt B (or --prompts FILE) makes one segment per prompt, and the
+    history records the frames each made.
+
+    SkyReels-V2 DF continues with its video-to-video pipeline: the clip's last --history frames
+    ((OVERLAP - 1) x 4 + 1; default 17, less for short segments) are its history.
     """
     from vidlatent import distributed, latentfile
     from vidlatent.atomic import STDIO
@@ -59,9 +68,12 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     outputs = [row[0] for row in plan_outputs(sources, 1, output, ".safetensors", tag="-extended")]
     for target in outputs:
         prepare_output(target, sources)
-    from vidlatent.generation import ExtendOptions, resolve_overlap, segment_frames  # torch: once the arguments are good
+    from vidlatent.generation import ExtendOptions, resolve_segments, segment_frames  # torch: once the arguments are good
 
-    options = ExtendOptions(times=times, overlap=overlap, drift_correction=drift_correction)
+    if segments and times is not None and times != len(segments):
+        raise UsageError(f"--times {times} and {len(segments)} prompts: one segment per prompt; leave --times out")
+    options = ExtendOptions(times=len(segments) or times or 1, overlap=overlap, drift_correction=drift_correction,
+                            segments=tuple(segments))
     options.validate()
 
     def open_clip(source: str) -> ClipInput:
@@ -74,14 +86,16 @@ def command(state: State, clips: tuple[str, ...], output: str | None, times: int
     described = {model_load.model: describe_model(model_load) for model_load in loads.values()}
     for info in described.values():
         info.spec.check_extend()
-        knobs.check_for(info.spec)
+        knobs.check_for(info.spec, continuing=True)
+        if segments and not info.spec.takes_prompt:
+            raise UsageError(f"--prompt per segment: {info.spec.title} takes no prompt")
     for source, clip_input in inputs.items():  # an overlap too long for the segments, before anything loads
         if clip_input.clip is not None:
             info = described[loads[source].model]
             clip_input.clip.require_family(info.family.name, what=f"--model {info.model_id}")  # before its frame rule is used
             check_sampled_size((clip_input.clip.width, clip_input.clip.height), info.spec, flag=f"{source}: the clip's size")
             frames = knobs.frames or segment_frames(clip_input.clip) or info.spec.frames
-            resolve_overlap(options, info.family, info.spec, frames, clip_input.clip.frames)
+            resolve_segments(options, info.family, info.spec, knobs, frames, clip_input.clip.frames)
     if show_plan or vram is not None:
         loads, memory = plan_segments(state, inputs, loads, described, knobs, memory, show_plan, vram, report.note)
         if show_plan:

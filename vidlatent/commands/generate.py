@@ -12,7 +12,7 @@ from vidlatent.atomic import STDIO
 from vidlatent.commands import _batch
 from vidlatent.commands.loading import LowMemory, describe_model, join_launch, load_sampler
 from vidlatent.commands.options import (first_last_frame_models_in_words, output_option, plan_options, sampler_options,
-                                       size_multiples_in_words)
+                                       segment_sampling_options, size_multiples_in_words)
 from vidlatent.commands.outputs import (
     TEXT_ONLY, check_video_sizes, expand_inputs, output_entry, plan_outputs, prepare_output, write_clip,
 )
@@ -32,6 +32,7 @@ Examples:
   vidlatent generate shots/ --num-videos 2 -o out/{stem}-{index}.mp4
   vidlatent generate photo.png --model wan22-ti2v-5b --prompt "a fox runs through snow" -o fox.mp4
   vidlatent generate --model tiny-random-wan22 --prompt "a fox" --size 64x64 --frames 9 --steps 2 -o fox.mp4
+  vidlatent generate --model skyreels-v2-df-1.3b-540p --prompt "a fox runs" --prompt "the fox jumps" --frames 177 --history 17 -o fox.mp4
   vidlatent generate photo.png --model ltx-0.9.7-distilled --prompt "waves roll in" --upscale -o waves.mp4
   vidlatent generate --model wan21-vace-1.3b --keyframe 0:a.png --keyframe 2.5s:b.png --prompt "a dog runs" -o dog.mp4
 """
@@ -63,9 +64,9 @@ Examples:
               help="VACE: an image of a subject or style for the video to show (repeatable); the history records its path "
                    "and SHA-256.")
 @plan_options
-@sampler_options()
+@sampler_options(segment_sampling_options)
 def command(state: State, images: tuple[str, ...], output: str | None, latent_out: str | None, last_image: str | None,  # type: ignore[no-untyped-def]
-            knobs, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, upscale: bool,
+            knobs, segments, seed: int | None, num_videos: int, context_parallel: int | None, size: str | None, upscale: bool,
             upscaler: str | None, keyframes: tuple[str, ...], references: tuple[str, ...], show_plan: bool, vram: str | None,
             memory: LowMemory, load, model_given: bool) -> None:
     """Generate a video from each IMAGE (a file, a folder of images, or - for image bytes on
@@ -76,10 +77,15 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     of a diffusers script that does the same. Without --seed a random seed is drawn, printed on
     stderr and recorded in the latent file. Knobs a model does not take (--prompt on SVD,
     --motion on Wan) and frame counts or sizes it cannot make are refused before it loads.
+
+    SkyReels-V2 DF makes a --frames longer than its --window natively, in overlapping windows,
+    each continuing the last --history frames of the one before; --prompt repeated (or --prompts
+    FILE) gives each window its own prompt, and the history records the frames each made.
     """
     from vidlatent import latentfile, media, upscaling
     from vidlatent.knobs import check_size, default_size
     from vidlatent.media import folder_images
+    from vidlatent.prompts import check_window_prompts
 
     report = Reporter(state, "generate")
     ranks = distributed.launched()
@@ -110,6 +116,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
     check_inputs(spec, knobs, with_image=bool(sources), last_image=end_image is not None)
     # Keyframes stand for the image: the default size keeps the first one's aspect ratio.
     keyframe_size = next(iter(conditioned[0].values())).image.size if conditioned is not None and conditioned[0] else None
+    windows = check_window_prompts(described.family, spec, knobs, segments)
     if upscaler is not None and not upscale:
         raise UsageError("--upscaler needs --upscale")
     plan = upscaling.plan_upscale(upscaler, described.family, described.model_id) if upscale else None
@@ -156,7 +163,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         announce_seed(report, base_seed)  # once the model is there: a run that cannot start needs no seed
     if context_parallel is not None:
         model.family.enable_context_parallel(model.pipeline, context_parallel)
-    steps = knobs.resolved(model.pipeline, model.family).steps
+    steps = knobs.resolved(model.pipeline, model.family).steps * len(windows)  # a long DF video: each window's steps
     upsampler = upscaling.load_upsampler(plan.upscaler, model) if plan is not None else None
     # One job per video: (source's index, source, video index); video i of an image uses seed + i.
     jobs = [(row, source, index) for row, source in enumerate(sources or [TEXT_ONLY]) for index in range(num_videos)]
@@ -181,7 +188,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
             else:
                 clip = generate(model, image, knobs=knobs, seed=video_seed, size=sampled, source=origin,
                                 image_sha256=file_sha256(data) if image is not None else "", progress=progress,
-                                last_image=end_image)
+                                last_image=end_image, prompts=[segment.prompt for segment in segments])
         if upsampler is not None:
             with report.timed("upscale"), report.progress("upscaling", upscaling.refine_steps(model)) as progress:
                 clip = upscaling.upscale(model, upsampler, clip, knobs=knobs, seed=video_seed,

@@ -19,6 +19,7 @@ from vidlatent import families
 from vidlatent.acceleration import CACHE_METHODS, DEFAULT_CACHE_THRESHOLD, QUANTIZE_CHOICES
 from vidlatent.commands.loading import LowMemory
 from vidlatent.commands.reporting import State, pass_state
+from vidlatent.errors import UsageError
 from vidlatent.knobs import KNOBS, Knobs, check_finite, check_knob, knob_help
 from vidlatent.models import ALIASES, DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, TINY_MODELS, LoadOptions
 
@@ -272,30 +273,55 @@ def _knob_option(name: str) -> Decorator:
     declaration = KNOBS[name]
 
     def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        check_knob(name, value)
+        for each in value if isinstance(value, tuple) else (value,):
+            check_knob(name, each)
         return value
 
+    # --prompt may be repeated: one per segment where a command makes segments (extend, a long
+    # SkyReels DF generate); the others refuse more than one (_knob_options).
+    repeated = name == "prompt"
     return click.option(declaration.flag, name, cls=KnobOption,
                         type=FiniteFloat() if declaration.type is float else declaration.type,
-                        metavar=declaration.metavar, callback=check, help=knob_help(name))
+                        metavar=declaration.metavar, callback=check, multiple=repeated, help=knob_help(name))
 
 
 class KnobOption(click.Option):
     """The option of a knob (a command's own option of the same name, interpolate's --steps, is not)."""
 
 
-def _knob_options(names: Sequence[str], into: str | None) -> Decorator:
+def _knob_options(names: Sequence[str], into: str | None, *, segments: bool = False) -> Decorator:
     """The options of the knobs ``names``; with ``into``, handed to the command as one ``Knobs``
-    argument of that name, else each as its own argument."""
+    argument of that name, else each as its own argument.
+
+    With ``segments``, also --prompts FILE, and the command gets ``segments``: a prompt per segment
+    (``vidlatent.prompts.segment_prompts``; [] for one prompt), the first of them in the knobs.
+    Without it, --prompt given more than once is refused.
+    """
     options = compose(*(_knob_option(name) for name in names))
+    if segments:
+        options = compose(options, click.option(
+            "--prompts", "prompts_file", metavar="FILE",
+            help="A prompt per segment, one per line (- for stdin); a line may start with FRAMES: (extend: that "
+                 "segment's frames). Blank lines and lines starting with # are left out."))
     if into is None:
         return options
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            knobs = Knobs(**{name: kwargs.pop(name) for name in names})
-            return function(*args, **{into: knobs}, **kwargs)
+            values = {name: kwargs.pop(name) for name in names}
+            given = tuple(values.get("prompt") or ())
+            if segments:
+                from vidlatent.prompts import segment_prompts
+
+                kwargs["segments"] = segment_prompts(given, kwargs.pop("prompts_file"))
+                given = tuple(each.prompt for each in kwargs["segments"]) or given
+            elif len(given) > 1:
+                raise UsageError(f"--prompt given {len(given)} times: a prompt per segment is for extend and a long "
+                                 "SkyReels DF generate; give one --prompt")
+            if "prompt" in values:
+                values["prompt"] = given[0] if given else None
+            return function(*args, **{into: Knobs(**values)}, **kwargs)
 
         return options(wrapper)
 
@@ -306,6 +332,13 @@ def sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Every knob that has a flag, handed to the command as one ``knobs: Knobs``. A model refuses
     the knobs it does not take; left out, each takes the pipeline's own default (in brackets)."""
     return _knob_options([name for name, declaration in KNOBS.items() if declaration.flag], "knobs")(function)
+
+
+def segment_sampling_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``sampling_options`` with a prompt per segment: --prompt repeated, or --prompts FILE; the
+    command also gets ``segments`` (``vidlatent.prompts.SegmentPrompt``s; [] for one prompt)."""
+    return _knob_options([name for name, declaration in KNOBS.items() if declaration.flag], "knobs",
+                         segments=True)(function)
 
 
 def prompt_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -365,6 +398,8 @@ def recipe_option(function: Callable[..., Any]) -> Callable[..., Any]:
             # decode's --fps is the video's frame rate).
             recipe = read_recipe(value, {param.name for param in ctx.command.params
                                          if param.name and (param.name not in KNOBS or isinstance(param, KnobOption))})
+            repeated = {param.name for param in ctx.command.params if getattr(param, "multiple", False)}
+            recipe = {name: [value] if name in repeated and isinstance(value, str) else value for name, value in recipe.items()}
             ctx.default_map = {**(ctx.default_map or {}), **recipe}
 
     return click.option("--recipe", metavar="FILE.toml", is_eager=True, expose_value=False, callback=load,

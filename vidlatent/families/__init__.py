@@ -25,6 +25,7 @@ MODULES = {
     "wan": "vidlatent.families.wan",
     "ltx": "vidlatent.families.ltx",
     "wan-vace": "vidlatent.families.wan_vace",  # writes Wan latents: its FAMILY's name is "wan"
+    "skyreels": "vidlatent.families.skyreels",
 }
 FAMILY_NAMES = tuple(MODULES)
 DEFAULT_FAMILY = "svd"  # the family of the model vidlatent runs without --model

@@ -29,6 +29,7 @@ their methods, so listing them stays cheap, and no family imports another (what 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -265,6 +266,9 @@ class Family:
     comfyui: ClassVar[dict[tuple[int, int], ComfyAssumption]] = {}  # (ndim, channels) -> assumption
     preferred_gpu_dtype: ClassVar[str] = "fp16"  # --dtype auto on a GPU
     forward_chunking: ClassVar[str | None] = None  # the denoiser component with diffusers' enable_forward_chunking()
+    # The diffusers class extend's segments run, made of the loaded pipeline's components, where it
+    # is not the loaded one (SkyReels DF: its video-to-video pipeline); None: the loaded one.
+    continuation_pipeline: ClassVar[str | None] = None
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1
     timestep_decoder: ClassVar[bool] = False  # its VAE's decoder takes --decode-timestep / --decode-noise-scale
@@ -334,6 +338,27 @@ class Family:
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
         """The diffusers class to run: with or without a conditioning image."""
         return self.pipeline_classes[0]
+
+    def check_knobs(self, knobs: Any, spec: ModelSpec, *, continuing: bool = False) -> None:
+        """Refuse, before loading, knob values (a ``vidlatent.knobs.Knobs``) that this family's
+        pipelines accept but mishandle, beyond each knob's own range (``Knobs.check_for`` calls it);
+        ``continuing``: for the call that continues a clip (extend). Nothing by default."""
+
+    def windows(self, knobs: Any, spec: ModelSpec) -> list[tuple[int, int]]:
+        """The pixel frames [first, end) of the clip that each window of one generate call with
+        ``knobs`` makes: one window by default; SkyReels DF makes a long video in several."""
+        return [(0, knobs.frames if knobs.frames is not None else spec.frames)]
+
+    def window_prompts(self, model: Any, prompts: list[str]) -> Callable[[Any, int, dict[str, Any]], dict[str, Any]] | None:
+        """A step hook (as ``vidlatent.generation.sample``'s ``on_step``) that gives window i + 1 of a
+        generate call the prompt ``prompts[i]`` as window i ends; None where one call makes one window."""
+        return None
+
+    def calling(self, pipeline: Any) -> contextlib.AbstractContextManager[None]:
+        """A context around each pipeline call that undoes what the call leaves changed in the
+        pipeline (SkyReels DF: the causal block written into its transformer's config), so that
+        jobs of one process do not leak into each other. Nothing by default."""
+        return contextlib.nullcontext()
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
         """The components a sampling call needs (the rest are not loaded)."""
