@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import UsageError
 from vidlatent.families.base import IMAGE_OPTIONAL, Continuation, ModelSpec, read_config
-from vidlatent.families.wan import ROPE_MAX_SEQ_LEN, TEMPORAL, Wan, build_tiny_wan
+from vidlatent.families.wan import ROPE_MAX_SEQ_LEN, TEMPORAL, TINY_ROPE_MAX_SEQ_LEN, Wan, build_tiny_wan
 from vidlatent.layout import FrameRule
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class SkyReelsDF(Wan):
     }
     comfyui = {}  # ComfyUI's Wan 2.1 format holds these latents too; the registry reads it as Wan's
     single_file_components = ()
-    supports_lora = False  # SkyReels' LoRA loader is not wired up or tested here
+    lora_layouts = ()  # SkyReels' LoRA loader is not wired up or tested here
     continuation_pipeline = V2V
     default_overlap = latent_frames(RECOMMENDED_HISTORY)  # extend: a history of 17 frames
     minimum_overlap = 1
@@ -174,6 +174,9 @@ class SkyReelsDF(Wan):
                 return self._df_spec(native_size=checkpoint.native_size, size_multiple=16, positions=ROPE_MAX_SEQ_LEN,
                                      patch_frames=1)
         return None
+
+    def tiny_spec(self, name: str) -> ModelSpec:
+        return self._df_spec(native_size=TINY[name], size_multiple=16, positions=TINY_ROPE_MAX_SEQ_LEN, patch_frames=1)
 
     def _df_spec(self, *, native_size: tuple[int, int], size_multiple: int, positions: int, patch_frames: int) -> ModelSpec:
         # A long video runs in windows: the rotary bound is a window's, not the video's (no max_frames).
@@ -323,7 +326,7 @@ def build_tiny_skyreels_df() -> Any:
     torch.manual_seed(SEED)
     transformer = SkyReelsV2Transformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16, text_dim=32,
-        freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+        freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=TINY_ROPE_MAX_SEQ_LEN,
         inject_sample_info=True, num_frame_per_block=1,
     )
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=8.0)
