@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 PROMPT = "a red fox runs"
 SEED = 4
 STEPS = 2
-LATENT_FRAMES = 2  # every clip here: SVD 2 pixel frames, Wan 5, LTX 9
+LATENT_FRAMES = 2  # every clip here: SVD 2 pixel frames, Wan 5, LTX and LTX-2 9
 MIN_SIDE = 64  # pixels: the clips are the smallest squares of at least this side the model takes
 VIDEO = "bear.gif"  # what encode reads (shared test data)
 
@@ -115,6 +115,18 @@ def _ltx_decode(pipeline: Any, latents: torch.Tensor, clip: LatentClip) -> torch
     return vae.decode(z, torch.tensor([recorded["decode_timestep"]], dtype=z.dtype)).sample  # (1, 3, N, H, W)
 
 
+def _ltx2_encode(pipeline: Any, frames: list[Image.Image]) -> torch.Tensor:
+    # LTX-2's clips hold raw VAE latents (its pipelines return them denormalised): the posterior's mode.
+    width, height = frames[0].size
+    video_in = pipeline.video_processor.preprocess_video(frames, height=height, width=width)  # (1, 3, N, H, W)
+    return pipeline.vae.encode(video_in).latent_dist.mode()[0].permute(1, 0, 2, 3)
+
+
+def _ltx2_decode(pipeline: Any, latents: torch.Tensor, clip: LatentClip) -> torch.Tensor:
+    # LTX2Pipeline.__call__'s decode of its denormalised latents (a VAE without timestep conditioning).
+    return pipeline.vae.decode(latents.permute(1, 0, 2, 3)[None], None).sample  # (1, 3, N, H, W)
+
+
 FRAMES_FIRST = "(F, C, h, w)"  # output_type="latent" gives frames[0] in this layout (SVD)
 CHANNELS_FIRST = "(C, T, h, w)"  # video VAEs' layout (Wan, LTX)
 
@@ -147,6 +159,8 @@ REFERENCES = {
     # A TI2V folder is saved as WanPipeline (text only); with an image it runs as WanImageToVideoPipeline.
     "tiny-random-wan22": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT}, "WanImageToVideoPipeline"),
     "tiny-random-ltx": Reference(_ltx_encode, _ltx_decode, CHANNELS_FIRST, {"prompt": PROMPT}),
+    # An LTX2Pipeline folder (text to video and sound); with an image it runs as LTX2ImageToVideoPipeline.
+    "tiny-random-ltx2": Reference(_ltx2_encode, _ltx2_decode, CHANNELS_FIRST, {"prompt": PROMPT}, "LTX2ImageToVideoPipeline"),
 }
 
 # --- knobs: the one place that reads a family's knob table ------------------------------------

@@ -19,15 +19,16 @@ import dataclasses
 import functools
 import hashlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidlatent import families, latent_ops, media, samplers
 from vidlatent.codec import decode_frame
-from vidlatent.errors import UsageError
+from vidlatent.errors import Note, UsageError
 from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
-from vidlatent.latentfile import LatentClip
+from vidlatent.latentfile import AudioLayout, LatentClip
 from vidlatent.models import LoadedModel, plan_vae_tiling
 from vidlatent.progress import Progress, no_progress
 from vidlatent.seeds import MAX_SEED, cpu_generator, random_seed
@@ -63,7 +64,22 @@ def _step_reporter(progress: Progress, extra: StepHook | None = None, end_step: 
     return on_step_end
 
 
-def sample(
+@dataclass(frozen=True)
+class Sampled:
+    """What one pipeline call made: the video's latents (T, C, h, w) and, for a family with sound
+    (``Family.sound``), the sound's (L, C, M); float32 on the CPU."""
+
+    latents: torch.Tensor
+    audio: torch.Tensor | None = None
+
+
+def sample(model: LoadedModel, image: Image.Image | None, **arguments: Any) -> torch.Tensor:
+    """``sample_streams``' video latents, (T, C, h, w) float32 on the CPU (the calls that keep only
+    the picture: regenerate, inversion, upscaling, interpolate's refining)."""
+    return sample_streams(model, image, **arguments).latents
+
+
+def sample_streams(
     model: LoadedModel,
     image: Image.Image | None,
     *,
@@ -76,8 +92,8 @@ def sample(
     last_image: Image.Image | None = None,
     size: tuple[int, int] | None = None,
     arguments: dict[str, Any] | None = None,
-) -> torch.Tensor:
-    """One pipeline call; returns (T, C, h, w) float32 latents on the CPU.
+) -> Sampled:
+    """One pipeline call; returns its (T, C, h, w) float32 latents on the CPU, and its sound's.
 
     Args:
         model: a loaded pipeline.
@@ -117,8 +133,18 @@ def sample(
         **(arguments or {}),
     }
     with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift):
-        output = model.pipeline(**call).frames
-    return from_pipeline_latents(family, output).float().cpu()
+        output = model.pipeline(**call)
+    latents = from_pipeline_latents(family, output.frames).float().cpu()
+    audio = getattr(output, "audio", None)
+    return Sampled(latents, family.sound.from_pipeline(audio) if family.sound is not None and audio is not None else None)
+
+
+def audio_layout(model: LoadedModel) -> AudioLayout | None:
+    """How the sound ``model`` makes lines up with its frames, or None for a family without sound."""
+    sound = model.family.sound
+    if sound is None or model.pipeline is None:
+        return None
+    return sound.layout(model.pipeline.audio_vae, model.pipeline.vocoder, model.family.name)
 
 
 def to_pipeline_latents(family: Family, latents: torch.Tensor) -> torch.Tensor:
@@ -182,10 +208,10 @@ def generate(
     check_size(size, spec)
     conditioning = media.resize_image(image, size) if image is not None else None
     last = media.resize_image(last_image, size) if last_image is not None else None
-    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size)
+    made = sample_streams(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size)
     effective = knobs.resolved(model.pipeline, model.family)
     clip = LatentClip(
-        latents=latents,
+        latents=made.latents,
         model=model.model_id,
         latent_space=model.latent_space,
         fps=clip_fps(effective, spec),
@@ -193,6 +219,8 @@ def generate(
         width=size[0],
         seed=seed,
         layout=model.layout,
+        audio=made.audio,
+        audio_layout=audio_layout(model) if made.audio is not None else None,
     )
     return clip.with_step(
         "generate",
@@ -430,13 +458,16 @@ def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, fra
         overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
     options = dataclasses.replace(options, overlap=overlap)
     options.validate(segment_latents, clip_frames, minimum=family.minimum_overlap)
+    if family.maximum_overlap is not None and overlap > family.maximum_overlap:
+        raise UsageError(f"--overlap {overlap}: {spec.title} continues a clip from its last frame, so a segment shares "
+                         f"{family.maximum_overlap} latent frame with it; use --overlap {family.maximum_overlap}")
     return options
 
 
 def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, knobs: Knobs, seed: int,
-                   progress: Progress = no_progress) -> torch.Tensor:
-    """One new segment continuing ``latents`` (T, C, h, w), (T', C, h, w) float32: its first
-    ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out).
+                   progress: Progress = no_progress) -> Sampled:
+    """One new segment continuing ``latents`` (T, C, h, w): (T', C, h, w) float32 latents whose first
+    ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out), and its sound.
 
     Conditioned on what the family's ``continuation`` says (by default the segment's first pixel
     frame, with the overlap frames pinned through the step callback, re-noised after every step).
@@ -444,8 +475,22 @@ def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, k
     continuation = model.family.continuation(model, latents, overlap)
     pinned = continuation.pinned
     on_step = pin_frames(pinned, range(int(pinned.shape[0])), seed, model.family) if pinned.shape[0] else None
-    return sample(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
-                  size=continuation.size, arguments=continuation.arguments or None)
+    return sample_streams(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
+                          size=continuation.size, arguments=continuation.arguments or None)
+
+
+def _join_sound(sound: torch.Tensor | None, segment: torch.Tensor, layout: AudioLayout, pixel_frames: int,
+                fps: float) -> torch.Tensor:
+    """The clip's sound so far (L, C, M) continued by a segment's (L', C, M) to the length of
+    ``pixel_frames`` frames: the segment's last steps, those after the frames it shares with the
+    clip, so that the new sound ends with the new picture. The pipelines take no sound to continue
+    from, so the seam is where the two sounds meet (extend measures it)."""
+    import torch
+
+    before = 0 if sound is None else int(sound.shape[0])
+    wanted = max(0, layout.steps_for(pixel_frames, fps) - before)
+    tail = segment[max(0, int(segment.shape[0]) - wanted):]
+    return tail if sound is None else torch.cat([sound, tail])
 
 
 def extend(
@@ -471,6 +516,9 @@ def extend(
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     spec.check_extend()
+    if clip.audio is None and family.sound is not None:
+        warnings.warn(Note(f"the clip has no sound, so the extended clip has none either ({spec.title}'s segments make "
+                           "sound, but there is none to continue it from)"), stacklevel=2)
     knobs.check_for(spec)
     effective = knobs.resolved(model.pipeline, family)
     options = resolve_overlap(options, family, spec, effective.frames, clip.frames)
@@ -478,23 +526,28 @@ def extend(
     plan_vae_tiling(model, (clip.width, clip.height))  # the clip's end is decoded for each segment
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()
+    sound = clip.audio.float() if clip.audio is not None else None
     segments = []
     steps_done = 0
     for index in range(options.times):
         segment_seed = seed + index
-        segment = extend_segment(model, latents, overlap, knobs=knobs, seed=segment_seed,
-                                 progress=functools.partial(_offset_progress, progress, steps_done))
+        made = extend_segment(model, latents, overlap, knobs=knobs, seed=segment_seed,
+                              progress=functools.partial(_offset_progress, progress, steps_done))
         steps_done += effective.steps
+        segment = made.latents
         fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)
         if options.drift_correction:
             fresh = latent_ops.limit_drift(fresh, reference)
         latents = torch.cat([latents, fresh])
+        if made.audio is not None and clip.audio_layout is not None:
+            sound = _join_sound(sound, made.audio, clip.audio_layout, model.layout.frame_rule.pixel_frames(int(latents.shape[0])),
+                                clip.fps)
         segments.append(
             {"seed": segment_seed, "frames": int(fresh.shape[0]),
              "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
         )
-    extended = dataclasses.replace(clip, latents=latents)
+    extended = dataclasses.replace(clip, latents=latents, audio=sound if clip.audio_layout is not None else None)
     return extended.with_step(
         "extend",
         {"times": options.times, "overlap": overlap, "drift_correction": options.drift_correction,

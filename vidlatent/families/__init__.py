@@ -1,6 +1,6 @@
 """Model families: the one unit that plugs a kind of video model into every command.
 
-One module per family (``svd``, ``wan``, ``ltx``), each defining ``FAMILY``, an instance of
+One module per family (``svd``, ``wan``, ``ltx``, ``ltx2``), each defining ``FAMILY``, an instance of
 ``vidlatent.families.base.Family``. This registry finds a family by name, by a model folder's
 ``model_index.json``, by a pipeline object, or by a model name (alias, known hub id, tiny
 random model), and names the default model. Adding a family is adding a module and a line to
@@ -24,13 +24,14 @@ MODULES = {
     "svd": "vidlatent.families.svd",
     "wan": "vidlatent.families.wan",
     "ltx": "vidlatent.families.ltx",
+    "ltx2": "vidlatent.families.ltx2",
 }
 FAMILY_NAMES = tuple(MODULES)
 DEFAULT_FAMILY = "svd"  # the family of the model vidlatent runs without --model
 
 
 def family(name: str) -> Family:
-    """The family called ``name`` (svd, wan, ltx)."""
+    """The family called ``name`` (svd, wan, ltx, ltx2)."""
     return importlib.import_module(MODULES[name]).FAMILY  # type: ignore[no-any-return]
 
 

@@ -73,6 +73,7 @@ class ModelSpec:
         max_side: the longest side in pixels it can take, where its transformer has a bound
             (Wan: the positions its rotary embedding encodes); None for none.
         max_frames: likewise the most pixel frames.
+        blocks: the denoiser's transformer blocks, where a knob names blocks (LTX-2's --stg-blocks); None: unknown.
     """
 
     family: str
@@ -89,6 +90,7 @@ class ModelSpec:
     last_image_optional: bool = False
     max_side: int | None = None
     max_frames: int | None = None
+    blocks: int | None = None
 
     @property
     def native_area(self) -> int:
@@ -225,6 +227,7 @@ class Family:
     forward_chunking: ClassVar[str | None] = None  # the denoiser component with diffusers' enable_forward_chunking()
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1
+    maximum_overlap: ClassVar[int | None] = None  # where a segment can share only so many latent frames (LTX-2: 1)
     timestep_decoder: ClassVar[bool] = False  # its VAE's decoder takes --decode-timestep / --decode-noise-scale
     # What vidlatent.acceleration may apply (--cache, --compile, --lora, --vae-tiling):
     supports_cache: ClassVar[bool] = False  # the denoiser is a diffusers CacheMixin with transformer blocks
@@ -248,6 +251,9 @@ class Family:
     # Optional capabilities: an object that does it, or None where the family cannot.
     inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
     upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
+    # Its sound stream, where its pipelines make sound with the video (LTX-2: families.ltx2.Sound):
+    # components, audio layout, the pipeline's audio latents to and from a clip's, the decoder.
+    sound: Any = None
 
     # --- configs (per family) ------------------------------------------------------------------
 
