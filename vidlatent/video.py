@@ -117,8 +117,11 @@ def decode_clip(
     fps: float | None = None,
     progress: Progress = no_progress,
     settings: DecodeSettings | None = None,
+    sound: bool = True,
 ) -> int:
-    """Decode ``clip`` with ``model``'s VAE and stream the frames into ``output``.
+    """Decode ``clip`` with ``model``'s VAE and stream the frames into ``output``, with the clip's
+    sound as its sound track where it has one (``sound``; .mp4 and .webm: see ``media.holds_sound``;
+    ``model`` loaded with its sound decoder).
 
     Args:
         clip: the latent clip; refused unless it belongs to the model's latent space.
@@ -128,18 +131,47 @@ def decode_clip(
         fps: frame rate of the output; default the clip's.
         settings: a timestep-conditioned decoder's timestep and noise (LTX); default the clip's own
             (``families.base.decode_settings``).
+        sound: put the clip's sound in the video (False: --no-audio).
 
     Returns:
         The number of frames written.
     """
+    import tempfile
+
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     settings = settings if settings is not None else decode_settings(model.family, model.vae, clip)
     plan_vae_tiling(model, (clip.width, clip.height))
     writer: Any
-    # The video says how it was made: the clip's history in its comment tag (vidlatent.provenance).
-    with media.VideoWriter(output, fps=fps or clip.fps, comment=video_tag(clip)) as writer:
-        for frame in decode_frames(model.family, clip.latents, model.vae, device=model.execution_device, chunk=chunk,
-                                   settings=settings):
-            writer.write(frame)
-            progress(writer.frames_written)
+    with tempfile.TemporaryDirectory(prefix="vidlatent-sound-") as folder:
+        track = None
+        if sound and clip.audio is not None and media.holds_sound(output):
+            track = os.path.join(folder, "sound.wav")
+            write_sound(clip, model, track)  # the sound is small: decoded whole, then muxed as the frames stream
+        # The video says how it was made: the clip's history in its comment tag (vidlatent.provenance).
+        with media.VideoWriter(output, fps=fps or clip.fps, comment=video_tag(clip), sound=track) as writer:
+            for frame in decode_frames(model.family, clip.latents, model.vae, device=model.execution_device, chunk=chunk,
+                                       settings=settings):
+                writer.write(frame)
+                progress(writer.frames_written)
     return writer.frames_written
+
+
+def write_sound(clip: LatentClip, model: LoadedModel, output: str | os.PathLike[str]) -> float:
+    """Decode the clip's sound with ``model``'s sound decoder (its audio VAE and vocoder, as the
+    pipelines decode it) and write it as a WAV file at the decoder's own rate; returns its seconds.
+
+    Raises IncompatibleLatentsError (one line) when the clip has no sound or ``model``'s family makes none.
+    """
+    from vidlatent.errors import IncompatibleLatentsError
+
+    if clip.audio is None or clip.audio_layout is None:
+        raise IncompatibleLatentsError(f"{output}: the clip has no sound to write (it is a silent {clip.family} clip); "
+                                       "write a video instead")
+    family = model.family
+    if family.sound is None or clip.audio_layout.family != family.name or model.sound is None:
+        raise IncompatibleLatentsError(f"the clip's sound ({clip.audio_layout.family} family) cannot be decoded by "
+                                       f"--model {model.model_id} ({family.title} makes no sound); use --model {clip.model}")
+    samples = family.sound.decode(clip.audio, **model.sound, device=model.execution_device)  # (N, channels)
+    rate = family.sound.rate(**model.sound)
+    media.write_wav(output, samples, rate)
+    return samples.shape[0] / rate

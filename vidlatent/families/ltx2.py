@@ -96,7 +96,11 @@ class Sound:
     def layout(self, audio_vae: Any, vocoder: Any, family: str) -> AudioLayout:
         config = audio_vae.config
         per_second = float(config.sample_rate) / float(config.mel_hop_length) / float(audio_vae.temporal_compression_ratio)
-        return AudioLayout(family=family, sample_rate=int(vocoder.config.output_sampling_rate), latents_per_second=per_second)
+        return AudioLayout(family=family, sample_rate=self.rate(audio_vae, vocoder), latents_per_second=per_second)
+
+    def rate(self, audio_vae: Any, vocoder: Any) -> int:
+        """Samples per second of the sound the decoder writes: the vocoder's output rate."""
+        return int(vocoder.config.output_sampling_rate)
 
     def from_pipeline(self, audio: torch.Tensor) -> torch.Tensor:
         """The pipeline's (1, C, L, M) sound latents -> (L, C, M) float32 on the CPU."""
