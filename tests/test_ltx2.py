@@ -1,0 +1,195 @@
+"""LTX-2: video and its sound together (what the family contract does not already check).
+
+- generate, from a prompt and from an image, equals diffusers' LTX2Pipeline /
+  LTX2ImageToVideoPipeline called with output_type="latent" bit for bit, for the video's latents
+  and the sound's, in a folder vidlatent has never seen;
+- the latent file (version 3) carries the sound and its timing; version-2 files still read;
+- decode puts the sound in the video (.mp4 AAC, .webm Opus) at the vocoder's rate, or writes it
+  alone (.wav), as the bundled ffmpeg reads it back; --no-audio leaves it out;
+- generate | extend | decode keeps sound over the whole length;
+- the guidance knobs: a spatio-temporal guidance block the model lacks is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from tests.conftest import resized_photo
+from vidlatent import latentfile
+from vidlatent.cli import main
+
+PROMPT = "a fox barks"
+SEED = 3
+SIZE = 64
+FRAMES = 9  # two latent frames; 9 / 24 s of sound: round(0.375 * 25) = 9 latent steps
+
+
+def cli(*args: str, code: int = 0):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def unseen(tiny_ltx2: Path, tmp_path_factory) -> Path:
+    """The tiny LTX-2 folder, copied where vidlatent never looked."""
+    return Path(shutil.copytree(tiny_ltx2, tmp_path_factory.mktemp("ltx2") / "unseen-ltx2"))
+
+
+@pytest.fixture(scope="module")
+def clip_path(unseen: Path, tmp_path_factory) -> Path:
+    """A clip generated from the prompt alone, with its sound."""
+    path = tmp_path_factory.mktemp("clip") / "clip.safetensors"
+    cli("generate", "--model", str(unseen), "--prompt", PROMPT, "--size", f"{SIZE}x{SIZE}", "--frames", str(FRAMES),
+        "--steps", "2", "--seed", str(SEED), "-o", str(path), "-q")
+    return path
+
+
+def _reference(unseen: Path, class_name: str, **image) -> tuple[torch.Tensor, torch.Tensor]:
+    import diffusers
+
+    pipeline = getattr(diffusers, class_name).from_pretrained(unseen)
+    pipeline.set_progress_bar_config(disable=True)
+    output = pipeline(prompt=PROMPT, height=SIZE, width=SIZE, num_frames=FRAMES, num_inference_steps=2,
+                      generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent", **image)
+    return output.frames[0].permute(1, 0, 2, 3), output.audio[0].permute(1, 0, 2)  # (T, C, h, w), (L, C, M)
+
+
+def test_generate_from_a_prompt_equals_diffusers_for_picture_and_sound(unseen, clip_path):
+    clip = latentfile.read(clip_path)
+    latents, audio = _reference(unseen, "LTX2Pipeline")
+    assert torch.equal(clip.latents, latents) and torch.equal(clip.audio, audio)
+    assert clip.audio.shape == (9, 2, 2) and clip.audio.std() > 0
+    layout = clip.audio_layout
+    assert (layout.family, layout.sample_rate, layout.latents_per_second, layout.offset, layout.values) == ("ltx2", 24000, 25.0, 0.0, "raw")
+
+
+def test_generate_from_an_image_equals_diffusers_for_picture_and_sound(unseen, tmp_path):
+    photo = resized_photo(tmp_path, (SIZE, SIZE))
+    out = tmp_path / "image.safetensors"
+    cli("generate", photo, "--model", str(unseen), "--prompt", PROMPT, "--size", f"{SIZE}x{SIZE}", "--frames", str(FRAMES),
+        "--steps", "2", "--seed", str(SEED), "-o", str(out), "-q")
+    clip = latentfile.read(out)
+    latents, audio = _reference(unseen, "LTX2ImageToVideoPipeline", image=Image.open(photo))
+    assert torch.equal(clip.latents, latents) and torch.equal(clip.audio, audio)
+
+
+# --- the latent file, version 3 ----------------------------------------------------------------
+
+
+def test_the_sound_survives_the_file_and_old_versions_still_read(clip_path, tmp_path):
+    clip = latentfile.read(clip_path)
+    tensors, metadata = latentfile.parse_safetensors(clip_path.read_bytes(), source="clip", expected="a latent file")
+    assert metadata["format_version"] == "3" and set(tensors) == {"latents", "audio"}
+    again = latentfile.from_bytes(latentfile.to_bytes(clip))
+    assert torch.equal(again.audio, clip.audio) and again.audio_layout == clip.audio_layout
+    # A version-2 file (silent) still reads; one that claims version 2 but carries sound is refused.
+    silent = latentfile.safetensors_bytes({"latents": clip.latents}, {**metadata, "format_version": "2"})
+    assert latentfile.from_bytes(silent).audio is None
+    with pytest.raises(latentfile.LatentFileError, match="a version-2 file with an 'audio' tensor"):
+        latentfile.from_bytes(latentfile.safetensors_bytes(tensors, {**metadata, "format_version": "2"}))
+    lacking = {key: value for key, value in metadata.items() if key != "audio_latents_per_second"}
+    with pytest.raises(latentfile.LatentFileError, match="lacks audio_latents_per_second"):
+        latentfile.from_bytes(latentfile.safetensors_bytes(tensors, lacking))
+    with pytest.raises(latentfile.LatentFileError, match="expected 3 dimensions"):
+        latentfile.from_bytes(latentfile.safetensors_bytes({**tensors, "audio": clip.audio[0]}, metadata))
+
+
+def test_a_step_that_changes_the_length_but_not_the_sound_drops_it_with_a_note(clip_path):
+    clip = latentfile.read(clip_path)
+    with pytest.warns(UserWarning, match="trim: the clip's sound .* the result is silent"):
+        shorter = dataclasses.replace(clip, latents=clip.latents[:1]).with_step("trim", {})
+    assert shorter.audio is None and shorter.audio_layout is None
+    assert clip.with_step("same", {}).audio is not None  # the same length keeps it
+
+
+def test_inspect_shows_the_sound(clip_path):
+    summary = json.loads(cli("inspect", str(clip_path), "--json").stdout)
+    assert summary["audio"]["shape"] == [9, 2, 2] and summary["audio"]["sample_rate"] == 24000
+    assert summary["audio"]["duration_s"] == pytest.approx(0.36)
+
+
+# --- decode: the sound in the video, or alone ----------------------------------------------------
+
+
+def _sound_stream(path: Path) -> tuple[int, float]:
+    """The first sound stream of a file as the bundled ffmpeg reads it: its rate and seconds."""
+    import re
+
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    listing = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    rate = int(re.search(r"Audio: .*?, (\d+) Hz", listing).group(1))
+    pcm = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le", "-ac", "1", "-ar", str(rate), "-"],
+                         capture_output=True, check=True).stdout
+    return rate, len(pcm) / 2 / rate
+
+
+def test_decode_puts_the_sound_in_the_video_at_the_vocoders_rate(clip_path, tmp_path):
+    clip = latentfile.read(clip_path)
+    seconds = clip.pixel_frames / clip.fps  # 0.375
+    for name, rate in (("clip.mp4", 24000), ("clip.webm", 48000)):  # Opus always runs at 48 kHz
+        cli("decode", str(clip_path), "-o", str(tmp_path / name), "-q")
+        found_rate, found_seconds = _sound_stream(tmp_path / name)
+        # The sound is as long as the clip, to a latent step (1/25 s; the causal audio VAE's first
+        # step is one mel frame) and the codec's padding.
+        assert found_rate == rate and abs(found_seconds - seconds) < 0.1, (name, found_seconds)
+    cli("decode", str(clip_path), "-o", str(tmp_path / "sound.wav"), "-q")
+    with wave.open(str(tmp_path / "sound.wav")) as sound:
+        assert (sound.getframerate(), sound.getnchannels()) == (24000, 2)
+        assert abs(sound.getnframes() / 24000 - seconds) < 0.05
+    cli("decode", str(clip_path), "--no-audio", "-o", str(tmp_path / "silent.mp4"), "-q")
+    import imageio_ffmpeg
+
+    listing = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(tmp_path / "silent.mp4")],
+                             capture_output=True, text=True).stderr
+    assert "Video:" in listing and "Audio:" not in listing
+
+
+def test_the_sound_of_a_silent_clip_is_refused_in_one_line(clip_path, tmp_path):
+    silent = tmp_path / "silent.safetensors"
+    latentfile.write(latentfile.read(clip_path).without_audio(), silent)
+    result = cli("decode", str(silent), "-o", str(tmp_path / "x.wav"), code=2)
+    (line,) = result.stderr.splitlines()
+    assert "is a silent ltx2 clip, so there is no sound to write" in line and not (tmp_path / "x.wav").exists()
+
+
+# --- extend ---------------------------------------------------------------------------------------
+
+
+def test_generate_extend_decode_keeps_sound_over_the_whole_length(clip_path, tmp_path):
+    extended = tmp_path / "extended.safetensors"
+    cli("extend", str(clip_path), "--steps", "2", "--seed", "5", "-o", str(extended), "-q")
+    clip = latentfile.read(extended)
+    assert clip.frames == 3 and clip.pixel_frames == 17  # 9 frames and a segment of 9, less the frame they share
+    assert clip.audio.shape[0] == round(17 / 24 * 25)  # the sound of all 17 frames
+    original = latentfile.read(clip_path)
+    assert torch.equal(clip.audio[: original.audio.shape[0]], original.audio)  # the clip's own sound, then the segment's
+    cli("decode", str(extended), "-o", str(tmp_path / "extended.mp4"), "-q")
+    _, seconds = _sound_stream(tmp_path / "extended.mp4")
+    assert abs(seconds - 17 / 24) < 0.1
+
+
+# --- knobs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("5", "--stg-blocks 5: LTX-2 has 1 transformer block(s), 0 to 0; block 5 would perturb nothing"),
+    ("a,b", "--stg-blocks a,b: expected transformer block numbers from 0, separated by commas"),
+])
+def test_a_spatio_temporal_guidance_block_the_model_lacks_is_refused(unseen, tmp_path, value, message):
+    out = tmp_path / "x.safetensors"
+    result = cli("generate", "--model", str(unseen), "--prompt", PROMPT, "--stg-blocks", value, "-o", str(out), code=2)
+    (line,) = result.stderr.splitlines()
+    assert message in line and not out.exists()
