@@ -107,7 +107,7 @@ def test_the_sound_survives_the_file_and_old_versions_still_read(clip_path, tmp_
 
 def test_a_step_that_changes_the_length_but_not_the_sound_drops_it_with_a_note(clip_path):
     clip = latentfile.read(clip_path)
-    with pytest.warns(UserWarning, match="trim: the clip's sound .* the result is silent"):
+    with pytest.warns(UserWarning, match="trim: the clip's sound .* no longer lines up .* the result is silent"):
         shorter = dataclasses.replace(clip, latents=clip.latents[:1]).with_step("trim", {})
     assert shorter.audio is None and shorter.audio_layout is None
     assert clip.with_step("same", {}).audio is not None  # the same length keeps it
@@ -179,6 +179,19 @@ def test_generate_extend_decode_keeps_sound_over_the_whole_length(clip_path, tmp
     cli("decode", str(extended), "-o", str(tmp_path / "extended.mp4"), "-q")
     _, seconds = _sound_stream(tmp_path / "extended.mp4")
     assert abs(seconds - 17 / 24) < 0.1
+
+
+def test_edit_keeps_the_sound_in_line_or_says_it_drops_it(clip_path, tmp_path):
+    from vidlatent.editing import EditPlan, edit
+
+    clip = latentfile.read(clip_path)  # 2 latent frames: 9 pixel frames, 9 latent steps of sound
+    trimmed = edit(clip, EditPlan(trim=(1, 2)))  # the second latent frame: pixel frame 1 on, 1 frame
+    assert trimmed.pixel_frames == 1 and torch.equal(trimmed.audio, clip.audio[1:2])
+    with pytest.warns(UserWarning, match="reverse: the clip's sound is reversed with its frames"):
+        backwards = edit(clip, EditPlan(reverse=True))
+    assert torch.equal(backwards.audio, clip.audio.flip(0))
+    with pytest.warns(UserWarning, match="edit: the clip's sound .* the result is silent"):
+        assert edit(clip, EditPlan(loop=True)).audio is None  # a crossfaded loop is shorter: its sound is dropped, said
 
 
 # --- knobs ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from vidlatent import generation, latent_ops, latentfile, media
 from vidlatent.analysis import pca_shift
 from vidlatent.atomic import STDIO
-from vidlatent.errors import IncompatibleLatentsError, UsageError
+from vidlatent.errors import IncompatibleLatentsError, Note, UsageError
 from vidlatent.families.base import IMAGE_NONE
 from vidlatent.latentfile import LatentClip, LatentSpace
 from vidlatent.progress import Progress, no_progress
@@ -514,13 +515,19 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
     """
     plan.validate(clip)
     latents = clip.latents.float()  # (F, C, h, w)
+    sound = clip.audio  # (L, C, M) or None: trim and reverse keep it in line; a loop's crossfade drops it (a note)
     operations: list[dict[str, Any]] = []
     if plan.trim is not None:
         first, last = resolve_trim(plan.trim, int(latents.shape[0]))
         latents = latent_ops.trim(latents, first, last)
+        sound = _trim_sound(clip, first, last)
         operations.append({"operation": "trim", "start": first, "end": last})
     if plan.reverse:
         latents = latent_ops.reverse(latents)
+        if sound is not None:
+            sound = sound.flip(0)
+            warnings.warn(Note("reverse: the clip's sound is reversed with its frames (its latent steps in reverse order, "
+                               "so it plays backwards to the audio VAE's resolution)"), stacklevel=2)
         operations.append({"operation": "reverse"})
     if plan.regeneration is not None:
         latents, record = _regenerate(clip, latents, plan.regeneration, model, progress)
@@ -541,7 +548,18 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
         operations.append({"operation": "loop", "crossfade_frames": crossfade})
     # A re-generated clip is the seed's; strength 0 leaves the clip, and its seed, as they were.
     seed = plan.regeneration.seed if plan.needs_model and plan.regeneration is not None else clip.seed
-    return clip.with_step("edit", {"operations": operations}, latents=latents, seed=seed)
+    return clip.with_step("edit", {"operations": operations}, latents=latents, seed=seed, audio=sound)
+
+
+def _trim_sound(clip: LatentClip, first: int, last: int) -> torch.Tensor | None:
+    """The sound of latent frames ``first`` to ``last`` (excluded): the latent steps from the time
+    of the first pixel frame they decode to, as many as their pixel frames last."""
+    if clip.audio is None or clip.audio_layout is None:
+        return None
+    rule, layout = clip.layout.frame_rule, clip.audio_layout
+    start = round(rule.pixel_span(first)[0] / clip.fps * layout.latents_per_second)
+    count = layout.steps_for(rule.pixel_frames(last - first), clip.fps)
+    return clip.audio[start : start + count].clone()
 
 
 def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regeneration, model: LoadedModel | None,

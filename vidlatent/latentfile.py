@@ -144,8 +144,8 @@ class LatentClip:
             # lines up, so it is dropped, and said (never kept misaligned, never dropped silently).
             assert changed.audio is not None and changed.audio_layout is not None
             warnings.warn(Note(f"{command}: the clip's sound ({changed.audio_layout.seconds(int(changed.audio.shape[0])):.2f} s) "
-                               f"no longer matches its {changed.pixel_frames} frames at {changed.fps:g} fps, and {command} "
-                               "does not carry sound: the result is silent"), stacklevel=2)
+                               f"no longer lines up with its {changed.pixel_frames} frames at {changed.fps:g} fps (this step "
+                               "changes the picture's length, not the sound's): the result is silent"), stacklevel=2)
             changed = changed.without_audio()
         step = {"command": command, "arguments": _jsonable(arguments), "vidlatent": __version__,
                 "versions": software_versions(), "latents_sha256": latents_sha256(changed.latents)}
