@@ -176,6 +176,7 @@ def test_generate_extend_decode_keeps_sound_over_the_whole_length(clip_path, tmp
     assert clip.audio.shape[0] == round(17 / 24 * 25)  # the sound of all 17 frames
     original = latentfile.read(clip_path)
     assert torch.equal(clip.audio[: original.audio.shape[0]], original.audio)  # the clip's own sound, then the segment's
+    assert clip.history[-1]["arguments"]["segments"][0]["sound_seam"] > 0  # the join of the two sounds, measured
     cli("decode", str(extended), "-o", str(tmp_path / "extended.mp4"), "-q")
     _, seconds = _sound_stream(tmp_path / "extended.mp4")
     assert abs(seconds - 17 / 24) < 0.1

@@ -493,6 +493,15 @@ def _join_sound(sound: torch.Tensor | None, segment: torch.Tensor, layout: Audio
     return tail if sound is None else torch.cat([sound, tail])
 
 
+def _sound_seam(sound: torch.Tensor, join: int) -> float:
+    """How abrupt the join of two sounds (L, C, M) at step ``join`` is: the RMS change from step
+    join - 1 to join over the mean RMS change between neighbouring steps (1: as smooth as usual)."""
+    steps = sound.float().diff(dim=0).pow(2).mean(dim=(1, 2)).sqrt()  # (L - 1,) RMS change per step
+    if join < 1 or join >= int(sound.shape[0]) or float(steps.mean()) == 0:
+        return 0.0
+    return float(steps[join - 1] / steps.mean())
+
+
 def extend(
     model: LoadedModel,
     clip: LatentClip,
@@ -540,12 +549,15 @@ def extend(
         if options.drift_correction:
             fresh = latent_ops.limit_drift(fresh, reference)
         latents = torch.cat([latents, fresh])
-        if made.audio is not None and clip.audio_layout is not None:
+        seam: dict[str, Any] = {}
+        if made.audio is not None and clip.audio_layout is not None and sound is not None:
+            before = int(sound.shape[0])
             sound = _join_sound(sound, made.audio, clip.audio_layout, model.layout.frame_rule.pixel_frames(int(latents.shape[0])),
                                 clip.fps)
+            seam = {"sound_seam": round(_sound_seam(sound, before), 6)}
         segments.append(
             {"seed": segment_seed, "frames": int(fresh.shape[0]),
-             "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
+             "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}, **seam}
         )
     extended = dataclasses.replace(clip, latents=latents, audio=sound if clip.audio_layout is not None else None)
     return extended.with_step(
