@@ -1,8 +1,8 @@
 """LTX-2: video and its sound together (what the family contract does not already check).
 
-- generate, from a prompt and from an image, equals diffusers' LTX2Pipeline /
-  LTX2ImageToVideoPipeline called with output_type="latent" bit for bit, for the video's latents
-  and the sound's, in a folder vidlatent has never seen;
+- generate from a prompt equals diffusers' LTX2Pipeline called with output_type="latent" bit for
+  bit, for the video's latents and the sound's, in a folder vidlatent has never seen (with an
+  image, LTX2ImageToVideoPipeline: the family contract checks both streams);
 - the latent file (version 3) carries the sound and its timing; version-2 files still read;
 - decode puts the sound in the video (.mp4 AAC, .webm Opus) at the vocoder's rate, or writes it
   alone (.wav), as the bundled ffmpeg reads it back; --no-audio leaves it out;
@@ -22,9 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
-from tests.conftest import resized_photo
 from vidlatent import latentfile
 from vidlatent.cli import main
 
@@ -74,14 +72,7 @@ def test_generate_from_a_prompt_equals_diffusers_for_picture_and_sound(unseen, c
     assert (layout.family, layout.sample_rate, layout.latents_per_second, layout.offset, layout.values) == ("ltx2", 24000, 25.0, 0.0, "raw")
 
 
-def test_generate_from_an_image_equals_diffusers_for_picture_and_sound(unseen, tmp_path):
-    photo = resized_photo(tmp_path, (SIZE, SIZE))
-    out = tmp_path / "image.safetensors"
-    cli("generate", photo, "--model", str(unseen), "--prompt", PROMPT, "--size", f"{SIZE}x{SIZE}", "--frames", str(FRAMES),
-        "--steps", "2", "--seed", str(SEED), "-o", str(out), "-q")
-    clip = latentfile.read(out)
-    latents, audio = _reference(unseen, "LTX2ImageToVideoPipeline", image=Image.open(photo))
-    assert torch.equal(clip.latents, latents) and torch.equal(clip.audio, audio)
+# With an image (LTX2ImageToVideoPipeline): tests/test_family_contract.py, which checks the sound too.
 
 
 # --- the latent file, version 3 ----------------------------------------------------------------
@@ -155,6 +146,16 @@ def test_decode_puts_the_sound_in_the_video_at_the_vocoders_rate(clip_path, tmp_
     listing = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(tmp_path / "silent.mp4")],
                              capture_output=True, text=True).stderr
     assert "Video:" in listing and "Audio:" not in listing
+
+
+def test_a_video_written_by_a_sampling_command_has_the_sound_too(unseen, clip_path, tmp_path):
+    """generate/extend -o x.mp4 decode with the loaded pipeline: its audio VAE and vocoder decode the sound."""
+    from vidlatent.models import LoadOptions, load_pipeline
+    from vidlatent.video import decode_clip
+
+    model = load_pipeline(LoadOptions(model=str(unseen)), image=False)
+    assert decode_clip(latentfile.read(clip_path), model, tmp_path / "direct.mp4") == FRAMES
+    assert _sound_stream(tmp_path / "direct.mp4")[0] == 24000
 
 
 def test_the_sound_of_a_silent_clip_is_refused_in_one_line(clip_path, tmp_path):

@@ -142,6 +142,17 @@ class LoadedModel:
     def native_area(self) -> int:
         return self.spec.native_area
 
+    def sound_decoder(self) -> dict[str, Any] | None:
+        """The components that decode the family's sound (``Family.sound``), by name: loaded with the
+        VAE (``load_vae(sound=True)``) or part of the pipeline; None where there are none."""
+        if self.sound is not None:
+            return self.sound
+        declared = self.family.sound
+        if declared is None or self.pipeline is None:
+            return None
+        found = {name: getattr(self.pipeline, name, None) for name in declared.components}
+        return found if all(component is not None for component in found.values()) else None
+
 
 def resolve_device(name: str, note: Note = _silent) -> torch.device:
     """Turn a --device value into a torch.device; ``auto`` picks CUDA, then MPS, then CPU."""

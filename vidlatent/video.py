@@ -167,11 +167,13 @@ def write_sound(clip: LatentClip, model: LoadedModel, output: str | os.PathLike[
     if clip.audio is None or clip.audio_layout is None:
         raise IncompatibleLatentsError(f"{output}: the clip has no sound to write (it is a silent {clip.family} clip); "
                                        "write a video instead")
-    family = model.family
-    if family.sound is None or clip.audio_layout.family != family.name or model.sound is None:
+    family, decoder = model.family, model.sound_decoder()
+    if family.sound is None or clip.audio_layout.family != family.name:
         raise IncompatibleLatentsError(f"the clip's sound ({clip.audio_layout.family} family) cannot be decoded by "
                                        f"--model {model.model_id} ({family.title} makes no sound); use --model {clip.model}")
-    samples = family.sound.decode(clip.audio, **model.sound, device=model.execution_device)  # (N, channels)
-    rate = family.sound.rate(**model.sound)
+    if decoder is None:
+        raise ValueError("write_sound needs a model loaded with its sound decoder (load_vae(sound=True), or a pipeline)")
+    samples = family.sound.decode(clip.audio, **decoder, device=model.execution_device)  # (N, channels)
+    rate = family.sound.rate(**decoder)
     media.write_wav(output, samples, rate)
     return samples.shape[0] / rate
