@@ -196,6 +196,12 @@ def test_edit_keeps_the_sound_in_line_or_says_it_drops_it(clip_path, tmp_path):
         assert edit(clip, EditPlan(loop=True)).audio is None  # a crossfaded loop is shorter: its sound is dropped, said
 
 
+def test_extend_refuses_an_overlap_it_cannot_condition_on(clip_path, tmp_path):
+    out = tmp_path / "x.safetensors"
+    (line,) = cli("extend", str(clip_path), "--overlap", "2", "--seed", "1", "-o", str(out), code=2).stderr.splitlines()
+    assert "--overlap 2: LTX-2 continues a clip from its last frame" in line and "use --overlap 1" in line and not out.exists()
+
+
 # --- knobs ----------------------------------------------------------------------------------------
 
 

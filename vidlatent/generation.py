@@ -457,10 +457,10 @@ def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, fra
     if overlap is None:
         overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
     options = dataclasses.replace(options, overlap=overlap)
-    options.validate(segment_latents, clip_frames, minimum=family.minimum_overlap)
     if family.maximum_overlap is not None and overlap > family.maximum_overlap:
         raise UsageError(f"--overlap {overlap}: {spec.title} continues a clip from its last frame, so a segment shares "
                          f"{family.maximum_overlap} latent frame with it; use --overlap {family.maximum_overlap}")
+    options.validate(segment_latents, clip_frames, minimum=family.minimum_overlap)
     return options
 
 

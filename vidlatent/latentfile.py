@@ -97,7 +97,7 @@ class LatentClip:
     history: tuple[dict[str, Any], ...] = ()
     kind: str = "clip"
     layout: LatentLayout = field(kw_only=True)
-    audio: Any = field(default=None, kw_only=True, repr=False)
+    audio: torch.Tensor | None = field(default=None, kw_only=True, repr=False)
     audio_layout: AudioLayout | None = field(default=None, kw_only=True)
     # The tensor of the ComfyUI file this clip was read from, kept so that converting an
     # unchanged clip back writes ComfyUI's numbers bit for bit (see to_comfyui_bytes).
