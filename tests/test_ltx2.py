@@ -6,6 +6,7 @@
 - the latent file (version 3) carries the sound and its timing; version-2 files still read;
 - decode puts the sound in the video (.mp4 AAC, .webm Opus) at the vocoder's rate, or writes it
   alone (.wav), as the bundled ffmpeg reads it back; --no-audio leaves it out;
+- edit --strength regenerates picture and sound as one diffusers call does;
 - generate | extend | decode keeps sound over the whole length;
 - the guidance knobs: a spatio-temporal guidance block the model lacks is refused.
 """
@@ -51,6 +52,14 @@ def clip_path(unseen: Path, tmp_path_factory) -> Path:
     cli("generate", "--model", str(unseen), "--prompt", PROMPT, "--size", f"{SIZE}x{SIZE}", "--frames", str(FRAMES),
         "--steps", "2", "--seed", str(SEED), "-o", str(path), "-q")
     return path
+
+
+@pytest.fixture(scope="module")
+def text_model(unseen: Path):
+    """vidlatent's LTX2Pipeline (text to video and sound), loaded from the unseen folder."""
+    from vidlatent.models import LoadOptions, load_pipeline
+
+    return load_pipeline(LoadOptions(model=str(unseen)), image=False)
 
 
 def _reference(unseen: Path, class_name: str, **image) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,13 +157,11 @@ def test_decode_puts_the_sound_in_the_video_at_the_vocoders_rate(clip_path, tmp_
     assert "Video:" in listing and "Audio:" not in listing
 
 
-def test_a_video_written_by_a_sampling_command_has_the_sound_too(unseen, clip_path, tmp_path):
+def test_a_video_written_by_a_sampling_command_has_the_sound_too(text_model, clip_path, tmp_path):
     """generate/extend -o x.mp4 decode with the loaded pipeline: its audio VAE and vocoder decode the sound."""
-    from vidlatent.models import LoadOptions, load_pipeline
     from vidlatent.video import decode_clip
 
-    model = load_pipeline(LoadOptions(model=str(unseen)), image=False)
-    assert decode_clip(latentfile.read(clip_path), model, tmp_path / "direct.mp4") == FRAMES
+    assert decode_clip(latentfile.read(clip_path), text_model, tmp_path / "direct.mp4") == FRAMES
     assert _sound_stream(tmp_path / "direct.mp4")[0] == 24000
 
 
@@ -164,6 +171,29 @@ def test_the_sound_of_a_silent_clip_is_refused_in_one_line(clip_path, tmp_path):
     result = cli("decode", str(silent), "-o", str(tmp_path / "x.wav"), code=2)
     (line,) = result.stderr.splitlines()
     assert "is a silent ltx2 clip, so there is no sound to write" in line and not (tmp_path / "x.wav").exists()
+
+
+# --- edit --strength: both streams ---------------------------------------------------------------
+
+
+def test_strength_regenerates_picture_and_sound_as_diffusers_does(text_model, clip_path):
+    """Strength 0.5 of 2 steps: the last step of the pipeline's schedule (its sigma 0.5; the tiny
+    scheduler does not shift), the clip and its sound given as latents= and audio_latents= and
+    noised there by the pipeline's noise_scale, as one diffusers call."""
+    from vidlatent.generation import Knobs, regenerate_streams
+
+    clip = latentfile.read(clip_path)
+    knobs = Knobs(steps=2, prompt=PROMPT)
+    made = regenerate_streams(text_model, None, clip.latents, strength=0.5, knobs=knobs, seed=SEED, size=(SIZE, SIZE),
+                              audio=clip.audio)
+    with torch.no_grad():
+        output = text_model.pipeline(prompt=PROMPT, height=SIZE, width=SIZE, num_frames=FRAMES, sigmas=[0.5], noise_scale=0.5,
+                                     latents=clip.latents.permute(1, 0, 2, 3)[None], audio_latents=clip.audio.permute(1, 0, 2)[None],
+                                     generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent")
+    assert torch.equal(made.latents, output.frames[0].permute(1, 0, 2, 3))
+    assert torch.equal(made.audio, output.audio[0].permute(1, 0, 2)) and not torch.equal(made.audio, clip.audio)
+    kept = regenerate_streams(text_model, None, clip.latents, strength=0, knobs=knobs, seed=SEED, size=(SIZE, SIZE), audio=clip.audio)
+    assert torch.equal(kept.latents, clip.latents) and torch.equal(kept.audio, clip.audio)
 
 
 # --- extend ---------------------------------------------------------------------------------------

@@ -530,7 +530,7 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
                                "so it plays backwards to the audio VAE's resolution)"), stacklevel=2)
         operations.append({"operation": "reverse"})
     if plan.regeneration is not None:
-        latents, record = _regenerate(clip, latents, plan.regeneration, model, progress)
+        latents, sound, record = _regenerate(clip, latents, sound, plan.regeneration, model, progress)
         operations.append(record)
     if plan.direction is not None:
         latents = latent_ops.add_direction(latents, plan.direction.latents.float(), plan.scale)
@@ -562,22 +562,23 @@ def _trim_sound(clip: LatentClip, first: int, last: int) -> torch.Tensor | None:
     return clip.audio[start : start + count].clone()
 
 
-def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regeneration, model: LoadedModel | None,
-                progress: Progress) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The --image operation of ``edit``: the latents and the history record."""
+def _regenerate(clip: LatentClip, latents: torch.Tensor, sound: torch.Tensor | None, regeneration: Regeneration,
+                model: LoadedModel | None, progress: Progress) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
+    """The --image operation of ``edit``: the latents, the sound (re-generated with them where the
+    family makes sound: LTX-2) and the history record."""
     record: dict[str, Any] = {"operation": "image", "source": regeneration.source, "image_sha256": regeneration.image_sha256,
                               "strength": regeneration.strength, "seed": regeneration.seed}
     if regeneration.strength == 0:
-        return latents, {**record, "denoising_steps": 0}
+        return latents, sound, {**record, "denoising_steps": 0}
     if model is None:
         raise ValueError("an edit with an image and a strength above 0 needs a loaded model")
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     image = media.resize_image(regeneration.image, (clip.width, clip.height))
     knobs = generation.knobs_for_clip(model, regeneration.knobs, int(latents.shape[0]))
-    regenerated = generation.regenerate(model, image, latents, strength=regeneration.strength, knobs=knobs,
-                                        seed=regeneration.seed, progress=progress)
-    return regenerated, {**record, "model": model.model_id,
-                         **generation.regeneration_record(model, knobs, regeneration.strength)}
+    made = generation.regenerate_streams(model, image, latents, strength=regeneration.strength, knobs=knobs,
+                                         seed=regeneration.seed, progress=progress, audio=sound)
+    return made.latents, made.audio if made.audio is not None else sound, {
+        **record, "model": model.model_id, **generation.regeneration_record(model, knobs, regeneration.strength)}
 
 
 def parse_pca_shift(text: str) -> tuple[int, float]:

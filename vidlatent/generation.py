@@ -353,7 +353,12 @@ def knobs_for_clip(model: LoadedModel, knobs: Knobs, latent_frames: int) -> Knob
     return dataclasses.replace(knobs, frames=frames)
 
 
-def regenerate(
+def regenerate(model: LoadedModel, image: Image.Image | None, latents: torch.Tensor, **options: Any) -> torch.Tensor:
+    """``regenerate_streams``' video latents, (T, C, h, w) float32 on the CPU (``options``: its keywords)."""
+    return regenerate_streams(model, image, latents, **options).latents
+
+
+def regenerate_streams(
     model: LoadedModel,
     image: Image.Image | None,
     latents: torch.Tensor,
@@ -365,8 +370,10 @@ def regenerate(
     progress: Progress = no_progress,
     on_step: StepHook | None = None,
     size: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """Re-noise ``latents`` to the level ``strength`` picks and denoise them conditioned on ``image``.
+    audio: torch.Tensor | None = None,
+) -> Sampled:
+    """Re-noise ``latents`` to the level ``strength`` picks and denoise them conditioned on ``image``;
+    the clip's sound ``audio`` with them, where the family makes sound.
 
     With n = knobs.steps (the pipeline's default where unset) and k = round(strength * n), the
     clip is noised to level n - k of the model's own n-step schedule and the last k steps of that
@@ -398,24 +405,31 @@ def regenerate(
         progress: called with the number of steps done (k in all).
         on_step: extra work after each step, as for ``sample``.
         size: (width, height) for text only.
+        audio: (L, C, M) the clip's sound (a family with ``sound``): passed as the pipeline's
+            ``audio_latents=``, so that a partial strength re-noises and denoises it with the
+            picture (at strength 1 both are generated afresh, as ``generate`` does).
 
     Returns:
-        (T, C, h, w) float32 latents on the CPU.
+        (T, C, h, w) float32 latents on the CPU, and the sound's (L, C, M) where the family makes
+        sound (``audio`` itself at strength 0).
     """
     knobs = knobs_for_clip(model, knobs, int(latents.shape[0]))
     steps = knobs.resolved(model.pipeline, model.family).steps
     count = strength_steps(strength, steps)
     if count == 0:
-        return latents.float().clone()
+        return Sampled(latents.float().clone(), audio.float().clone() if audio is not None else None)
     if count == steps:
-        return sample(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step, latents=noise, size=size)
+        return sample_streams(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step, latents=noise, size=size)
     if noise is None:
         size = image.size if image is not None else size
         noise = initial_noise(model, size, int(latents.shape[0]), seed)
 
-    def call(*, latents: torch.Tensor, steps: int | None, sigmas: list[float] | None = None, **arguments: Any) -> torch.Tensor:
-        return sample(model, image, knobs=dataclasses.replace(knobs, steps=steps), seed=seed, progress=progress,
-                      on_step=on_step, latents=latents, sigmas=sigmas, size=size, arguments=arguments)
+    sound = model.family.sound
+    given = {"audio_latents": sound.to_pipeline(audio)} if sound is not None and audio is not None else {}
+
+    def call(*, latents: torch.Tensor, steps: int | None, sigmas: list[float] | None = None, **arguments: Any) -> Sampled:
+        return sample_streams(model, image, knobs=dataclasses.replace(knobs, steps=steps), seed=seed, progress=progress,
+                              on_step=on_step, latents=latents, sigmas=sigmas, size=size, arguments={**given, **arguments})
 
     # The tail's schedule (and the tail's own scheduler, made from it) is the knobs' sampler's.
     with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift):

@@ -356,13 +356,14 @@ class Family:
         """The noise level the latents are at after denoising step ``step`` (0-based)."""
         return float(pipeline.scheduler.sigmas[step + 1])
 
-    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
-                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+    def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> Any:
         """Denoise ``clean`` re-noised to the level of step ``steps - kept`` of the model's
         ``steps``-step schedule, running that schedule's last ``kept`` steps.
 
         ``call(latents=..., steps=...)`` makes one pipeline call with the given starting
-        latents (T, C, h, w) and returns (T, C, h, w).
+        latents (T, C, h, w) and returns what it made (``generation.Sampled``: the (T, C, h, w)
+        latents, and the sound where the family makes sound); return it.
         """
         raise NotImplementedError
 

@@ -398,8 +398,8 @@ class LTX(Family):
         # The scheduler's own position: right also when denoise_strength cut the schedule's start.
         return float(pipeline.scheduler.sigmas[pipeline.scheduler.step_index])
 
-    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
-                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+    def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> Any:
         """Strength S = kept / steps starts at noise level S itself and runs ``kept`` steps: the
         pipeline's own ``kept``-step schedule scaled into [0, S].
 

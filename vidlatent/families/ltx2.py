@@ -283,8 +283,8 @@ class LTX2(Family):
         shape = (1, int(model.pipeline.transformer.config.in_channels), latent_frames, height // spatial, width // spatial)
         return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)[0].permute(1, 0, 2, 3)
 
-    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
-                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+    def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> Any:
         """The last ``kept`` steps of the pipeline's own ``steps``-step schedule: its unshifted sigmas
         (1 down to 1/steps) from step ``steps - kept`` on, passed as ``sigmas=`` (the scheduler shifts
         them as it shifts the whole schedule), and the clip given as ``latents=`` with the pipeline's
