@@ -165,6 +165,18 @@ def test_a_video_written_by_a_sampling_command_has_the_sound_too(text_model, cli
     assert _sound_stream(tmp_path / "direct.mp4")[0] == 24000
 
 
+def test_the_sound_decodes_as_the_pipeline_decodes_it(text_model, clip_path):
+    """Sound.decode (audio VAE, then vocoder) of the clip's sound equals the sound the pipeline itself
+    returns for the same call with output_type="pt"."""
+    clip = latentfile.read(clip_path)
+    with torch.no_grad():
+        output = text_model.pipeline(prompt=PROMPT, height=SIZE, width=SIZE, num_frames=FRAMES, num_inference_steps=2,
+                                     generator=torch.Generator("cpu").manual_seed(SEED), output_type="pt")
+    ours = text_model.family.sound.decode(clip.audio, **text_model.sound_decoder(), device=text_model.execution_device)
+    assert ours.shape == (output.audio.shape[2], 2)  # (samples, channels): (9 - 1) * 4 + 1 mel frames x 240
+    assert torch.equal(torch.from_numpy(ours), output.audio[0].T.float())
+
+
 def test_the_sound_of_a_silent_clip_is_refused_in_one_line(clip_path, tmp_path):
     silent = tmp_path / "silent.safetensors"
     latentfile.write(latentfile.read(clip_path).without_audio(), silent)
