@@ -79,6 +79,11 @@ def test_generate_from_a_prompt_equals_diffusers_for_picture_and_sound(unseen, c
     assert clip.audio.shape == (9, 2, 2) and clip.audio.std() > 0
     layout = clip.audio_layout
     assert (layout.family, layout.sample_rate, layout.latents_per_second, layout.offset, layout.values) == ("ltx2", 24000, 25.0, 0.0, "raw")
+    # The history records what replays: --fps as a whole number (the pipeline's default is 24.0),
+    # and not the pipeline's default --stg-blocks 28, which names a block the tiny model lacks.
+    recorded = clip.history[-1]["arguments"]
+    assert recorded["fps"] == 24 and isinstance(recorded["fps"], int) and "stg_blocks" not in recorded
+    assert (recorded["audio_guidance"], recorded["stg"], recorded["modality_guidance"]) == (7.0, 1.0, 3.0)
 
 
 # With an image (LTX2ImageToVideoPipeline): tests/test_family_contract.py, which checks the sound too.

@@ -206,15 +206,22 @@ class LTX2(Family):
         changes: dict[str, Any] = {}
         if values.get("timesteps") is not None:
             changes["steps"] = len(values["timesteps"])
+        fps = values.get("fps")
+        if isinstance(fps, float) and fps.is_integer():  # the pipeline's default 24.0: --fps takes whole frames per second
+            changes["fps"] = int(fps)
         blocks = values.get("stg_blocks")
         if isinstance(blocks, list):  # the pipeline's default, a list: recorded as the flag says it
-            changes["stg_blocks"] = ",".join(str(block) for block in blocks)
-            layers = getattr(getattr(pipeline, "transformer", None), "config", None)
-            count = getattr(layers, "num_layers", None)
-            if count is not None and any(block >= count for block in blocks) and values.get("stg"):
-                warnings.warn(Note(f"the pipeline's default --stg-blocks {changes['stg_blocks']} names a block this model "
-                                   f"lacks (it has {count}): spatio-temporal guidance runs its extra pass but perturbs "
-                                   "nothing, as diffusers does; name blocks below it with --stg-blocks, or --stg 0"))
+            named = ",".join(str(block) for block in blocks)
+            config = getattr(getattr(pipeline, "transformer", None), "config", None)
+            count = getattr(config, "num_layers", None)
+            lacking = count is not None and any(block >= count for block in blocks)
+            # A default naming a block the model lacks is not recorded: as a flag it would be refused
+            # (replay), and left out it does what it did.
+            changes["stg_blocks"] = None if lacking else named
+            if lacking and values.get("stg"):
+                warnings.warn(Note(f"the pipeline's default --stg-blocks {named} names a block this model lacks (it has "
+                                   f"{count}): spatio-temporal guidance runs its extra pass but perturbs nothing, as "
+                                   "diffusers does; name blocks below it with --stg-blocks, or --stg 0"))
         return changes
 
     # --- latents -------------------------------------------------------------------------------
