@@ -185,15 +185,21 @@ class LTX2(Family):
     def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
         vae, transformer = read_config(folder, "vae"), read_config(folder, "transformer")
         spatial = int(vae.get("spatial_compression_ratio") or SPATIAL)
-        temporal = int(vae.get("temporal_compression_ratio") or TEMPORAL)
+        return self._spec(model_id, size_multiple=spatial * int(transformer.get("patch_size", 1)),
+                          temporal=int(vae.get("temporal_compression_ratio") or TEMPORAL),
+                          blocks=int(transformer["num_layers"]) if "num_layers" in transformer else None)
+
+    def known_spec(self, hub_id: str) -> ModelSpec | None:
+        # Checked before a download: the compression every LTX-2 VAE has; the blocks are read once the configs are there.
+        return self._spec(hub_id, size_multiple=SPATIAL, temporal=TEMPORAL, blocks=None) if _known(hub_id) else None
+
+    def _spec(self, model_id: str, *, size_multiple: int, temporal: int, blocks: int | None) -> ModelSpec:
         checkpoint = _known(model_id) or self.checkpoint
-        title = checkpoint.title if checkpoint is not None else self.title
-        native = (64, 64) if model_id == TINY else (768, 512)  # the pipelines' default width and height
         return ModelSpec(
-            family=self.name, title=title, native_size=native, size_multiple=spatial * int(transformer.get("patch_size", 1)),
-            frame_rule=FrameRule(temporal, causal=True), fps=DEFAULT_FPS, image=IMAGE_OPTIONAL, last_image=False,
-            knobs=frozenset(set(self.knob_arguments) - {"timesteps"}), frames=DEFAULT_FRAMES,
-            blocks=int(transformer["num_layers"]) if "num_layers" in transformer else None,
+            family=self.name, title=checkpoint.title if checkpoint is not None else self.title,
+            native_size=(64, 64) if model_id == TINY else (768, 512),  # the pipelines' default width and height
+            size_multiple=size_multiple, frame_rule=FrameRule(temporal, causal=True), fps=DEFAULT_FPS, image=IMAGE_OPTIONAL,
+            last_image=False, knobs=frozenset(set(self.knob_arguments) - {"timesteps"}), frames=DEFAULT_FRAMES, blocks=blocks,
         )
 
     def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
