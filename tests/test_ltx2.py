@@ -154,6 +154,9 @@ def test_decode_puts_the_sound_in_the_video_at_the_vocoders_rate(clip_path, tmp_
     with wave.open(str(tmp_path / "sound.wav")) as sound:
         assert (sound.getframerate(), sound.getnchannels()) == (24000, 2)
         assert abs(sound.getnframes() / 24000 - seconds) < 0.05
+    # encode reads the pictures back; their sound is not encoded, and a note says so.
+    encoded = cli("encode", str(tmp_path / "clip.mp4"), "--model", clip.model, "-o", str(tmp_path / "again.safetensors"))
+    assert "its sound track (aac) is not encoded" in encoded.stderr and latentfile.read(tmp_path / "again.safetensors").audio is None
     cli("decode", str(clip_path), "--no-audio", "-o", str(tmp_path / "silent.mp4"), "-q")
     import imageio_ffmpeg
 

@@ -110,6 +110,7 @@ class VideoInfo:
     fps: float
     frame_count: int | None
     variable_rate: bool = False
+    sound: str | None = None  # the codec of its sound track, where it has one (ffmpeg's name: aac, opus, ...)
 
 
 def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo:
@@ -136,7 +137,7 @@ def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FP
         reader.close()
     timing = _timing(path, float(meta["fps"]))
     width, height = meta["size"]
-    return VideoInfo(int(width), int(height), timing.fps, timing.frames, timing.variable)
+    return VideoInfo(int(width), int(height), timing.fps, timing.frames, timing.variable, sound=meta.get("audio_codec"))
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progre
 
     A VAE that makes whole latent frames of several pixel frames (Wan: 4k+1) encodes the
     largest count of the frames read that it accepts; ``note`` is told how many were left out.
+    The pictures only: a sound track is not encoded, and for a family that makes sound (LTX-2)
+    ``note`` says so.
     """
     size = plan.size_for(model.native_area, model.spec.size_multiple)
     check_size(size, model.spec, sampled=False)  # the VAE alone: no transformer's bound
@@ -84,6 +86,10 @@ def encode_video(plan: EncodePlan, model: LoadedModel, *, chunk: int = 8, progre
     frames = media.iter_frames(plan.source, plan.selection, size=(width, height))
     latents = model.family.encode_frames(frames, model.vae, device=model.execution_device, chunk=chunk, progress=progress,
                                          note=note)
+    if plan.info.sound is not None and model.family.sound is not None and note is not None:
+        # diffusers 0.42.1 has no waveform-to-mel front end for LTX-2's audio VAE encoder (README, "LTX-2").
+        note(f"{plan.source}: its sound track ({plan.info.sound}) is not encoded (vidlatent cannot encode sound into "
+             f"{model.family.title}'s audio latents yet): the clip is silent")
     clip = LatentClip(
         latents=latents,
         model=model.model_id,
