@@ -141,10 +141,10 @@ def sample_streams(
 
 def audio_layout(model: LoadedModel) -> AudioLayout | None:
     """How the sound ``model`` makes lines up with its frames, or None for a family without sound."""
-    sound = model.family.sound
-    if sound is None or model.pipeline is None:
+    sound, decoder = model.family.sound, model.sound_decoder()
+    if sound is None or decoder is None:
         return None
-    return sound.layout(model.pipeline.audio_vae, model.pipeline.vocoder, model.family.name)
+    return sound.layout(**decoder, family=model.family.name)
 
 
 def to_pipeline_latents(family: Family, latents: torch.Tensor) -> torch.Tensor:
