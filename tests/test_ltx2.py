@@ -89,6 +89,31 @@ def test_generate_from_a_prompt_equals_diffusers_for_picture_and_sound(unseen, c
 # With an image (LTX2ImageToVideoPipeline): tests/test_family_contract.py, which checks the sound too.
 
 
+def test_keyframes_equal_the_condition_pipeline_for_picture_and_sound(unseen, tmp_path):
+    """generate IMG --last-image END: LTX2ConditionPipeline with IMG at latent frame 0 and END at the last (-1)."""
+    from diffusers import LTX2ConditionPipeline
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+    from PIL import Image, ImageOps
+
+    from tests.conftest import resized_photo
+
+    first = resized_photo(tmp_path, (SIZE, SIZE))
+    last = tmp_path / "last.png"
+    ImageOps.mirror(Image.open(first)).save(last)
+    out = tmp_path / "keyframes.safetensors"
+    cli("generate", first, "--last-image", str(last), "--model", str(unseen), "--prompt", PROMPT, "--size", f"{SIZE}x{SIZE}",
+        "--frames", str(FRAMES), "--steps", "2", "--seed", str(SEED), "-o", str(out), "-q")
+    pipeline = LTX2ConditionPipeline.from_pretrained(unseen)
+    pipeline.set_progress_bar_config(disable=True)
+    conditions = [LTX2VideoCondition(frames=Image.open(first).convert("RGB"), index=0),
+                  LTX2VideoCondition(frames=Image.open(last).convert("RGB"), index=-1)]
+    output = pipeline(conditions=conditions, prompt=PROMPT, height=SIZE, width=SIZE, num_frames=FRAMES, num_inference_steps=2,
+                      generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent")
+    clip = latentfile.read(out)
+    assert torch.equal(clip.latents, output.frames[0].permute(1, 0, 2, 3))
+    assert torch.equal(clip.audio, output.audio[0].permute(1, 0, 2))
+
+
 # --- the latent file, version 3 ----------------------------------------------------------------
 
 

@@ -296,7 +296,7 @@ def keyframe_knobs(spec: ModelSpec, knobs: Knobs, frames: int) -> Knobs:
     (it must take a last frame, and ``frames`` must follow its rule): before the model loads."""
     if not spec.last_image:
         raise UsageError(f"--keyframes: {spec.title} cannot be conditioned on a last frame; "
-                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video)")
+                         "a first-last-frame model can (Wan 2.1 FLF2V: --model wan21-flf2v; LTX-Video; LTX-2)")
     knobs = dataclasses.replace(knobs, frames=frames)
     knobs.check_for(spec)
     return knobs
@@ -329,12 +329,19 @@ def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, 
     b = fit_pair(a, b, names=names, resample=resample, same_fps=join)
     first = generation.frame_image(a.latents.float(), model, -1)
     last = generation.frame_image(b.latents.float(), model, 0)
-    bridge = generation.sample(model, first, knobs=knobs, seed=seed, last_image=last, progress=progress)  # (T, C, h, w)
+    made = generation.sample_streams(model, first, knobs=knobs, seed=seed, last_image=last, progress=progress)
+    bridge = made.latents  # (T, C, h, w)
     latents = torch.cat([a.latents.float(), bridge[1:], b.latents.float()[1:]]) if join else bridge
+    # The bridge's own sound (LTX-2); joined clips are silent, said in a note.
+    sound = None if join else made.audio
+    if join and (made.audio is not None or a.audio is not None):
+        warnings.warn(Note("interpolate --keyframes --join: the joined clip is silent (vidlatent does not join "
+                           "sounds across keyframes yet); write the bridge alone to keep its sound"), stacklevel=2)
     effective = knobs.resolved(model.pipeline, model.family)
     arguments = {"mode": "keyframes", "a": names[0], "b": names[1], "frames": frames, "join": join, "resample": resample,
                  "seed": seed, "model": model.model_id, **effective.record(), **generation.acceleration_record(model)}
-    return a.with_step("interpolate", arguments, latents=latents, seed=seed)
+    layout = generation.audio_layout(model) if sound is not None else None
+    return a.with_step("interpolate", arguments, latents=latents, seed=seed, audio=sound, audio_layout=layout)
 
 
 # --- direction ---------------------------------------------------------------------------------------

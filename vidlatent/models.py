@@ -416,7 +416,7 @@ def _folder_component(folder: Path, name: str, dtype: Any, model: str) -> Any:
 
 
 def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None, note: Note = _silent, *,
-                  image: bool = True, info: ModelInfo | None = None) -> LoadedModel:
+                  image: bool = True, last_image: bool = False, info: ModelInfo | None = None) -> LoadedModel:
     """Load the family's pipeline for ``options.model`` with only ``components`` (the rest are None).
 
     Args:
@@ -424,6 +424,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
         components: the components to load; None for what sampling needs.
         note: called with one-line notes (fp16 on a CPU, what --offload auto picked, ...).
         image: the pipeline class for sampling with a conditioning image (else text only).
+        last_image: the one for sampling with a last frame too (keyframes; LTX-2 has its own).
         info: the model's ``describe_checked``, where the caller has it (not described twice).
     """
     info = info or describe_checked(options)
@@ -434,7 +435,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     quiet_libraries()
     import diffusers
 
-    pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image))
+    pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image, last_image=last_image))
     loras = read_loras(acceleration.loras, pipeline_class)
     if loras and info.folder is not None:  # before the weights load (or download): configs only
         check_loras(loras, info.folder, spec, components)

@@ -279,8 +279,8 @@ class Family:
         may depend on the ones that are."""
         return self.knob_defaults
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
-        """The diffusers class to run: with or without a conditioning image."""
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
+        """The diffusers class to run: with or without a conditioning image (and a last frame)."""
         return self.pipeline_classes[0]
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:

@@ -269,7 +269,7 @@ class LTX(Family):
         raise UsageError(f"--context-parallel: {spec.title}'s attention mask fails in diffusers' context parallelism "
                          "(diffusers issue 14316); run one video per process instead (torchrun without --context-parallel)")
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
         return CONDITION  # the condition pipeline loads the LTXPipeline and LTXImageToVideoPipeline folders too
 
     # --- latents -------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 TEXT = "LTX2Pipeline"
 IMAGE = "LTX2ImageToVideoPipeline"
+CONDITION = "LTX2ConditionPipeline"  # keyframes: an image at frame 0 and one at the last frame
 TEMPORAL = 8
 SPATIAL = 32
 TINY = "tiny-random-ltx2"
@@ -127,7 +128,7 @@ class LTX2(Family):
     name = "ltx2"
     title = "LTX-2"
     short_title = "LTX-2"
-    pipeline_classes = (TEXT, IMAGE, "LTX2ConditionPipeline")
+    pipeline_classes = (TEXT, IMAGE, CONDITION)
     vae_class = "AutoencoderKLLTX2Video"
     components = ("vae", "audio_vae", "text_encoder", "tokenizer", "connectors", "transformer", "vocoder", "scheduler", *UNUSED)
     aliases = {checkpoint.alias: checkpoint.hub for checkpoint in CHECKPOINTS}
@@ -199,11 +200,12 @@ class LTX2(Family):
             family=self.name, title=checkpoint.title if checkpoint is not None else self.title,
             native_size=(64, 64) if model_id == TINY else (768, 512),  # the pipelines' default width and height
             size_multiple=size_multiple, frame_rule=FrameRule(temporal, causal=True), fps=DEFAULT_FPS, image=IMAGE_OPTIONAL,
-            last_image=False, knobs=frozenset(set(self.knob_arguments) - {"timesteps"}), frames=DEFAULT_FRAMES, blocks=blocks,
+            last_image=True, last_image_optional=True, knobs=frozenset(set(self.knob_arguments) - {"timesteps"}), frames=DEFAULT_FRAMES, blocks=blocks,
         )
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
-        return IMAGE if image else TEXT
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
+        # The condition pipeline (it loads the same folders) for keyframes; else the text or image one.
+        return CONDITION if last_image else (IMAGE if image else TEXT)
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
         return tuple(name for name in self.components if name not in UNUSED)
@@ -280,8 +282,17 @@ class LTX2(Family):
 
     def pipeline_arguments(self, model: Any, *, image: Image.Image | None, last_image: Image.Image | None,
                            size: tuple[int, int], frames: int | None = None) -> dict[str, Any]:
+        """``image=`` (LTX2ImageToVideoPipeline); with a last image, both as the condition pipeline's
+        ``conditions=``, strength 1: the image at latent frame 0, the last image at the last latent
+        frame (index -1: the pipeline places keyframes by latent frame, so it stands at pixel frame
+        F - 8, the first of that latent frame's eight)."""
         arguments: dict[str, Any] = {"width": size[0], "height": size[1]}
-        if image is not None:
+        if last_image is not None:
+            from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+            first = [LTX2VideoCondition(frames=image, index=0)] if image is not None else []
+            arguments["conditions"] = [*first, LTX2VideoCondition(frames=last_image, index=-1)]
+        elif image is not None:
             arguments["image"] = image
         return arguments
 

@@ -176,7 +176,7 @@ class Wan(Family):
             max_side=positions * size_multiple, max_frames=rule.pixel_frames(positions * patch_frames),
         )
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
         return I2V if image and spec.image != IMAGE_NONE else T2V  # a text-only model has no image pipeline
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
