@@ -88,6 +88,14 @@ def tiny_skyreels() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ltx2() -> Path:
+    """The tiny-random-ltx2 folder (LTX-2, LTX2Pipeline: video and sound), built once per session."""
+    from vidlatent.tiny import tiny_random_path
+
+    return tiny_random_path("tiny-random-ltx2")
+
+
+@pytest.fixture(scope="session")
 def reference(tiny_model: Path):
     """diffusers' own StableVideoDiffusionPipeline, loaded from the tiny-random folder: the reference
     that model-backed commands are proved against."""

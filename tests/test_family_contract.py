@@ -4,7 +4,8 @@ The cases come from the registry (``families.all_families()`` and each family's 
 so a new family with a tiny model is checked here as soon as it is registered. For each tiny
 model, copied to a folder vidlatent has never seen:
 
-- generate equals, bit for bit, the diffusers pipeline loaded from that folder (``REFERENCES``);
+- generate equals, bit for bit, the diffusers pipeline loaded from that folder (``REFERENCES``),
+  its sound too where the family makes sound (LTX-2);
 - encode equals the VAE's own encode with the pipeline's normalisation, and decode equals one
   ``vae.decode`` call with the pipeline's denormalisation and post-processing, pixel for pixel;
 - edit strength 0 gives the clip back and strength 1 is generate;
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 PROMPT = "a red fox runs"
 SEED = 4
 STEPS = 2
-LATENT_FRAMES = 2  # every clip here: SVD 2 pixel frames, Wan 5, LTX 9
+LATENT_FRAMES = 2  # every clip here: SVD 2 pixel frames, Wan 5, LTX and LTX-2 9
 MIN_SIDE = 64  # pixels: the clips are the smallest squares of at least this side the model takes
 VIDEO = "bear.gif"  # what encode reads (shared test data)
 
@@ -131,6 +132,18 @@ def _vace_first_frame(image: Image.Image, frames: int) -> dict[str, Any]:
     return {"video": [image, *[gray] * (frames - 1)], "mask": [black, *[white] * (frames - 1)]}
 
 
+def _ltx2_encode(pipeline: Any, frames: list[Image.Image]) -> torch.Tensor:
+    # LTX-2's clips hold raw VAE latents (its pipelines return them denormalised): the posterior's mode.
+    width, height = frames[0].size
+    video_in = pipeline.video_processor.preprocess_video(frames, height=height, width=width)  # (1, 3, N, H, W)
+    return pipeline.vae.encode(video_in).latent_dist.mode()[0].permute(1, 0, 2, 3)
+
+
+def _ltx2_decode(pipeline: Any, latents: torch.Tensor, clip: LatentClip) -> torch.Tensor:
+    # LTX2Pipeline.__call__'s decode of its denormalised latents (a VAE without timestep conditioning).
+    return pipeline.vae.decode(latents.permute(1, 0, 2, 3)[None], None).sample  # (1, 3, N, H, W)
+
+
 FRAMES_FIRST = "(F, C, h, w)"  # output_type="latent" gives frames[0] in this layout (SVD)
 CHANNELS_FIRST = "(C, T, h, w)"  # video VAEs' layout (Wan, LTX)
 
@@ -172,6 +185,8 @@ REFERENCES = {
     # with an image it runs as the image-to-video one.
     "tiny-random-skyreels-df": Reference(_wan_encode, _wan_decode, CHANNELS_FIRST, {"prompt": PROMPT},
                                          "SkyReelsV2DiffusionForcingImageToVideoPipeline"),
+    # An LTX2Pipeline folder (text to video and sound); with an image it runs as LTX2ImageToVideoPipeline.
+    "tiny-random-ltx2": Reference(_ltx2_encode, _ltx2_decode, CHANNELS_FIRST, {"prompt": PROMPT}, "LTX2ImageToVideoPipeline"),
 }
 
 # --- knobs: the one place that reads a family's knob table ------------------------------------
@@ -204,6 +219,7 @@ class Case:
     clip_path: Path  # what vidlatent generate wrote
     pipeline: Any  # the diffusers reference pipeline, loaded from ``folder``
     expected: torch.Tensor  # (T, C, h, w): what the diffusers pipeline generates
+    expected_audio: torch.Tensor | None  # (L, C, M): its sound, for a family that makes sound (LTX-2)
     model: LoadedModel  # vidlatent's pipeline, loaded from ``folder``, for the library calls
 
     @property
@@ -233,14 +249,18 @@ def cli(*args: str, code: int = 0):
     return result
 
 
-def reference_latents(pipeline: Any, reference: Reference, image: Image.Image, size: tuple[int, int], frames: int) -> torch.Tensor:
-    """The diffusers pipeline's own generation, (T, C, h, w)."""
+def reference_latents(pipeline: Any, reference: Reference, image: Image.Image, size: tuple[int, int],
+                      frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The diffusers pipeline's own generation, (T, C, h, w), and its sound (L, C, M) where it makes
+    sound (an ``audio`` output of (1, C, L, M)), else None."""
     with torch.no_grad():
         output = pipeline(height=size[1], width=size[0], num_frames=frames, num_inference_steps=STEPS,
                           generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent",
                           **reference.condition(image, frames), **reference.arguments)
     latents = output.frames[0]
-    return latents if reference.layout == FRAMES_FIRST else latents.permute(1, 0, 2, 3)
+    audio = getattr(output, "audio", None)
+    return (latents if reference.layout == FRAMES_FIRST else latents.permute(1, 0, 2, 3),
+            audio[0].permute(1, 0, 2) if audio is not None else None)
 
 
 @pytest.fixture(scope="module", params=sorted(TINY))
@@ -269,10 +289,10 @@ def case(request, tmp_path_factory) -> Case:
     class_name = reference.pipeline or json.loads((folder / "model_index.json").read_text())["_class_name"]
     pipeline = getattr(diffusers, class_name).from_pretrained(folder)
     pipeline.set_progress_bar_config(disable=True)
+    expected, expected_audio = reference_latents(pipeline, reference, Image.open(photo), size, frames)
     return Case(name=name, family=family, title=spec.title, reference=reference, folder=folder, size=size, frames=frames,
-                photo=photo, knobs=knobs, clip_path=clip_path, pipeline=pipeline,
-                expected=reference_latents(pipeline, reference, Image.open(photo), size, frames),
-                model=load_pipeline(LoadOptions(model=str(folder))))
+                photo=photo, knobs=knobs, clip_path=clip_path, pipeline=pipeline, expected=expected,
+                expected_audio=expected_audio, model=load_pipeline(LoadOptions(model=str(folder))))
 
 
 def test_every_tiny_model_has_a_reference_row():
@@ -286,6 +306,9 @@ def test_every_tiny_model_has_a_reference_row():
 def test_generate_equals_diffusers(case):
     clip = case.clip
     assert torch.equal(clip.latents, case.expected)
+    # The sound too, where the pipeline makes it (LTX-2): the file's ``audio``, time first.
+    assert (clip.audio is None) == (case.expected_audio is None) == (case.family.sound is None)
+    assert clip.audio is None or torch.equal(clip.audio, case.expected_audio)
     assert clip.latents.shape[0] == LATENT_FRAMES and clip.latents.std() > 0
     assert (clip.family, clip.pixel_frames, (clip.width, clip.height), clip.seed) == (case.family.name, case.frames, case.size, SEED)
     assert clip.history[-1]["command"] == "generate"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from vidlatent import families, generation, latent_ops, latentfile, media
 from vidlatent.analysis import pca_shift
 from vidlatent.atomic import STDIO
-from vidlatent.errors import IncompatibleLatentsError, UsageError
+from vidlatent.errors import IncompatibleLatentsError, Note, UsageError
 from vidlatent.families.base import IMAGE_NONE
 from vidlatent.knobs import Knobs, check_frames
 from vidlatent.latentfile import LatentClip, LatentSpace
@@ -345,12 +346,19 @@ def keyframes(a: LatentClip, b: LatentClip, frames: int, *, model: LoadedModel, 
     b = fit_pair(a, b, names=names, resample=resample, same_fps=join)
     first = generation.frame_image(a.latents.float(), model, -1)
     last = generation.frame_image(b.latents.float(), model, 0)
-    bridge = generation.sample(model, first, knobs=knobs, seed=seed, last_image=last, progress=progress)  # (T, C, h, w)
+    made = generation.sample_streams(model, first, knobs=knobs, seed=seed, last_image=last, progress=progress)
+    bridge = made.latents  # (T, C, h, w)
     latents = torch.cat([a.latents.float(), bridge[1:], b.latents.float()[1:]]) if join else bridge
+    # The bridge's own sound (LTX-2); joined clips are silent, said in a note.
+    sound = None if join else made.audio
+    if join and (made.audio is not None or a.audio is not None):
+        warnings.warn(Note("interpolate --keyframes --join: the joined clip is silent (vidlatent does not join "
+                           "sounds across keyframes yet); write the bridge alone to keep its sound"), stacklevel=2)
     effective = knobs.resolved(model.pipeline, model.family)
     arguments = {"mode": "keyframes", "a": names[0], "b": names[1], "frames": frames, "join": join, "resample": resample,
                  "seed": seed, "model": model.model_id, **effective.record(), **generation.acceleration_record(model)}
-    return a.with_step("interpolate", arguments, latents=latents, seed=seed)
+    layout = generation.audio_layout(model) if sound is not None else None
+    return a.with_step("interpolate", arguments, latents=latents, seed=seed, audio=sound, audio_layout=layout)
 
 
 # --- direction ---------------------------------------------------------------------------------------
@@ -531,16 +539,22 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
     """
     plan.validate(clip)
     latents = clip.latents.float()  # (F, C, h, w)
+    sound = clip.audio  # (L, C, M) or None: trim and reverse keep it in line; a loop's crossfade drops it (a note)
     operations: list[dict[str, Any]] = []
     if plan.trim is not None:
         first, last = resolve_trim(plan.trim, int(latents.shape[0]))
         latents = latent_ops.trim(latents, first, last)
+        sound = _trim_sound(clip, first, last)
         operations.append({"operation": "trim", "start": first, "end": last})
     if plan.reverse:
         latents = latent_ops.reverse(latents)
+        if sound is not None:
+            sound = sound.flip(0)
+            warnings.warn(Note("reverse: the clip's sound is reversed with its frames (its latent steps in reverse order, "
+                               "so it plays backwards to the audio VAE's resolution)"), stacklevel=2)
         operations.append({"operation": "reverse"})
     if plan.regeneration is not None:
-        latents, record = _regenerate(clip, latents, plan.regeneration, model, progress)
+        latents, sound, record = _regenerate(clip, latents, sound, plan.regeneration, model, progress)
         operations.append(record)
     if plan.direction is not None:
         latents = latent_ops.add_direction(latents, plan.direction.latents.float(), plan.scale)
@@ -558,25 +572,37 @@ def edit(clip: LatentClip, plan: EditPlan, *, model: LoadedModel | None = None, 
         operations.append({"operation": "loop", "crossfade_frames": crossfade})
     # A re-generated clip is the seed's; strength 0 leaves the clip, and its seed, as they were.
     seed = plan.regeneration.seed if plan.needs_model and plan.regeneration is not None else clip.seed
-    return clip.with_step("edit", {"operations": operations}, latents=latents, seed=seed)
+    return clip.with_step("edit", {"operations": operations}, latents=latents, seed=seed, audio=sound)
 
 
-def _regenerate(clip: LatentClip, latents: torch.Tensor, regeneration: Regeneration, model: LoadedModel | None,
-                progress: Progress) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The --image operation of ``edit``: the latents and the history record."""
+def _trim_sound(clip: LatentClip, first: int, last: int) -> torch.Tensor | None:
+    """The sound of latent frames ``first`` to ``last`` (excluded): the latent steps from the time
+    of the first pixel frame they decode to, as many as their pixel frames last."""
+    if clip.audio is None or clip.audio_layout is None:
+        return None
+    rule, layout = clip.layout.frame_rule, clip.audio_layout
+    start = round(rule.pixel_span(first)[0] / clip.fps * layout.latents_per_second)
+    count = layout.steps_for(rule.pixel_frames(last - first), clip.fps)
+    return clip.audio[start : start + count].clone()
+
+
+def _regenerate(clip: LatentClip, latents: torch.Tensor, sound: torch.Tensor | None, regeneration: Regeneration,
+                model: LoadedModel | None, progress: Progress) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
+    """The --image operation of ``edit``: the latents, the sound (re-generated with them where the
+    family makes sound: LTX-2) and the history record."""
     record: dict[str, Any] = {"operation": "image", "source": regeneration.source, "image_sha256": regeneration.image_sha256,
                               "strength": regeneration.strength, "seed": regeneration.seed}
     if regeneration.strength == 0:
-        return latents, {**record, "denoising_steps": 0}
+        return latents, sound, {**record, "denoising_steps": 0}
     if model is None:
         raise ValueError("an edit with an image and a strength above 0 needs a loaded model")
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     image = media.resize_image(regeneration.image, (clip.width, clip.height))
     knobs = generation.knobs_for_clip(model, regeneration.knobs, int(latents.shape[0]))
-    regenerated = generation.regenerate(model, image, latents, strength=regeneration.strength, knobs=knobs,
-                                        seed=regeneration.seed, progress=progress)
-    return regenerated, {**record, "model": model.model_id,
-                         **generation.regeneration_record(model, knobs, regeneration.strength)}
+    made = generation.regenerate_streams(model, image, latents, strength=regeneration.strength, knobs=knobs,
+                                         seed=regeneration.seed, progress=progress, audio=sound)
+    return made.latents, made.audio if made.audio is not None else sound, {
+        **record, "model": model.model_id, **generation.regeneration_record(model, knobs, regeneration.strength)}
 
 
 def parse_pca_shift(text: str) -> tuple[int, float]:

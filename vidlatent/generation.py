@@ -19,15 +19,16 @@ import dataclasses
 import functools
 import hashlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidlatent import families, latent_ops, media, samplers
 from vidlatent.codec import decode_frame
-from vidlatent.errors import UsageError
+from vidlatent.errors import Note, UsageError
 from vidlatent.knobs import FLAGS, Knobs, check_frames, check_size, default_size
-from vidlatent.latentfile import LatentClip
+from vidlatent.latentfile import AudioLayout, LatentClip
 from vidlatent.models import LoadedModel, plan_vae_tiling
 from vidlatent.progress import Progress, no_progress
 from vidlatent.prompts import SegmentPrompt
@@ -68,7 +69,22 @@ def _step_reporter(progress: Progress, extra: StepHook | None = None, end_step: 
     return on_step_end
 
 
-def sample(
+@dataclass(frozen=True)
+class Sampled:
+    """What one pipeline call made: the video's latents (T, C, h, w) and, for a family with sound
+    (``Family.sound``), the sound's (L, C, M); float32 on the CPU."""
+
+    latents: torch.Tensor
+    audio: torch.Tensor | None = None
+
+
+def sample(model: LoadedModel, image: Image.Image | None, **arguments: Any) -> torch.Tensor:
+    """``sample_streams``' video latents, (T, C, h, w) float32 on the CPU (the calls that keep only
+    the picture: regenerate, inversion, upscaling, interpolate's refining)."""
+    return sample_streams(model, image, **arguments).latents
+
+
+def sample_streams(
     model: LoadedModel,
     image: Image.Image | None,
     *,
@@ -82,8 +98,8 @@ def sample(
     size: tuple[int, int] | None = None,
     arguments: dict[str, Any] | None = None,
     pipeline_class: str | None = None,
-) -> torch.Tensor:
-    """One pipeline call; returns (T, C, h, w) float32 latents on the CPU.
+) -> Sampled:
+    """One pipeline call; returns its (T, C, h, w) float32 latents on the CPU, and its sound's.
 
     Args:
         model: a loaded pipeline.
@@ -126,8 +142,18 @@ def sample(
     }
     with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift), family.calling(model.pipeline):
         pipeline = model.pipeline if pipeline_class is None else same_components(model.pipeline, pipeline_class)
-        output = pipeline(**call).frames
-    return from_pipeline_latents(family, output).float().cpu()
+        output = pipeline(**call)
+    latents = from_pipeline_latents(family, output.frames).float().cpu()
+    audio = getattr(output, "audio", None)
+    return Sampled(latents, family.sound.from_pipeline(audio) if family.sound is not None and audio is not None else None)
+
+
+def audio_layout(model: LoadedModel) -> AudioLayout | None:
+    """How the sound ``model`` makes lines up with its frames, or None for a family without sound."""
+    sound, decoder = model.family.sound, model.sound_decoder()
+    if sound is None or decoder is None:
+        return None
+    return sound.layout(**decoder, family=model.family.name)
 
 
 def same_components(pipeline: Any, class_name: str) -> Any:
@@ -214,13 +240,13 @@ def generate(
     if prompts:
         knobs = dataclasses.replace(knobs, prompt=prompts[0])
     on_step = model.family.window_prompts(model, list(prompts[1:])) if prompts else None
-    latents = sample(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size,
-                     on_step=on_step)
+    made = sample_streams(model, conditioning, knobs=knobs, seed=seed, progress=progress, last_image=last, size=size,
+                          on_step=on_step)
     effective = knobs.resolved(model.pipeline, model.family)
     segments = [{**({"prompt": prompts[index]} if prompts else {}), "frames_made": [first, end - 1]}
                 for index, (first, end) in enumerate(windows)] if len(windows) > 1 else []
     clip = LatentClip(
-        latents=latents,
+        latents=made.latents,
         model=model.model_id,
         latent_space=model.latent_space,
         fps=clip_fps(effective, spec),
@@ -228,6 +254,8 @@ def generate(
         width=size[0],
         seed=seed,
         layout=model.layout,
+        audio=made.audio,
+        audio_layout=audio_layout(model) if made.audio is not None else None,
     )
     return clip.with_step(
         "generate",
@@ -366,7 +394,12 @@ def knobs_for_clip(model: LoadedModel, knobs: Knobs, latent_frames: int) -> Knob
     return dataclasses.replace(knobs, frames=frames)
 
 
-def regenerate(
+def regenerate(model: LoadedModel, image: Image.Image | None, latents: torch.Tensor, **options: Any) -> torch.Tensor:
+    """``regenerate_streams``' video latents, (T, C, h, w) float32 on the CPU (``options``: its keywords)."""
+    return regenerate_streams(model, image, latents, **options).latents
+
+
+def regenerate_streams(
     model: LoadedModel,
     image: Image.Image | None,
     latents: torch.Tensor,
@@ -378,8 +411,10 @@ def regenerate(
     progress: Progress = no_progress,
     on_step: StepHook | None = None,
     size: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """Re-noise ``latents`` to the level ``strength`` picks and denoise them conditioned on ``image``.
+    audio: torch.Tensor | None = None,
+) -> Sampled:
+    """Re-noise ``latents`` to the level ``strength`` picks and denoise them conditioned on ``image``;
+    the clip's sound ``audio`` with them, where the family makes sound.
 
     With n = knobs.steps (the pipeline's default where unset) and k = round(strength * n), the
     clip is noised to level n - k of the model's own n-step schedule and the last k steps of that
@@ -411,24 +446,31 @@ def regenerate(
         progress: called with the number of steps done (k in all).
         on_step: extra work after each step, as for ``sample``.
         size: (width, height) for text only.
+        audio: (L, C, M) the clip's sound (a family with ``sound``): passed as the pipeline's
+            ``audio_latents=``, so that a partial strength re-noises and denoises it with the
+            picture (at strength 1 both are generated afresh, as ``generate`` does).
 
     Returns:
-        (T, C, h, w) float32 latents on the CPU.
+        (T, C, h, w) float32 latents on the CPU, and the sound's (L, C, M) where the family makes
+        sound (``audio`` itself at strength 0).
     """
     knobs = knobs_for_clip(model, knobs, int(latents.shape[0]))
     steps = knobs.resolved(model.pipeline, model.family).steps
     count = strength_steps(strength, steps)
     if count == 0:
-        return latents.float().clone()
+        return Sampled(latents.float().clone(), audio.float().clone() if audio is not None else None)
     if count == steps:
-        return sample(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step, latents=noise, size=size)
+        return sample_streams(model, image, knobs=knobs, seed=seed, progress=progress, on_step=on_step, latents=noise, size=size)
     if noise is None:
         size = image.size if image is not None else size
         noise = initial_noise(model, size, int(latents.shape[0]), seed)
 
-    def call(*, latents: torch.Tensor, steps: int | None, sigmas: list[float] | None = None, **arguments: Any) -> torch.Tensor:
-        return sample(model, image, knobs=dataclasses.replace(knobs, steps=steps), seed=seed, progress=progress,
-                      on_step=on_step, latents=latents, sigmas=sigmas, size=size, arguments=arguments)
+    sound = model.family.sound
+    given = {"audio_latents": sound.to_pipeline(audio)} if sound is not None and audio is not None else {}
+
+    def call(*, latents: torch.Tensor, steps: int | None, sigmas: list[float] | None = None, **arguments: Any) -> Sampled:
+        return sample_streams(model, image, knobs=dataclasses.replace(knobs, steps=steps), seed=seed, progress=progress,
+                              on_step=on_step, latents=latents, sigmas=sigmas, size=size, arguments={**given, **arguments})
 
     # The tail's schedule (and the tail's own scheduler, made from it) is the knobs' sampler's.
     with samplers.scheduled(model.pipeline, knobs.sampler, knobs.shift):
@@ -483,6 +525,9 @@ def resolve_overlap(options: ExtendOptions, family: Family, spec: ModelSpec, fra
     if overlap is None:
         overlap = min(family.default_overlap, max(family.minimum_overlap, segment_latents - 1))
     options = dataclasses.replace(options, overlap=overlap)
+    if family.maximum_overlap is not None and overlap > family.maximum_overlap:
+        raise UsageError(f"--overlap {overlap}: {spec.title} continues a clip from its last frame, so a segment shares "
+                         f"{family.maximum_overlap} latent frame with it; use --overlap {family.maximum_overlap}")
     options.validate(segment_latents, clip_frames, minimum=family.minimum_overlap)
     if knobs is not None and family.takes("history"):
         family.check_knobs(dataclasses.replace(knobs, frames=frames, history=rule.pixel_frames(overlap)), spec, continuing=True)
@@ -514,9 +559,9 @@ def resolve_segments(options: ExtendOptions, family: Family, spec: ModelSpec, kn
 
 
 def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, knobs: Knobs, seed: int,
-                   progress: Progress = no_progress) -> torch.Tensor:
-    """One new segment continuing ``latents`` (T, C, h, w), (T', C, h, w) float32: its first
-    ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out).
+                   progress: Progress = no_progress) -> Sampled:
+    """One new segment continuing ``latents`` (T, C, h, w): (T', C, h, w) float32 latents whose first
+    ``overlap`` latent frames stand for the clip's end (``extend`` leaves them out), and its sound.
 
     Conditioned on what the family's ``continuation`` says (by default the segment's first pixel
     frame, with the overlap frames pinned through the step callback, re-noised after every step).
@@ -524,9 +569,32 @@ def extend_segment(model: LoadedModel, latents: torch.Tensor, overlap: int, *, k
     continuation = model.family.continuation(model, latents, overlap)
     pinned = continuation.pinned
     on_step = pin_frames(pinned, range(int(pinned.shape[0])), seed, model.family) if pinned.shape[0] else None
-    return sample(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
-                  size=continuation.size, arguments=continuation.arguments or None,
-                  pipeline_class=model.family.continuation_pipeline)
+    return sample_streams(model, continuation.image, knobs=knobs, seed=seed, progress=progress, on_step=on_step,
+                          size=continuation.size, arguments=continuation.arguments or None,
+                          pipeline_class=model.family.continuation_pipeline)
+
+
+def _join_sound(sound: torch.Tensor | None, segment: torch.Tensor, layout: AudioLayout, pixel_frames: int,
+                fps: float) -> torch.Tensor:
+    """The clip's sound so far (L, C, M) continued by a segment's (L', C, M) to the length of
+    ``pixel_frames`` frames: the segment's last steps, those after the frames it shares with the
+    clip, so that the new sound ends with the new picture. The pipelines take no sound to continue
+    from, so the seam is where the two sounds meet (extend measures it)."""
+    import torch
+
+    before = 0 if sound is None else int(sound.shape[0])
+    wanted = max(0, layout.steps_for(pixel_frames, fps) - before)
+    tail = segment[max(0, int(segment.shape[0]) - wanted):]
+    return tail if sound is None else torch.cat([sound, tail])
+
+
+def _sound_seam(sound: torch.Tensor, join: int) -> float:
+    """How abrupt the join of two sounds (L, C, M) at step ``join`` is: the RMS change from step
+    join - 1 to join over the mean RMS change between neighbouring steps (1: as smooth as usual)."""
+    steps = sound.float().diff(dim=0).pow(2).mean(dim=(1, 2)).sqrt()  # (L - 1,) RMS change per step
+    if join < 1 or join >= int(sound.shape[0]) or float(steps.mean()) == 0:
+        return 0.0
+    return float(steps[join - 1] / steps.mean())
 
 
 def extend(
@@ -552,6 +620,9 @@ def extend(
     family, spec = model.family, model.spec
     clip.require_space(model.latent_space, what=f"--model {model.model_id}")
     spec.check_extend()
+    if clip.audio is None and family.sound is not None:
+        warnings.warn(Note(f"the clip has no sound, so the extended clip has none either ({spec.title}'s segments make "
+                           "sound, but there is none to continue it from)"), stacklevel=2)
     effective = knobs.resolved(model.pipeline, family, pipeline_class=family.continuation_pipeline)
     options = resolve_segments(options, family, spec, knobs, effective.frames, clip.frames)
     overlap = options.overlap
@@ -559,26 +630,34 @@ def extend(
     reference = latent_ops.ChannelStats.of(clip.latents)
     latents = clip.latents.float()
     rule = model.layout.frame_rule
+    sound = clip.audio.float() if clip.audio is not None else None
     segments = []
     steps_done = 0
     for index, own in enumerate(segment_knobs(knobs, options)):
         segment_seed = seed + index
-        segment = extend_segment(model, latents, overlap, knobs=own, seed=segment_seed,
-                                 progress=functools.partial(_offset_progress, progress, steps_done))
+        made = extend_segment(model, latents, overlap, knobs=own, seed=segment_seed,
+                              progress=functools.partial(_offset_progress, progress, steps_done))
         steps_done += effective.steps
+        segment = made.latents
         fresh = segment[overlap:]  # (T - overlap, C, h, w)
         measured = latent_ops.drift(fresh, reference)
         if options.drift_correction:
             fresh = latent_ops.limit_drift(fresh, reference)
         first = rule.pixel_frames(int(latents.shape[0]))  # the pixel frame the segment's new frames start at
         latents = torch.cat([latents, fresh])
+        seam: dict[str, Any] = {}
+        if made.audio is not None and clip.audio_layout is not None and sound is not None:
+            before = int(sound.shape[0])
+            sound = _join_sound(sound, made.audio, clip.audio_layout, model.layout.frame_rule.pixel_frames(int(latents.shape[0])),
+                                clip.fps)
+            seam = {"sound_seam": round(_sound_seam(sound, before), 6)}
         segments.append(
             {"seed": segment_seed, "frames": int(fresh.shape[0]), "frames_made": [first, rule.pixel_frames(int(latents.shape[0])) - 1],
              **({"prompt": own.prompt} if options.segments else {}),
              **({"segment_frames": options.segments[index].frames} if options.segments and options.segments[index].frames else {}),
-             "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}}
+             "drift_before_correction": {"mean": round(measured.mean, 6), "std_ratio": round(measured.std_ratio, 6)}, **seam}
         )
-    extended = dataclasses.replace(clip, latents=latents)
+    extended = dataclasses.replace(clip, latents=latents, audio=sound if clip.audio_layout is not None else None)
     # With a prompt per segment the step's prompt is the last one: what the clip ends on, and what a
     # further extend without --prompt continues with.
     record = effective.record() | ({"prompt": options.segments[-1].prompt} if options.segments else {})

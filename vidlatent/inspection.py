@@ -39,8 +39,28 @@ def describe(clip: LatentClip) -> dict[str, Any]:
             }
             for index, values in enumerate(per_channel)
         ],
+        "audio": _describe_audio(clip),
         "history": list(clip.history),
         "torch": torch.__version__,
+    }
+
+
+def _describe_audio(clip: LatentClip) -> dict[str, Any] | None:
+    """The clip's sound (latent file v3), or None for a silent clip: its shape, rate, timing and range."""
+    if clip.audio is None or clip.audio_layout is None:
+        return None
+    audio, layout = clip.audio.float(), clip.audio_layout
+    steps = int(audio.shape[0])
+    return {
+        "shape": list(clip.audio.shape),
+        "dtype": str(clip.audio.dtype).removeprefix("torch."),
+        "sample_rate": layout.sample_rate,
+        "latents_per_second": layout.latents_per_second,
+        "offset_s": layout.offset,
+        "duration_s": round(layout.seconds(steps), 6),
+        "values": layout.values,
+        "mean": float(audio.mean()),
+        "std": float(audio.std()) if audio.numel() > 1 else 0.0,
     }
 
 

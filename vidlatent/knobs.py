@@ -43,6 +43,8 @@ class Knob:
             their defaults (``knob_help``); for a knob without a flag, what sets it instead.
         remark: said of its default after the families' ("extend and edit: the clip's own").
         choices: the values a str knob takes (empty: any).
+        parse: turns the flag's text into the pipeline's value, raising UsageError for a bad one
+            (--stg-blocks "28,29" -> [28, 29]); None passes the value as it is.
     """
 
     flag: str | None
@@ -53,6 +55,7 @@ class Knob:
     help: str = ""
     remark: str = ""
     choices: tuple[str, ...] = ()
+    parse: Any = None
 
     def label(self, name: str) -> str:
         """How messages name the knob: its flag, else its name and what sets it."""
@@ -67,11 +70,25 @@ class Knob:
 
 
 def knob(flag: str | None, type: type, *, minimum: float | None = None, maximum: float | None = None,
-         metavar: str | None = None, help: str, remark: str = "", choices: tuple[str, ...] = ()) -> Any:
+         metavar: str | None = None, help: str, remark: str = "", choices: tuple[str, ...] = (), parse: Any = None) -> Any:
     """A ``Knobs`` field (default None: the pipeline's own) that carries its declaration (``Knob``)."""
     declaration = Knob(flag=flag, type=type, minimum=minimum, maximum=maximum, metavar=metavar, help=help, remark=remark,
-                       choices=choices)
+                       choices=choices, parse=parse)
     return dataclasses.field(default=None, metadata={KNOB: declaration})
+
+
+def block_list(text: Any) -> list[int]:
+    """--stg-blocks "28" or "28,29" -> [28, 29] (a list from a recorded history passes as it is);
+    UsageError for anything else."""
+    if isinstance(text, (list, tuple)):
+        return [int(block) for block in text]
+    try:
+        blocks = [int(part) for part in str(text).split(",")]
+    except ValueError:
+        blocks = []
+    if not blocks or any(block < 0 for block in blocks):
+        raise UsageError(f"--stg-blocks {text}: expected transformer block numbers from 0, separated by commas (e.g. 28 or 28,29)")
+    return blocks
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,15 @@ class Knobs:
     guidance: float | None = knob("--guidance", float, minimum=0, help="Classifier-free guidance scale.")
     guidance_2: float | None = knob("--guidance-2", float, minimum=0,
                                     help="Guidance of the low-noise expert, in two-expert models.")
+    audio_guidance: float | None = knob("--audio-guidance", float, minimum=0,
+                                        help="Classifier-free guidance scale of the sound.")
+    stg: float | None = knob("--stg", float, minimum=0,
+                             help="Spatio-temporal guidance scale (0: off; else one more transformer pass per step).")
+    stg_blocks: str | None = knob("--stg-blocks", str, metavar="N[,N...]", parse=block_list,
+                                  help="The transformer blocks spatio-temporal guidance perturbs (0-based).")
+    modality_guidance: float | None = knob("--modality-guidance", float, minimum=0,
+                                           help="Modality-isolation guidance scale: away from a pass with sound and picture "
+                                                "blind to each other (1: off).")
     decode_timestep: float | None = knob("--decode-timestep", float, minimum=0, maximum=1, metavar="T",
                                          help="The timestep its VAE decoder is conditioned on.",
                                          remark="decode: the clip's own")
@@ -149,6 +175,11 @@ class Knobs:
                 raise UsageError(f"{FLAGS[name]}: {model} does not take it; it takes {takes}")
         if self.frames is not None:
             check_frames(self.frames, spec)
+        if self.stg_blocks is not None and spec.blocks is not None:
+            lacking = [block for block in block_list(self.stg_blocks) if block >= spec.blocks]
+            if lacking:
+                raise UsageError(f"--stg-blocks {self.stg_blocks}: {model} has {spec.blocks} transformer block(s), 0 to "
+                                 f"{spec.blocks - 1}; block {lacking[0]} would perturb nothing")
         from vidlatent.families import family
 
         family(spec.family).check_knobs(self, spec, continuing=continuing)
@@ -157,7 +188,8 @@ class Knobs:
         """The knobs that were given, plus the family's own defaults, under its pipeline's names."""
         given = self.given()
         values = {**family.knob_defaults_for(given), **given}
-        return {family.knob_arguments[name]: value for name, value in values.items() if name in family.knob_arguments}
+        return {family.knob_arguments[name]: _pipeline_value(name, value) for name, value in values.items()
+                if name in family.knob_arguments}
 
     def resolved(self, pipeline: Any, family: Family | None = None, *, pipeline_class: str | None = None) -> Knobs:
         """These knobs with the pipeline's defaults filled in (for the history); knobs the
@@ -195,6 +227,11 @@ class Knobs:
         return self.given()
 
 
+def _pipeline_value(name: str, value: Any) -> Any:
+    parse = KNOBS[name].parse
+    return parse(value) if parse is not None and value is not None else value
+
+
 def check_frames(frames: int, spec: ModelSpec, *, flag: str = "--frames") -> None:
     """Refuse a pixel frame count the model's VAE cannot make, naming the nearest that it can;
     ``flag`` is the option that asked for it."""
@@ -218,6 +255,8 @@ def check_knob(name: str, value: Any) -> None:
     declaration = KNOBS[name]
     if value is not None and declaration.choices and value not in declaration.choices:
         raise UsageError(f"{FLAGS[name]} {value}: expected one of {', '.join(declaration.choices)}")
+    if value is not None and declaration.parse is not None:
+        declaration.parse(value)
     if value is None or declaration.type not in (int, float):
         return
     if declaration.type is float:

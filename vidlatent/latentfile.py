@@ -1,13 +1,16 @@
 """The latent file: vidlatent's versioned, on-disk contract (see docs/latent-format.md).
 
-A latent file is a safetensors file with one tensor ``latents`` of shape (T, C, h, w), frames
-first for every model family, holding the values the family's diffusers pipeline returns with
+A latent file is a safetensors file with a tensor ``latents`` of shape (T, C, h, w), frames
+first for every model family (and, from version 3, an ``audio`` tensor (L, C, M), time first,
+where the model makes sound: LTX-2), holding the values the family's diffusers pipeline returns with
 ``output_type="latent"`` (SVD: multiplied by the VAE's scaling factor; Wan: normalised by the
 VAE's ``latents_mean``/``latents_std``; LTX: normalised by its ``latents_mean``/``latents_std``
-and scaling factor, unpacked), and string metadata that says what the numbers mean:
+and scaling factor, unpacked; LTX-2: the raw VAE latents, as its pipelines return them
+denormalised), and string metadata that says what the numbers mean:
 the family, the latent space, the spatial and temporal compression, the rule from latent to
 pixel frames and the normalisation. This module is the only one that reads or writes it;
-everything it rejects raises LatentFileError. Version-1 files (SVD only) still read.
+everything it rejects raises LatentFileError. Version-1 files (SVD only) and version-2 files
+(no sound) still read.
 
 ComfyUI's ``.latent`` files (a ``latent_tensor`` of raw VAE latents and an empty
 ``latent_format_version_0`` marker) are read wherever a latent file is, the family told apart
@@ -32,20 +35,24 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent import __version__
 from vidlatent.atomic import STDIO, atomic_output, write_stdout
-from vidlatent.errors import IncompatibleLatentsError, LatentFileError, UsageError
+from vidlatent.errors import IncompatibleLatentsError, LatentFileError, Note, UsageError
 from vidlatent import families
 # The vocabulary of the file's metadata (re-exported: readers of latent files use these names).
-from vidlatent.layout import FrameRule, LatentLayout, LatentSpace, Normalization
+from vidlatent.layout import AudioLayout, FrameRule, LatentLayout, LatentSpace, Normalization
 
-__all__ = ["FrameRule", "LatentLayout", "LatentSpace", "Normalization", "LatentClip", "read", "write"]
+__all__ = ["AudioLayout", "FrameRule", "LatentLayout", "LatentSpace", "Normalization", "LatentClip", "read", "write"]
 
 if TYPE_CHECKING:
     import torch
 
 FORMAT_NAME = "vidlatent.latents"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = ("1", "2")
+FORMAT_VERSION = 3
+READABLE_VERSIONS = ("1", "2", "3")
 TENSOR_NAME = "latents"
+AUDIO_TENSOR = "audio"
+# The sound may be this many latent steps longer or shorter than round(frames / fps * rate):
+# rounding, where a segment's sound and picture were each rounded on their own.
+AUDIO_SLACK = 1
 KINDS = ("clip", "direction")
 COMFYUI_SUFFIX = ".latent"
 COMFYUI_TENSOR = "latent_tensor"
@@ -76,6 +83,8 @@ class LatentClip:
         history: every command that produced or changed it, oldest first.
         kind: "clip", or "direction" for an edit direction.
         layout: family, compression, frame rule and normalisation of the numbers.
+        audio: (L, C, M) sound latents, time first, or None for a silent clip (every family but LTX-2).
+        audio_layout: what ``audio`` is and how it lines up with the frames (with ``audio``).
     """
 
     latents: torch.Tensor
@@ -88,6 +97,8 @@ class LatentClip:
     history: tuple[dict[str, Any], ...] = ()
     kind: str = "clip"
     layout: LatentLayout = field(kw_only=True)
+    audio: torch.Tensor | None = field(default=None, kw_only=True, repr=False)
+    audio_layout: AudioLayout | None = field(default=None, kw_only=True)
     # The tensor of the ComfyUI file this clip was read from, kept so that converting an
     # unchanged clip back writes ComfyUI's numbers bit for bit (see to_comfyui_bytes).
     comfyui_raw: Any = field(default=None, repr=False, compare=False)
@@ -106,6 +117,20 @@ class LatentClip:
         """Pixel frames the latents decode to, by the layout's frame rule."""
         return self.layout.frame_rule.pixel_frames(self.frames)
 
+    @property
+    def has_audio(self) -> bool:
+        return self.audio is not None
+
+    def audio_aligned(self) -> bool:
+        """True when the sound lasts as long as the picture (to ``AUDIO_SLACK`` latent steps)."""
+        if self.audio is None or self.audio_layout is None:
+            return True
+        expected = self.audio_layout.steps_for(self.pixel_frames, self.fps)
+        return abs(int(self.audio.shape[0]) - expected) <= AUDIO_SLACK
+
+    def without_audio(self) -> LatentClip:
+        return dataclasses.replace(self, audio=None, audio_layout=None)
+
     def with_step(self, command: str, arguments: dict[str, Any], **changes: Any) -> LatentClip:
         """A copy with ``changes`` applied and ``command`` appended to the history.
 
@@ -114,6 +139,14 @@ class LatentClip:
         re-run first differs.
         """
         changed = dataclasses.replace(self, **changes)
+        if not changed.audio_aligned():
+            # A command that changed the picture's length without the sound's: the sound no longer
+            # lines up, so it is dropped, and said (never kept misaligned, never dropped silently).
+            assert changed.audio is not None and changed.audio_layout is not None
+            warnings.warn(Note(f"{command}: the clip's sound ({changed.audio_layout.seconds(int(changed.audio.shape[0])):.2f} s) "
+                               f"no longer lines up with its {changed.pixel_frames} frames at {changed.fps:g} fps (this step "
+                               "changes the picture's length, not the sound's): the result is silent"), stacklevel=2)
+            changed = changed.without_audio()
         step = {"command": command, "arguments": _jsonable(arguments), "vidlatent": __version__,
                 "versions": software_versions(), "latents_sha256": latents_sha256(changed.latents)}
         return dataclasses.replace(changed, history=(*self.history, step))
@@ -196,8 +229,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _metadata(clip: LatentClip) -> dict[str, str]:
+    audio = clip.audio_layout.metadata() if clip.audio is not None and clip.audio_layout is not None else {}
     return {
         **clip.layout.metadata(),
+        **audio,
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "kind": clip.kind,
@@ -468,6 +503,11 @@ def _latent_file(clip: LatentClip) -> tuple[dict[str, torch.Tensor], dict[str, s
     """The checked tensors and the metadata of ``clip``'s latent file."""
     _validate_tensor(clip.latents, "clip")
     tensors = {TENSOR_NAME: clip.latents}
+    if clip.audio is not None:
+        if clip.audio_layout is None:
+            raise ValueError("a clip with audio needs its audio_layout")
+        _validate_audio(clip.audio, "clip")
+        tensors[AUDIO_TENSOR] = clip.audio
     if _comfyui_raw_current(clip):
         tensors[COMFYUI_RAW_TENSOR] = clip.comfyui_raw
     return tensors, _metadata(clip)
@@ -489,6 +529,10 @@ def to_comfyui_bytes(clip: LatentClip) -> bytes | bytearray:
     import torch
 
     _validate_tensor(clip.latents, "clip")
+    if clip.audio is not None:
+        warnings.warn(Note("a ComfyUI .latent holds the picture's latents only: the clip's sound is not written "
+                           "(keep a .safetensors copy for it)"), stacklevel=2)
+        clip = clip.without_audio()
     raw = clip.comfyui_raw if _comfyui_raw_current(clip) else _to_comfyui_layout(_comfyui_normalization(clip.layout).raw(clip.latents), clip.layout)
     tensors = {COMFYUI_TENSOR: raw, COMFYUI_MARKER: torch.tensor([])}
     metadata = {**_comfyui_metadata_in(clip.history), COMFYUI_METADATA_KEY: json.dumps(_metadata(clip), sort_keys=True)}
@@ -625,6 +669,7 @@ def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], sourc
     if not isinstance(history, list):
         raise LatentFileError(f"{source}: history must be a JSON list")
     _check_against_metadata(latents, space, layout, (width, height), source)
+    audio, audio_layout = _audio_from(tensors, metadata, version, source)
     raw = tensors.get(COMFYUI_RAW_TENSOR)
     return LatentClip(
         latents=latents,
@@ -637,8 +682,40 @@ def _clip_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], sourc
         history=tuple(history),
         kind=metadata["kind"],
         layout=layout,
+        audio=audio,
+        audio_layout=audio_layout,
         comfyui_raw=raw if raw is not None and raw.is_floating_point() else None,
     )
+
+
+def _audio_from(tensors: dict[str, torch.Tensor], metadata: dict[str, str], version: str,
+                source: str) -> tuple[torch.Tensor | None, AudioLayout | None]:
+    """The clip's sound and its layout (version 3), or (None, None) for a silent clip."""
+    audio = tensors.get(AUDIO_TENSOR)
+    if audio is None:
+        return None, None
+    if version in ("1", "2"):
+        raise LatentFileError(f"{source}: a version-{version} file with an {AUDIO_TENSOR!r} tensor; sound came with version 3")
+    _validate_audio(audio, source)
+    try:
+        layout = AudioLayout.from_metadata(metadata)
+    except LatentFileError as error:
+        raise LatentFileError(f"{source}: {error}") from error
+    return audio, layout
+
+
+def _validate_audio(audio: torch.Tensor, source: str) -> None:
+    import torch
+
+    if audio.ndim != 3:
+        raise LatentFileError(f"{source}: audio latents have shape {tuple(audio.shape)}; expected 3 dimensions (time, channels, mel bins)")
+    if not audio.is_floating_point():
+        raise LatentFileError(f"{source}: audio latents are {audio.dtype}; expected a floating-point tensor")
+    if audio.shape[0] < 1:
+        raise LatentFileError(f"{source}: the clip's sound has no latent steps")
+    low, high = torch.aminmax(audio)
+    if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
+        raise LatentFileError(f"{source}: audio latents contain NaN or infinite values; regenerate the clip")
 
 
 def _version_1_layout(space: LatentSpace) -> LatentLayout:

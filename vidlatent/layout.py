@@ -208,3 +208,68 @@ class LatentLayout:
             "frame_rule": str(self.frame_rule),
             "normalization": self.normalization.to_json(),
         }
+
+
+@dataclass(frozen=True)
+class AudioLayout:
+    """What a clip's sound latents are and how they line up with its frames (latent file v3).
+
+    The sound is a tensor ``audio`` of shape (L, C, M), time first like the video's (T, C, h, w):
+    L latent steps of C channels over M (latent) mel bins. Latent step i covers the time
+    [offset + i / latents_per_second, offset + (i + 1) / latents_per_second) seconds of the
+    clip, whose pixel frame n shows at n / fps; so the sound of P pixel frames at ``fps`` is
+    round(P / fps * latents_per_second) latent steps, the count LTX-2's pipelines make.
+
+    Args:
+        family: the family whose audio VAE the numbers belong to.
+        sample_rate: samples per second of the sound its decoder writes (LTX-2: the vocoder's
+            ``output_sampling_rate``, not the mel front end's rate).
+        latents_per_second: latent steps per second (LTX-2: mel rate / hop length / the audio
+            VAE's temporal compression, 25).
+        offset: seconds from the first pixel frame to the first latent step (0: they start together).
+        values: "raw" where the numbers are the audio VAE's own latents (LTX-2's pipelines return
+            them denormalised), "normalised" where the model's statistics were applied.
+    """
+
+    family: str
+    sample_rate: int
+    latents_per_second: float
+    offset: float = 0.0
+    values: str = "raw"
+
+    def steps_for(self, pixel_frames: int, fps: float) -> int:
+        """Latent steps of the sound of ``pixel_frames`` frames played at ``fps``."""
+        return round(pixel_frames / fps * self.latents_per_second)
+
+    def seconds(self, steps: int) -> float:
+        return steps / self.latents_per_second
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "audio_family": self.family,
+            "audio_sample_rate": str(int(self.sample_rate)),
+            "audio_latents_per_second": repr(float(self.latents_per_second)),
+            "audio_offset": repr(float(self.offset)),
+            "audio_values": self.values,
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]) -> AudioLayout:
+        """The audio layout a latent file's metadata states; LatentFileError when it is incomplete or wrong."""
+        keys = ("audio_family", "audio_sample_rate", "audio_latents_per_second", "audio_offset", "audio_values")
+        missing = [key for key in keys if key not in metadata]
+        if missing:
+            raise LatentFileError(f"the file has an audio tensor but its metadata lacks {', '.join(missing)}")
+        try:
+            layout = cls(family=metadata["audio_family"], sample_rate=int(metadata["audio_sample_rate"]),
+                         latents_per_second=float(metadata["audio_latents_per_second"]),
+                         offset=float(metadata["audio_offset"]), values=metadata["audio_values"])
+        except ValueError as error:
+            raise LatentFileError(f"malformed audio metadata ({error})") from error
+        if not (layout.sample_rate > 0 and math.isfinite(layout.latents_per_second) and layout.latents_per_second > 0
+                and math.isfinite(layout.offset)):
+            raise LatentFileError(f"audio sample rate and latents per second must be positive "
+                                  f"({layout.sample_rate}, {layout.latents_per_second})")
+        if layout.values not in ("raw", "normalised"):
+            raise LatentFileError(f"audio_values {layout.values!r} is not raw or normalised")
+        return layout

@@ -41,6 +41,9 @@ from vidlatent.errors import MediaError, Note, OutputError, UsageError
 SUPPORTED_VIDEO_READ = (".mp4", ".webm", ".mov", ".avi", ".gif", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_WRITE_SUFFIXES = (".mp4", ".webm", ".gif")
+SOUND_SUFFIX = ".wav"  # the sound alone (decode -o x.wav)
+# Per video suffix, the sound's encoder (the bundled ffmpeg's): .gif and PNG frames hold no sound.
+_SOUND_ENCODERS = {".mp4": "aac", ".webm": "libopus"}
 
 DEFAULT_FOLDER_FPS = 7.0  # SVD's training frame rate; a folder of images has no rate of its own
 SIZE_MULTIPLE = 64
@@ -107,6 +110,7 @@ class VideoInfo:
     fps: float
     frame_count: int | None
     variable_rate: bool = False
+    sound: str | None = None  # the codec of its sound track, where it has one (ffmpeg's name: aac, opus, ...)
 
 
 def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FPS) -> VideoInfo:
@@ -133,7 +137,7 @@ def probe(path: str | os.PathLike[str], *, folder_fps: float = DEFAULT_FOLDER_FP
         reader.close()
     timing = _timing(path, float(meta["fps"]))
     width, height = meta["size"]
-    return VideoInfo(int(width), int(height), timing.fps, timing.frames, timing.variable)
+    return VideoInfo(int(width), int(height), timing.fps, timing.frames, timing.variable, sound=meta.get("audio_codec"))
 
 
 @dataclass(frozen=True)
@@ -525,6 +529,37 @@ def _check_frame(frame: np.ndarray) -> None:
         raise ValueError(f"a frame must be a (H, W, 3) uint8 array, got shape {shape} of {dtype}")
 
 
+def holds_sound(path: str | os.PathLike[str]) -> bool:
+    """Whether a video written to ``path`` can carry a sound track (.mp4, .webm)."""
+    return Path(path).suffix.lower() in _SOUND_ENCODERS
+
+
+def is_sound_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a sound file (.wav) rather than a video."""
+    return Path(path).suffix.lower() == SOUND_SUFFIX
+
+
+def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int) -> None:
+    """Write (N, channels) float samples in [-1, 1] as 16-bit PCM WAV, atomically.
+
+    Args:
+        path: the .wav file.
+        samples: (N, channels) float.
+        rate: samples per second.
+    """
+    import wave
+
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")  # (N, channels)
+    try:
+        with atomic_output(path) as temporary, wave.open(str(temporary), "wb") as out:
+            out.setnchannels(int(pcm.shape[1]))
+            out.setsampwidth(2)
+            out.setframerate(int(rate))
+            out.writeframes(pcm.tobytes())
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}; check the free space and permissions") from error
+
+
 def output_kind(path: str | os.PathLike[str]) -> str:
     """Whether ``path`` names a video file ("video") or a folder of PNG frames ("folder").
 
@@ -647,9 +682,12 @@ class VideoWriter:
             CRF 20, VP9 CRF 25); ignored for .gif and PNGs.
         comment: text for the output's comment tag (.mp4, .webm; a compressed ``Comment`` text
             chunk in every PNG frame); .gif keeps none. ``read_comment`` reads it back.
+        sound: a WAV file to put in the video as its sound track (.mp4: AAC, .webm: Opus; see
+            ``holds_sound``); None for a silent video.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, quality: int = 6, comment: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], fps: float, quality: int = 6, comment: str | None = None,
+                 sound: str | os.PathLike[str] | None = None) -> None:
         if not fps > 0:
             raise UsageError(f"--fps {fps}: must be more than 0")
         if not 1 <= quality <= 10:
@@ -663,6 +701,9 @@ class VideoWriter:
                                f"can be ({MAX_COMMENT_BYTES}); the video is written without it"))
             comment = None
         self.comment = comment
+        if sound is not None and not holds_sound(self.path):
+            raise ValueError(f"{self.path}: holds no sound; check holds_sound first")
+        self.sound = sound
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # (width, height), fixed by the first frame
         self._encoder: Any = None  # the imageio_ffmpeg.write_frames generator, once started
@@ -739,6 +780,7 @@ class VideoWriter:
             # One palette made from the whole clip looks far better than ffmpeg's fixed one.
             quality = None
             output_params += ["-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-loop", "0"]
+        sound = {"audio_path": str(self.sound), "audio_codec": _SOUND_ENCODERS[suffix]} if self.sound is not None else {}
         encoder = imageio_ffmpeg.write_frames(
             str(self._temporary),
             self.size,
@@ -749,6 +791,7 @@ class VideoWriter:
             macro_block_size=1,
             ffmpeg_log_level="error",
             output_params=output_params,
+            **sound,
         )
         encoder.send(None)  # run the generator to its first yield, where it waits for frames
         return encoder

@@ -127,6 +127,9 @@ class LoadedModel:
     pipeline: Any = None
     components: tuple[str, ...] = field(default=())
     accelerated: Applied = field(default_factory=Applied)  # what vidlatent.acceleration applied
+    # The sound's decoder, where the family makes sound and it was asked for (``load_vae(sound=True)``):
+    # its components by name (LTX-2: audio_vae, vocoder).
+    sound: dict[str, Any] | None = None
 
     @property
     def execution_device(self) -> torch.device:
@@ -136,6 +139,17 @@ class LoadedModel:
     @property
     def native_area(self) -> int:
         return self.spec.native_area
+
+    def sound_decoder(self) -> dict[str, Any] | None:
+        """The components that decode the family's sound (``Family.sound``), by name: loaded with the
+        VAE (``load_vae(sound=True)``) or part of the pipeline; None where there are none."""
+        if self.sound is not None:
+            return self.sound
+        declared = self.family.sound
+        if declared is None or self.pipeline is None:
+            return None
+        found = {name: getattr(self.pipeline, name, None) for name in declared.components}
+        return found if all(component is not None for component in found.values()) else None
 
 
 def resolve_device(name: str, note: Note = _silent) -> torch.device:
@@ -351,12 +365,14 @@ def describe_checked(options: LoadOptions) -> ModelInfo:
     return info
 
 
-def load_vae(options: LoadOptions, note: Note = _silent, *, info: ModelInfo | None = None) -> LoadedModel:
+def load_vae(options: LoadOptions, note: Note = _silent, *, info: ModelInfo | None = None, sound: bool = False) -> LoadedModel:
     """Load only the VAE of ``options.model`` (for encode and decode); ``info``: its
-    ``describe_checked``, where the caller has it."""
+    ``describe_checked``, where the caller has it; ``sound``: the sound's decoder too, where the
+    family makes sound (``Family.sound``: LTX-2's audio VAE and vocoder)."""
     info = info or describe_checked(options)
     device, dtype = _placement(options, ("vae",), note, info.family)
-    folder = model_folder(options.model, ("vae",), fp16=dtype == _fp16())
+    sound_components = info.family.sound.components if sound and info.family.sound is not None else ()
+    folder = model_folder(options.model, ("vae", *sound_components), fp16=dtype == _fp16())
     quiet_libraries()
     import diffusers
 
@@ -372,15 +388,35 @@ def load_vae(options: LoadOptions, note: Note = _silent, *, info: ModelInfo | No
     vae.eval()
     if options.acceleration.vae_tiling:
         vae.enable_tiling()
+    decoders = {name: load_component(lambda name=name: _folder_component(folder, name, dtype, options.model), options.model).to(device).eval()
+                for name in sound_components}
     return LoadedModel(
         model_id=info.model_id, folder=folder, device=device, dtype=dtype, offload="none", vae=vae, latent_space=space,
-        family=info.family, spec=info.spec, layout=info.family.layout(vae), components=("vae",),
-        accelerated=Applied(acceleration=options.acceleration, note=note),
+        family=info.family, spec=info.spec, layout=info.family.layout(vae), components=("vae", *sound_components),
+        accelerated=Applied(acceleration=options.acceleration, note=note), sound=decoders or None,
     )
 
 
+def _folder_component(folder: Path, name: str, dtype: Any, model: str) -> Any:
+    """One component of a diffusers folder, of the class its model_index.json names (a diffusers
+    class, or one of a pipeline module's own: ``["ltx2", "LTX2Vocoder"]``), as diffusers loads it."""
+    import importlib
+
+    import diffusers
+
+    entry = families.read_model_index(folder, model).get(name)
+    if not isinstance(entry, list) or len(entry) != 2 or not all(isinstance(part, str) for part in entry):
+        raise ModelError(f"--model {model}: model_index.json names no {name} component")
+    library, class_name = entry
+    module = diffusers if library == "diffusers" else importlib.import_module(f"diffusers.pipelines.{library}")
+    component_class = getattr(module, class_name, None)
+    if component_class is None:
+        raise ModelError(f"--model {model}: its {name} is a {library}.{class_name}, which diffusers {diffusers.__version__} lacks")
+    return component_class.from_pretrained(folder, subfolder=name, torch_dtype=dtype, use_safetensors=True)
+
+
 def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None, note: Note = _silent, *,
-                  image: bool = True, info: ModelInfo | None = None) -> LoadedModel:
+                  image: bool = True, last_image: bool = False, info: ModelInfo | None = None) -> LoadedModel:
     """Load the family's pipeline for ``options.model`` with only ``components`` (the rest are None).
 
     Args:
@@ -388,6 +424,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
         components: the components to load; None for what sampling needs.
         note: called with one-line notes (fp16 on a CPU, what --offload auto picked, ...).
         image: the pipeline class for sampling with a conditioning image (else text only).
+        last_image: the one for sampling with a last frame too (keyframes; LTX-2 has its own).
         info: the model's ``describe_checked``, where the caller has it (not described twice).
     """
     info = info or describe_checked(options)
@@ -398,7 +435,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     quiet_libraries()
     import diffusers
 
-    pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image))
+    pipeline_class = getattr(diffusers, family.pipeline_class(spec, image=image, last_image=last_image))
     loras = []
     if acceleration.loras and info.folder is not None:  # before the weights load (or download): configs only
         loras = read_loras(acceleration.loras, pipeline_class, family, spec, info.folder, components,

@@ -158,7 +158,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
 
     load = join_launch(load, ranks)
     base_seed = distributed.broadcast(random_seed(), ranks) if seed is None else seed
-    model = load_sampler(load, memory, report, image=bool(sources), info=described)
+    model = load_sampler(load, memory, report, image=bool(sources), last_image=end_image is not None, info=described)
     if seed is None:
         announce_seed(report, base_seed)  # once the model is there: a run that cannot start needs no seed
     if context_parallel is not None:
@@ -265,7 +265,7 @@ def check_inputs(spec, knobs, *, with_image: bool, last_image: bool) -> None:  #
     if not with_image and spec.image == IMAGE_REQUIRED:
         raise UsageError(f"{spec.title} animates an image: give IMAGE (text alone needs a text-to-video model)")
     if last_image and not spec.last_image:
-        raise UsageError(f"--last-image: {spec.title} is not a first-last-frame model (Wan 2.1 FLF2V and LTX-Video are)")
+        raise UsageError(f"--last-image: {spec.title} is not a first-last-frame model (Wan 2.1 FLF2V, LTX-Video and LTX-2 are)")
     if spec.last_image and not spec.last_image_optional and with_image and not last_image:
         raise UsageError(f"{spec.title} is conditioned on a first and a last frame: give --last-image PATH too")
     if last_image and not with_image:

@@ -78,6 +78,10 @@ def _print_table(summary: dict, report: Reporter) -> None:  # type: ignore[type-
     facts = Table(show_header=False, box=None)
     for key in ("kind", "model", "latent_space", "shape", "dtype", "frames", "fps", "duration_s", "width", "height", "seed"):
         facts.add_row(key, str(summary[key]))
+    audio = summary.get("audio")
+    if audio is not None:  # the sound a clip carries (LTX-2): one row
+        facts.add_row("audio", f"{audio['shape']} {audio['dtype']}, {audio['duration_s']:g} s at {audio['latents_per_second']:g} "
+                               f"latents/s, {audio['sample_rate']} Hz, {audio['values']} values")
     out.print(facts)
     channels = Table("channel", "mean", "std", "min", "max", title="per-channel statistics")
     for row in summary["channels"]:

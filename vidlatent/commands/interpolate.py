@@ -223,7 +223,7 @@ def _keyframes(report: Reporter, paths: tuple[str, ...], output: str, a: Any, b:
     load, described = ClipInput(path=paths[0], clip=a).describe(sampling.load, sampling.model_given)
     knobs = editing.keyframe_knobs(described.spec, sampling.knobs_for(a), frames)
     editing.fit_pair(a, b, names=(paths[0], paths[1]), resample=resample, same_fps=join)
-    model = load_sampler(load, sampling.memory, report, info=described)
+    model = load_sampler(load, sampling.memory, report, last_image=True, info=described)
     if sampling.seed is None:
         announce_seed(report, seed)
     steps = knobs.resolved(model.pipeline, model.family).steps

@@ -39,12 +39,13 @@ def describe_model(load: LoadOptions) -> ModelInfo:
     return describe_checked(load)
 
 
-def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, image: bool = True,
+def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, image: bool = True, last_image: bool = False,
                  info: ModelInfo | None = None) -> Any:
     """Load the pipeline for a sampling command, with its memory switches applied.
 
     Args:
         image: load the pipeline that takes a conditioning image (else text only).
+        last_image: the one that takes a last frame too (keyframes).
         info: the model's ``describe_model``, where the command has it.
     """
     from vidlatent.models import load_pipeline
@@ -59,7 +60,7 @@ def load_sampler(load: LoadOptions, memory: LowMemory, report: Reporter, *, imag
     if memory.offload_model:
         load = dataclasses.replace(load, offload="model")
     with report.timed("load"):
-        model = load_pipeline(load, note=report.note, image=image, info=info)
+        model = load_pipeline(load, note=report.note, image=image, last_image=last_image, info=info)
     if chunking:
         getattr(model.pipeline, model.family.forward_chunking).enable_forward_chunking()
     return model

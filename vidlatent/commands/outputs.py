@@ -121,7 +121,9 @@ def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str
     """
     from vidlatent.latentfile import is_latent_path
 
-    kind = "latents" if is_latent_path(path) else ("video" if Path(path).suffix else "frames")
+    from vidlatent.media import is_sound_path
+
+    kind = "latents" if is_latent_path(path) else ("sound" if is_sound_path(path) else ("video" if Path(path).suffix else "frames"))
     return {
         "path": path if path == STDIO else str(Path(path).resolve()),
         "kind": kind,
@@ -135,17 +137,17 @@ def output_entry(path: str, clip: Any, *, frames: int | None = None) -> dict[str
     }
 
 
-def prepare_output(path: str, inputs: list[str]) -> None:
-    """Check an output before any work: latents (not onto a terminal) or a video kind, a
-    writable folder (or one that can be made: it is made, with a note, when the output is
-    written, so a refusal leaves nothing behind), and not one of the inputs."""
+def prepare_output(path: str, inputs: list[str], *, sound: bool = False) -> None:
+    """Check an output before any work: latents (not onto a terminal) or a video kind (with
+    ``sound``, a .wav file too: decode's), a writable folder (or one that can be made: it is made,
+    with a note, when the output is written, so a refusal leaves nothing behind), and not one of the inputs."""
     from vidlatent import latentfile, media
     from vidlatent.atomic import check_output
 
     folder = False
     if latentfile.is_latent_path(path):
         require_binary_stdout(path)
-    else:
+    elif not (sound and media.is_sound_path(path)):
         folder = media.output_kind(path) == "folder"
     check_output(path, inputs, folder=folder)
 

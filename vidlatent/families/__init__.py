@@ -1,6 +1,6 @@
 """Model families: the one unit that plugs a kind of video model into every command.
 
-One module per family (``svd``, ``wan``, ``ltx``), each defining ``FAMILY``, an instance of
+One module per family (``svd``, ``wan``, ``ltx``, ``ltx2``), each defining ``FAMILY``, an instance of
 ``vidlatent.families.base.Family``. This registry finds a family by name, by a model folder's
 ``model_index.json``, by a pipeline object, or by a model name (alias, known hub id, tiny
 random model), and names the default model. Adding a family is adding a module and a line to
@@ -26,14 +26,15 @@ MODULES = {
     "ltx": "vidlatent.families.ltx",
     "wan-vace": "vidlatent.families.wan_vace",  # writes Wan latents: its FAMILY's name is "wan"
     "skyreels": "vidlatent.families.skyreels",
+    "ltx2": "vidlatent.families.ltx2",
 }
 FAMILY_NAMES = tuple(MODULES)
 DEFAULT_FAMILY = "svd"  # the family of the model vidlatent runs without --model
 
 
 def family(name: str) -> Family:
-    """The family registered as ``name`` (svd, wan, ltx, wan-vace); a latent file's family name
-    (svd, wan, ltx) finds the family that made its latents."""
+    """The family registered as ``name`` (svd, wan, ltx, wan-vace, skyreels, ltx2); a latent file's
+    family name (svd, wan, ltx, skyreels, ltx2) finds the family that made its latents."""
     return importlib.import_module(MODULES[name]).FAMILY  # type: ignore[no-any-return]
 
 

@@ -74,6 +74,7 @@ class ModelSpec:
         max_side: the longest side in pixels it can take, where its transformer has a bound
             (Wan: the positions its rotary embedding encodes); None for none.
         max_frames: likewise the most pixel frames.
+        blocks: the denoiser's transformer blocks, where a knob names blocks (LTX-2's --stg-blocks); None: unknown.
     """
 
     family: str
@@ -90,6 +91,7 @@ class ModelSpec:
     last_image_optional: bool = False
     max_side: int | None = None
     max_frames: int | None = None
+    blocks: int | None = None
 
     @property
     def native_area(self) -> int:
@@ -271,6 +273,7 @@ class Family:
     continuation_pipeline: ClassVar[str | None] = None
     default_overlap: ClassVar[int] = 1
     minimum_overlap: ClassVar[int] = 1
+    maximum_overlap: ClassVar[int | None] = None  # where a segment can share only so many latent frames (LTX-2: 1)
     timestep_decoder: ClassVar[bool] = False  # its VAE's decoder takes --decode-timestep / --decode-noise-scale
     # What vidlatent.acceleration may apply (--cache, --compile, --lora, --vae-tiling):
     supports_cache: ClassVar[bool] = False  # the denoiser is a diffusers CacheMixin with transformer blocks
@@ -304,6 +307,9 @@ class Family:
     inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
     upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
     regions: Any = None  # masked video conditioning (vidlatent.regions): see families.wan_vace.VaceConditioning
+    # Its sound stream, where its pipelines make sound with the video (LTX-2: families.ltx2.Sound):
+    # components, audio layout, the pipeline's audio latents to and from a clip's, the decoder.
+    sound: Any = None
 
     # --- configs (per family) ------------------------------------------------------------------
 
@@ -335,8 +341,8 @@ class Family:
         may depend on the ones that are."""
         return self.knob_defaults
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
-        """The diffusers class to run: with or without a conditioning image."""
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
+        """The diffusers class to run: with or without a conditioning image (and a last frame)."""
         return self.pipeline_classes[0]
 
     def check_knobs(self, knobs: Any, spec: ModelSpec, *, continuing: bool = False) -> None:
@@ -447,13 +453,14 @@ class Family:
         """The noise level the latents are at after denoising step ``step`` (0-based)."""
         return float(pipeline.scheduler.sigmas[step + 1])
 
-    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
-                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+    def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> Any:
         """Denoise ``clean`` re-noised to the level of step ``steps - kept`` of the model's
         ``steps``-step schedule, running that schedule's last ``kept`` steps.
 
         ``call(latents=..., steps=...)`` makes one pipeline call with the given starting
-        latents (T, C, h, w) and returns (T, C, h, w).
+        latents (T, C, h, w) and returns what it made (``generation.Sampled``: the (T, C, h, w)
+        latents, and the sound where the family makes sound); return it.
         """
         raise NotImplementedError
 

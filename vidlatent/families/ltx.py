@@ -283,7 +283,7 @@ class LTX(Family):
         raise UsageError(f"--context-parallel: {spec.title}'s attention mask fails in diffusers' context parallelism "
                          "(diffusers issue 14316); run one video per process instead (torchrun without --context-parallel)")
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
         return CONDITION  # the condition pipeline loads the LTXPipeline and LTXImageToVideoPipeline folders too
 
     # --- latents -------------------------------------------------------------------------------
@@ -439,8 +439,8 @@ class LTX(Family):
         # The scheduler's own position: right also when denoise_strength cut the schedule's start.
         return float(pipeline.scheduler.sigmas[pipeline.scheduler.step_index])
 
-    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
-                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+    def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> Any:
         """Strength S = kept / steps starts at noise level S itself and runs ``kept`` steps: the
         pipeline's own ``kept``-step schedule scaled into [0, S].
 

@@ -395,8 +395,8 @@ class StableVideoDiffusion(Family):
     def noised(self, clean: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:
         return clean + sigma * noise  # EDM-style: x = x0 + sigma * noise
 
-    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
-                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+    def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> Any:
         # The pipeline's own sigmas= and latents= arguments: the tail of the schedule (the final
         # 0 included), and the noised clip divided by the scheduler's init_noise_sigma, which the
         # pipeline multiplies back.

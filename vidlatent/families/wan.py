@@ -200,7 +200,7 @@ class Wan(Family):
             max_side=positions * size_multiple, max_frames=rule.pixel_frames(positions * patch_frames),
         )
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
         return I2V if image and spec.image != IMAGE_NONE else T2V  # a text-only model has no image pipeline
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
@@ -369,8 +369,8 @@ class Wan(Family):
         shape = (1, int(model.pipeline.vae.config.z_dim), latent_frames, height // spatial, width // spatial)
         return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)[0].permute(1, 0, 2, 3)
 
-    def regenerate_tail(self, model: Any, call: Callable[..., torch.Tensor], clean: torch.Tensor,
-                        noise: torch.Tensor, steps: int, kept: int) -> torch.Tensor:
+    def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
+                        noise: torch.Tensor, steps: int, kept: int) -> Any:
         # Wan's pipelines take no sigmas= or strength=: the pipeline runs with its own scheduler
         # made to keep only the last ``kept`` steps of its ``steps``-step schedule (timesteps and
         # sigmas both, so the multistep solver restarts at first order there, as diffusers'
