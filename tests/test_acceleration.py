@@ -15,11 +15,12 @@ import torch
 from click.testing import CliRunner
 
 from vidlatent import acceleration, latentfile, media, models
-from vidlatent.acceleration import CacheChoice, Lora, parse_cache, parse_lora
+from vidlatent.acceleration import Lora, parse_lora
 from vidlatent.cli import main
 from vidlatent.errors import UsageError
 from vidlatent.generation import Knobs, generate
 from vidlatent.models import LoadOptions, load_pipeline
+from vidlatent.step_caches import CacheChoice, parse_cache
 
 FOX = ["--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "2", "--seed", "3"]
 

@@ -346,7 +346,8 @@ def describe_checked(options: LoadOptions) -> ModelInfo:
     before they load, and hand the result to ``load_vae`` or ``load_pipeline``."""
     options.validate()
     info = describe(options)
-    check_fits(options.acceleration, info.family, info.spec, device=options.device)
+    check_fits(options.acceleration, info.family, info.spec, device=options.device, model_id=info.model_id,
+               folder=info.folder)
     check_component_files(options.components, info.family, info.spec, info.folder)
     return info
 
@@ -429,7 +430,7 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     space = latent_space_of(pipeline.vae) if pipeline.vae is not None else ""
     if loras and info.folder is None:
         check_loras(loras, folder, spec, components)
-    applied = apply_before_placement(pipeline, acceleration, spec, dtype, loras, note)
+    applied = apply_before_placement(pipeline, acceleration, spec, dtype, loras, note, family=family, model_id=info.model_id)
     applied.files = {name: file.path for name, file in files.items()}
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)

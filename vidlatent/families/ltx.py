@@ -185,6 +185,8 @@ class LTX(Family):
     timestep_decoder = True
     supports_cache = True  # LTXVideoTransformer3DModel is a CacheMixin
     compile_target = "repeated-blocks"  # its _repeated_blocks: LTXVideoTransformerBlock
+    attention_dispatch = True  # LTXVideoAttnProcessor calls dispatch_attention_fn
+    taylorseer_modules = (r"transformer_blocks\.\d+\.(attn1|attn2|ff)",)  # each block's attention and feed-forward
     supports_lora = True  # LTXVideoLoraLoaderMixin
     single_file_components = ("transformer",)  # LTXVideoTransformer3DModel.from_single_file
     vae_tiling = True  # decode tiles with --vae-tiling, and by default past the VAE's tile size
