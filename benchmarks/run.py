@@ -4,6 +4,7 @@
     python -m benchmarks --quick    # every row once at tiny sizes (about a minute): numbers mean nothing
     python -m benchmarks --smoke    # --quick, but children that would import torch only parse their
                                     # arguments: checks the machinery in seconds (the test suite's mode)
+    python -m benchmarks --only 2   # the full run of some sections (comma-separated), printed, no BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -46,30 +47,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="--quick without the heavy child processes (seconds).")
     parser.add_argument("--output", type=Path, help="Where to write the Markdown report (default: BENCHMARKS.md for a full run; "
                                                     "--quick and --smoke write none unless given).")
+    parser.add_argument("--only", metavar="N[,N...]",
+                        help="Run only these sections (their numbers, e.g. 2 or 2,7); writes no report unless --output.")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="Torch threads, here and in every child (default 1; 0: torch's own default). On a shared "
                              "machine, OpenMP threads that wait on each other make single calls vary tenfold.")
     args = parser.parse_args(argv)
     config = cases.SMOKE if args.smoke else cases.QUICK if args.quick else cases.FULL
-    output = args.output or (ROOT / "BENCHMARKS.md" if config is cases.FULL else None)
+    numbers = {number for number, _, _ in cases.SECTIONS}
+    only = set(args.only.split(",")) if args.only else numbers
+    if not only <= numbers:
+        parser.error(f"--only {args.only}: the sections are {', '.join(sorted(numbers))}")
+    output = args.output or (ROOT / "BENCHMARKS.md" if config is cases.FULL and not args.only else None)
 
     started = time.perf_counter()
     import torch
 
     threads_before = torch.get_num_threads()
     try:
-        return _run(config, output, child_env(**threads(args.threads)), started)
+        return _run(config, output, child_env(**threads(args.threads)), started, only)
     finally:
         torch.set_num_threads(threads_before)  # main() may be called from Python (the test suite)
 
 
-def _run(config: cases.Config, output: Path | None, env: dict[str, str], started: float) -> int:
+def _run(config: cases.Config, output: Path | None, env: dict[str, str], started: float, only: set[str]) -> int:
     facts = machine()
     rows: list[Row] = []
     failed = False
     with tempfile.TemporaryDirectory(prefix="vidlatent-bench-") as work:
+        # Children keep their bytecode (in the scratch folder, not in the source tree), as an
+        # installed vidlatent has it from pip: under PYTHONDONTWRITEBYTECODE an editable checkout
+        # would compile its sixty-odd modules again in every child (0.1-0.2 s, which the diffusers
+        # script, one file, does not pay), a cost of the checkout rather than of vidlatent.
+        env = {name: value for name, value in env.items() if name != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(work) / "bytecode")
         context = cases.Context(config, Path(work), env)
         for number, name, section in cases.SECTIONS:
+            if number not in only:
+                continue
             progress(f"[{number}] {name}")
             try:
                 rows += section(context)

@@ -443,7 +443,9 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
                                       num_blocks_per_group=1, use_stream=device.type == "cuda", exclude_modules=["vae"])
     elif offload == "sequential":
         pipeline.enable_sequential_cpu_offload(device=device)
-    else:
+    elif device.type != "cpu":
+        # from_pretrained loads onto the CPU: moving there again walks every module for nothing
+        # (a twentieth of a small model's load).
         pipeline.to(device)
     apply_compile(pipeline, applied, family, device, offload, note)
     if acceleration.vae_tiling and pipeline.vae is not None:
