@@ -180,7 +180,7 @@ def mag_ratios(choice: CacheChoice, family: Family, model_id: str) -> tuple[tupl
     """The ratios a mag cache runs with and where they come from: ratios=FILE, else those
     published for the model; (None, "") where there are none."""
     if choice.ratios is not None:
-        return choice.ratios, dict(choice.settings)["ratios"]
+        return choice.ratios, dict(choice.settings).get("ratios", "given")
     published = family.mag_ratios(model_id)
     return (published, f"published for {model_id}") if published is not None else (None, "")
 
