@@ -50,7 +50,10 @@ def _number(low: float = 0.0, high: float = math.inf) -> Callable[[str], float]:
 
 def _count(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
         if value < low:
             raise ValueError(f"a whole number, {low} or more")
         return value
