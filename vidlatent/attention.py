@@ -14,8 +14,6 @@ blink, before torch is imported.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import importlib.util
 from dataclasses import dataclass
 
 from vidlatent.errors import UsageError
@@ -81,6 +79,9 @@ BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (
 
 def _installed(backend: Backend) -> str | None:
     """What is missing of the backend's package (None: nothing)."""
+    import importlib.metadata  # here: it imports the email package, a tenth of a second at start-up
+    import importlib.util
+
     if backend.package is None:
         return None
     wanted = f"{backend.package}>={backend.minimum}" if backend.minimum else backend.package
