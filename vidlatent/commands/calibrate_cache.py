@@ -28,9 +28,11 @@ Examples:
 @click.argument("image", required=False, type=click.Path(dir_okay=False))
 @output_option("The ratios file to write (JSON), or - for stdout.")
 @click.option("--size", metavar="WxH", help="Pixel size. Default: the image's aspect ratio at the model's native area.")
+@click.option("--last-image", metavar="PATH", type=click.Path(dir_okay=False),
+              help="First-last-frame models (Wan FLF2V, LTX-Video): the frame the video ends on.")
 @sampler_options()
 def command(state: State, image: str | None, output: str | None, knobs, seed: int | None,  # type: ignore[no-untyped-def]
-            size: str | None, memory: LowMemory, load, model_given: bool) -> None:
+            size: str | None, last_image: str | None, memory: LowMemory, load, model_given: bool) -> None:
     """Run one generation with diffusers' MagCache in calibration mode (nothing is skipped) and
     write the model's magnitude ratios: per step, how much the norm of the transformer's residual
     (its blocks' output minus their input) changes from the step before, averaged over the
@@ -56,14 +58,15 @@ def command(state: State, image: str | None, output: str | None, knobs, seed: in
     if knobs.prompt is None and image is None:
         raise UsageError("give IMAGE, or --prompt TEXT for a text-to-video model")
     picture = media.load_image(read_image_bytes(image)) if image is not None else None
+    end = media.load_image(last_image) if last_image is not None else None
     described = describe_model(load)
     spec = described.spec
     check_cache(CacheChoice("mag", None), described.family, spec, described.model_id, described.folder, calibrate=True)
-    check_inputs(spec, knobs, with_image=picture is not None, last_image=False)
+    check_inputs(spec, knobs, with_image=picture is not None, last_image=end is not None)
     sampled = media.parse_dimensions(size) if size else default_size(spec, picture.size if picture is not None else None)
     check_size(sampled, spec)
     if output != "-":
-        check_output(output, [image] if image is not None and image != "-" else [])
+        check_output(output, [path for path in (image, last_image) if path is not None and path != "-"])
 
     from vidlatent.acceleration import denoisers
     from vidlatent.generation import random_seed, sample
@@ -78,7 +81,7 @@ def command(state: State, image: str | None, output: str | None, knobs, seed: in
     with report.timed("generate"), report.progress("calibrating", steps) as progress, \
             contextlib.redirect_stdout(io.StringIO()):  # diffusers prints the ratios; stdout is ours
         sample(model, media.resize_image(picture, sampled) if picture is not None else None, knobs=knobs, seed=seed,
-               size=sampled, progress=progress)
+               size=sampled, progress=progress, last_image=media.resize_image(end, sampled) if end is not None else None)
     ratios, calls = measured()
     document = ratios_document(ratios, calls, model=model.model_id, steps=len(ratios))
     text = json.dumps(document, indent=2) + "\n"
