@@ -193,6 +193,12 @@ def check_cache(choice: CacheChoice, family: Family, spec: ModelSpec, model_id: 
     """Refuse, before loading, a cache the model cannot take (UsageError, one line); ``calibrate``:
     for measuring mag's ratios (which it then needs none of)."""
     if not family.supports_cache:
+        if calibrate:
+            from vidlatent import families
+
+            cached = " or ".join(each.title for each in families.all_families() if each.supports_cache)
+            raise UsageError(f"--model {model_id}: {family.title}'s denoiser has no step cache in diffusers (CacheMixin), "
+                             f"so there is nothing to calibrate; give a {cached} model")
         raise UsageError(f"--cache: {family.title}'s denoiser has no step cache in diffusers (CacheMixin); leave it out")
     method = METHODS[choice.method]
     blocks = family.denoiser_blocks(folder)
