@@ -57,6 +57,7 @@ class Config:
     generate_steps: int
     generate_reps: int  # in-process
     generate_process_reps: int
+    load_reps: int
     decode_size: tuple[int, int]
     short_frames: int
     long_frames: int
@@ -86,7 +87,7 @@ class Config:
 
 FULL = Config(
     name="full", warmup=1, startup_reps=15,
-    generate_size=(256, 128), generate_frames=14, generate_steps=10, generate_reps=5, generate_process_reps=5,
+    generate_size=(256, 128), generate_frames=14, generate_steps=10, generate_reps=5, generate_process_reps=5, load_reps=9,
     # Chunk 2 keeps the decoder's working memory small next to the frames a whole-clip decode holds.
     decode_size=(192, 192), short_frames=50, long_frames=400, decode_chunk=2, memory_reps=1,
     speed_size=(128, 128), speed_decode_frames=24, speed_encode_frames=32, speed_chunk=8, speed_reps=9,
@@ -97,7 +98,7 @@ FULL = Config(
 )
 QUICK = Config(
     name="quick", warmup=0, startup_reps=1,
-    generate_size=(64, 64), generate_frames=2, generate_steps=1, generate_reps=1, generate_process_reps=1,
+    generate_size=(64, 64), generate_frames=2, generate_steps=1, generate_reps=1, generate_process_reps=1, load_reps=1,
     decode_size=(64, 64), short_frames=2, long_frames=4, decode_chunk=2, memory_reps=1,
     speed_size=(64, 64), speed_decode_frames=4, speed_encode_frames=4, speed_chunk=2, speed_reps=1,
     io_shape=(4, 4, 8, 8), io_reps=1, pipe_reps=1,
@@ -317,11 +318,35 @@ def generate(ctx: Context) -> list[Row]:
                  goal, f"Work: {work}. Difference of medians: {overhead(library_pair)}. Latents: "
                  f"{'bit-identical' if library_same else 'DIFFERENT'}."),
     ]
+    rows.append(load_row(ctx, goal))
     for row, pair in zip(rows, (process_pair, library_pair)):
         row.why = (f"{row.key}: vidlatent's median is {overhead(pair)} against a spread of the pairs' ratios of "
                    f"{row.spread}: vidlatent calls the same pipeline, so the difference is its own bookkeeping "
                    f"or the machine's noise")
     return rows
+
+
+def load_row(ctx: Context, goal: Goal) -> Row:
+    """2c: loading the model, vidlatent's one loader against diffusers' from_pretrained, same folder."""
+    from diffusers import StableVideoDiffusionPipeline
+
+    from vidlatent.models import LoadOptions, load_pipeline
+
+    def with_vidlatent() -> None:
+        load_pipeline(LoadOptions(model=str(ctx.folder), device="cpu"))
+
+    def with_diffusers() -> None:
+        StableVideoDiffusionPipeline.from_pretrained(ctx.folder)
+
+    pair = interleave(timed(with_vidlatent), timed(with_diffusers), reps=ctx.config.load_reps, warmup=ctx.config.warmup,
+                      label="load (in-process)")
+    row = time_row("2c", "model load: `vidlatent.models.load_pipeline` vs `from_pretrained`, same folder (in-process)", pair,
+                   goal, f"tiny-random on the CPU; the loader also reads the configs, picks device, dtype and offload, and "
+                         f"fingerprints the VAE. Difference of medians: {(pair.subject_median - pair.baseline_median) * 1000:+.0f} "
+                         f"ms per load.")
+    row.why = (f"2c: vidlatent's load takes {(pair.subject_median - pair.baseline_median) * 1000:+.0f} ms more against a "
+               f"spread of the pairs' ratios of {row.spread}")
+    return row
 
 
 # --- 3. decode memory ------------------------------------------------------------------------

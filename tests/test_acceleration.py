@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from vidlatent import acceleration, latentfile, media, models
-from vidlatent.acceleration import CacheChoice, parse_cache
 from vidlatent.cli import main
 from vidlatent.errors import UsageError
 from vidlatent.lora_files import Lora, parse_lora
 from vidlatent.generation import Knobs, generate
 from vidlatent.models import LoadOptions, load_pipeline
+from vidlatent.step_caches import DEFAULT_CACHE_THRESHOLD, CacheChoice, parse_cache
 
 FOX = ["--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "2", "--seed", "3"]
 
@@ -71,11 +71,24 @@ def loras(tmp_path_factory, tiny_wan22):
 # --- parsing and refusals (no model runs) ------------------------------------------------------
 
 
-def test_parse_cache():
-    assert parse_cache("first-block") == CacheChoice("first-block", acceleration.DEFAULT_CACHE_THRESHOLD)
-    assert parse_cache("first-block:0.9") == CacheChoice("first-block", 0.9)
-    for bad in ("taylorseer", "first-block:x", "first-block:-1", "first-block:nan"):
-        with pytest.raises(UsageError, match="--cache"):
+def test_parse_cache(tmp_path):
+    assert parse_cache("first-block") == CacheChoice("first-block", DEFAULT_CACHE_THRESHOLD)
+    assert parse_cache("first-block:0.9") == parse_cache("first-block:threshold=0.9") == CacheChoice("first-block", 0.9)
+    assert parse_cache("taylorseer") == CacheChoice("taylorseer", None)
+    assert parse_cache("taylorseer:cache_interval=2,use_lite_mode=true").given() == {"cache_interval": 2, "use_lite_mode": True}
+    ratios = tmp_path / "r.json"
+    ratios.write_text(json.dumps({"format": "vidlatent-mag-ratios", "ratios": [1.0, 0.98, 0.97]}))
+    choice = parse_cache(f"mag:ratios={ratios},max_skip_steps=2")
+    assert (choice.threshold, choice.ratios, choice.given()) == (0.06, (1.0, 0.98, 0.97), {"threshold": 0.06, "max_skip_steps": 2})
+    (tmp_path / "bad.json").write_text(json.dumps({"format": "vidlatent-mag-ratios", "ratios": [1.0, -1]}))
+    for bad, message in (("tea", "expected one of first-block, taylorseer, mag"), ("first-block:x", "threshold must be"),
+                         ("first-block:-1", "threshold must be"), ("first-block:nan", "threshold must be"),
+                         ("mag:0.1,max_skip_steps=2", "mag has no setting '0.1'"),
+                         ("taylorseer:0.1", "taylorseer has no setting '0.1'"),
+                         ("taylorseer:cache_interval=0", "cache_interval must be a whole number, 1 or more"),
+                         ("taylorseer:use_lite_mode=maybe", "use_lite_mode must be true or false"),
+                         (f"mag:ratios={tmp_path / 'bad.json'}", "not a ratios file")):
+        with pytest.raises(UsageError, match=f"--cache .*{message}"):
             parse_cache(bad)
 
 
@@ -169,6 +182,109 @@ def test_the_cache_counter_counts_what_the_blocks_did(tiny_wan22):
         assert (record["denoiser_calls"], record["skipped_calls"], record["skipped_steps"]) == (6, skipped, skipped // 2)
         if threshold == 0:
             assert torch.equal(clip.latents, expected)
+
+
+@pytest.fixture(scope="module")
+def wan22_four_steps(tiny_wan22):
+    """Tiny Wan 2.2 text to video at 4 steps without acceleration: its knobs and latents."""
+    knobs = Knobs(prompt="a fox", frames=5, steps=4)
+    model = load_pipeline(LoadOptions(model="tiny-random-wan22"), image=False)
+    return knobs, generate(model, None, knobs=knobs, seed=3, size=(64, 64)).latents
+
+
+def accelerated(knobs, **fields):
+    """A tiny Wan 2.2 generation with ``Acceleration(**fields)``: the clip."""
+    model = load_pipeline(LoadOptions(model="tiny-random-wan22", acceleration=acceleration.Acceleration(**fields)),
+                          image=False)
+    return generate(model, None, knobs=knobs, seed=3, size=(64, 64))
+
+
+def test_caches_that_skip_nothing_change_nothing(wan22_four_steps):
+    """Their hooks are around every block, yet a step they compute is the step without them: mag at
+    threshold 0 and taylorseer before its first cached step equal the plain run bit for bit."""
+    knobs, expected = wan22_four_steps
+    for choice in (CacheChoice("mag", 0.0, ratios=(1.0, 0.9, 0.9, 0.9)),
+                   CacheChoice("taylorseer", None, (("disable_cache_before_step", 10),))):
+        clip = accelerated(knobs, cache=choice)
+        record = clip.history[-1]["arguments"]["acceleration"]["cache"]
+        assert (record["method"], record["denoiser_calls"], record["skipped_calls"]) == (choice.method, 8, 0)
+        assert torch.equal(clip.latents, expected)
+
+
+def test_taylorseer_predicts_between_full_steps(wan22_four_steps):
+    """Interval 2 after one full step: steps 1 and 3 are predicted (both calls of each), 0 and 2 run."""
+    knobs, expected = wan22_four_steps
+    clip = accelerated(knobs, cache=parse_cache("taylorseer:cache_interval=2,disable_cache_before_step=1"))
+    record = clip.history[-1]["arguments"]["acceleration"]["cache"]
+    assert record == {"method": "taylorseer", "cache_interval": 2, "disable_cache_before_step": 1, "denoiser_calls": 8,
+                      "skipped_calls": 4, "steps": 4, "skipped_steps": 2}
+    assert torch.isfinite(clip.latents).all() and not torch.equal(clip.latents, expected)
+
+
+def test_calibrated_mag_cache_skips_and_records_its_ratios(tmp_path, tiny_wan22):
+    ratios = tmp_path / "ratios.json"
+    cli("calibrate-cache", "--model", "tiny-random-wan22", *FOX, "--steps", "4", "-o", ratios, "-q")
+    document = json.loads(ratios.read_text())
+    assert document["format"] == "vidlatent-mag-ratios" and document["model"] == "tiny-random-wan22"
+    assert len(document["ratios"]) == 4 and document["ratios"][0] == 1.0 and set(document["calls"]) == {"cond", "uncond"}
+    assert all(0.5 < value < 2 for value in document["ratios"])
+    clip = wan22(tmp_path, "--cache", f"mag:ratios={ratios},threshold=0.5", "--steps", "4")
+    record = clip.history[-1]["arguments"]["acceleration"]["cache"]
+    assert record["method"] == "mag" and record["threshold"] == 0.5
+    assert record["ratios"] == {"source": str(ratios.resolve()), "values": document["ratios"]}
+    # The conditional and the unconditional call skip together (one ratio sequence); never the first step.
+    assert record["denoiser_calls"] == 8 and 0 < record["skipped_calls"] == 2 * record["skipped_steps"] <= 6
+
+
+def test_ltx_takes_taylorseer(tmp_path, tiny_ltx):
+    out = tmp_path / "l.safetensors"
+    cli("generate", "--model", "tiny-random-ltx", "--prompt", "a fox", "--size", "64x64", "--frames", "9", "--steps", "4",
+        "--seed", "3", "--cache", "taylorseer:cache_interval=2,disable_cache_before_step=1", "-o", out, "-q")
+    record = latentfile.read(out).history[-1]["arguments"]["acceleration"]["cache"]
+    # LTX batches the conditional and unconditional calls: one denoiser call per step.
+    assert (record["denoiser_calls"], record["skipped_calls"], record["skipped_steps"]) == (4, 2, 2)
+
+
+def test_published_mag_ratios_are_the_conditional_ones_of_a_40_step_run():
+    from vidlatent.families.wan import FAMILY, MAG_RATIOS
+
+    assert set(MAG_RATIOS) <= {checkpoint for checkpoint in models.ALIASES.values()}
+    for hub, ratios in MAG_RATIOS.items():
+        assert FAMILY.mag_ratios(hub) == ratios and len(ratios) == 40 and ratios[0] == 1.0
+        assert all(0.8 < value < 1.05 for value in ratios)
+
+
+# --- --attention -------------------------------------------------------------------------------
+
+
+def test_attention_native_equals_the_default_bit_for_bit(wan22_four_steps):
+    knobs, expected = wan22_four_steps
+    clip = accelerated(knobs, attention="native")
+    assert clip.history[-1]["arguments"]["acceleration"] == {"attention": "native"}
+    assert torch.equal(clip.latents, expected)
+
+
+def test_attention_backends_are_checked_against_this_machine():
+    from vidlatent import attention
+
+    assert attention.check("native") == "native" and {"native", "flex"} <= set(attention.usable())
+    with pytest.raises(UsageError, match=r"^--attention flash_hub: .* needs a CUDA GPU \(--device cpu\); usable here: native"):
+        attention.check("flash_hub", device="cpu")
+    with pytest.raises(UsageError, match="needs fp16 or bf16 weights"):
+        attention.check("flash_hub", device="cuda", dtype="fp32")
+    # A package too old: click is installed, at a version below 999.
+    too_old = attention.Backend("x", "click", "click", "999", what="x")
+    assert attention.missing(too_old).startswith("click>=999; ") and "is installed" in attention.missing(too_old)
+    absent = attention.Backend("x", "no-such-package-here", "no_such_package_here", what="x")
+    assert "not installed (pip install \"no-such-package-here\")" in attention.missing(absent)
+
+
+def test_attention_that_cannot_split_is_refused_with_context_parallel():
+    from vidlatent.commands.generate import check_context_parallel
+
+    described = models.describe("tiny-random-wan22")
+    with pytest.raises(UsageError, match="--attention flex: diffusers cannot split it over processes .* use one of native"):
+        check_context_parallel(2, None, described, {}, (64, 64), Knobs(), "flex")
 
 
 # --- --quantize fp8 ----------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""Big models on ordinary GPUs: step caching, compilation, fp8 weight storage, VAE tiling and LoRA.
+"""Big models on ordinary GPUs: step caching, attention kernels, compilation, fp8 weight storage,
+VAE tiling and LoRA.
 
 Each is one switch (``Acceleration``, carried in ``LoadOptions.acceleration``) over what
-diffusers already does: ``CacheMixin.enable_cache`` with ``FirstBlockCacheConfig``,
-``compile_repeated_blocks`` / ``torch.compile``, ``enable_layerwise_casting``, the VAE's tiled
-decode, and ``load_lora_weights`` + ``set_adapters`` (peft; the files are read and loaded by
-``vidlatent.lora_files``). Whether a model family can take one
-is a class attribute of the family (``supports_cache``, ``compile_target``, ``lora_layouts``,
+diffusers already does: ``CacheMixin.enable_cache`` (``vidlatent.step_caches``),
+``set_attention_backend`` (``vidlatent.attention``), ``compile_repeated_blocks`` /
+``torch.compile``, ``enable_layerwise_casting``, the VAE's tiled decode, and
+``load_lora_weights`` + ``set_adapters`` (peft; the files are read and loaded by
+``vidlatent.lora_files``). Whether a model family can take one is a class attribute of the
+family (``supports_cache``, ``attention_dispatch``, ``compile_target``, ``lora_layouts``,
 ``vae_tiling``), checked here before anything loads, so a new family opts in by setting them.
 
 Torch-free at import: the command line parses and checks these flags in a blink.
@@ -13,13 +15,13 @@ Torch-free at import: the command line parses and checks these flags in a blink.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import UsageError
+from vidlatent.step_caches import CacheChoice, StepCache, check_cache, enable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,10 +38,6 @@ def _silent(_: str) -> None:
     pass
 
 
-CACHE_METHODS = ("first-block",)
-# diffusers' FirstBlockCacheConfig default: the relative change of the first block's residual
-# below which the remaining blocks are skipped.
-DEFAULT_CACHE_THRESHOLD = 0.05
 QUANTIZE_CHOICES = ("fp8",)
 COMPILE_BACKEND_VARIABLE = "VIDLATENT_COMPILE_BACKEND"
 DEFAULT_COMPILE_BACKEND = "inductor"
@@ -48,23 +46,13 @@ DENOISERS = ("unet", "transformer", "transformer_2")
 
 
 @dataclass(frozen=True)
-class CacheChoice:
-    """--cache METHOD[:THRESHOLD]."""
-
-    method: str = "first-block"
-    threshold: float = DEFAULT_CACHE_THRESHOLD
-
-    def __str__(self) -> str:
-        return f"{self.method}:{self.threshold:g}"
-
-
-@dataclass(frozen=True)
 class Acceleration:
     """How a model is made to fit and run faster; every field is a command-line flag.
 
     Args:
-        cache: --cache: skip the denoiser's remaining blocks on steps where its first block's
-            output barely changed (transformer families).
+        cache: --cache: a step cache (first-block, taylorseer, mag: ``vidlatent.step_caches``)
+            on the transformer families.
+        attention: --attention: diffusers' attention backend for the denoiser (None: its default).
         compile: --compile: torch.compile the denoiser (regional on transformers).
         quantize: --quantize fp8: keep the denoisers' weights in fp8, compute in the model dtype.
         vae_tiling: --vae-tiling / --no-vae-tiling; None: on where the decode would not fit.
@@ -74,6 +62,7 @@ class Acceleration:
     """
 
     cache: CacheChoice | None = None
+    attention: str | None = None
     compile: bool = False
     quantize: str | None = None
     vae_tiling: bool | None = None
@@ -87,27 +76,15 @@ class Acceleration:
             raise UsageError("--lora-partial: it says how a --lora file loads; give one with --lora, or leave it out")
 
 
-def parse_cache(text: str) -> CacheChoice:
-    """``first-block`` or ``first-block:0.1`` as a CacheChoice (UsageError otherwise)."""
-    method, separator, threshold = text.partition(":")
-    if method not in CACHE_METHODS:
-        raise UsageError(f"--cache {text!r}: expected {' or '.join(CACHE_METHODS)}[:THRESHOLD], e.g. first-block:0.1")
-    if not separator:
-        return CacheChoice(method)
-    try:
-        value = float(threshold)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise UsageError(f"--cache {text!r}: the threshold must be a number, 0 or more (e.g. first-block:0.1)")
-    return CacheChoice(method, value)
-
-
-def check_fits(acceleration: Acceleration, family: Family, spec: ModelSpec, *, device: str = "auto") -> None:
-    """Refuse, before the model loads, what the model family cannot take (UsageError, one line)."""
+def check_fits(acceleration: Acceleration, family: Family, spec: ModelSpec, *, device: str = "auto", model_id: str = "",
+               folder: Path | None = None) -> None:
+    """Refuse, before the model loads, what the model cannot take (UsageError, one line)."""
     acceleration.validate()
-    if acceleration.cache is not None and not family.supports_cache:
-        raise UsageError(f"--cache: {family.title}'s denoiser has no step cache in diffusers (CacheMixin); leave it out")
+    if acceleration.cache is not None:
+        check_cache(acceleration.cache, family, spec, model_id, folder)
+    if acceleration.attention is not None and not family.attention_dispatch:
+        raise UsageError(f"--attention {acceleration.attention}: {family.title}'s denoiser does not run its attention "
+                         "through diffusers' attention dispatch; leave it out")
     if acceleration.vae_tiling and not family.vae_tiling:
         raise UsageError(f"--vae-tiling: {family.title}'s VAE has no tiled decode in diffusers; --decode-chunk bounds its memory")
     if acceleration.quantize is not None and device == "mps":
@@ -139,73 +116,6 @@ def empty_denoiser(folder: Path, name: str) -> Any:
         return model_class.from_config(config)
 
 
-# --- the step cache and its counter ------------------------------------------------------------
-
-
-class CacheCounter:
-    """Counts what the first-block cache skipped, by watching the layers themselves: a denoiser
-    call whose last transformer block ran none of its layers was served from the cache (the
-    cache's hook returns the cached residual without calling the block). A pipeline step is
-    skipped when every denoiser call in it (conditional and unconditional) was.
-    """
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.skipped_calls = 0
-        self.steps = 0
-        self.skipped_steps = 0
-        self._ran = False
-        self._step_calls = 0
-        self._step_skipped = 0
-        self.handles: list[Any] = []
-
-    def watch(self, denoiser: Any) -> None:
-        tail = _cache_tail_block(denoiser)
-        self.handles.append(denoiser.register_forward_pre_hook(self._call_starts))
-        for layer in tail.children():
-            self.handles.append(layer.register_forward_hook(self._layer_ran))
-        self.handles.append(denoiser.register_forward_hook(self._call_ends))
-
-    def _call_starts(self, module: Any, args: Any) -> None:
-        self._ran = False
-
-    def _layer_ran(self, module: Any, args: Any, output: Any) -> None:
-        self._ran = True
-
-    def _call_ends(self, module: Any, args: Any, output: Any) -> None:
-        self.calls += 1
-        self._step_calls += 1
-        if not self._ran:
-            self.skipped_calls += 1
-            self._step_skipped += 1
-
-    def end_step(self) -> None:
-        """Called after each pipeline step (from the step callback)."""
-        if self._step_calls:
-            self.steps += 1
-            self.skipped_steps += self._step_calls == self._step_skipped
-        self._step_calls = self._step_skipped = 0
-
-    def take(self) -> dict[str, int]:
-        """The counts since the last take, and a fresh start."""
-        counts = {"denoiser_calls": self.calls, "skipped_calls": self.skipped_calls, "steps": self.steps,
-                  "skipped_steps": self.skipped_steps}
-        self.calls = self.skipped_calls = self.steps = self.skipped_steps = 0
-        return counts
-
-
-def _cache_tail_block(denoiser: Any) -> Any:
-    """The block diffusers' first-block cache treats as the last (its tail hook sits there)."""
-    from diffusers.hooks.first_block_cache import _FBC_BLOCK_HOOK
-
-    for module in denoiser.modules():
-        registry = getattr(module, "_diffusers_hook", None)
-        hook = registry.get_hook(_FBC_BLOCK_HOOK) if registry is not None else None
-        if hook is not None and getattr(hook, "is_tail", False):
-            return module
-    raise RuntimeError(f"{type(denoiser).__name__}: the first-block cache found no transformer blocks to hook")
-
-
 # --- applying them -----------------------------------------------------------------------------
 
 
@@ -214,24 +124,25 @@ class Applied:
     """What was applied to a loaded pipeline, for the history and for the step callback."""
 
     acceleration: Acceleration = Acceleration()
-    counter: CacheCounter | None = None
+    cache: StepCache | None = None
     loras: list[dict[str, Any]] = field(default_factory=list)
     compile_backend: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # component -> the single file it was loaded from
     note: Note = _silent  # the loader's note, for decisions taken later (VAE tiling)
 
     def end_step(self) -> None:
-        if self.counter is not None:
-            self.counter.end_step()
+        if self.cache is not None:
+            self.cache.counter.end_step()
 
     def record(self) -> dict[str, Any]:
         """The history entry of what changes the sampled latents (empty on the default path);
         the cache's counts are those since the last record."""
         record: dict[str, Any] = {}
         acceleration = self.acceleration
-        if acceleration.cache is not None:
-            record["cache"] = {"method": acceleration.cache.method, "threshold": acceleration.cache.threshold,
-                               **(self.counter.take() if self.counter is not None else {})}
+        if self.cache is not None:
+            record["cache"] = self.cache.record()
+        if acceleration.attention is not None:
+            record["attention"] = acceleration.attention
         if acceleration.quantize is not None:
             record["quantize"] = acceleration.quantize
         if acceleration.compile:
@@ -249,9 +160,11 @@ def denoisers(pipeline: Any) -> dict[str, Any]:
 
 
 def apply_before_placement(pipeline: Any, acceleration: Acceleration, dtype: torch.dtype,
-                           loras: Sequence[dict[str, Any]] = (), note: Note = _silent) -> Applied:
-    """fp8 storage and the step cache, in that order, on the pipeline still on the CPU, after
-    its LoRAs (``loras``: their history records) are loaded (``lora_files.load_loras``).
+                           loras: Sequence[dict[str, Any]] = (), note: Note = _silent, *, family: Family,
+                           model_id: str) -> Applied:
+    """fp8 storage, the attention backend and the step cache, in that order, on the pipeline
+    still on the CPU, after its LoRAs (``loras``: their history records) are loaded
+    (``lora_files.load_loras``).
 
     LoRA first: peft wraps the layers, and layerwise casting (which diffusers makes aware of
     peft's layers) then stores the base weights and the LoRA weights alike. The cache's hooks
@@ -262,13 +175,11 @@ def apply_before_placement(pipeline: Any, acceleration: Acceleration, dtype: tor
     if acceleration.quantize == "fp8":
         for model in models.values():
             store_fp8(model, dtype)
-    if acceleration.cache is not None:
-        from diffusers.hooks import FirstBlockCacheConfig
-
-        applied.counter = CacheCounter()
+    if acceleration.attention is not None:
         for model in models.values():
-            model.enable_cache(FirstBlockCacheConfig(threshold=acceleration.cache.threshold))
-            applied.counter.watch(model)
+            model.set_attention_backend(acceleration.attention)
+    if acceleration.cache is not None:
+        applied.cache = enable(pipeline, models, acceleration.cache, family, model_id)
     return applied
 
 

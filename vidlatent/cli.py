@@ -43,6 +43,7 @@ COMMANDS = {
     "upscale": ("upscale", "Upscale an LTX-Video clip 2x: latent upsampler, then a refining pass."),
     "plan": ("plan", "Estimate what a run needs (memory per stage) and what makes it fit, before loading."),
     "replay": ("replay", "Re-run a clip's or video's history and prove the result bit-identical."),
+    "calibrate-cache": ("calibrate_cache", "Measure a model's magnitude ratios for --cache mag."),
     "env": ("env", "Show versions, devices and defaults, for bug reports."),
 }
 # The commands that share their inputs among the processes of a torchrun / accelerate launch.

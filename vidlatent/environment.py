@@ -58,7 +58,15 @@ def _acceleration(device: Any) -> dict[str, Any]:
         "cpp_compiler": compiler,
         "triton": triton,
         "lora": _version("peft") is not None,
+        "attention": _attention(),
     }
+
+
+def _attention() -> dict[str, str | None]:
+    """Each --attention backend: None where it can run here (--device auto), else what it needs."""
+    from vidlatent.attention import BACKENDS, missing
+
+    return {name: missing(backend) for name, backend in BACKENDS.items()}
 
 
 def describe_environment() -> dict[str, Any]:

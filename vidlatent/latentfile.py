@@ -201,13 +201,17 @@ def latents_sha256(latents: torch.Tensor) -> str:
 
 @functools.lru_cache(maxsize=1)
 def software_versions() -> dict[str, str]:
-    """The diffusers and torch versions installed (what a history step records besides vidlatent's)."""
+    """The diffusers and torch versions installed (what a history step records besides vidlatent's):
+    the imported module's own ``__version__`` (what a sampling command has imported already),
+    else the installed package's metadata (which scans the installed distributions: tens of ms)."""
+    import sys
     from importlib import metadata
 
     versions = {}
     for name in ("diffusers", "torch"):
+        module = sys.modules.get(name)
         try:
-            versions[name] = metadata.version(name)
+            versions[name] = str(module.__version__) if module is not None else metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions

@@ -360,7 +360,8 @@ def describe_checked(options: LoadOptions) -> ModelInfo:
     before they load, and hand the result to ``load_vae`` or ``load_pipeline``."""
     options.validate()
     info = describe(options)
-    check_fits(options.acceleration, info.family, info.spec, device=options.device)
+    check_fits(options.acceleration, info.family, info.spec, device=options.device, model_id=info.model_id,
+               folder=info.folder)
     check_component_files(options.components, info.family, info.spec, info.folder)
     return info
 
@@ -468,7 +469,8 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
     if acceleration.loras and info.folder is None:
         loras = read_loras(acceleration.loras, pipeline_class, family, spec, folder, components,
                            partial=acceleration.lora_partial)
-    applied = apply_before_placement(pipeline, acceleration, dtype, load_loras(pipeline, loras, spec), note)
+    applied = apply_before_placement(pipeline, acceleration, dtype, load_loras(pipeline, loras, spec), note, family=family,
+                                     model_id=info.model_id)
     applied.files = {name: file.path for name, file in files.items()}
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
@@ -481,7 +483,9 @@ def load_pipeline(options: LoadOptions, components: Sequence[str] | None = None,
                                       num_blocks_per_group=1, use_stream=device.type == "cuda", exclude_modules=["vae"])
     elif offload == "sequential":
         pipeline.enable_sequential_cpu_offload(device=device)
-    else:
+    elif device.type != "cpu":
+        # from_pretrained loads onto the CPU: moving there again walks every module for nothing
+        # (a twentieth of a small model's load).
         pipeline.to(device)
     apply_compile(pipeline, applied, family, device, offload, note)
     if acceleration.vae_tiling and pipeline.vae is not None:

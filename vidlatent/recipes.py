@@ -22,7 +22,7 @@ from vidlatent.knobs import KNOBS
 # What a recipe may say: the model and how it loads, its component files, LoRAs and the knobs
 # (the command's own inputs, outputs and seed are not a recipe's).
 LOADING_KEYS = ("model", "dtype", "offload", "transformer", "transformer_2", "lora", "lora_partial", "quantize", "cache",
-                "compile", "vae_tiling")
+                "attention", "compile", "vae_tiling")
 RECIPE_KEYS = (*LOADING_KEYS, *(name for name, declaration in KNOBS.items() if declaration.flag))
 PATH_KEYS = ("transformer", "transformer_2", "lora")
 MULTIPLE_KEYS = ("lora",)  # options given more than once: one value or a list

@@ -22,8 +22,8 @@ Examples:
 def command(state: State) -> None:
     """Show versions (vidlatent, Python, torch, diffusers, transformers, accelerate, peft, ffmpeg),
     the devices found with their memory, what --device/--dtype/--offload auto would pick, which
-    of --offload group (CUDA streams), --quantize fp8, --compile and --lora this machine can use,
-    and the cache folders. Paste it into bug reports; --json prints the same as one object.
+    of --offload group (CUDA streams), --quantize fp8, --compile, --lora and which --attention
+    backends this machine can use (--json: what each of the others needs), and the cache folders. Paste it into bug reports; --json prints the same as one object.
     """
     from vidlatent.environment import describe_environment
 
@@ -51,6 +51,9 @@ def command(state: State) -> None:
                                   f"{yes[speed['fp8_storage']]} (--quantize fp8), compile {speed['compile_backend']} "
                                   f"{'ready' if speed['compile_ready'] else 'NOT ready (no C++ compiler, or no triton on CUDA)'}"
                                   f" (--compile), LoRA {yes[speed['lora']]} (--lora)")
+    attention = speed["attention"]
+    table.add_row("attention", f"usable: {', '.join(name for name, needs in attention.items() if needs is None)} "
+                               f"(--attention); not here: {', '.join(name for name, needs in attention.items() if needs)}")
     table.add_row("cache", f"hub {facts['cache']['huggingface']}{' (offline)' if facts['cache']['hub_offline'] else ''}; "
                            f"vidlatent {facts['cache']['vidlatent']}")
     for name, value in facts["environment"].items():

@@ -137,7 +137,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
             check_size(sizes[source][0], spec, flag=f"{label_of(source)}: the size it gives,")
         check_video_sizes(targets, final)
     if context_parallel is not None:
-        check_context_parallel(context_parallel, ranks, described, image_sizes, explicit_size, knobs)
+        check_context_parallel(context_parallel, ranks, described, image_sizes, explicit_size, knobs, load.acceleration.attention)
     if show_plan or vram is not None:
         from vidlatent.commands.plan import make_request, planned_flags, show
 
@@ -224,12 +224,17 @@ def check_launch(degree: int, ranks: distributed.Ranks) -> None:
                          f"(this launch has {ranks.world} process(es))")
 
 
-def check_context_parallel(degree, ranks, described, image_sizes, size, knobs) -> None:  # type: ignore[no-untyped-def]
-    """--context-parallel N: the model and the video can be split N ways, checked before loading."""
+def check_context_parallel(degree, ranks, described, image_sizes, size, knobs, attention=None) -> None:  # type: ignore[no-untyped-def]
+    """--context-parallel N: the model, the video and --attention can be split N ways, checked before loading."""
     import torch
 
+    from vidlatent.attention import BACKENDS
     from vidlatent.knobs import default_size
 
+    if attention is not None and not BACKENDS[attention].context_parallel:
+        able = ", ".join(name for name, backend in BACKENDS.items() if backend.context_parallel)
+        raise UsageError(f"--attention {attention}: diffusers cannot split it over processes (--context-parallel); "
+                         f"use one of {able}")
     spec = described.spec
     frames = knobs.frames or spec.frames
     for image_size in list(image_sizes.values()) or [None]:

@@ -16,11 +16,13 @@ from typing import Any
 import click
 
 from vidlatent import families
-from vidlatent.acceleration import CACHE_METHODS, DEFAULT_CACHE_THRESHOLD, QUANTIZE_CHOICES
+from vidlatent.acceleration import QUANTIZE_CHOICES
+from vidlatent.attention import BACKENDS, DEFAULT_BACKEND
 from vidlatent.commands.loading import LowMemory
 from vidlatent.commands.reporting import State, pass_state
 from vidlatent.errors import UsageError
 from vidlatent.knobs import KNOBS, Knobs, check_finite, check_knob, knob_help
+from vidlatent.step_caches import METHODS
 from vidlatent.models import ALIASES, DEFAULT_MODEL, DEVICES, DTYPES, OFFLOADS, TINY_MODELS, LoadOptions
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -171,16 +173,19 @@ def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
     before it loads (``load_sampler``)."""
 
     @functools.wraps(function)
-    def wrapper(*args: Any, load: LoadOptions, cache: str | None, compile_denoiser: bool, quantize: str | None,
-                vae_tiling: bool | None, lora: tuple[str, ...], lora_partial: bool, transformer: str | None,
-                transformer_2: str | None, **kwargs: Any) -> Any:
-        from vidlatent.acceleration import parse_cache
+    def wrapper(*args: Any, load: LoadOptions, cache: str | None, attention: str | None, compile_denoiser: bool,
+                quantize: str | None, vae_tiling: bool | None, lora: tuple[str, ...], lora_partial: bool,
+                transformer: str | None, transformer_2: str | None, **kwargs: Any) -> Any:
+        from vidlatent import attention as attention_backends
         from vidlatent.lora_files import parse_lora
         from vidlatent.component_files import component_file
+        from vidlatent.step_caches import parse_cache
 
-        load = _with_acceleration(load, cache=parse_cache(cache) if cache else None, compile=compile_denoiser,
-                                  quantize=quantize, vae_tiling=vae_tiling, loras=tuple(parse_lora(each) for each in lora),
-                                  lora_partial=lora_partial)
+        if attention is not None:  # its package and this machine's device, before the model is described
+            attention_backends.check(attention, load.device, load.dtype)
+        load = _with_acceleration(load, cache=parse_cache(cache) if cache else None, attention=attention,
+                                  compile=compile_denoiser, quantize=quantize, vae_tiling=vae_tiling,
+                                  loras=tuple(parse_lora(each) for each in lora), lora_partial=lora_partial)
         files = {"transformer": transformer, "transformer_2": transformer_2}
         components = tuple(component_file(name, path) for name, path in files.items() if path is not None)
         return function(*args, load=dataclasses.replace(load, components=components), **kwargs)
@@ -193,10 +198,18 @@ def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
                           "that does not fit the model is refused."),
         click.option("--transformer-2", metavar="FILE",
                      help="Wan 2.2 two-expert models: the low-noise expert (transformer_2) from one file, as --transformer."),
-        click.option("--cache", metavar="METHOD[:THRESHOLD]",
-                     help=f"Skip the denoiser's remaining blocks on steps where its first block barely changes "
-                          f"({' or '.join(CACHE_METHODS)}; threshold [{DEFAULT_CACHE_THRESHOLD:g}]: higher skips more). "
-                          "Transformer models (Wan); the history records how many steps were skipped."),
+        click.option("--cache", metavar="METHOD[:SETTING=VALUE,...]",
+                     help="Skip or predict denoiser work on steps that change little (transformer models: Wan, LTX); "
+                          "settings take diffusers' names, METHOD:NUMBER sets the threshold. "
+                          + "; ".join(f"{name}: {method.what} ({', '.join(_setting_help(method))})"
+                                      for name, method in METHODS.items())
+                          + ". mag needs the model's magnitude ratios: published ones for Wan 2.1 I2V 480p/720p, else "
+                            "ratios=FILE from vidlatent calibrate-cache. The history records what was skipped."),
+        click.option("--attention", type=click.Choice(tuple(BACKENDS)), metavar="BACKEND",
+                     help=f"The denoiser's attention kernel, through diffusers' attention dispatch (Wan, LTX): "
+                          f"{', '.join(BACKENDS)}. Default: {DEFAULT_BACKEND} (torch's scaled_dot_product_attention). "
+                          "One this machine cannot run (its package or GPU) is refused before loading; vidlatent env "
+                          "lists those that can."),
         click.option("--compile", "compile_denoiser", is_flag=True,
                      help="torch.compile the denoiser (Wan: its repeated blocks; SVD: the whole UNet). The first run "
                           "pays for the compilation."),
@@ -214,6 +227,12 @@ def acceleration_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="Load the part of a --lora file that fits the model (the history counts what was left "
                           "out), instead of refusing it."),
     )(wrapper)
+
+
+def _setting_help(method: Any) -> list[str]:
+    """``name [default]`` of each setting of a --cache method, for --help."""
+    return [f"{name} [{method.defaults[name]}]" if method.defaults.get(name) is not None else name
+            for name in method.settings]
 
 
 def vae_tiling_option(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,7 +17,7 @@ It owns what differs between them and nothing else, mostly as declarations:
 - what it can do beyond sampling, as data: ``inversion`` (its sampler run backwards, for
   ``transfer-motion --method inversion``) and ``upsampler`` (a latent upsampler, for
   ``--upscale``) are objects, or None where the family cannot; which of diffusers' speed and
-  memory tools its models take (``supports_cache``, ``compile_target``, ``lora_layouts``,
+  memory tools its models take (``supports_cache``, ``compile_target``, ``lora_layouts``, ``attention_dispatch``,
   ``vae_tiling``, ``forward_chunking``: see ``vidlatent.acceleration``).
 
 Everything else (commands, the latent math, extend's segment loop, the SDEdit strength rule,
@@ -282,6 +282,11 @@ class Family:
     # vidlatent.lora_files names them): "diffusers", "peft", "original" (diffusion_model. prefix;
     # ComfyUI's too), "kohya" (lora_unet_). Empty: the pipeline has no LoRA loader.
     lora_layouts: ClassVar[tuple[str, ...]] = ()
+    # The denoiser's modules --cache taylorseer predicts between full steps (regular expressions on
+    # their names: diffusers' cache_identifiers); diffusers' own default matches none of ours.
+    taylorseer_modules: ClassVar[tuple[str, ...]] = ()
+    # The denoiser's attention runs through diffusers' dispatch (set_attention_backend: --attention).
+    attention_dispatch: ClassVar[bool] = False
     vae_tiling: ClassVar[bool] = False  # the VAE has a tiled decode (enable_tiling) that ``decode`` honours
     # The components --transformer FILE / --transformer-2 FILE may replace: those whose diffusers
     # class has a single-file loader (from_single_file) for the original and ComfyUI layouts.
@@ -315,6 +320,20 @@ class Family:
 
     def spec(self, folder: Path, model_index: dict[str, Any], model_id: str) -> ModelSpec:
         raise NotImplementedError
+
+    def mag_ratios(self, model_id: str) -> tuple[float, ...] | None:
+        """MagCache's magnitude ratios (one per step) published for the checkpoint ``model_id``
+        (--cache mag without ratios=FILE); None where none are published."""
+        return None
+
+    def denoiser_blocks(self, folder: Path | None) -> int | None:
+        """How many transformer blocks the denoiser has, from its config (the step caches hook
+        the first and the last); None where unknown."""
+        if folder is None:
+            return None
+        config = read_config(folder, "transformer") or read_config(folder, "transformer_2")
+        blocks = config.get("num_layers")
+        return int(blocks) if isinstance(blocks, int) else None
 
     def known_spec(self, hub_id: str) -> ModelSpec | None:
         """The spec of a checkpoint this family knows by hub id, without its folder (so that

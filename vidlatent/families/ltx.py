@@ -195,6 +195,8 @@ class LTX(Family):
     # LTXVideoLoraLoaderMixin: its lora_state_dict strips the original layout's diffusion_model.
     # prefix (the LTX-Video trainer's and ComfyUI's); no converter for Kohya's naming.
     lora_layouts = ("diffusers", "peft", "original")
+    attention_dispatch = True  # LTXVideoAttnProcessor calls dispatch_attention_fn
+    taylorseer_modules = (r"transformer_blocks\.\d+\.(attn1|attn2|ff)",)  # each block's attention and feed-forward
     single_file_components = ("transformer",)  # LTXVideoTransformer3DModel.from_single_file
     vae_tiling = True  # decode tiles with --vae-tiling, and by default past the VAE's tile size
     guidance_knob = "guidance"  # the pipeline batches the prompt and the negative one (guidance_batched)

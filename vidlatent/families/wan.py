@@ -94,6 +94,25 @@ TINY_CHECKPOINTS = (
 TINY_ROPE_MAX_SEQ_LEN = 32  # the tiny transformers' rotary table
 TINY_CLIP_TOKENS = 17  # the tiny CLIP image encoder's hidden states: (32 / 8)^2 patches + the class token
 KNOWN = {checkpoint.hub: (checkpoint.native_size, checkpoint.fps) for checkpoint in CHECKPOINTS + TINY_CHECKPOINTS}
+# MagCache's magnitude ratios (--cache mag): the mean ratio of the norms of consecutive steps'
+# residuals (the blocks' output minus their input), one per step of a 40-step run, as published by
+# MagCache's authors for the original Wan 2.1 I2V 14B checkpoints (github.com/Zehong-Ma/MagCache,
+# MagCache4Wan2.1/magcache_generate.py, commit 1a66b6d): that file lists the conditional and the
+# unconditional call of each step in turn, and these are the conditional ones (diffusers'
+# MagCacheConfig takes one sequence for both; the two differ in the third decimal). diffusers
+# interpolates them (nearest) to the steps of a run.
+MAG_RATIOS = {
+    "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": (
+        1.0, 0.98783, 0.97559, 0.98311, 0.98202, 0.9888, 0.98762, 0.98957, 0.99052, 0.99383, 0.98857, 0.99065, 0.98845,
+        0.99057, 0.98957, 0.98601, 0.98823, 0.98756, 0.98808, 0.98721, 0.98571, 0.98543, 0.98157, 0.98411, 0.97952,
+        0.98149, 0.9774, 0.97825, 0.97355, 0.97085, 0.97056, 0.96588, 0.96113, 0.9567, 0.94961, 0.93973, 0.93217,
+        0.91878, 0.90955, 0.92617),
+    "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": (
+        1.0, 0.99428, 0.98588, 0.98273, 0.99018, 0.98911, 0.98646, 0.99454, 0.9891, 0.99124, 0.99102, 0.99215, 0.99515,
+        0.99576, 0.99068, 0.99097, 0.99166, 0.99041, 0.99201, 0.99101, 0.98599, 0.98845, 0.98848, 0.98862, 0.98718,
+        0.98497, 0.98264, 0.98389, 0.97938, 0.97535, 0.97498, 0.973, 0.96827, 0.96261, 0.95335, 0.94649, 0.93397,
+        0.91636, 0.89088, 0.8679),
+}
 SEED = 0
 
 
@@ -136,6 +155,8 @@ class Wan(Family):
     # WanLoraLoaderMixin, into either expert (load_into_transformer_2); its lora_state_dict converts
     # the original layout (lightx2v, Lightning, CausVid, ComfyUI's) and musubi's (Kohya's naming).
     lora_layouts = ("diffusers", "peft", "original", "kohya")
+    attention_dispatch = True  # WanAttnProcessor calls dispatch_attention_fn
+    taylorseer_modules = (r"blocks\.\d+\.(attn1|attn2|ffn)",)  # each block's attention and feed-forward outputs
     single_file_components = ("transformer", "transformer_2")  # WanTransformer3DModel.from_single_file
     vae_tiling = True  # AutoencoderKLWan's tiled decode, streamed by decode
     default_decode_chunk_words = "1, its decoder's own step, whatever is given"
@@ -167,6 +188,9 @@ class Wan(Family):
             positions=int(transformer.get("rope_max_seq_len") or ROPE_MAX_SEQ_LEN),
             patch_frames=int((transformer.get("patch_size") or [1, 2, 2])[0]),
         )
+
+    def mag_ratios(self, model_id: str) -> tuple[float, ...] | None:
+        return MAG_RATIOS.get(model_id)
 
     def known_spec(self, hub_id: str) -> ModelSpec | None:
         for checkpoint in CHECKPOINTS:
