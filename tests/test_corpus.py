@@ -188,6 +188,12 @@ CASES = [
                                         "-o", OUT], 2, "no magnitude ratios are published for tiny-random-wan22", None, False),
     ("generate-cache-first-block-one-block", ["generate", "--model", "tiny-random-ltx", "--prompt", "a fox", "--cache",
                                               "first-block", "-o", OUT], 2, "has 1; use taylorseer or mag", None, False),
+    # --- plan: checked as the run it plans would be, nothing loads
+    ("plan-bad-vram", ["plan", "--model", "tiny-random-wan", "--vram", "12Q"], 2, "--vram '12Q': expected a memory size", None, True),
+    ("plan-size-off-the-multiple", ["plan", "--model", "tiny-random-wan", "--size", "60x60"], 2, "--size 60x60", None, False),
+    ("plan-frames-off-the-rule", ["plan", "--model", "tiny-random-wan", "--frames", "8"], 2, "--frames 8", None, False),
+    ("generate-plan-bad-vram", ["generate", "{in}/image.png", "--model", "tiny-random-wan", "--vram", "-3G", "-o", VIDEO_OUT], 2,
+     "--vram", None, True),
     # --- calibrate-cache
     ("calibrate-cache-no-output", ["calibrate-cache", "--model", "tiny-random-wan22", "--prompt", "a fox"], 2, "give -o FILE.json",
      None, True),
@@ -282,7 +288,7 @@ CASES = [
     ("interpolate-keyframes-on-svd-names-a-tiny-flf2v", ["interpolate", C, C, "--transition", "3", "--keyframes", "-o", OUT], 2,
      "offline: --model tiny-random-wan-flf2v or tiny-random-ltx", None, False),
     ("interpolate-keyframes-on-wan22-names-wan-first", ["interpolate", "{in}/wan.safetensors", "{in}/wan.safetensors", "--transition", "9", "--keyframes", "-o", OUT], 2,
-     "can: --model wan21-flf2v or ltx-0.9.7-dev (offline: --model tiny-random-wan-flf2v", None, False),
+     "can: --model wan21-flf2v or wan21-vace-1.3b or ltx-0.9.7-dev or ltx2 (offline: --model tiny-random-wan-flf2v", None, False),
     ("upscale-svd-clip-names-a-tiny-ltx", ["upscale", C, "-o", OUT], 2, "offline: --model tiny-random-ltx", None, False),
     ("generate-upscale-on-svd-names-a-tiny-ltx", ["generate", "{in}/image.png", "--model", "tiny-random", "--upscale", "-o", VIDEO_OUT],
      2, "LTX-Video has one: --model ltx-0.9.7-dev (offline: --model tiny-random-ltx)", None, False),

@@ -505,4 +505,5 @@ def test_offline_hints_name_a_tiny_model_that_can_do_what_the_model_does():
         assert tiny.last_image or not spec.last_image, alias
     assert families.tiny_model_like(None) == "tiny-random"
     assert families.able_models(lambda spec: spec.last_image, prefer="ltx") == (
-        ["ltx-0.9.7-dev", "wan21-flf2v", "wan21-vace-1.3b"], ["tiny-random-ltx", "tiny-random-wan-flf2v", "tiny-random-wan-vace"])
+        ["ltx-0.9.7-dev", "wan21-flf2v", "wan21-vace-1.3b", "ltx2"],
+        ["tiny-random-ltx", "tiny-random-wan-flf2v", "tiny-random-wan-vace", "tiny-random-ltx2"])

@@ -325,7 +325,7 @@ def test_keyframes_on_a_model_without_last_frames_is_refused(tmp_path, clip_path
                                        "-o", str(tmp_path / "x.safetensors")])
     assert result.exit_code == 2 and "cannot be conditioned on a last frame" in result.stderr
     # The hint names models that can, Wan's first, and a tiny one to try it offline.
-    assert "--model wan21-flf2v or ltx-" in result.stderr and "offline: --model tiny-random-wan-flf2v" in result.stderr
+    assert "--model wan21-flf2v or wan21-vace-1.3b or ltx-" in result.stderr and "offline: --model tiny-random-wan-flf2v" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -187,7 +187,7 @@ class SkyReelsDF(Wan):
             max_side=positions * size_multiple,
         )
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
         return I2V if image else T2V
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:

@@ -106,7 +106,7 @@ class WanVace(Wan):
         return dataclasses.replace(spec, title=f"Wan {version} VACE", native_size=native_size, fps=fps, image=IMAGE_OPTIONAL,
                                    last_image=True, last_image_optional=True)
 
-    def pipeline_class(self, spec: ModelSpec, *, image: bool) -> str:
+    def pipeline_class(self, spec: ModelSpec, *, image: bool, last_image: bool = False) -> str:
         return VACE
 
     def sampling_components(self, spec: ModelSpec, *, image: bool) -> tuple[str, ...]:
