@@ -5,10 +5,10 @@ Every way makes the same clip shape per family from a first clip and two joins, 
 adding the same new frames, on the tiny random models at 64x64 (seeds 0, 1, ...; the segments of
 extend seed + 100 + j):
 
-- SkyReels DF: native long ``generate`` (41 frames, 11 latent: windows with a history of 5 or
-  17 frames), and ``extend`` of a 17-frame clip twice by 12 frames through the video-to-video
-  pipeline with a history of 17 (the default), 5, or 1 frame (the clip's last frame alone: DF's
-  last-frame extend), drift correction on and off;
+- SkyReels DF: native long ``generate`` in three windows (17-frame windows with a history of 5:
+  41 frames; 29-frame windows with a history of 17: 53 frames), and ``extend`` of a 17-frame clip
+  twice by 12 frames through the video-to-video pipeline with a history of 17 (the default), 5,
+  or 1 frame (the clip's last frame alone: DF's last-frame extend), drift correction on and off;
 - Wan 2.1 and LTX-Video: ``extend`` of a 17-frame clip twice (Wan by 12 frames, LTX by 24: three
   latent frames each), at the default overlap and one other, drift correction on and off;
 - SVD: ``extend`` of an 8-frame clip twice by 6 frames, likewise.
@@ -187,7 +187,9 @@ class Maker:
 
         shape = way.shape
         if way.native is not None:
-            clip = self.generate(shape, shape.first + SEGMENTS * shape.added, seed, **way.native)
+            # A first window and SEGMENTS more, each continuing its history: window - history new frames.
+            window, history = way.native["window"], way.native["history"]
+            clip = self.generate(shape, window + SEGMENTS * (window - history), seed, **way.native)
         else:
             model = self.model(shape)
             first = self.generate(shape, shape.first, seed)
