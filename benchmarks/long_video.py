@@ -45,15 +45,16 @@ CUT_SEED = 50  # the hard cut's other generations: seed + 50 + j
 
 @dataclass(frozen=True)
 class Shape:
-    """One family's clip: the first clip's pixel frames, the new frames each segment adds, and
-    the latent frames a generation of them starts with that a continuation leaves out (a causal
-    VAE's first latent frame stands for one pixel frame alone)."""
+    """One family's clip: its tiny model, the first clip's pixel frames and the pixel frames each
+    segment adds. ``leading``: the latent frames a fresh generation starts with that the hard cut
+    leaves out, as a continuation does (a causal VAE's first latent frame stands for one pixel
+    frame alone; SVD's VAE has none)."""
 
     model: str
     first: int
     added: int
-    leading: int  # latent frames of a fresh generation dropped before joining it (the cut)
-    image: bool = True  # conditioned on an image (the section's test image) rather than text
+    leading: int
+    image: bool = True  # conditioned on the section's image rather than on text alone
     prompt: bool = True
 
 
@@ -85,10 +86,10 @@ WAYS = (
     Way("11g", "Wan 2.1: extend, pinned overlap 1 (the default), drift correction on (the default)", WAN),
     Way("11h", "Wan 2.1: extend, pinned overlap 1, drift correction off", WAN, correction=False),
     Way("11i", "Wan 2.1: extend, pinned overlap 2, drift correction on", WAN, overlap=2),
-    Way("11j", "LTX-Video: extend, condition on the last 9 frames (overlap 2, the default), drift correction on (the default)",
-        LTX),
+    Way("11j", "LTX-Video: extend, conditioned on the last 9 frames (overlap 2, the default), drift correction on "
+               "(the default)", LTX),
     Way("11k", "LTX-Video: extend, overlap 2, drift correction off", LTX, correction=False),
-    Way("11l", "LTX-Video: extend, condition on the last frame (overlap 1), drift correction on", LTX, overlap=1),
+    Way("11l", "LTX-Video: extend, conditioned on the last frame (overlap 1), drift correction on", LTX, overlap=1),
     Way("11m", "SVD: extend, pinned overlap 2 (the default), drift correction on (the default)", SVD),
     Way("11n", "SVD: extend, pinned overlap 2, drift correction off", SVD, correction=False),
     Way("11o", "SVD: extend, last frame only (overlap 1), drift correction on", SVD, overlap=1),
@@ -136,16 +137,19 @@ def long_video(ctx: Context) -> list[Row]:
         for seed in range(cfg.long_seeds):
             add(measured, maker.way(way, seed))
         progress(f"  {way.key}: {measured.cell()}")
-        rows.append(Row(way.key, WHAT.format(what=way.what), value=measured.cell(), baseline=f"cut: {cuts[way.shape].cell()}",
-                        ratio=statistics.mean(measured.seams), pairs=measured.seams))
-    rows[0].note = (f"Plumbing numbers: tiny random models, {SIZE[0]}x{SIZE[1]}, {cfg.long_steps} steps, seeds "
-                    f"{'0' if cfg.long_seeds == 1 else f'0–{cfg.long_seeds - 1}'} (extend's segments: seed + 100 + j), two joins per clip; the pairs column is "
-                    "the range of the seams over every join and seed. Seam: `analysis.measure_seams`, as `analyze "
-                    "--seams` prints it; drift: the last segment against the first, the largest per-channel mean offset in "
-                    "the first segment's channel stds and std ratio − 1 (drift correction's band: 0.15 σ, 12 %). "
-                    "Reference: a hard cut of the same family (the first clip and two generations from other seeds, "
-                    "joined at the same frames): on random weights it measures like every continuation, so these rows "
-                    "cannot rank the ways by what they look like (docs/extend.md, \"Long video\").")
+        rows.append(Row(way.key, WHAT.format(what=way.what), value=measured.cell(),
+                        baseline=f"cut: {cuts[way.shape].cell()}", ratio=statistics.mean(measured.seams),
+                        pairs=measured.seams))
+    seeds = "0" if cfg.long_seeds == 1 else f"0–{cfg.long_seeds - 1}"
+    rows[0].note = (
+        f"Plumbing numbers: tiny random models, {SIZE[0]}x{SIZE[1]}, {cfg.long_steps} steps, seeds {seeds} (extend's "
+        "segments: seed + 100 + j), two joins per clip; the pairs column is the range of the seams over every join and "
+        "seed. Seam: `analysis.measure_seams`, as `analyze --seams` prints it; drift: the last segment against the "
+        "first, the largest per-channel mean offset in the first segment's channel stds and std ratio − 1 (drift "
+        "correction's band: 0.15 σ, 12 %). Reference: a hard cut of the same family (the first clip and two "
+        "generations from other seeds, joined at the same frames): on random weights it measures like every "
+        "continuation, so these rows cannot rank the ways by what they look like (docs/extend.md, \"Long video\")."
+    )
     return rows
 
 
@@ -177,8 +181,9 @@ class Maker:
     def generate(self, shape: Shape, frames: int, seed: int, **knobs: int) -> Any:
         from vidlatent.generation import Knobs, generate
 
+        prompt = {"prompt": PROMPT} if shape.prompt else {}
         return generate(self.model(shape), self.image if shape.image else None, seed=seed, size=SIZE,
-                        knobs=Knobs(frames=frames, steps=self.steps, **({"prompt": PROMPT} if shape.prompt else {}), **knobs))
+                        knobs=Knobs(frames=frames, steps=self.steps, **prompt, **knobs))
 
     def way(self, way: Way, seed: int) -> tuple[torch.Tensor, list[Any]]:
         """The way's clip (T, C, h, w) and its joins, from its history."""
@@ -195,9 +200,9 @@ class Maker:
             first = self.generate(shape, shape.first, seed)
             family, rule = model.family, model.layout.frame_rule
             overlap = way.overlap if way.overlap is not None else family.default_overlap
-            # A segment of the overlap plus the added frames (a causal VAE's overlap stands for
-            # (overlap - 1) x 4 + 1 pixel frames, then every latent frame for 4 more).
-            frames = rule.pixel_frames(overlap + rule.latent_frames(shape.first + shape.added) - rule.latent_frames(shape.first))
+            # A segment is the overlap and the latent frames the added pixel frames make.
+            added = rule.latent_frames(shape.first + shape.added) - rule.latent_frames(shape.first)
+            frames = rule.pixel_frames(overlap + added)
             knobs = Knobs(frames=frames, steps=self.steps, **({"prompt": PROMPT} if shape.prompt else {}))
             clip = extend(model, first, knobs=knobs, seed=seed + 100,
                           options=ExtendOptions(times=SEGMENTS, overlap=way.overlap, drift_correction=way.correction))
