@@ -2,7 +2,8 @@
 
 Row keys follow the goals: 1 startup, 2 generate overhead, 3 decode memory, 4 decode and
 encode speed, 5 latent file IO, 6 the GPU, 7 big models (cache, fp8, VAE tiling, compile), 8 big
-models on the GPU, 9 quality figures on real Wan 2.1 latents (``benchmarks/real_latents.py``). The references are plain diffusers, torch and
+models on the GPU, 9 quality figures on real Wan 2.1 latents (``benchmarks/real_latents.py``), 10 the
+plan's calibration, 11 the ways to a long video (``benchmarks/long_video.py``). The references are plain diffusers, torch and
 safetensors calls (``benchmarks/reference.py`` for the ones that run as their own process).
 """
 
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.big_models import big_models, gpu_big_models
+from benchmarks.long_video import long_video
 from benchmarks.plan_memory import plan_memory
 from benchmarks.real_latents import real_latents
 from benchmarks.harness import (
     ChildFailed,
+    conditioning_image,
     Goal,
     Paired,
     Row,
@@ -82,6 +85,8 @@ class Config:
     tiling_size: tuple[int, int]  # section 7: tiny-random-wan decodes with and without tiling
     tiling_latent_frames: int
     plan_sizes: int = 3  # section 10: sizes run per tiny model (of benchmarks.plan_memory.CASES)
+    long_steps: int = 4  # section 11: denoising steps of every long-video way
+    long_seeds: int = 3  # section 11: seeds per way (0, 1, ...)
     dry: bool = False
 
 
@@ -104,7 +109,7 @@ QUICK = Config(
     io_shape=(4, 4, 8, 8), io_reps=1, pipe_reps=1,
     gpu_size=(512, 320), gpu_frames=4, gpu_steps=2, gpu_reps=1,
     big_size=(64, 64), big_frames=5, big_steps=2, big_reps=1, tiling_size=(320, 320), tiling_latent_frames=2,
-    plan_sizes=1,
+    plan_sizes=1, long_steps=1, long_seeds=1,
 )
 SMOKE = dataclasses.replace(QUICK, name="smoke", dry=True)
 
@@ -240,19 +245,6 @@ def _imports(argv: list[str], env: dict[str, str]) -> list[tuple[str, int]]:
 
 
 # --- 2. generate overhead --------------------------------------------------------------------
-
-
-def conditioning_image(size: tuple[int, int], path: Path) -> Path:
-    """A deterministic RGB image already at ``size`` (so neither side resizes it), saved as PNG."""
-    import numpy as np
-    from PIL import Image
-
-    width, height = size
-    rng = np.random.default_rng(SEED)
-    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]  # (1, W, 1)
-    pixels = ramp + rng.normal(0, 24, (height, width, 3)).astype(np.float32)  # (H, W, 3)
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(path)
-    return path
 
 
 def generate(ctx: Context) -> list[Row]:
@@ -810,5 +802,6 @@ SECTIONS: list[tuple[str, str, Callable[[Context], list[Row]]]] = [
     ("8", "big models on a GPU", gpu_big_models),
     ("9", "real latents", real_latents),
     ("10", "plan calibration", plan_memory),
+    ("11", "long video", long_video),
 ]
 

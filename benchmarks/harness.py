@@ -273,6 +273,19 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def conditioning_image(size: tuple[int, int], path: Path, seed: int = 1) -> Path:
+    """A deterministic RGB image already at ``size`` (so neither side resizes it), saved as PNG."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]  # (1, W, 1)
+    pixels = ramp + rng.normal(0, 24, (height, width, 3)).astype(np.float32)  # (H, W, 3)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(path)
+    return path
+
+
 # --- formatting ------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from benchmarks.harness import Goal, Row, mebibytes, progress, run_process
+from benchmarks.harness import Goal, Row, conditioning_image, mebibytes, progress, run_process
 
 if TYPE_CHECKING:
     from benchmarks.cases import Context
@@ -37,7 +37,6 @@ def rows_declared() -> list[tuple[str, str]]:
 
 
 def plan_memory(ctx: Context) -> list[Row]:
-    from benchmarks.cases import conditioning_image
     from vidlatent import planning
     from vidlatent.models import LoadOptions
 

@@ -182,7 +182,9 @@ def report(rows: Sequence[Row], facts: dict[str, str], config: cases.Config) -> 
         (f"Sizes: {sizes}. Models: `tiny-random` (the real SVD classes with tiny configs, random weights; section 7: "
          "`tiny-random-wan22` and `tiny-random-wan`, the real Wan classes likewise), "
          "loaded from its diffusers folder, offline (`HF_HUB_OFFLINE=1`); section 9 loads no model: it works on real "
-         "Wan 2.1 latents (section \"Real latents\"). "
+         "Wan 2.1 latents (section \"Real latents\"); section 11 compares the ways to a long video on "
+         "`tiny-random-skyreels-df`, `tiny-random-wan`, `tiny-random-ltx` and `tiny-random` at 64x64, "
+         f"{config.long_steps} steps, {config.long_seeds} seed(s): plumbing numbers (random weights). "
          f"Torch threads: {facts.get('torch threads', '?')} in this process and every child (`--threads`): on a "
          "shared machine, OpenMP threads waiting on each other at every barrier made single calls vary up to tenfold."),
         "",

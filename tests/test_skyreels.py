@@ -8,6 +8,7 @@ bit for bit (the family contract covers the rest: encode, decode, edit, extend's
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -117,15 +118,21 @@ def test_a_causal_block_that_leaves_frames_as_noise_is_refused_before_loading(tm
     assert not out.exists()
 
 
-def test_jobs_in_one_process_do_not_share_a_causal_block(unseen):
+def test_jobs_in_one_process_do_not_share_a_causal_block(unseen, tmp_path, vidlatent_cmd):
     """diffusers writes causal_block_size into the transformer's config; vidlatent puts it back, so
-    a second job without --causal-block equals a fresh load's."""
+    a second job without --causal-block, after one with it, equals the same job run as its own
+    process (``vidlatent generate``, which loads the folder afresh)."""
+    alone = tmp_path / "alone.safetensors"
+    # The other process runs meanwhile (its start-up, importing torch, is most of its time).
+    process = subprocess.Popen([*vidlatent_cmd, "generate", "--model", str(unseen), "--prompt", PROMPT, "--size",
+                                f"{SIZE}x{SIZE}", "--frames", "13", "--steps", str(STEPS), "--seed", "2", "--device", "cpu",
+                                "-o", str(alone), "-q"], stderr=subprocess.PIPE)
     model = load_pipeline(LoadOptions(model=str(unseen)), image=False)
     # 13 frames are 4 latent frames: two causal blocks of 2, so the block size changes the attention.
     first = generate(model, None, knobs=Knobs(prompt=PROMPT, frames=13, steps=STEPS, causal_block=2), seed=2, size=(SIZE, SIZE))
     second = generate(model, None, knobs=Knobs(prompt=PROMPT, frames=13, steps=STEPS), seed=2, size=(SIZE, SIZE))
     assert model.pipeline.transformer.config.num_frame_per_block == 1
-    fresh = load_pipeline(LoadOptions(model=str(unseen)), image=False)
-    again = generate(fresh, None, knobs=Knobs(prompt=PROMPT, frames=13, steps=STEPS), seed=2, size=(SIZE, SIZE))
-    assert torch.equal(second.latents, again.latents) and not torch.equal(first.latents, second.latents)
+    _, errors = process.communicate(timeout=300)
+    assert process.returncode == 0, errors.decode()
+    assert torch.equal(second.latents, latentfile.read(alone).latents) and not torch.equal(first.latents, second.latents)
     assert first.history[-1]["arguments"]["causal_block"] == 2 and second.history[-1]["arguments"]["causal_block"] == 1
