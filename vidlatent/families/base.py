@@ -458,6 +458,20 @@ class Family:
         """(T, C, h, w): the unit noise a generation with ``seed`` starts from."""
         raise NotImplementedError
 
+    @staticmethod
+    def first_draw(model: Any, channels: int, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
+        """(T, C, h, w) float32: the latents a pipeline draws first from ``torch.Generator("cpu").manual_seed(seed)``,
+        channels first, (1, C, T, h, w), at ``size`` over the model's spatial compression (Wan,
+        LTX-Video and LTX-2 draw so)."""
+        import torch
+
+        from vidlatent.seeds import cpu_generator
+
+        width, height = size
+        spatial = model.layout.spatial
+        shape = (1, channels, latent_frames, height // spatial, width // spatial)
+        return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)[0].permute(1, 0, 2, 3)
+
     def schedule(self, model: Any, steps: int) -> list[float]:
         """The model's own ``steps``-step noise schedule: steps + 1 levels ending in 0."""
         scheduler = model.pipeline.scheduler

@@ -422,12 +422,7 @@ class LTX(Family):
 
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
         """The pipeline draws its latents first, (1, C, T, h, w) float32, from the generator."""
-        import torch
-
-        width, height = size
-        spatial = model.layout.spatial
-        shape = (1, int(model.pipeline.transformer.config.in_channels), latent_frames, height // spatial, width // spatial)
-        return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)[0].permute(1, 0, 2, 3)
+        return self.first_draw(model, int(model.pipeline.transformer.config.in_channels), size, latent_frames, seed)
 
     def schedule(self, model: Any, steps: int) -> list[float]:
         """The pipeline's own schedule: LTX's linear-quadratic timesteps through its scheduler."""

@@ -330,14 +330,7 @@ class LTX2(Family):
 
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
         """The pipeline draws the video's unit noise first, (1, C, T, h, w) float32."""
-        import torch
-
-        from vidlatent.seeds import cpu_generator
-
-        width, height = size
-        spatial = model.layout.spatial
-        shape = (1, int(model.pipeline.transformer.config.in_channels), latent_frames, height // spatial, width // spatial)
-        return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)[0].permute(1, 0, 2, 3)
+        return self.first_draw(model, int(model.pipeline.transformer.config.in_channels), size, latent_frames, seed)
 
     def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
                         noise: torch.Tensor, steps: int, kept: int) -> Any:

@@ -24,7 +24,6 @@ from vidlatent.families.base import (
 from vidlatent.errors import UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
 from vidlatent.progress import Progress, no_progress
-from vidlatent.seeds import cpu_generator
 
 if TYPE_CHECKING:
     import numpy as np
@@ -386,12 +385,7 @@ class Wan(Family):
     def initial_noise(self, model: Any, size: tuple[int, int], latent_frames: int, seed: int) -> torch.Tensor:
         """Both pipelines draw their latents first, (1, C, T, h, w) float32, from the generator
         (the image condition is encoded with the posterior's mean: no draw)."""
-        import torch
-
-        width, height = size
-        spatial = model.layout.spatial
-        shape = (1, int(model.pipeline.vae.config.z_dim), latent_frames, height // spatial, width // spatial)
-        return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)[0].permute(1, 0, 2, 3)
+        return self.first_draw(model, int(model.pipeline.vae.config.z_dim), size, latent_frames, seed)
 
     def regenerate_tail(self, model: Any, call: Callable[..., Any], clean: torch.Tensor,
                         noise: torch.Tensor, steps: int, kept: int) -> Any:
