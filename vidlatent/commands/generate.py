@@ -54,8 +54,8 @@ Examples:
               help=f"Pixel size, multiples of the model's size multiple ({size_multiples_in_words()}). "
                    "Default: the image's aspect ratio at the model's native area (its native size for text only).")
 @click.option("--upscale", is_flag=True,
-              help="LTX: generate at half the size, upsample the latents 2x with LTX's latent upsampler and refine them "
-                   "(its multi-scale workflow); --size is the final size.")
+              help="LTX, LTX-2: generate at half the size, upsample the latents 2x with the family's latent upsampler and "
+                   "refine them (its multi-scale or two-stage workflow); --size is the final size.")
 @upscaler_option
 @click.option("--keyframe", "keyframes", multiple=True, metavar="INDEX:IMAGE",
               help="VACE: keep IMAGE as frame INDEX (a frame number, or a time in seconds: 2.5s) and generate the frames "
