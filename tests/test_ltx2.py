@@ -114,6 +114,41 @@ def test_keyframes_equal_the_condition_pipeline_for_picture_and_sound(unseen, tm
     assert torch.equal(clip.audio, output.audio[0].permute(1, 0, 2))
 
 
+def test_keyframes_at_any_frame_equal_the_condition_pipeline(unseen, tmp_path):
+    """generate --keyframe 0:A --keyframe 12:B (17 frames): LTX2ConditionPipeline with A at latent
+    index 0 and B at latent index 2, the keyframe of pixel frame 9, the nearest it places (a note
+    says so); both streams bit for bit. Two keyframes that would stand at one frame are refused."""
+    from diffusers import LTX2ConditionPipeline
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+    from PIL import Image, ImageOps
+
+    from tests.conftest import resized_photo
+
+    first = resized_photo(tmp_path, (SIZE, SIZE))
+    other = tmp_path / "other.png"
+    ImageOps.flip(Image.open(first)).save(other)
+    out = tmp_path / "keyframes.safetensors"
+    common = ["--model", str(unseen), "--prompt", PROMPT, "--size", f"{SIZE}x{SIZE}", "--frames", "17", "--steps", "2",
+              "--seed", str(SEED)]
+    result = cli("generate", "--keyframe", f"0:{first}", "--keyframe", f"12:{other}", *common, "-o", str(out))
+    assert f"--keyframe 12:{other}: LTX-2 places keyframes by latent frame" in result.stderr
+    assert "frame 12 stands at frame 9" in result.stderr
+    pipeline = LTX2ConditionPipeline.from_pretrained(unseen)
+    pipeline.set_progress_bar_config(disable=True)
+    conditions = [LTX2VideoCondition(frames=Image.open(first).convert("RGB"), index=0),
+                  LTX2VideoCondition(frames=Image.open(other).convert("RGB"), index=2)]
+    output = pipeline(conditions=conditions, prompt=PROMPT, height=SIZE, width=SIZE, num_frames=17, num_inference_steps=2,
+                      generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent")
+    clip = latentfile.read(out)
+    assert torch.equal(clip.latents, output.frames[0].permute(1, 0, 2, 3))
+    assert torch.equal(clip.audio, output.audio[0].permute(1, 0, 2)) and clip.audio_aligned()
+    assert [entry["frame"] for entry in clip.history[-1]["arguments"]["keyframes"]] == [0, 12]
+    refused = CliRunner().invoke(main, ["generate", "--keyframe", f"9:{first}", "--keyframe", f"12:{other}", *common,
+                                        "-o", str(tmp_path / "x.safetensors")])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "LTX-2 places both at frame 9" in refused.stderr and not (tmp_path / "x.safetensors").exists()
+
+
 # --- --upscale: LTX2LatentUpsamplePipeline and the stage-2 pass ---------------------------------
 
 

@@ -15,8 +15,8 @@ It owns what differs between them and nothing else, mostly as declarations:
 - what a continuation of a clip is conditioned on (``continuation``: by default its last frames,
   re-encoded and pinned; LTX conditions natively on the clip's last frames);
 - what it can do beyond sampling, as data: ``inversion`` (its sampler run backwards, for
-  ``transfer-motion --method inversion``) and ``upsampler`` (a latent upsampler, for
-  ``--upscale``) are objects, or None where the family cannot; which of diffusers' speed and
+  ``transfer-motion --method inversion``), ``upsampler`` (a latent upsampler, for
+  ``--upscale``), ``regions`` and ``frame_conditions`` (``--keyframe``) are objects, or None where the family cannot; which of diffusers' speed and
   memory tools its models take (``supports_cache``, ``compile_target``, ``lora_layouts``, ``attention_dispatch``,
   ``vae_tiling``, ``forward_chunking``: see ``vidlatent.acceleration``).
 
@@ -312,6 +312,9 @@ class Family:
     inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
     upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
     regions: Any = None  # masked video conditioning (vidlatent.regions): see families.wan_vace.VaceConditioning
+    # Images at any frame without a masked video (generate --keyframe; VACE keyframes go through
+    # ``regions``): see families.ltx2.FrameConditions.
+    frame_conditions: Any = None
     # Its sound stream, where its pipelines make sound with the video (LTX-2: families.ltx2.Sound):
     # components, audio layout, the pipeline's audio latents to and from a clip's, the decoder.
     sound: Any = None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent.errors import ModelError, Note
+from vidlatent.errors import ModelError, Note, UsageError
 from vidlatent.families.base import (IMAGE_OPTIONAL, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload,
                                      onload, read_config)
 from vidlatent.layout import AudioLayout, FrameRule, LatentLayout, Normalization
@@ -221,6 +221,53 @@ class LatentUpsampler:
         return LTX2LatentUpsamplePipeline(vae=None, latent_upsampler=model)
 
 
+@dataclass(frozen=True)
+class FrameConditions:
+    """Images at any frame (``generate --keyframe INDEX:IMAGE``, the capability
+    ``Family.frame_conditions``): ``LTX2ConditionPipeline``'s ``conditions=``, one
+    ``LTX2VideoCondition(frames=IMAGE, index=LATENT_INDEX)`` per image, strength 1.
+
+    The pipeline takes a *latent* index, as Lightricks' code does: index 0 replaces the first
+    latent frame (pixel frame 0); index k >= 1 adds the image as keyframe tokens at pixel frame
+    (k - 1) * 8 + 1. So pixel frames 0, 1, 9, 17, ... are placed exactly; another INDEX goes to the
+    nearest of them, up to the last latent frame's (F - 8), with a note (``placements``).
+    """
+
+    pipeline_class: str = CONDITION
+
+    def latent_index(self, frame: int, frames: int) -> int:
+        """The latent index whose keyframe stands nearest pixel frame ``frame`` of ``frames``."""
+        rule = FrameRule(TEMPORAL, causal=True)
+        last = rule.latent_frames(frames) - 1
+        return 0 if frame == 0 else min(last, (frame - 1 + TEMPORAL // 2) // TEMPORAL + 1)
+
+    def pixel_frame(self, index: int) -> int:
+        """Where the pipeline puts a keyframe of latent index ``index``."""
+        return 0 if index == 0 else (index - 1) * TEMPORAL + 1
+
+    def placements(self, given: dict[int, str], count: int) -> list[str]:
+        """Notes for the pixel frames not placed where asked (``given``: frame -> the --keyframe text;
+        ``count`` frames made); two that would stand at one frame are refused."""
+        notes, taken = [], {}
+        for frame, text in sorted(given.items()):
+            placed = self.pixel_frame(self.latent_index(frame, count))
+            if placed in taken:
+                raise UsageError(f"--keyframe {text} and --keyframe {taken[placed]}: LTX-2 places both at frame {placed} "
+                                 "(it places keyframes at frames 0, 1, 9, 17, ...: 8k + 1); give them frames 8 apart")
+            taken[placed] = text
+            if placed != frame:
+                notes.append(f"--keyframe {text}: LTX-2 places keyframes by latent frame, at frames 0, 1, 9, 17, ... "
+                             f"(8k + 1); frame {frame} stands at frame {placed}")
+        return notes
+
+    def arguments(self, known: dict[int, Image.Image], frames: int) -> dict[str, Any]:
+        """``conditions=`` for the images ``known`` (pixel frame -> image at the output size)."""
+        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+        return {"conditions": [LTX2VideoCondition(frames=image, index=self.latent_index(frame, frames))
+                               for frame, image in sorted(known.items())]}
+
+
 class LTX2(Family):
     name = "ltx2"
     title = "LTX-2"
@@ -263,6 +310,7 @@ class LTX2(Family):
     maximum_overlap = 1  # extend conditions a segment on the clip's last frame, as its first
     fingerprint_modules = ("encoder.conv_out.conv", "decoder.conv_out.conv")
     sound = Sound()
+    frame_conditions = FrameConditions()
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         self.checkpoint = checkpoint
