@@ -223,6 +223,14 @@ def test_the_sound_survives_the_file_and_old_versions_still_read(clip_path, tmp_
         latentfile.from_bytes(latentfile.safetensors_bytes({**tensors, "audio": clip.audio[0]}, metadata))
 
 
+def test_a_comfyui_latent_of_an_ltx2_clip_is_refused_in_one_line(clip_path, tmp_path):
+    """ComfyUI keeps LTX-2's latents normalised by the VAEs' statistics, which a clip (raw) lacks."""
+    out = tmp_path / "clip.latent"
+    result = CliRunner().invoke(main, ["convert", str(clip_path), "-o", str(out)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and not out.exists()
+    assert f"-o {out}: ComfyUI's LTX-2 latents are normalised" in result.stderr and "keep the .safetensors" in result.stderr
+
+
 def test_a_step_that_changes_the_length_but_not_the_sound_drops_it_with_a_note(clip_path):
     clip = latentfile.read(clip_path)
     with pytest.warns(UserWarning, match="trim: the clip's sound .* no longer lines up .* the result is silent"):

@@ -302,6 +302,8 @@ class Family:
     # ComfyUI's latent format for it keeps the normalised values (its VAE applies the statistics
     # itself), rather than raw VAE latents.
     comfyui_normalized: ClassVar[bool] = False
+    # Why its clips cannot be written as ComfyUI .latent files (None: they can).
+    comfyui_unwritable: ClassVar[str | None] = None
     # For vidlatent.planning: the knob whose value > 1 turns classifier-free guidance on (None:
     # never guided), whether the guided pipeline batches the two passes into one denoiser call
     # (else it makes two calls), and which component is the denoiser.

@@ -311,6 +311,12 @@ class LTX2(Family):
     fingerprint_modules = ("encoder.conv_out.conv", "decoder.conv_out.conv")
     sound = Sound()
     frame_conditions = FrameConditions()
+    # ComfyUI's LTX VAEs apply their per-channel statistics inside encode and decode, so its LTX-2
+    # latents (the video's, and the sound's separate [B, C, T, F] latent, normalised over the packed
+    # C x F features) hold normalised values; a clip holds raw ones and not the statistics.
+    comfyui_unwritable = ("ComfyUI's LTX-2 latents are normalised by the video and audio VAEs' per-channel statistics "
+                          "(its VAEs apply them in encode and decode), and an LTX-2 clip holds raw latents without "
+                          "those statistics, so vidlatent does not write them yet: keep the .safetensors file")
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         self.checkpoint = checkpoint
