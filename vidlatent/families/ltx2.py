@@ -15,6 +15,10 @@ by the pipelines. So a clip's ``latents`` and ``audio`` hold raw VAE latents (it
 normalisation is the identity, and its audio layout says ``values: raw``), unlike Wan's and
 LTX-Video's normalised values.
 
+Beyond sampling it declares a latent upsampler (``LatentUpsampler``: ``LTX2LatentUpsamplePipeline``
+and diffusers' documented stage 2, for ``--upscale``) and images at any frame (``FrameConditions``:
+``LTX2ConditionPipeline``'s conditions, for ``--keyframe``).
+
 Guidance is the pipeline's: classifier-free guidance for video and sound (``--guidance``,
 ``--audio-guidance``), spatio-temporal guidance on named transformer blocks (``--stg``,
 ``--stg-blocks``) and modality-isolation guidance (``--modality-guidance``), each a pass of the
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 
 TEXT = "LTX2Pipeline"
 IMAGE = "LTX2ImageToVideoPipeline"
-CONDITION = "LTX2ConditionPipeline"  # keyframes: an image at frame 0 and one at the last frame
+CONDITION = "LTX2ConditionPipeline"  # keyframes: --last-image, and --keyframe at any frame (FrameConditions)
 TEMPORAL = 8
 SPATIAL = 32
 TINY = "tiny-random-ltx2"
