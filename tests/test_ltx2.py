@@ -114,6 +114,94 @@ def test_keyframes_equal_the_condition_pipeline_for_picture_and_sound(unseen, tm
     assert torch.equal(clip.audio, output.audio[0].permute(1, 0, 2))
 
 
+def test_keyframes_at_any_frame_equal_the_condition_pipeline(unseen, tmp_path):
+    """generate --keyframe 0:A --keyframe 12:B (17 frames): LTX2ConditionPipeline with A at latent
+    index 0 and B at latent index 2, the keyframe of pixel frame 9, the nearest it places (a note
+    says so); both streams bit for bit. Two keyframes that would stand at one frame are refused."""
+    from diffusers import LTX2ConditionPipeline
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+    from PIL import Image, ImageOps
+
+    from tests.conftest import resized_photo
+
+    first = resized_photo(tmp_path, (SIZE, SIZE))
+    other = tmp_path / "other.png"
+    ImageOps.flip(Image.open(first)).save(other)
+    out = tmp_path / "keyframes.safetensors"
+    common = ["--model", str(unseen), "--prompt", PROMPT, "--size", f"{SIZE}x{SIZE}", "--frames", "17", "--steps", "2",
+              "--seed", str(SEED)]
+    result = cli("generate", "--keyframe", f"0:{first}", "--keyframe", f"12:{other}", *common, "-o", str(out))
+    assert f"--keyframe 12:{other}: LTX-2 places keyframes by latent frame" in result.stderr
+    assert "frame 12 stands at frame 9" in result.stderr
+    pipeline = LTX2ConditionPipeline.from_pretrained(unseen)
+    pipeline.set_progress_bar_config(disable=True)
+    conditions = [LTX2VideoCondition(frames=Image.open(first).convert("RGB"), index=0),
+                  LTX2VideoCondition(frames=Image.open(other).convert("RGB"), index=2)]
+    output = pipeline(conditions=conditions, prompt=PROMPT, height=SIZE, width=SIZE, num_frames=17, num_inference_steps=2,
+                      generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent")
+    clip = latentfile.read(out)
+    assert torch.equal(clip.latents, output.frames[0].permute(1, 0, 2, 3))
+    assert torch.equal(clip.audio, output.audio[0].permute(1, 0, 2)) and clip.audio_aligned()
+    assert [entry["frame"] for entry in clip.history[-1]["arguments"]["keyframes"]] == [0, 12]
+    refused = CliRunner().invoke(main, ["generate", "--keyframe", f"9:{first}", "--keyframe", f"12:{other}", *common,
+                                        "-o", str(tmp_path / "x.safetensors")])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "LTX-2 places both at frame 9" in refused.stderr and not (tmp_path / "x.safetensors").exists()
+
+
+# --- --upscale: LTX2LatentUpsamplePipeline and the stage-2 pass ---------------------------------
+
+
+def test_upscale_equals_the_documented_two_stage_generation(unseen, clip_path, tmp_path):
+    """generate --upscale = diffusers' LTX-2 "Two-stages Generation": the clip at half the size,
+    LTX2LatentUpsamplePipeline on its raw latents, then the same pipeline from the upsampled latents
+    and the clip's sound latents, re-noised to STAGE_2_DISTILLED_SIGMA_VALUES[0] and denoised along
+    them at guidance 1; both streams bit for bit. generate | upscale gives the same clip, and
+    upscale --no-refine keeps the sound as it was."""
+    from diffusers import LTX2LatentUpsamplePipeline, LTX2Pipeline
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+    from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES as STAGE_2
+
+    from vidlatent.families.ltx2 import FAMILY, TINY_UPSCALER
+    from vidlatent.upscaling import upscaler_folder
+
+    out, chained, plain = (tmp_path / f"{name}.safetensors" for name in ("up", "chained", "plain"))
+    big = 2 * SIZE
+    cli("generate", "--model", str(unseen), "--prompt", PROMPT, "--size", f"{big}x{big}", "--frames", str(FRAMES),
+        "--steps", "2", "--seed", str(SEED), "--upscale", "--upscaler", TINY_UPSCALER, "-o", str(out), "-q")
+    cli("upscale", str(clip_path), "--upscaler", TINY_UPSCALER, "-o", str(chained), "-q")
+    cli("upscale", str(clip_path), "--upscaler", TINY_UPSCALER, "--no-refine", "-o", str(plain), "-q")
+    pipeline = LTX2Pipeline.from_pretrained(unseen)
+    pipeline.set_progress_bar_config(disable=True)
+    upsampler = LTX2LatentUpsamplerModel.from_pretrained(upscaler_folder(TINY_UPSCALER, FAMILY), subfolder="latent_upsampler")
+    first = latentfile.read(clip_path)  # the half-size clip: equal to LTX2Pipeline's (the test above)
+    video, audio = first.latents.permute(1, 0, 2, 3)[None], first.audio.permute(1, 0, 2)[None]
+    upscaled = LTX2LatentUpsamplePipeline(vae=pipeline.vae, latent_upsampler=upsampler)(latents=video, output_type="latent").frames
+    output = pipeline(latents=upscaled, audio_latents=audio, prompt=PROMPT, height=big, width=big, num_frames=FRAMES,
+                      num_inference_steps=3, noise_scale=STAGE_2[0], sigmas=STAGE_2, guidance_scale=1.0,
+                      generator=torch.Generator("cpu").manual_seed(SEED), output_type="latent")
+    for path in (out, chained):
+        clip = latentfile.read(path)
+        assert torch.equal(clip.latents, output.frames[0].permute(1, 0, 2, 3)) and (clip.width, clip.height) == (big, big)
+        assert torch.equal(clip.audio, output.audio[0].permute(1, 0, 2)) and clip.audio_aligned()
+    assert [step["command"] for step in latentfile.read(out).history] == ["generate", "upscale"]
+    unrefined = latentfile.read(plain)
+    assert torch.equal(unrefined.latents, upscaled[0].permute(1, 0, 2, 3)) and torch.equal(unrefined.audio, first.audio)
+
+
+def test_upscale_refuses_a_folder_without_the_upsampler_before_loading(unseen, tmp_path):
+    """The default upscaler is the model's own latent_upsampler folder: a model without one (the
+    tiny folder) is refused in one line naming --upscaler, as is a folder with no upsampler at all."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for extra, named in (([], str(unseen)), (["--upscaler", str(empty)], str(empty))):
+        result = CliRunner().invoke(main, ["generate", "--model", str(unseen), "--prompt", PROMPT, "--size", "128x128",
+                                           "--upscale", *extra, "-o", str(tmp_path / "x.safetensors")])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+        assert f"--upscaler {named}: " in result.stderr and "has no latent_upsampler folder" in result.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 # --- the latent file, version 3 ----------------------------------------------------------------
 
 
@@ -133,6 +221,14 @@ def test_the_sound_survives_the_file_and_old_versions_still_read(clip_path, tmp_
         latentfile.from_bytes(latentfile.safetensors_bytes(tensors, lacking))
     with pytest.raises(latentfile.LatentFileError, match="expected 3 dimensions"):
         latentfile.from_bytes(latentfile.safetensors_bytes({**tensors, "audio": clip.audio[0]}, metadata))
+
+
+def test_a_comfyui_latent_of_an_ltx2_clip_is_refused_in_one_line(clip_path, tmp_path):
+    """ComfyUI keeps LTX-2's latents normalised by the VAEs' statistics, which a clip (raw) lacks."""
+    out = tmp_path / "clip.latent"
+    result = CliRunner().invoke(main, ["convert", str(clip_path), "-o", str(out)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and not out.exists()
+    assert f"-o {out}: ComfyUI's LTX-2 latents are normalised" in result.stderr and "keep the .safetensors" in result.stderr
 
 
 def test_a_step_that_changes_the_length_but_not_the_sound_drops_it_with_a_note(clip_path):

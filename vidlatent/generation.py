@@ -164,8 +164,10 @@ def same_components(pipeline: Any, class_name: str) -> Any:
     import diffusers
 
     cls = getattr(diffusers, class_name)
-    names = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
-    other = cls(**{name: getattr(pipeline, name) for name in names})
+    parameters = [parameter for parameter in inspect.signature(cls.__init__).parameters.values() if parameter.name != "self"]
+    # An optional component the loaded pipeline lacks (LTX-2's audio_scheduler) takes the class's default.
+    other = cls(**{parameter.name: getattr(pipeline, parameter.name) if parameter.default is inspect.Parameter.empty
+                   else getattr(pipeline, parameter.name, parameter.default) for parameter in parameters})
     other.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
     return other
 

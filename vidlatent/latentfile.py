@@ -533,6 +533,9 @@ def to_comfyui_bytes(clip: LatentClip) -> bytes | bytearray:
     import torch
 
     _validate_tensor(clip.latents, "clip")
+    refusal = families.family(clip.layout.family).comfyui_unwritable
+    if refusal is not None:
+        raise UsageError(f"a ComfyUI .latent of a {families.family(clip.layout.family).title} clip: {refusal}")
     if clip.audio is not None:
         warnings.warn(Note("a ComfyUI .latent holds the picture's latents only: the clip's sound is not written "
                            "(keep a .safetensors copy for it)"), stacklevel=2)
@@ -794,6 +797,8 @@ def write(clip: LatentClip, path: str | os.PathLike[str], *, comfyui: bool | Non
     """
     if comfyui is None:
         comfyui = str(path).lower().endswith(COMFYUI_SUFFIX)
+    if comfyui and families.family(clip.layout.family).comfyui_unwritable is not None:
+        raise UsageError(f"-o {path}: {families.family(clip.layout.family).comfyui_unwritable}")
     # A vidlatent file goes out in pieces, the tensor's memory written as it is (no copy).
     _write_parts([to_comfyui_bytes(clip)] if comfyui else _safetensors_parts(*_latent_file(clip)), path)
 

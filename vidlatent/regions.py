@@ -48,8 +48,10 @@ def require_regions(family: Family, spec: ModelSpec, flag: str) -> None:
     if family.regions is not None:
         return
     able = [alias for each in families.all_families() if each.regions is not None for alias in each.aliases]
+    placing = [each.title for each in families.all_families() if each.frame_conditions is not None]
+    keyframes = f"; keyframes alone: {' or '.join(placing)} too" if flag == "--keyframe" and placing else ""
     raise UsageError(f"{flag}: {spec.title} cannot edit regions, keyframes or references; a VACE model can "
-                     f"(--model {' | '.join(able)})")
+                     f"(--model {' | '.join(able)}){keyframes}")
 
 
 def _numbers(text: str, flag: str, count: int, names: str) -> tuple[int, ...]:
@@ -308,23 +310,34 @@ def generate_clip(model: LoadedModel, *, keyframes: dict[int, Reference], refere
                   progress: Progress | None = None) -> Any:
     """``generate`` with keyframes (frame index -> image, brought to ``size``: kept, the frames
     between generated; ``image``, generate's IMAGE, is frame 0) and reference images: a
-    LatentClip whose history records both (path and SHA-256) besides ``record``."""
+    LatentClip whose history records both (path and SHA-256) besides ``record``. A family without
+    ``regions`` places the keyframes itself (``Family.frame_conditions``: LTX-2's conditions,
+    picture and sound in one call)."""
     import dataclasses
 
     from vidlatent import media
-    from vidlatent.generation import acceleration_record, clip_fps
+    from vidlatent.generation import acceleration_record, audio_layout, clip_fps, sample_streams
     from vidlatent.latentfile import LatentClip
+    from vidlatent.progress import no_progress
 
     frames = knobs.resolved(model.pipeline, model.family).frames
     knobs = dataclasses.replace(knobs, frames=frames)
     known = {index: keyframe.image for index, keyframe in keyframes.items()} | ({0: image} if image is not None else {})
     known = {index: media.resize_image(picture, size) for index, picture in sorted(known.items())}
-    video, mask = model.family.regions.keyframes(known, frames, size) if known else (None, None)
-    latents = generate_regions(model, video=video, mask=mask, references=references, knobs=knobs, seed=seed, size=size,
-                               progress=progress)
+    audio = None
+    if model.family.regions is None:  # images the family places itself (Family.frame_conditions): picture and sound
+        conditions = model.family.frame_conditions
+        made = sample_streams(model, None, knobs=knobs, seed=seed, size=size, arguments=conditions.arguments(known, frames),
+                              pipeline_class=conditions.pipeline_class, progress=progress or no_progress)
+        latents, audio = made.latents, made.audio
+    else:
+        video, mask = model.family.regions.keyframes(known, frames, size) if known else (None, None)
+        latents = generate_regions(model, video=video, mask=mask, references=references, knobs=knobs, seed=seed, size=size,
+                                   progress=progress)
     effective = knobs.resolved(model.pipeline, model.family)
     clip = LatentClip(latents=latents, model=model.model_id, latent_space=model.latent_space, fps=clip_fps(effective, model.spec),
-                      height=size[1], width=size[0], seed=seed, layout=model.layout)
+                      height=size[1], width=size[0], seed=seed, layout=model.layout, audio=audio,
+                      audio_layout=audio_layout(model) if audio is not None else None)
     keyframed = [{"frame": index, **keyframe.record()} for index, keyframe in sorted(keyframes.items())]
     return clip.with_step("generate", {**record, "size": f"{size[0]}x{size[1]}", "seed": seed, "keyframes": keyframed,
                                        "references": [reference.record() for reference in references], **effective.record(),

@@ -1,10 +1,11 @@
 """Spatial upscaling by a family's latent upsampler: the library behind ``generate --upscale`` and ``upscale``.
 
 The multi-scale workflow: generate at 1/factor of the size, upsample the latents with the family's
-latent upsampler (``Family.upsampler``: LTX-Video's ``LTXLatentUpsamplePipeline``, 2x; None for the
-families that have none, refused here in one line), refine them with a short pass of the same
-pipeline started from the upsampled latents (the upsampler's documented recipe), then decode. The
-latents equal those diffusers calls bit for bit (tested on tiny models).
+latent upsampler (``Family.upsampler``: LTX-Video's ``LTXLatentUpsamplePipeline`` and LTX-2's
+``LTX2LatentUpsamplePipeline``, 2x; None for the families that have none, refused here in one line),
+refine them with a short pass of the same pipeline started from the upsampled latents (the
+upsampler's documented recipe; LTX-2's refines the sound latents with the picture), then decode.
+The latents equal those diffusers calls bit for bit (tested on tiny models).
 """
 
 from __future__ import annotations
@@ -86,14 +87,19 @@ def plan_upscale(name: str | None, family: Family, model_id: str) -> UpscalePlan
 
 def upscaler_folder(name: str, family: Family) -> Path:
     """The diffusers folder of one of ``family``'s upsamplers: a tiny one (built on first use), a
-    local folder, an alias or a hub id."""
+    local folder (a pipeline folder, or the upsampler model's own: its config.json and weights),
+    an alias or a hub id."""
     from vidlatent.models import model_folder
     from vidlatent.tiny import tiny_random_path
 
     declared = family.upsampler
     if name in declared.tiny:
         return tiny_random_path(name)
-    return model_folder(declared.aliases.get(name, name), (declared.component,))
+    path = Path(name).expanduser()
+    bare = path.is_dir() and not (path / "model_index.json").is_file()  # not a pipeline folder: its family says
+    folder = path if bare else model_folder(declared.aliases.get(name, name), (declared.component,))
+    declared.check_folder(folder, name)
+    return folder
 
 
 def load_upsampler(name: str, model: LoadedModel) -> Upsampler:
@@ -104,11 +110,7 @@ def load_upsampler(name: str, model: LoadedModel) -> Upsampler:
     declared = model.family.upsampler
     folder = upscaler_folder(name, model.family)
     quiet_libraries()
-    import diffusers
-
-    pipeline_class = getattr(diffusers, declared.pipeline_class)
-    pipeline = load_component(
-        lambda: pipeline_class.from_pretrained(folder, vae=model.vae, torch_dtype=model.dtype, use_safetensors=True), name)
+    pipeline = load_component(lambda: declared.load(folder, model.vae, model.dtype), name)
     getattr(pipeline, declared.component).to(model.execution_device)
     pipeline.set_progress_bar_config(disable=True)
     return Upsampler(name=declared.aliases.get(name, name), pipeline=pipeline, declared=declared)
@@ -141,15 +143,19 @@ def upscale(model: LoadedModel, upsampler: Upsampler, clip: LatentClip, *, knobs
     record: dict[str, Any] = {"upscaler": upsampler.name, "factor": declared.factor, **declared.filters(), "refine": refine}
     if refine:
         steps, arguments = declared.refine_recipe()
-        refined = dataclasses.replace(knobs, steps=steps)
+        refined = dataclasses.replace(knobs, steps=steps, **declared.knob_changes)
         conditioning = media.resize_image(image, size) if image is not None else None
-        latents = generation.sample(model, conditioning, knobs=refined, seed=seed, progress=progress, latents=latents,
-                                    size=size, arguments=arguments)
+        sampled = generation.sample_streams(model, conditioning, knobs=refined, seed=seed, progress=progress, latents=latents,
+                                            size=size, arguments={**arguments, **declared.refine_arguments(clip.audio)})
+        latents, audio = sampled.latents, sampled.audio if sampled.audio is not None else clip.audio
         resolved = refined.resolved(model.pipeline, model.family).record()
         if "timesteps" in arguments:  # the pass runs the recipe's timesteps, not the checkpoint's default schedule
             resolved.pop("steps", None)
         record |= {"seed": seed, "model": model.model_id, "image": image is not None, **resolved, **arguments}
-    upscaled = dataclasses.replace(clip, latents=latents, width=size[0], height=size[1], seed=seed if refine else clip.seed)
+    else:
+        audio = clip.audio  # the same duration: the sound's latents stay as they are
+    upscaled = dataclasses.replace(clip, latents=latents, audio=audio, width=size[0], height=size[1],
+                                   seed=seed if refine else clip.seed)
     return upscaled.with_step("upscale", record)
 
 
@@ -157,7 +163,7 @@ def refine_steps(model: LoadedModel) -> int:
     """The denoising steps the refining pass runs (for progress bars)."""
     steps, arguments = model.family.upsampler.refine_recipe()
     count = len(arguments["timesteps"]) if "timesteps" in arguments else steps
-    return int(count * arguments["denoise_strength"])
+    return int(count * arguments.get("denoise_strength", 1.0))
 
 
 def _clip_knobs(knobs: Knobs, clip: LatentClip) -> Knobs:

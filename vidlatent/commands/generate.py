@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ from vidlatent.commands.outputs import (
 )
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.commands.upscale import upscaler_option
-from vidlatent.errors import UsageError
+from vidlatent.errors import Note, UsageError
 
 LATENT_SUFFIX = ".safetensors"
 
@@ -35,6 +36,7 @@ Examples:
   vidlatent generate --model skyreels-v2-df-1.3b-540p --prompt "a fox runs" --prompt "the fox jumps" --frames 177 --history 17 -o fox.mp4
   vidlatent generate photo.png --model ltx-0.9.7-distilled --prompt "waves roll in" --upscale -o waves.mp4
   vidlatent generate --model wan21-vace-1.3b --keyframe 0:a.png --keyframe 2.5s:b.png --prompt "a dog runs" -o dog.mp4
+  vidlatent generate --model ltx2 --keyframe 0:a.png --keyframe 57:b.png --prompt "a dog barks" --frames 97 -o dog.mp4
 """
 )
 @click.argument("images", nargs=-1, required=False, type=click.Path(allow_dash=True))
@@ -54,12 +56,13 @@ Examples:
               help=f"Pixel size, multiples of the model's size multiple ({size_multiples_in_words()}). "
                    "Default: the image's aspect ratio at the model's native area (its native size for text only).")
 @click.option("--upscale", is_flag=True,
-              help="LTX: generate at half the size, upsample the latents 2x with LTX's latent upsampler and refine them "
-                   "(its multi-scale workflow); --size is the final size.")
+              help="LTX, LTX-2: generate at half the size, upsample the latents 2x with the family's latent upsampler and "
+                   "refine them (its multi-scale or two-stage workflow); --size is the final size.")
 @upscaler_option
 @click.option("--keyframe", "keyframes", multiple=True, metavar="INDEX:IMAGE",
-              help="VACE: keep IMAGE as frame INDEX (a frame number, or a time in seconds: 2.5s) and generate the frames "
-                   "between; repeatable, instead of IMAGE.")
+              help="VACE, LTX-2: keep IMAGE as frame INDEX (a frame number, or a time in seconds: 2.5s) and generate the "
+                   "frames between; repeatable, instead of IMAGE. LTX-2 places keyframes at frames 8k+1 (and 0): another "
+                   "INDEX goes to the nearest, with a note.")
 @click.option("--reference", "references", multiple=True, metavar="IMG",
               help="VACE: an image of a subject or style for the video to show (repeatable); the history records its path "
                    "and SHA-256.")
@@ -247,15 +250,21 @@ def check_context_parallel(degree, ranks, described, image_sizes, size, knobs, a
 
 def read_regions(described, keyframes: tuple[str, ...], references: tuple[str, ...], knobs):  # type: ignore[no-untyped-def]
     """--keyframe and --reference, checked and read before the model loads: (frame -> keyframe,
-    references), or None where neither is given. VACE models only."""
+    references), or None where neither is given. VACE models (``Family.regions``), and for
+    keyframes alone the families that place images at any frame (``Family.frame_conditions``)."""
     if not keyframes and not references:
         return None
     from vidlatent import regions
 
-    spec = described.spec
-    regions.require_regions(described.family, spec, "--keyframe" if keyframes else "--reference")
+    spec, conditions = described.spec, described.family.frame_conditions
+    if references or conditions is None:
+        regions.require_regions(described.family, spec, "--reference" if references else "--keyframe")
     parsed = [regions.parse_keyframe(text, spec.fps) for text in keyframes]
-    regions.check_keyframes([index for index, _ in parsed], keyframes, knobs.frames or spec.frames)
+    frames = knobs.frames or spec.frames
+    regions.check_keyframes([index for index, _ in parsed], keyframes, frames)
+    if described.family.regions is None:  # images at frames the family places itself (LTX-2: by latent frame)
+        for note in conditions.placements({index: text for (index, _), text in zip(parsed, keyframes)}, frames):
+            warnings.warn(Note(note))
     known = {index: regions.Reference.read(path, "--keyframe") for index, path in parsed}
     return known, [regions.Reference.read(path) for path in references]
 

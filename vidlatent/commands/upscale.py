@@ -1,4 +1,4 @@
-"""vidlatent upscale: an LTX-Video clip at twice its size, by the latent upsampler and a refining pass."""
+"""vidlatent upscale: an LTX-Video or LTX-2 clip at twice its size, by the latent upsampler and a refining pass."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from vidlatent.commands.reporting import Reporter, State, announce_seed, pass_st
 def upscaler_option(function):  # type: ignore[no-untyped-def]
     return click.option(
         "--upscaler", metavar="ID|PATH",
-        help="The latent upsampler: hub id, alias (ltxv-spatial-upscaler-0.9.7) or diffusers folder "
-             "[Lightricks/ltxv-spatial-upscaler-0.9.7; for tiny-random-ltx, tiny-random-ltx-upscaler].",
+        help="The latent upsampler: hub id, alias (ltxv-spatial-upscaler-0.9.7) or diffusers folder; LTX-2: a model "
+             "or pipeline folder with a latent_upsampler subfolder, or the upsampler's own folder (config.json and "
+             "weights) [LTX: Lightricks/ltxv-spatial-upscaler-0.9.7; LTX-2: the model's own latent_upsampler; for "
+             "tiny-random-ltx, tiny-random-ltx-upscaler; for tiny-random-ltx2, tiny-random-ltx2-upscaler].",
     )(function)
 
 
@@ -26,6 +28,7 @@ Examples:
   vidlatent upscale clip.safetensors -o big.safetensors
   vidlatent generate photo.png --model ltx-0.9.7-distilled --prompt "waves" --size 768x512 -o - | vidlatent upscale - --image photo.png -o waves.mp4
   vidlatent generate photo.png --model tiny-random-ltx --size 64x64 --frames 9 --steps 2 --seed 1 -o - | vidlatent upscale - -o - | vidlatent decode - -o big.mp4
+  vidlatent generate --model tiny-random-ltx2 --prompt "a fox barks" --size 64x64 --frames 9 --steps 2 -o - | vidlatent upscale - -o fox-2x.mp4
 """
 )
 @click.argument("clip", type=click.Path(allow_dash=True))
@@ -35,7 +38,8 @@ Examples:
               help="Condition the refining pass on this image at frame 0 (the clip's source image, for a clip made from "
                    "one: as generate --upscale does). Default: the prompt alone.")
 @click.option("--refine/--no-refine", default=True, show_default=True,
-              help="Run the documented refining pass after the upsampler (dev models: 0.4 of 10 steps; distilled: their timesteps).")
+              help="Run the documented refining pass after the upsampler (LTX dev models: 0.4 of 10 steps; LTX distilled: "
+                   "their timesteps; LTX-2: the 3 stage-2 sigmas at guidance 1, picture and sound).")
 @prompt_options
 @seed_option
 @low_memory_options
@@ -44,11 +48,13 @@ Examples:
 @pass_state
 def command(state: State, clip: str, output: str | None, upscaler: str | None, image: str | None, refine: bool,  # type: ignore[no-untyped-def]
             prompts, seed: int | None, memory: LowMemory, load, model_given: bool) -> None:
-    """Upscale CLIP (an LTX-Video latent file, - for stdin, or a video, encoded first) 2x.
+    """Upscale CLIP (an LTX-Video or LTX-2 latent file, - for stdin, or a video, encoded first) 2x.
 
-    The latents are upsampled by LTX's latent upsampler (LTXLatentUpsamplePipeline) and refined
-    by a short pass of the clip's own model started from them, as diffusers' LTX-Video
-    documentation does it; the prompts are the clip's own unless given. Without --seed the
+    The latents are upsampled by the family's latent upsampler (LTXLatentUpsamplePipeline,
+    LTX2LatentUpsamplePipeline) and refined by a short pass of the clip's own model started from
+    them, as diffusers' documentation does it; the prompts are the clip's own unless given. An
+    LTX-2 clip's sound keeps its length: the refining pass refines it with the picture, and with
+    --no-refine it stays as it was. Without --seed the
     clip's own seed is used, so `generate IMG | upscale --image IMG` equals `generate IMG
     --upscale`.
     """
@@ -71,7 +77,7 @@ def command(state: State, clip: str, output: str | None, upscaler: str | None, i
     plan = plan_upscale(upscaler, described.family, described.model_id)
     source.check_video_output(output, load, scale=plan.factor)
 
-    model = load_sampler(load, memory, report, info=described)
+    model = load_sampler(load, memory, report, image=picture is not None, info=described)
     start = source.latents(model, report)
     base_seed = seed if seed is not None else (start.seed if start.seed is not None else random_seed())
     if seed is None and start.seed is None:

@@ -15,8 +15,8 @@ It owns what differs between them and nothing else, mostly as declarations:
 - what a continuation of a clip is conditioned on (``continuation``: by default its last frames,
   re-encoded and pinned; LTX conditions natively on the clip's last frames);
 - what it can do beyond sampling, as data: ``inversion`` (its sampler run backwards, for
-  ``transfer-motion --method inversion``) and ``upsampler`` (a latent upsampler, for
-  ``--upscale``) are objects, or None where the family cannot; which of diffusers' speed and
+  ``transfer-motion --method inversion``), ``upsampler`` (a latent upsampler, for
+  ``--upscale``), ``regions`` and ``frame_conditions`` (``--keyframe``) are objects, or None where the family cannot; which of diffusers' speed and
   memory tools its models take (``supports_cache``, ``compile_target``, ``lora_layouts``, ``attention_dispatch``,
   ``vae_tiling``, ``forward_chunking``: see ``vidlatent.acceleration``).
 
@@ -302,6 +302,8 @@ class Family:
     # ComfyUI's latent format for it keeps the normalised values (its VAE applies the statistics
     # itself), rather than raw VAE latents.
     comfyui_normalized: ClassVar[bool] = False
+    # Why its clips cannot be written as ComfyUI .latent files (None: they can).
+    comfyui_unwritable: ClassVar[str | None] = None
     # For vidlatent.planning: the knob whose value > 1 turns classifier-free guidance on (None:
     # never guided), whether the guided pipeline batches the two passes into one denoiser call
     # (else it makes two calls), and which component is the denoiser.
@@ -312,6 +314,9 @@ class Family:
     inversion: Any = None  # its sampler run backwards (vidlatent.inversion): invert(...) and start(...)
     upsampler: Any = None  # a latent upsampler (vidlatent.upscaling): see families.ltx.LatentUpsampler
     regions: Any = None  # masked video conditioning (vidlatent.regions): see families.wan_vace.VaceConditioning
+    # Images at any frame without a masked video (generate --keyframe; VACE keyframes go through
+    # ``regions``): see families.ltx2.FrameConditions.
+    frame_conditions: Any = None
     # Its sound stream, where its pipelines make sound with the video (LTX-2: families.ltx2.Sound):
     # components, audio layout, the pipeline's audio latents to and from a clip's, the decoder.
     sound: Any = None

@@ -122,6 +122,7 @@ class LatentUpsampler:
     component = "latent_upsampler"  # the pipeline's model, moved to the device on load
     aliases = {"ltxv-spatial-upscaler-0.9.7": DEFAULT_UPSCALER}
     tiny = {TINY_UPSCALER: 1}
+    knob_changes: dict[str, Any] = {}  # the refining pass keeps the user's knobs but its steps
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         self.checkpoint = checkpoint
@@ -140,6 +141,21 @@ class LatentUpsampler:
         if self.checkpoint is not None and self.checkpoint.distilled:
             return None, dict(DISTILLED_REFINE)
         return DEV_REFINE_STEPS, dict(DEV_REFINE)
+
+    def refine_arguments(self, audio: torch.Tensor | None) -> dict[str, Any]:
+        return {}  # LTX-Video clips are silent
+
+    def check_folder(self, folder: Path, name: str) -> None:
+        """Refuse, before the model loads, a folder that is not a pipeline folder."""
+        if not (folder / "model_index.json").is_file():
+            raise ModelError(f"--upscaler {name}: the folder has no model_index.json; expected a diffusers "
+                             f"{self.pipeline_class} folder such as {DEFAULT_UPSCALER}'s")
+
+    def load(self, folder: Path, vae: Any, dtype: Any) -> Any:
+        """The ``LTXLatentUpsamplePipeline`` saved in ``folder``, with the model's VAE."""
+        from diffusers import LTXLatentUpsamplePipeline
+
+        return LTXLatentUpsamplePipeline.from_pretrained(folder, vae=vae, torch_dtype=dtype, use_safetensors=True)
 
     def upsample(self, pipeline: Any, latents: torch.Tensor, *, device: torch.device) -> torch.Tensor:
         """(T, C, h, w) normalised latents -> (T, C, 2h, 2w), through ``pipeline`` (an LTXLatentUpsamplePipeline)."""

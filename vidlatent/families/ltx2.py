@@ -15,6 +15,10 @@ by the pipelines. So a clip's ``latents`` and ``audio`` hold raw VAE latents (it
 normalisation is the identity, and its audio layout says ``values: raw``), unlike Wan's and
 LTX-Video's normalised values.
 
+Beyond sampling it declares a latent upsampler (``LatentUpsampler``: ``LTX2LatentUpsamplePipeline``
+and diffusers' documented stage 2, for ``--upscale``) and images at any frame (``FrameConditions``:
+``LTX2ConditionPipeline``'s conditions, for ``--keyframe``).
+
 Guidance is the pipeline's: classifier-free guidance for video and sound (``--guidance``,
 ``--audio-guidance``), spatio-temporal guidance on named transformer blocks (``--stg``,
 ``--stg-blocks``) and modality-isolation guidance (``--modality-guidance``), each a pass of the
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidlatent.errors import Note
+from vidlatent.errors import ModelError, Note, UsageError
 from vidlatent.families.base import (IMAGE_OPTIONAL, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload,
                                      onload, read_config)
 from vidlatent.layout import AudioLayout, FrameRule, LatentLayout, Normalization
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 
 TEXT = "LTX2Pipeline"
 IMAGE = "LTX2ImageToVideoPipeline"
-CONDITION = "LTX2ConditionPipeline"  # keyframes: an image at frame 0 and one at the last frame
+CONDITION = "LTX2ConditionPipeline"  # keyframes: --last-image, and --keyframe at any frame (FrameConditions)
 TEMPORAL = 8
 SPATIAL = 32
 TINY = "tiny-random-ltx2"
@@ -129,6 +133,145 @@ class Sound:
         return waveform[0].float().clamp(-1, 1).cpu().numpy().T
 
 
+TINY_UPSCALER = "tiny-random-ltx2-upscaler"
+UPSAMPLER = "latent_upsampler"  # the upsampler's subfolder, in a model repository as in a pipeline folder
+
+
+class LatentUpsampler:
+    """LTX-2's latent upsampler (``LTX2LatentUpsamplePipeline``, 2x in space) and the refining pass
+    after it, as diffusers' LTX-2 documentation ("Two-stages Generation") gives them.
+
+    The upsampler is ``LTX2LatentUpsamplerModel``, kept in a ``latent_upsampler`` subfolder of the
+    model's own repository (``Lightricks/LTX-2``): so the default upscaler of a model is the model
+    itself. ``--upscaler`` takes any folder or hub id with that subfolder (a pipeline folder such
+    as a saved ``LTX2LatentUpsamplePipeline``), or a folder holding the upsampler's own
+    ``config.json`` and weights. The pipeline gets the clip's raw latents as they are
+    (``latents_normalized`` False, LTX-2's latent space) and returns raw ones.
+
+    The refining pass is the documented stage 2: the same pipeline from the upsampled latents and
+    the clip's sound latents (``audio_latents=``), re-noised to the first of
+    ``STAGE_2_DISTILLED_SIGMA_VALUES`` (``noise_scale``) and denoised along them, guidance 1. The
+    documented dev-model recipe also loads the distilled LoRA (``ltx-2-19b-distilled-lora-384``)
+    and a scheduler without dynamic shifting; vidlatent loads no LoRA on LTX-2 yet, so on a dev
+    model the pass runs without it (a note says so).
+    """
+
+    factor = 2
+    pipeline_class = "LTX2LatentUpsamplePipeline"
+    component = UPSAMPLER
+    aliases: dict[str, str] = {}
+    tiny = {TINY_UPSCALER: 1}
+    knob_changes = {"guidance": DISTILLED_GUIDANCE}  # the refining pass runs guidance 1
+
+    def __init__(self, checkpoint: Checkpoint | None = None) -> None:
+        self.checkpoint = checkpoint
+
+    def default_for(self, model_id: str) -> str:
+        """The model's own repository (its ``latent_upsampler`` subfolder); the tiny upsampler for the tiny model."""
+        return TINY_UPSCALER if model_id == TINY else model_id
+
+    def filters(self) -> dict[str, float]:
+        return {}  # diffusers' LTX-2 recipe applies neither AdaIN nor tone mapping
+
+    def refine_recipe(self) -> tuple[int | None, dict[str, Any]]:
+        """The documented stage 2: (steps, pipeline arguments)."""
+        from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
+
+        sigmas = list(STAGE_2_DISTILLED_SIGMA_VALUES)
+        return len(sigmas), {"sigmas": sigmas, "noise_scale": sigmas[0]}
+
+    def refine_arguments(self, audio: torch.Tensor | None) -> dict[str, Any]:
+        """The refining pass's arguments beyond the recipe's: the clip's (L, C, M) sound latents as
+        ``audio_latents=`` (refined with the picture). Says, once per pass, what a dev model lacks."""
+        if self.checkpoint is None or not self.checkpoint.distilled:
+            warnings.warn(Note("--upscale: the refining pass runs the distilled stage-2 schedule; diffusers' recipe for "
+                               "a dev LTX-2 model also loads the distilled LoRA, which vidlatent does not apply on LTX-2 "
+                               "yet: use a distilled model, or upscale --no-refine for the upsampled latents alone"))
+        return {"audio_latents": Sound().to_pipeline(audio)} if audio is not None else {}
+
+    def check_folder(self, folder: Path, name: str) -> None:
+        """Refuse, before the model loads, a folder with neither the upsampler's subfolder nor its config."""
+        if not (folder / UPSAMPLER / "config.json").is_file() and not (folder / "config.json").is_file():
+            raise ModelError(f"--upscaler {name}: {folder} has no {UPSAMPLER} folder and no upsampler config.json; LTX-2 "
+                             f"keeps its upsampler in the model repository's {UPSAMPLER} folder ({CHECKPOINTS[0].hub} has "
+                             "one): give --upscaler such a folder or hub id, or the upsampler's own folder")
+
+    def load(self, folder: Path, vae: Any, dtype: Any) -> Any:
+        """``LTX2LatentUpsamplePipeline(vae, LTX2LatentUpsamplerModel)`` as diffusers' docs build it,
+        the model read from ``folder``'s ``latent_upsampler`` subfolder or from ``folder`` itself."""
+        from diffusers import LTX2LatentUpsamplePipeline
+        from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+        subfolder = UPSAMPLER if (folder / UPSAMPLER).is_dir() else None
+        model = LTX2LatentUpsamplerModel.from_pretrained(folder, subfolder=subfolder, torch_dtype=dtype, use_safetensors=True)
+        return LTX2LatentUpsamplePipeline(vae=vae, latent_upsampler=model)
+
+    def upsample(self, pipeline: Any, latents: torch.Tensor, *, device: torch.device) -> torch.Tensor:
+        """(T, C, h, w) raw latents -> (T, C, 2h, 2w) raw latents, through ``pipeline``."""
+        video = latents.permute(1, 0, 2, 3)[None].to(device)  # (1, C, T, h, w)
+        output = pipeline(latents=video, output_type="latent")
+        return output.frames[0].permute(1, 0, 2, 3).float().cpu()
+
+    def build_tiny(self, name: str) -> Any:
+        """A tiny ``LTX2LatentUpsamplePipeline`` (no VAE: it takes the model's) with an upsampler of the
+        real class, 128 channels, ``mid_channels`` 32 (its GroupNorms have 32 groups), the rational
+        resampler (LTX-2's default), weights drawn under SEED."""
+        import torch
+        from diffusers import LTX2LatentUpsamplePipeline
+        from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+        torch.manual_seed(SEED)
+        model = LTX2LatentUpsamplerModel(in_channels=128, mid_channels=32, num_blocks_per_stage=1, dims=3)
+        return LTX2LatentUpsamplePipeline(vae=None, latent_upsampler=model)
+
+
+@dataclass(frozen=True)
+class FrameConditions:
+    """Images at any frame (``generate --keyframe INDEX:IMAGE``, the capability
+    ``Family.frame_conditions``): ``LTX2ConditionPipeline``'s ``conditions=``, one
+    ``LTX2VideoCondition(frames=IMAGE, index=LATENT_INDEX)`` per image, strength 1.
+
+    The pipeline takes a *latent* index, as Lightricks' code does: index 0 replaces the first
+    latent frame (pixel frame 0); index k >= 1 adds the image as keyframe tokens at pixel frame
+    (k - 1) * 8 + 1. So pixel frames 0, 1, 9, 17, ... are placed exactly; another INDEX goes to the
+    nearest of them, up to the last latent frame's (F - 8), with a note (``placements``).
+    """
+
+    pipeline_class: str = CONDITION
+
+    def latent_index(self, frame: int, frames: int) -> int:
+        """The latent index whose keyframe stands nearest pixel frame ``frame`` of ``frames``."""
+        rule = FrameRule(TEMPORAL, causal=True)
+        last = rule.latent_frames(frames) - 1
+        return 0 if frame == 0 else min(last, (frame - 1 + TEMPORAL // 2) // TEMPORAL + 1)
+
+    def pixel_frame(self, index: int) -> int:
+        """Where the pipeline puts a keyframe of latent index ``index``."""
+        return 0 if index == 0 else (index - 1) * TEMPORAL + 1
+
+    def placements(self, given: dict[int, str], count: int) -> list[str]:
+        """Notes for the pixel frames not placed where asked (``given``: frame -> the --keyframe text;
+        ``count`` frames made); two that would stand at one frame are refused."""
+        notes, taken = [], {}
+        for frame, text in sorted(given.items()):
+            placed = self.pixel_frame(self.latent_index(frame, count))
+            if placed in taken:
+                raise UsageError(f"--keyframe {text} and --keyframe {taken[placed]}: LTX-2 places both at frame {placed} "
+                                 "(it places keyframes at frames 0, 1, 9, 17, ...: 8k + 1); give them frames 8 apart")
+            taken[placed] = text
+            if placed != frame:
+                notes.append(f"--keyframe {text}: LTX-2 places keyframes by latent frame, at frames 0, 1, 9, 17, ... "
+                             f"(8k + 1); frame {frame} stands at frame {placed}")
+        return notes
+
+    def arguments(self, known: dict[int, Image.Image], frames: int) -> dict[str, Any]:
+        """``conditions=`` for the images ``known`` (pixel frame -> image at the output size)."""
+        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+        return {"conditions": [LTX2VideoCondition(frames=image, index=self.latent_index(frame, frames))
+                               for frame, image in sorted(known.items())]}
+
+
 class LTX2(Family):
     name = "ltx2"
     title = "LTX-2"
@@ -171,9 +314,17 @@ class LTX2(Family):
     maximum_overlap = 1  # extend conditions a segment on the clip's last frame, as its first
     fingerprint_modules = ("encoder.conv_out.conv", "decoder.conv_out.conv")
     sound = Sound()
+    frame_conditions = FrameConditions()
+    # ComfyUI's LTX VAEs apply their per-channel statistics inside encode and decode, so its LTX-2
+    # latents (the video's, and the sound's separate [B, C, T, F] latent, normalised over the packed
+    # C x F features) hold normalised values; a clip holds raw ones and not the statistics.
+    comfyui_unwritable = ("ComfyUI's LTX-2 latents are normalised by the video and audio VAEs' per-channel statistics "
+                          "(its VAEs apply them in encode and decode), and an LTX-2 clip holds raw latents without "
+                          "those statistics, so vidlatent does not write them yet: keep the .safetensors file")
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         self.checkpoint = checkpoint
+        self.upsampler = LatentUpsampler(checkpoint)
 
     # --- configs -------------------------------------------------------------------------------
 
