@@ -223,10 +223,14 @@ def test_the_sound_survives_the_file_and_old_versions_still_read(clip_path, tmp_
         latentfile.from_bytes(latentfile.safetensors_bytes({**tensors, "audio": clip.audio[0]}, metadata))
 
 
-def test_a_comfyui_latent_of_an_ltx2_clip_is_refused_in_one_line(clip_path, tmp_path):
-    """ComfyUI keeps LTX-2's latents normalised by the VAEs' statistics, which a clip (raw) lacks."""
+@pytest.mark.parametrize("command", ["convert", "generate", "extend", "edit"])
+def test_a_comfyui_latent_of_an_ltx2_clip_is_refused_in_one_line(unseen, clip_path, tmp_path, command):
+    """ComfyUI keeps LTX-2's latents normalised by the VAEs' statistics, which a clip (raw) lacks:
+    refused before anything is sampled, by every command that writes latents."""
     out = tmp_path / "clip.latent"
-    result = CliRunner().invoke(main, ["convert", str(clip_path), "-o", str(out)])
+    arguments = {"convert": [str(clip_path)], "generate": ["--model", str(unseen), "--prompt", "a drum", "--frames", "9"],
+                 "extend": [str(clip_path), "--seed", "1"], "edit": [str(clip_path), "--reverse"]}[command]
+    result = CliRunner().invoke(main, [command, *arguments, "-o", str(out)])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and not out.exists()
     assert f"-o {out}: ComfyUI's LTX-2 latents are normalised" in result.stderr and "keep the .safetensors" in result.stderr
 

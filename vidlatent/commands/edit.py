@@ -10,7 +10,7 @@ import click
 from vidlatent.atomic import STDIO
 from vidlatent.commands.loading import LowMemory, load_sampler
 from vidlatent.commands.options import FiniteFloat, FiniteFloatRange, output_option, sampler_options
-from vidlatent.commands.outputs import ClipInput, default_output, output_entry, prepare_latent_output
+from vidlatent.commands.outputs import ClipInput, check_latent_targets, default_output, output_entry, prepare_latent_output
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.errors import UsageError
 from vidlatent.regions import ANCHORS
@@ -130,6 +130,7 @@ def command(state: State, clip: str, output: str | None, trim: str | None, rever
 
     picture = media.load_image(image) if image is not None else None  # a missing or unreadable image fails here, named
     source = editing.read_clip(clip, command="edit")
+    check_latent_targets([output], source.layout.family)
     regeneration = None
     if image is not None:
         assert strength is not None

@@ -15,7 +15,7 @@ from vidlatent.commands.loading import LowMemory, describe_model, join_launch, l
 from vidlatent.commands.options import (first_last_frame_models_in_words, output_option, plan_options, sampler_options,
                                        segment_sampling_options, size_multiples_in_words)
 from vidlatent.commands.outputs import (
-    TEXT_ONLY, check_video_sizes, expand_inputs, output_entry, plan_outputs, prepare_output, write_clip,
+    TEXT_ONLY, check_latent_targets, check_video_sizes, expand_inputs, output_entry, plan_outputs, prepare_output, write_clip,
 )
 from vidlatent.commands.reporting import Reporter, State, announce_seed
 from vidlatent.commands.upscale import upscaler_option
@@ -139,6 +139,7 @@ def command(state: State, images: tuple[str, ...], output: str | None, latent_ou
         if explicit_size is None:  # the image's aspect at the model's area: still within what it takes?
             check_size(sizes[source][0], spec, flag=f"{label_of(source)}: the size it gives,")
         check_video_sizes(targets, final)
+        check_latent_targets(targets, described.family.name)
     if context_parallel is not None:
         check_context_parallel(context_parallel, ranks, described, image_sizes, explicit_size, knobs, load.acceleration.attention)
     if show_plan or vram is not None:

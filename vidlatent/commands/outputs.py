@@ -102,6 +102,17 @@ def rescue_path(target: str) -> str:
     return str(candidate)
 
 
+def check_latent_targets(targets: list[str], family: str) -> None:
+    """Refuse, before anything is sampled, a ComfyUI ``.latent`` target for a clip of ``family``
+    (a family name) that declares it cannot be written as one (``Family.comfyui_unwritable``)."""
+    from vidlatent import families, latentfile
+
+    refusal = families.family(family).comfyui_unwritable
+    for target in targets:
+        if refusal is not None and target.lower().endswith(latentfile.COMFYUI_SUFFIX):
+            raise UsageError(f"-o {target}: {refusal}")
+
+
 def check_video_sizes(targets: list[str], size: tuple[int, int]) -> None:
     """Refuse outputs whose video encoder cannot take ``size`` (width, height); latents and PNG folders always can."""
     from vidlatent import latentfile, media
@@ -185,6 +196,8 @@ class ClipInput:
         from vidlatent.latentfile import is_latent_path
 
         if is_latent_path(output):
+            if self.clip is not None:
+                check_latent_targets([output], self.clip.layout.family)
             return  # no limit, and no need to find the model's native area
         if self.clip is not None:
             width, height = self.clip.width, self.clip.height
