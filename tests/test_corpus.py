@@ -291,7 +291,7 @@ CASES = [
      "can: --model wan21-flf2v or wan21-vace-1.3b or ltx-0.9.7-dev or ltx2 (offline: --model tiny-random-wan-flf2v", None, False),
     ("upscale-svd-clip-names-a-tiny-ltx", ["upscale", C, "-o", OUT], 2, "offline: --model tiny-random-ltx", None, False),
     ("generate-upscale-on-svd-names-a-tiny-ltx", ["generate", "{in}/image.png", "--model", "tiny-random", "--upscale", "-o", VIDEO_OUT],
-     2, "LTX-Video has one: --model ltx-0.9.7-dev (offline: --model tiny-random-ltx)", None, False),
+     2, "LTX-Video or LTX-2 has one: --model ltx-0.9.7-dev or ltx2 (offline: --model tiny-random-ltx or tiny-random-ltx2)", None, False),
     ("transfer-inversion-on-wan-names-a-tiny-svd", ["transfer-motion", "{in}/wan.safetensors", "{in}/image.png", "--method", "inversion", "-o", OUT], 2,
      "offline: --model tiny-random)", None, False),
     ("interpolate-transition-svd-to-wan", ["interpolate", C, "{in}/wan.safetensors", "--transition", "3", "-o", OUT], 2,
