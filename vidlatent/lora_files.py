@@ -419,6 +419,8 @@ def load_loras(pipeline: Any, files: Sequence[LoraFile], spec: ModelSpec) -> lis
     import tempfile
     import warnings
 
+    if not files:
+        return []
     names, scales, records = [], [], []
     with tempfile.TemporaryDirectory(prefix="vidlatent-lora-") as scratch:
         for index, each in enumerate(files):

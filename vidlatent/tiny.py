@@ -10,6 +10,7 @@ seconds. Their output is noise by design: they prove the plumbing, not the pictu
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,9 +47,10 @@ def save_tiny_random(folder: str | os.PathLike[str], name: str = "tiny-random", 
         pipeline.save_pretrained(temporary, safe_serialization=True)
 
 
+@functools.cache
 def quiet_libraries() -> None:
     """Silence diffusers' and transformers' own logging and progress bars: stdout may carry latent
-    bytes and stderr belongs to vidlatent's own progress."""
+    bytes and stderr belongs to vidlatent's own progress (once per process: every load calls it)."""
     import diffusers.utils.logging as diffusers_logging
 
     # Errors too: diffusers logs failures it then raises, and those become our one-line errors.
