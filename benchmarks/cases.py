@@ -93,7 +93,7 @@ class Config:
 
 FULL = Config(
     name="full", warmup=1, startup_reps=15,
-    generate_size=(256, 128), generate_frames=14, generate_steps=10, generate_reps=5, generate_process_reps=5, load_reps=25,
+    generate_size=(256, 128), generate_frames=14, generate_steps=10, generate_reps=5, generate_process_reps=9, load_reps=25,
     # Chunk 2 keeps the decoder's working memory small next to the frames a whole-clip decode holds.
     decode_size=(192, 192), short_frames=50, long_frames=400, decode_chunk=2, memory_reps=1,
     speed_size=(128, 128), speed_decode_frames=24, speed_encode_frames=32, speed_chunk=8, speed_reps=9,
