@@ -90,12 +90,14 @@ def progress(message: str) -> None:
 
 @dataclass(frozen=True)
 class ProcessRun:
-    """One finished child process: its wall time and the peak RSS of its largest process."""
+    """One finished child process: its wall time, its CPU time (user + system, of it and the
+    processes it waited for) and the peak RSS of its largest process."""
 
     seconds: float
     peak_rss: int  # bytes
     stdout: bytes
     stderr: bytes
+    cpu_seconds: float = 0.0
 
 
 class ChildFailed(RuntimeError):
@@ -123,7 +125,8 @@ child = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(child.pid, 0)
 took = time.perf_counter() - started
 with open(sys.argv[1], "w") as handle:
-    json.dump({"seconds": took, "maxrss": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}, handle)
+    json.dump({"seconds": took, "cpu": usage.ru_utime + usage.ru_stime, "maxrss": usage.ru_maxrss,
+               "exit": os.waitstatus_to_exitcode(status)}, handle)
 """
 
 
@@ -161,18 +164,21 @@ def run_processes(commands: Sequence[Sequence[str]], *, env: dict[str, str]) -> 
                 raise ChildFailed(f"{' '.join(map(str, argv))} exited {facts['exit']}: " + " | ".join(tail))
             scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
             runs.append(ProcessRun(seconds=facts["seconds"], peak_rss=facts["maxrss"] * scale,
-                                   stdout=stdout_bytes, stderr=stderr_bytes))
+                                   stdout=stdout_bytes, stderr=stderr_bytes, cpu_seconds=facts["cpu"]))
     return runs
 
 
-def process_measure(argv: Sequence[str], *, env: dict[str, str], runs: list[ProcessRun] | None = None) -> Measure:
-    """A Measure that runs ``argv`` as a fresh process; each run is also appended to ``runs``."""
+def process_measure(argv: Sequence[str], *, env: dict[str, str], runs: list[ProcessRun] | None = None,
+                    cpu: bool = False) -> Measure:
+    """A Measure that runs ``argv`` as a fresh process: its wall time, or with ``cpu`` its CPU
+    time (the work it did, without the time it waited for a shared machine's cores); each run is
+    also appended to ``runs``."""
 
     def measure() -> float:
         result = run_process(argv, env=env)
         if runs is not None:
             runs.append(result)
-        return result.seconds
+        return result.cpu_seconds if cpu else result.seconds
 
     return measure
 
