@@ -233,6 +233,31 @@ def onload(vae: Any) -> None:
         hook.pre_forward(vae)
 
 
+def encode_held(frames: Iterable[np.ndarray], vae: Any, *, device: torch.device, title: str,
+                progress: Progress = no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
+    """The raw encoding (the posterior's mode), (1, C, T, h, w), of the largest whole-latent prefix
+    of ``frames`` (a causal VAE's 8k + 1 for LTX), in one call: for VAEs whose encoder is not
+    streamed, so the frames are held together (``note`` says how many past it were left out)."""
+    import torch
+
+    from vidlatent.codec import pixels_to_tensor
+
+    held = list(frames)
+    if not held:
+        raise ValueError("no frames to encode")
+    rule = FrameRule(int(vae.temporal_compression_ratio), causal=True)
+    count = rule.pixel_frames(rule.latent_frames(len(held)))
+    with torch.inference_mode():
+        onload(vae)
+        pixels = pixels_to_tensor(held[:count]).permute(1, 0, 2, 3)[None].to(device=device, dtype=vae.dtype)  # (1, 3, N, H, W)
+        raw = vae.encode(pixels).latent_dist.mode()  # (1, C, T, h, w)
+    progress(count)
+    if count < len(held) and note is not None:
+        note(f"encoded {count} frames: {title}'s VAE takes {rule.describe()}, so the last {len(held) - count} frame(s) "
+             "were left out")
+    return raw
+
+
 def read_config(folder: Path, name: str) -> dict[str, Any]:
     """A component's config.json (``name`` is its subfolder), or {} when absent or unreadable."""
     try:

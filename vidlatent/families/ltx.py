@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
     IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload, decode_settings,
-    onload, read_config,
+    encode_held, onload, read_config,
 )
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
@@ -320,22 +320,7 @@ class LTX(Family):
         """The VAE's encoding of the largest 8k + 1 frames of ``frames``, the posterior's mean,
         normalised as the pipelines normalise it. LTX's encoder is not streamed: the frames are held
         together (``note`` says how many past the last 8k + 1 were left out)."""
-        import torch
-
-        from vidlatent.codec import pixels_to_tensor
-
-        held = list(frames)
-        if not held:
-            raise ValueError("no frames to encode")
-        rule = FrameRule(int(vae.temporal_compression_ratio), causal=True)
-        count = rule.pixel_frames(rule.latent_frames(len(held)))
-        with torch.inference_mode():
-            onload(vae)
-            pixels = pixels_to_tensor(held[:count]).permute(1, 0, 2, 3)[None].to(device=device, dtype=vae.dtype)  # (1, 3, N, H, W)
-            raw = vae.encode(pixels).latent_dist.mode()  # (1, C, T, h, w)
-        progress(count)
-        if count < len(held) and note is not None:
-            note(f"encoded {count} frames: LTX's VAE takes 8k+1, so the last {len(held) - count} frame(s) were left out")
+        raw = encode_held(frames, vae, device=device, title=self.title, progress=progress, note=note)
         return _normalize(raw.float(), vae)[0].permute(1, 0, 2, 3).cpu()  # (T, C, h, w)
 
     def tiles_by_default(self, vae: Any, size: tuple[int, int]) -> bool:

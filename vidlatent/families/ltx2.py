@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import ModelError, Note, UsageError
 from vidlatent.families.base import (IMAGE_OPTIONAL, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload,
-                                     onload, read_config)
+                                     encode_held, onload, read_config)
 from vidlatent.layout import AudioLayout, FrameRule, LatentLayout, Normalization
 from vidlatent.progress import Progress, no_progress
 
@@ -426,22 +426,7 @@ class LTX2(Family):
                       progress: Progress = no_progress, note: Callable[[str], None] | None = None) -> torch.Tensor:
         """The VAE's encoding (the posterior's mode, raw, as the clip holds it) of the largest 8k + 1
         frames of ``frames``; held together (``note`` says how many past them were left out)."""
-        import torch
-
-        from vidlatent.codec import pixels_to_tensor
-
-        held = list(frames)
-        if not held:
-            raise ValueError("no frames to encode")
-        rule = FrameRule(int(vae.temporal_compression_ratio), causal=True)
-        count = rule.pixel_frames(rule.latent_frames(len(held)))
-        with torch.inference_mode():
-            onload(vae)
-            pixels = pixels_to_tensor(held[:count]).permute(1, 0, 2, 3)[None].to(device=device, dtype=vae.dtype)  # (1, 3, N, H, W)
-            raw = vae.encode(pixels).latent_dist.mode()  # (1, C, T, h, w)
-        progress(count)
-        if count < len(held) and note is not None:
-            note(f"encoded {count} frames: LTX-2's VAE takes 8k+1, so the last {len(held) - count} frame(s) were left out")
+        raw = encode_held(frames, vae, device=device, title=self.title, progress=progress, note=note)
         return raw[0].permute(1, 0, 2, 3).float().cpu()  # (T, C, h, w)
 
     def decode(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
