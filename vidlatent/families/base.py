@@ -16,15 +16,17 @@ It owns what differs between them and nothing else, mostly as declarations:
   re-encoded and pinned; LTX conditions natively on the clip's last frames);
 - what it can do beyond sampling, as data: ``inversion`` (its sampler run backwards, for
   ``transfer-motion --method inversion``), ``upsampler`` (a latent upsampler, for
-  ``--upscale``), ``regions`` and ``frame_conditions`` (``--keyframe``) are objects, or None where the family cannot; which of diffusers' speed and
-  memory tools its models take (``supports_cache``, ``compile_target``, ``lora_layouts``, ``attention_dispatch``,
-  ``vae_tiling``, ``forward_chunking``: see ``vidlatent.acceleration``).
+  ``--upscale``), ``regions`` (VACE's masked video), ``frame_conditions`` (``--keyframe``) and
+  ``sound`` (LTX-2) are objects, or None where the family cannot; which of diffusers' speed and
+  memory tools its models take (``supports_cache``, ``compile_target``, ``lora_layouts``,
+  ``attention_dispatch``, ``vae_tiling``, ``forward_chunking``: see ``vidlatent.acceleration``).
 
 Everything else (commands, the latent math, extend's segment loop, the SDEdit strength rule,
 pinned frames, drift correction) is written once, against this interface, in
 ``vidlatent.generation`` and friends. Family modules import torch and diffusers only inside
-their methods, so listing them stays cheap, and no family imports another (what two share is in
-``vidlatent.families.common``).
+their methods, so listing them stays cheap. A family imports another only to build on it (Wan
+VACE and SkyReels DF subclass Wan: its VAE, text encoder and schedule); what unrelated families
+share is in ``vidlatent.families.common``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What several families share, below all of them: no family imports another.
+"""What several unrelated families share, below all of them (a family imports another only to build on it).
 
 Torch and transformers are imported inside the functions, so listing the families stays cheap.
 """
