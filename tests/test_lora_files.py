@@ -11,6 +11,7 @@ generation with one equals ``load_lora_weights(file)`` + the same diffusers call
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -129,6 +130,21 @@ def adapter(pipeline) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     scaling = {name: layer.scaling["lora0"] for name, layer in transformer.named_modules()
                if isinstance(getattr(layer, "scaling", None), dict) and "lora0" in layer.scaling}
     return get_peft_model_state_dict(transformer, adapter_name="lora0"), scaling
+
+
+def assert_part_loads_as_whole(part: Path, whole: Path, folder: Path) -> tuple[Any, dict[str, float]]:
+    """Load ``part`` with --lora-partial on tiny-random-wan and assert it gives the adapter weights
+    and scalings ``load_lora_weights(whole)`` gives (the loaded model and the scalings)."""
+    from diffusers import WanImageToVideoPipeline
+
+    loaded = load_pipeline(LoadOptions(model="tiny-random-wan", acceleration=Acceleration(
+        loras=(parse_lora(str(part)),), lora_partial=True)))
+    expected = WanImageToVideoPipeline.from_pretrained(folder)
+    expected.load_lora_weights(str(whole), adapter_name="lora0")
+    (state, scaling), (expected_state, expected_scaling) = adapter(loaded.pipeline), adapter(expected)
+    assert set(state) == set(expected_state) and all(torch.equal(state[key], expected_state[key]) for key in state)
+    assert scaling == expected_scaling
+    return loaded, scaling
 
 
 def assert_loads_as_diffusers(model: str, folder: Path, pipeline_class, file: Path, reference: Path, photo: str,
@@ -285,21 +301,13 @@ def test_an_alpha_diffusers_cannot_apply_on_ltx_is_refused(tmp_path, photo):
      "diffusers' converter does not load it"),
 ])
 def test_a_lora_of_which_only_part_fits_is_refused_unless_lora_partial(tmp_path, photo, tiny_wan, extra, key, reason):
-    from diffusers import WanImageToVideoPipeline
-
     layers = random_layers(WAN_BLOCK, "blocks", 2, seed=6)
     whole = write(tmp_path, "whole", original_layout(layers, wan_original))
     part = write(tmp_path, "part", original_layout(layers, wan_original) | extra)
     assert refused(tmp_path, photo, "--lora", part) == (
         f"vidlatent: error: --lora {part}: only part of it fits Wan 2.1 image-to-video (transformer): key {key}: {reason}; "
         "--lora-partial loads the 40 LoRA weights that fit\n")
-    loaded = load_pipeline(LoadOptions(model="tiny-random-wan", acceleration=Acceleration(
-        loras=(parse_lora(str(part)),), lora_partial=True)))
-    expected = WanImageToVideoPipeline.from_pretrained(tiny_wan)
-    expected.load_lora_weights(str(whole), adapter_name="lora0")
-    (state, scaling), (expected_state, expected_scaling) = adapter(loaded.pipeline), adapter(expected)
-    assert set(state) == set(expected_state) and all(torch.equal(state[key], expected_state[key]) for key in state)
-    assert scaling == expected_scaling
+    loaded, scaling = assert_part_loads_as_whole(part, whole, tiny_wan)
     (record,) = loaded.accelerated.record()["lora"]
     assert record["partial"] == {"dropped_tensors": len(extra)}
 
@@ -330,8 +338,6 @@ def test_diffusers_adapter_config_in_the_header_is_kept_with_lora_partial(tmp_pa
     fits, as it does with the whole file."""
     import json
 
-    from diffusers import WanImageToVideoPipeline
-
     layers = random_layers({"attn1.to_q": (24, 24), "ffn.net.2": (32, 24)}, "blocks", 2, seed=7)
     config = {"transformer.r": RANK, "transformer.lora_alpha": ALPHA, "transformer.target_modules": sorted(layers)}
     header = {"format": "pt", "lora_adapter_metadata": json.dumps(config)}
@@ -339,10 +345,5 @@ def test_diffusers_adapter_config_in_the_header_is_kept_with_lora_partial(tmp_pa
     save_file(diffusers_layout(layers), whole, metadata=header)
     save_file(diffusers_layout(layers) | {"transformer.blocks.7.attn1.to_q.lora_A.weight": torch.ones(RANK, 24)}, part,
               metadata=header)
-    loaded = load_pipeline(LoadOptions(model="tiny-random-wan", acceleration=Acceleration(
-        loras=(parse_lora(str(part)),), lora_partial=True)))
-    expected = WanImageToVideoPipeline.from_pretrained(tiny_wan)
-    expected.load_lora_weights(str(whole), adapter_name="lora0")
-    (state, scaling), (expected_state, expected_scaling) = adapter(loaded.pipeline), adapter(expected)
-    assert set(state) == set(expected_state) and all(torch.equal(state[key], expected_state[key]) for key in state)
-    assert scaling == expected_scaling and set(scaling.values()) == {ALPHA / RANK}
+    _, scaling = assert_part_loads_as_whole(part, whole, tiny_wan)
+    assert set(scaling.values()) == {ALPHA / RANK}

@@ -186,6 +186,17 @@ class Workload:
     layers: int
 
 
+def patch_workload(latent: tuple[int, int, int], *, patch: tuple[int, int, int], heads: int, head_dim: int, context: int,
+                   layers: int, feedforward: int | None = None) -> Workload:
+    """A video transformer's ``Workload``: one token per ``patch`` (frames, height, width) of the
+    ``latent`` (frames, height, width), one sequence, heads x head_dim wide, a feed-forward
+    ``feedforward`` wide (4x by default), ``context`` keys in its cross-attention."""
+    frames, height, width = latent
+    hidden = heads * head_dim
+    return Workload(tokens=(frames // patch[0]) * (height // patch[1]) * (width // patch[2]), sequences=1, width=hidden,
+                    feedforward=feedforward or 4 * hidden, heads=heads, context=context, layers=layers)
+
+
 @dataclass(frozen=True)
 class DecodeWork:
     """What one call of the VAE's decoder works on (``Family.decode_work``), for ``vidlatent.planning``.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
     IMAGE_OPTIONAL, ComfyAssumption, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload, decode_settings,
-    encode_held, onload, read_config,
+    encode_held, onload, patch_workload, read_config,
 )
 from vidlatent.errors import ModelError, UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
@@ -350,12 +350,10 @@ class LTX(Family):
     def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:
         """One token per latent pixel (patch 1), a feed-forward 4x wide, the prompt's tokens in its
         cross-attention."""
-        frames, height, width = latent
         patch, patch_t = int(config.get("patch_size", 1)), int(config.get("patch_size_t", 1))
-        heads = int(config.get("num_attention_heads", 32))
-        dim = heads * int(config.get("attention_head_dim", 64))
-        return Workload(tokens=(frames // patch_t) * (height // patch) * (width // patch), sequences=1, width=dim,
-                        feedforward=4 * dim, heads=heads, context=TEXT_TOKENS, layers=int(config.get("num_layers", 28)))
+        return patch_workload(latent, patch=(patch_t, patch, patch), heads=int(config.get("num_attention_heads", 32)),
+                              head_dim=int(config.get("attention_head_dim", 64)), context=TEXT_TOKENS,
+                              layers=int(config.get("num_layers", 28)))
 
     def decode(self, latents: torch.Tensor, vae: Any, *, device: torch.device, chunk: int = 8,
                settings: DecodeSettings | None = None, first: int = 0, last: int | None = None) -> Iterator[torch.Tensor]:

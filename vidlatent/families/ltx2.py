@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent.errors import ModelError, Note, UsageError
 from vidlatent.families.base import (IMAGE_OPTIONAL, Continuation, DecodeSettings, DecodeWork, Family, ModelSpec, Workload,
-                                     encode_held, onload, read_config)
+                                     encode_held, onload, patch_workload, read_config)
 from vidlatent.layout import AudioLayout, FrameRule, LatentLayout, Normalization
 from vidlatent.progress import Progress, no_progress
 
@@ -370,12 +370,10 @@ class LTX2(Family):
     def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:
         """The video stream: one token per latent pixel (patch 1), a feed-forward 4x wide, the
         prompt's tokens in cross-attention. The sound's tokens (25 per second) are few beside them."""
-        frames, height, width = latent
         patch, patch_t = int(config.get("patch_size", 1)), int(config.get("patch_size_t", 1))
-        heads = int(config.get("num_attention_heads", 32))
-        dim = heads * int(config.get("attention_head_dim", 128))
-        return Workload(tokens=(frames // patch_t) * (height // patch) * (width // patch), sequences=1, width=dim,
-                        feedforward=4 * dim, heads=heads, context=TEXT_TOKENS, layers=int(config.get("num_layers", 48)))
+        return patch_workload(latent, patch=(patch_t, patch, patch), heads=int(config.get("num_attention_heads", 32)),
+                              head_dim=int(config.get("attention_head_dim", 128)), context=TEXT_TOKENS,
+                              layers=int(config.get("num_layers", 48)))
 
     def _spec(self, model_id: str, *, size_multiple: int, temporal: int, blocks: int | None) -> ModelSpec:
         checkpoint = _known(model_id) or self.checkpoint

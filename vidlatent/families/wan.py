@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidlatent.families.base import (
     IMAGE_NONE, IMAGE_OPTIONAL, IMAGE_REQUIRED, ComfyAssumption, DecodeSettings, DecodeWork, Family, ModelSpec, Workload,
-    onload, read_config,
+    onload, patch_workload, read_config,
 )
 from vidlatent.errors import UsageError
 from vidlatent.layout import FrameRule, LatentLayout, Normalization
@@ -336,14 +336,11 @@ class Wan(Family):
     def denoiser_workload(self, config: dict[str, Any], latent: tuple[int, int, int]) -> Workload:
         """One token per patch of latent pixels (patch_size (1, 2, 2)); its cross-attention reads
         the prompt's tokens and, on image-to-video models (``image_dim``), the image's."""
-        frames, height, width = latent
         patch = config.get("patch_size") or (1, 2, 2)
-        heads = int(config.get("num_attention_heads", 40))
-        dim = heads * int(config.get("attention_head_dim", 128))
-        return Workload(tokens=(frames // patch[0]) * (height // patch[1]) * (width // patch[2]), sequences=1, width=dim,
-                        feedforward=int(config.get("ffn_dim") or 4 * dim), heads=heads,
-                        context=TEXT_TOKENS + (IMAGE_TOKENS if config.get("image_dim") else 0),
-                        layers=int(config.get("num_layers", 1)))
+        return patch_workload(latent, patch=(int(patch[0]), int(patch[1]), int(patch[2])),
+                              heads=int(config.get("num_attention_heads", 40)), head_dim=int(config.get("attention_head_dim", 128)),
+                              context=TEXT_TOKENS + (IMAGE_TOKENS if config.get("image_dim") else 0),
+                              layers=int(config.get("num_layers", 1)), feedforward=config.get("ffn_dim"))
 
     @staticmethod
     def _normalize(raw: torch.Tensor, vae: Any) -> torch.Tensor:
